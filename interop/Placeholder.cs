@@ -1,0 +1,2 @@
+namespace Tessera.Interop;
+internal static class Placeholder { }

@@ -1,0 +1,3 @@
+using NUnit.Framework;
+namespace Tessera.Tests;
+public class SmokeTests { [Test] public void Runs() => Assert.That(1 + 1, Is.EqualTo(2)); }
