@@ -1,2 +1,0 @@
-namespace Tessera;
-internal static class Placeholder { }
