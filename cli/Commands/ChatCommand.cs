@@ -1,0 +1,85 @@
+using System.CommandLine;
+using Tessera.Chat;
+using Tessera.Generation;
+using Tessera.Model;
+
+namespace Tessera.Cli.Commands;
+
+/// <summary>
+/// <c>tessera chat</c>: an interactive conversation. Each turn renders the whole conversation with the model's chat
+/// format, keeps the cached positions that are unchanged and runs only the new tokens.
+/// </summary>
+internal static class ChatCommand
+{
+    public static Command Create(CliIo io)
+    {
+        var model = CommonOptions.Model();
+        var system = new Option<string?>("--system") { Description = "system message" };
+        var maxTokens = new Option<int>("--max-tokens", "-n") { Description = "most tokens per reply", DefaultValueFactory = _ => 256 };
+        var context = CommonOptions.Context();
+        var sampling = new CommonOptions.Sampling();
+        var cmd = new Command("chat", "chat with a model (type /exit or end input to quit, /reset to start over)") { model, system, maxTokens, context };
+        sampling.AddTo(cmd);
+        cmd.SetAction(r => io.Guard(() =>
+        {
+            var samplingOptions = sampling.Read(r);
+            using var m = LoadedModel.Load(r.GetValue(model)!);
+            var formatter = ChatFormatter.ForTemplate(m.ChatTemplate);
+            int ctx = CommonOptions.ResolveContext(r.GetValue(context), m.Config.ContextLength);
+            var options = new GenerationOptions { MaxTokens = r.GetValue(maxTokens), Sampling = samplingOptions, StopStrings = formatter.StopStrings };
+            options.Validate();
+            using var state = m.Model.CreateState(ctx);
+            var gen = new TextGenerator(m.Model, m.Tokenizer);
+            var messages = new List<ChatMessage>();
+            string? sys = r.GetValue(system);
+            if (!string.IsNullOrEmpty(sys)) messages.Add(new ChatMessage("system", sys));
+            var cached = new List<int>();   // tokens whose keys/values are in the cache, in order
+            io.Err.WriteLine($"chat format: {formatter.Format}; /exit to quit, /reset to start over");
+            while (true)
+            {
+                io.Out.Write("> ");
+                io.Out.Flush();
+                string? line = io.In.ReadLine();
+                if (line == null || line.Trim() == "/exit") break;
+                if (line.Trim() == "/reset")
+                {
+                    messages.RemoveAll(x => x.Role != "system");
+                    cached.Clear();
+                    state.Rewind(0);
+                    continue;
+                }
+                if (line.Trim().Length == 0) continue;
+                messages.Add(new ChatMessage("user", line));
+                var tokens = m.Tokenizer.Encode(formatter.Render(messages), m.Tokenizer.AddBosByDefault, parseSpecial: true);
+                if (tokens.Count + 1 >= ctx)
+                {
+                    io.Err.WriteLine($"error: the conversation is {tokens.Count} tokens and no longer fits the context of {ctx}; /reset to start over");
+                    messages.RemoveAt(messages.Count - 1);
+                    continue;
+                }
+                // Reuse the cached prefix; at least one token must run to produce logits.
+                int keep = 0;
+                while (keep < cached.Count && keep < tokens.Count - 1 && cached[keep] == tokens[keep]) keep++;
+                state.Rewind(keep);
+                cached.RemoveRange(keep, cached.Count - keep);
+                var fresh = tokens.Skip(keep).ToList();
+                var reply = new System.Text.StringBuilder();
+                var stats = new GenerationStats();
+                foreach (var step in gen.Generate(state, fresh, options, stats))
+                {
+                    reply.Append(step.Text);
+                    io.Out.Write(step.Text);
+                    io.Out.Flush();
+                }
+                io.Out.WriteLine();
+                cached.AddRange(tokens);
+                // The cache now also holds the reply's tokens, but re-rendering may tokenize them differently, so
+                // only the prompt part is trusted for reuse next turn.
+                state.Rewind(cached.Count);
+                messages.Add(new ChatMessage("assistant", reply.ToString().Trim()));
+            }
+            return 0;
+        }));
+        return cmd;
+    }
+}

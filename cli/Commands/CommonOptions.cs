@@ -1,0 +1,65 @@
+using System.CommandLine;
+using Tessera.Sampling;
+
+namespace Tessera.Cli.Commands;
+
+/// <summary>Options shared by several commands, spelled as llama.cpp spells them where it has them.</summary>
+internal static class CommonOptions
+{
+    public static Option<string> Model() => new("--model", "-m")
+    {
+        Description = "GGUF file or Hugging Face folder (config.json + model.safetensors + tokenizer)",
+        Required = true,
+    };
+
+    public static Option<int> Context() => new("--context", "-c")
+    {
+        Description = "context size in tokens (default: the model's, at most 4096)",
+    };
+
+    /// <summary>The sampling options, added to a command together.</summary>
+    internal sealed class Sampling
+    {
+        public readonly Option<float> Temperature = new("--temperature", "--temp") { Description = "temperature; 0 = greedy", DefaultValueFactory = _ => 0.8f };
+        public readonly Option<int> TopK = new("--top-k") { Description = "top-k sampling (0 = off)", DefaultValueFactory = _ => 40 };
+        public readonly Option<float> TopP = new("--top-p") { Description = "top-p sampling (1 = off)", DefaultValueFactory = _ => 0.95f };
+        public readonly Option<float> MinP = new("--min-p") { Description = "min-p sampling (0 = off)", DefaultValueFactory = _ => 0.05f };
+        public readonly Option<float> RepeatPenalty = new("--repeat-penalty") { Description = "repetition penalty (1 = off)", DefaultValueFactory = _ => 1.0f };
+        public readonly Option<float> FrequencyPenalty = new("--frequency-penalty") { Description = "frequency penalty (0 = off)" };
+        public readonly Option<float> PresencePenalty = new("--presence-penalty") { Description = "presence penalty (0 = off)" };
+        public readonly Option<int> RepeatLastN = new("--repeat-last-n") { Description = "tokens the penalties look back over", DefaultValueFactory = _ => 64 };
+        public readonly Option<ulong?> Seed = new("--seed", "-s") { Description = "random seed (default: random)" };
+
+        public void AddTo(Command c)
+        {
+            foreach (Option o in new Option[] { Temperature, TopK, TopP, MinP, RepeatPenalty, FrequencyPenalty, PresencePenalty, RepeatLastN, Seed })
+                c.Add(o);
+        }
+
+        public SamplingOptions Read(ParseResult r)
+        {
+            var s = new SamplingOptions
+            {
+                Temperature = r.GetValue(Temperature),
+                TopK = r.GetValue(TopK),
+                TopP = r.GetValue(TopP),
+                MinP = r.GetValue(MinP),
+                RepetitionPenalty = r.GetValue(RepeatPenalty),
+                FrequencyPenalty = r.GetValue(FrequencyPenalty),
+                PresencePenalty = r.GetValue(PresencePenalty),
+                PenaltyWindow = r.GetValue(RepeatLastN),
+                Seed = r.GetValue(Seed),
+            };
+            s.Validate();
+            return s;
+        }
+    }
+
+    /// <summary>The context size to use: the option if given (checked), else the model's capped at 4096.</summary>
+    public static int ResolveContext(int requested, int modelContext)
+    {
+        if (requested < 0) throw new ArgumentException($"--context {requested}: must be positive");
+        if (requested > modelContext) throw new ArgumentException($"--context {requested}: the model supports at most {modelContext}");
+        return requested > 0 ? requested : Math.Min(modelContext, 4096);
+    }
+}

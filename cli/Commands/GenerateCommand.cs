@@ -1,0 +1,84 @@
+using System.CommandLine;
+using System.Text.Json;
+using Tessera.Generation;
+using Tessera.Model;
+
+namespace Tessera.Cli.Commands;
+
+/// <summary><c>tessera generate</c>: one prompt, streamed continuation, a stats line.</summary>
+internal static class GenerateCommand
+{
+    public static Command Create(CliIo io)
+    {
+        var model = CommonOptions.Model();
+        var prompt = new Option<string>("--prompt", "-p") { Description = "the prompt text", Required = true };
+        var maxTokens = new Option<int>("--max-tokens", "-n") { Description = "most tokens to generate", DefaultValueFactory = _ => 128 };
+        var stop = new Option<string[]>("--stop") { Description = "stop when this text appears (repeatable)", AllowMultipleArgumentsPerToken = false };
+        var json = new Option<bool>("--json") { Description = "print one JSON object (prompt_tokens, tokens, text, timings) instead of streaming" };
+        var noEcho = new Option<bool>("--no-display-prompt") { Description = "do not print the prompt before the continuation" };
+        var context = CommonOptions.Context();
+        var sampling = new CommonOptions.Sampling();
+        var cmd = new Command("generate", "generate text from a prompt") { model, prompt, maxTokens, stop, json, noEcho, context };
+        sampling.AddTo(cmd);
+        cmd.SetAction(r => io.Guard(() =>
+        {
+            var options = new GenerationOptions
+            {
+                MaxTokens = r.GetValue(maxTokens),
+                Sampling = sampling.Read(r),
+                StopStrings = r.GetValue(stop) ?? [],
+            };
+            options.Validate();
+            string text = r.GetValue(prompt)!;
+            if (text.Length == 0) throw new ArgumentException("--prompt is empty: give some text to continue");
+            using var m = LoadedModel.Load(r.GetValue(model)!);
+            int ctx = CommonOptions.ResolveContext(r.GetValue(context), m.Config.ContextLength);
+            var tokens = m.Tokenizer.Encode(text, m.Tokenizer.AddBosByDefault);
+            if (tokens.Count >= ctx)
+                throw new ArgumentException($"--prompt is {tokens.Count} tokens, which does not fit the context of {ctx} (use a shorter prompt or a larger --context)");
+            using var state = m.Model.CreateState(ctx);
+            var gen = new TextGenerator(m.Model, m.Tokenizer);
+            var stats = new GenerationStats();
+            bool asJson = r.GetValue(json);
+            var ids = new List<int>();
+            var sb = new System.Text.StringBuilder();
+            if (!asJson && !r.GetValue(noEcho)) { io.Out.Write(text); io.Out.Flush(); }
+            foreach (var step in gen.Generate(state, tokens, options, stats))
+            {
+                if (step.Token >= 0) ids.Add(step.Token);
+                sb.Append(step.Text);
+                if (!asJson && step.Text.Length > 0) { io.Out.Write(step.Text); io.Out.Flush(); }
+            }
+            if (asJson) WriteJson(io.Out, tokens, ids, sb.ToString(), stats);
+            else
+            {
+                io.Out.WriteLine();
+                io.Err.WriteLine(FormattableString.Invariant(
+                    $"prompt: {stats.PromptTokens} tokens, {stats.PromptTokensPerSecond:F1} tok/s | generated: {stats.GeneratedTokens} tokens, {stats.GenerationTokensPerSecond:F1} tok/s | stop: {stats.FinishReason}"));
+            }
+            return 0;
+        }));
+        return cmd;
+    }
+
+    private static void WriteJson(TextWriter o, IReadOnlyList<int> prompt, List<int> ids, string text, GenerationStats s)
+    {
+        using var ms = new MemoryStream();
+        using (var w = new Utf8JsonWriter(ms, new JsonWriterOptions { Indented = false }))
+        {
+            w.WriteStartObject();
+            w.WriteStartArray("prompt_tokens");
+            foreach (int t in prompt) w.WriteNumberValue(t);
+            w.WriteEndArray();
+            w.WriteStartArray("tokens");
+            foreach (int t in ids) w.WriteNumberValue(t);
+            w.WriteEndArray();
+            w.WriteString("text", text);
+            w.WriteString("finish_reason", s.FinishReason.ToString());
+            w.WriteNumber("prompt_tokens_per_second", Math.Round(s.PromptTokensPerSecond, 2));
+            w.WriteNumber("generated_tokens_per_second", Math.Round(s.GenerationTokensPerSecond, 2));
+            w.WriteEndObject();
+        }
+        o.WriteLine(System.Text.Encoding.UTF8.GetString(ms.ToArray()));
+    }
+}

@@ -1,0 +1,98 @@
+using System.Numerics.Tensors;
+using Tessera.Model;
+using Tessera.Quantization;
+
+namespace Tessera.Backends.Cpu;
+
+/// <summary>
+/// The CPU backend: the default where there is no GPU and the reference every other backend is checked against.
+/// Its numerics follow llama.cpp's CPU backend (activations converted to the weight's dot-product type, F16 KV cache,
+/// F16 rounding of queries and attention probabilities) so that its logits match llama.cpp's closely.
+/// </summary>
+public sealed class CpuBackend : IBackend
+{
+    private byte[] _matmulScratch = [];
+
+    /// <inheritdoc/>
+    public string Name => "cpu";
+
+    /// <inheritdoc/>
+    public Activation Allocate(int length) => new CpuActivation(length);
+
+    /// <inheritdoc/>
+    public BackendWeight Prepare(WeightTensor weight) => new CpuWeight(weight);
+
+    /// <inheritdoc/>
+    public BackendVector Prepare(float[] vector) => new CpuVector(vector);
+
+    /// <inheritdoc/>
+    public KvCache CreateKvCache(LlamaConfig config, int capacity) => new CpuKvCache(config, capacity);
+
+    private static float[] D(Activation a) => ((CpuActivation)a).Data;
+
+    /// <inheritdoc/>
+    public void Embed(BackendWeight table, ReadOnlySpan<int> tokens, Activation output)
+    {
+        var w = table.Source;
+        var o = D(output);
+        for (int i = 0; i < tokens.Length; i++)
+        {
+            int t = tokens[i];
+            if ((uint)t >= (uint)w.Rows) throw new ArgumentOutOfRangeException(nameof(tokens), $"token id {t} is outside the vocabulary (0..{w.Rows - 1})");
+            Dequantizer.DequantizeRow(w.Type, w.Row(t), o.AsSpan(i * w.Cols, w.Cols));
+        }
+    }
+
+    /// <inheritdoc/>
+    public void RmsNorm(Activation x, BackendVector weight, Activation y, int rows, float eps) =>
+        CpuOps.RmsNorm(D(x), ((CpuVector)weight).Data, D(y), rows, eps);
+
+    /// <inheritdoc/>
+    public unsafe void MatMul(BackendWeight w, Activation x, Activation y, int rows)
+    {
+        var t = w.Source;
+        int need = QuantizedMatMul.ScratchBytes(t.Type, t.Cols, rows);
+        if (_matmulScratch.Length < need) _matmulScratch = new byte[need];
+        QuantizedMatMul.Multiply(t.Type, t.Data, t.Rows, t.Cols,
+            D(x).AsSpan(0, rows * t.Cols), rows, D(y).AsSpan(0, rows * t.Rows), _matmulScratch);
+    }
+
+    /// <inheritdoc/>
+    public void Rope(Activation x, int rows, int heads, int headDim, int startPos, float theta, RopeLayout layout) =>
+        CpuOps.Rope(D(x), rows, heads, headDim, startPos, theta, layout);
+
+    /// <inheritdoc/>
+    public void SwiGlu(Activation gate, Activation up, int count) => CpuOps.SwiGlu(D(gate), D(up), count);
+
+    /// <inheritdoc/>
+    public void Add(Activation acc, Activation x, int count) =>
+        TensorPrimitives.Add(D(acc).AsSpan(0, count), D(x).AsSpan(0, count), D(acc).AsSpan(0, count));
+
+    /// <inheritdoc/>
+    public void StoreKv(KvCache cache, int layer, Activation k, Activation v, int rows, int startPos)
+    {
+        var c = (CpuKvCache)cache;
+        int kvDim = c.Config.KvDim;
+        if (startPos + rows > c.Cap) throw new InvalidOperationException($"KV cache holds {c.Cap} positions; cannot store up to {startPos + rows}");
+        TensorPrimitives.ConvertToHalf(D(k).AsSpan(0, rows * kvDim), c.K[layer].AsSpan(startPos * kvDim, rows * kvDim));
+        TensorPrimitives.ConvertToHalf(D(v).AsSpan(0, rows * kvDim), c.V[layer].AsSpan(startPos * kvDim, rows * kvDim));
+    }
+
+    /// <inheritdoc/>
+    public void Attention(Activation q, KvCache cache, int layer, int rows, int startPos, Activation output)
+    {
+        var c = (CpuKvCache)cache;
+        CpuAttention.Compute(D(q), c.K[layer], c.V[layer], c.Config, rows, startPos, D(output));
+    }
+
+    /// <inheritdoc/>
+    public void Copy(Activation src, int srcOffset, Activation dst, int dstOffset, int count) =>
+        D(src).AsSpan(srcOffset, count).CopyTo(D(dst).AsSpan(dstOffset, count));
+
+    /// <inheritdoc/>
+    public void Read(Activation x, int offset, Span<float> destination) =>
+        D(x).AsSpan(offset, destination.Length).CopyTo(destination);
+
+    /// <inheritdoc/>
+    public void Dispose() { }
+}

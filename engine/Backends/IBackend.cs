@@ -1,0 +1,91 @@
+using Tessera.Model;
+
+namespace Tessera.Backends;
+
+/// <summary>A float32 activation buffer owned by a backend (host memory on the CPU, device memory on a GPU).</summary>
+public abstract class Activation : IDisposable
+{
+    /// <summary>Number of float32 elements.</summary>
+    public abstract int Length { get; }
+
+    /// <summary>Frees the buffer.</summary>
+    public virtual void Dispose() => GC.SuppressFinalize(this);
+}
+
+/// <summary>A weight prepared for a backend (on the CPU the file's mapping itself; on a GPU an uploaded copy).</summary>
+public abstract class BackendWeight
+{
+    /// <summary>The weight in the file.</summary>
+    public abstract WeightTensor Source { get; }
+}
+
+/// <summary>A small float32 vector parameter (norm weights), prepared for a backend.</summary>
+public abstract class BackendVector
+{
+    /// <summary>Number of elements.</summary>
+    public abstract int Length { get; }
+}
+
+/// <summary>Keys and values of every layer for the positions of one sequence, owned by a backend.</summary>
+public abstract class KvCache : IDisposable
+{
+    /// <summary>How many positions fit.</summary>
+    public abstract int Capacity { get; }
+
+    /// <summary>Frees the cache.</summary>
+    public virtual void Dispose() => GC.SuppressFinalize(this);
+}
+
+/// <summary>
+/// The operations of a Llama forward pass. The model calls only these, so a backend (CPU, CUDA) implements each op
+/// once under one name and the model never branches on the backend. Buffers hold <c>rows</c> rows of row-major data;
+/// shape comments give (rows, width).
+/// </summary>
+public interface IBackend : IDisposable
+{
+    /// <summary>Short name, e.g. <c>cpu</c>.</summary>
+    string Name { get; }
+
+    /// <summary>A new zeroed activation buffer of <paramref name="length"/> floats.</summary>
+    Activation Allocate(int length);
+
+    /// <summary>Makes a weight matrix usable by this backend.</summary>
+    BackendWeight Prepare(WeightTensor weight);
+
+    /// <summary>Makes a float vector (norm weights) usable by this backend.</summary>
+    BackendVector Prepare(float[] vector);
+
+    /// <summary>A cache of <paramref name="capacity"/> positions for the model's layers and key/value width.</summary>
+    KvCache CreateKvCache(LlamaConfig config, int capacity);
+
+    /// <summary>output (n, dim) = rows <paramref name="tokens"/> of the embedding table, as float32.</summary>
+    void Embed(BackendWeight table, ReadOnlySpan<int> tokens, Activation output);
+
+    /// <summary>y (rows, dim) = x / rms(x) * weight, row by row.</summary>
+    void RmsNorm(Activation x, BackendVector weight, Activation y, int rows, float eps);
+
+    /// <summary>y (rows, w.Rows) = x (rows, w.Cols) · wᵀ, in the weight's type (activations converted as llama.cpp does).</summary>
+    void MatMul(BackendWeight w, Activation x, Activation y, int rows);
+
+    /// <summary>Rotates x (rows, heads * headDim) in place; row i is at position <c>startPos + i</c>.</summary>
+    void Rope(Activation x, int rows, int heads, int headDim, int startPos, float theta, RopeLayout layout);
+
+    /// <summary>gate (rows, width) = silu(gate) * up.</summary>
+    void SwiGlu(Activation gate, Activation up, int count);
+
+    /// <summary>acc += x over the first <paramref name="count"/> elements.</summary>
+    void Add(Activation acc, Activation x, int count);
+
+    /// <summary>Writes k and v (rows, kvDim) into the cache at positions startPos .. startPos + rows - 1.</summary>
+    void StoreKv(KvCache cache, int layer, Activation k, Activation v, int rows, int startPos);
+
+    /// <summary>Causal grouped-query attention: output (rows, heads * headDim) for queries q at positions
+    /// startPos .. startPos + rows - 1 over the cached keys and values at positions 0 .. their own.</summary>
+    void Attention(Activation q, KvCache cache, int layer, int rows, int startPos, Activation output);
+
+    /// <summary>dst[dstOffset ..] = src[srcOffset ..] for <paramref name="count"/> elements.</summary>
+    void Copy(Activation src, int srcOffset, Activation dst, int dstOffset, int count);
+
+    /// <summary>Copies <paramref name="destination"/>.Length floats from x, starting at <paramref name="offset"/>.</summary>
+    void Read(Activation x, int offset, Span<float> destination);
+}

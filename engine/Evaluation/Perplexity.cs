@@ -1,0 +1,66 @@
+using Tessera.Model;
+
+namespace Tessera.Evaluation;
+
+/// <summary>Result of a perplexity run.</summary>
+/// <param name="Value">exp(mean negative log-likelihood).</param>
+/// <param name="Chunks">Chunks evaluated.</param>
+/// <param name="ScoredTokens">Tokens whose likelihood was counted.</param>
+/// <param name="ChunkValues">Running perplexity after each chunk, as llama.cpp prints them.</param>
+public sealed record PerplexityResult(double Value, int Chunks, int ScoredTokens, IReadOnlyList<double> ChunkValues);
+
+/// <summary>
+/// llama.cpp's perplexity protocol: the text is tokenized once (with BOS when the model adds it), cut into chunks of
+/// <c>context</c> tokens, each chunk run from an empty cache with its first token replaced by BOS, and only the
+/// second half of each chunk is scored (so every scored token has at least context/2 tokens before it).
+/// </summary>
+public static class Perplexity
+{
+    /// <summary>Computes the perplexity of <paramref name="text"/>.</summary>
+    /// <exception cref="ArgumentException">The text is shorter than two chunks, or the context is out of range.</exception>
+    public static PerplexityResult Compute(LoadedModel m, string text, int context, Action<int, double>? progress = null)
+    {
+        if (context < 4) throw new ArgumentException($"--context {context}: must be at least 4", nameof(context));
+        if (context > m.Config.ContextLength)
+            throw new ArgumentException($"--context {context}: the model supports at most {m.Config.ContextLength}", nameof(context));
+        var tok = m.Tokenizer;
+        bool addBos = tok.AddBosByDefault && tok.BosId.HasValue;
+        var tokens = tok.Encode(text, addBos);
+        if (tokens.Count < 2 * context)
+            throw new ArgumentException(
+                $"the text is {tokens.Count} tokens; perplexity with a context of {context} needs at least {2 * context} (use a longer text or a smaller --context)");
+        int chunks = tokens.Count / context;
+        int first = context / 2;
+        int vocab = m.Config.VocabSize;
+        var logits = new float[context * vocab];
+        var chunk = new int[context];
+        var values = new List<double>(chunks);
+        double nll = 0;
+        int count = 0;
+        using var state = m.Model.CreateState(context, maxBatch: Math.Min(context, 512));
+        for (int c = 0; c < chunks; c++)
+        {
+            for (int i = 0; i < context; i++) chunk[i] = tokens[c * context + i];
+            if (addBos) chunk[0] = tok.BosId!.Value;
+            state.Rewind(0);
+            m.Model.Forward(state, chunk, logits);
+            for (int j = first; j < context - 1; j++)
+            {
+                nll -= LogSoftmaxAt(logits.AsSpan(j * vocab, vocab), tokens[c * context + j + 1]);
+                count++;
+            }
+            values.Add(Math.Exp(nll / count));
+            progress?.Invoke(c + 1, values[^1]);
+        }
+        return new PerplexityResult(Math.Exp(nll / count), chunks, count, values);
+    }
+
+    private static double LogSoftmaxAt(ReadOnlySpan<float> logits, int target)
+    {
+        float max = float.NegativeInfinity;
+        foreach (float l in logits) max = Math.Max(max, l);
+        double sum = 0;
+        foreach (float l in logits) sum += Math.Exp(l - max);
+        return logits[target] - max - Math.Log(sum);
+    }
+}

@@ -1,0 +1,40 @@
+using Tessera.Sampling;
+
+namespace Tessera.Generation;
+
+/// <summary>What to generate and when to stop.</summary>
+public sealed record GenerationOptions
+{
+    /// <summary>Most tokens to generate. Default 128.</summary>
+    public int MaxTokens { get; init; } = 128;
+    /// <summary>How tokens are chosen.</summary>
+    public SamplingOptions Sampling { get; init; } = new();
+    /// <summary>Stop when the text produced contains one of these (the stop string is not returned).</summary>
+    public IReadOnlyList<string> StopStrings { get; init; } = [];
+    /// <summary>Stop at the model's end-of-generation tokens (EOS, EOT). Default true.</summary>
+    public bool StopAtEndOfGeneration { get; init; } = true;
+
+    /// <summary>Throws <see cref="ArgumentException"/> naming the option out of range.</summary>
+    public void Validate()
+    {
+        if (MaxTokens < 0) throw new ArgumentException($"--max-tokens {MaxTokens}: must be 0 or more", nameof(MaxTokens));
+        if (StopStrings.Any(string.IsNullOrEmpty)) throw new ArgumentException("--stop: a stop string may not be empty", nameof(StopStrings));
+        Sampling.Validate();
+    }
+}
+
+/// <summary>Why generation ended.</summary>
+public enum FinishReason
+{
+    /// <summary>The model produced an end-of-generation token.</summary>
+    EndOfGeneration,
+    /// <summary>A stop string appeared.</summary>
+    StopString,
+    /// <summary>The token limit was reached.</summary>
+    MaxTokens,
+    /// <summary>The context is full.</summary>
+    ContextFull,
+}
+
+/// <summary>One step of generation: the token and the text that became final with it (may be empty).</summary>
+public readonly record struct GeneratedToken(int Token, string Text);

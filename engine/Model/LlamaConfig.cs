@@ -1,0 +1,132 @@
+using Tessera.Formats;
+using Tessera.Formats.Gguf;
+
+namespace Tessera.Model;
+
+/// <summary>
+/// Hyper-parameters of a Llama-family decoder, from GGUF metadata or a Hugging Face <c>config.json</c>.
+/// Immutable; <see cref="Validate"/> runs in the factories, so every instance is consistent.
+/// </summary>
+public sealed record LlamaConfig
+{
+    /// <summary>Architecture name as the file gives it (e.g. <c>llama</c>).</summary>
+    public required string Architecture { get; init; }
+    /// <summary>Vocabulary size (rows of the embedding table).</summary>
+    public required int VocabSize { get; init; }
+    /// <summary>Model (residual stream) width.</summary>
+    public required int Dim { get; init; }
+    /// <summary>Width of the SwiGLU hidden layer.</summary>
+    public required int FfnDim { get; init; }
+    /// <summary>Number of transformer blocks.</summary>
+    public required int Layers { get; init; }
+    /// <summary>Query heads.</summary>
+    public required int Heads { get; init; }
+    /// <summary>Key/value heads (grouped-query attention when fewer than <see cref="Heads"/>).</summary>
+    public required int KvHeads { get; init; }
+    /// <summary>Width of one head.</summary>
+    public required int HeadDim { get; init; }
+    /// <summary>RMSNorm epsilon.</summary>
+    public required float NormEps { get; init; }
+    /// <summary>RoPE base frequency.</summary>
+    public required float RopeTheta { get; init; }
+    /// <summary>Pairing of RoPE dimensions (depends on how the file stores Q/K).</summary>
+    public required RopeLayout RopeLayout { get; init; }
+    /// <summary>Training context length: the longest sequence the model supports.</summary>
+    public required int ContextLength { get; init; }
+    /// <summary>True when the output projection is the token embedding table.</summary>
+    public required bool TiedEmbeddings { get; init; }
+
+    /// <summary>Query heads per key/value head.</summary>
+    public int GroupSize => Heads / KvHeads;
+    /// <summary>Width of all query heads together.</summary>
+    public int QDim => Heads * HeadDim;
+    /// <summary>Width of all key (or value) heads together.</summary>
+    public int KvDim => KvHeads * HeadDim;
+
+    /// <summary>Reads the <c>{arch}.*</c> keys of a GGUF file (llama.cpp's names).</summary>
+    public static LlamaConfig FromGguf(GgufFile f)
+    {
+        string arch = f.GetString("general.architecture");
+        if (arch is not ("llama" or "mistral"))
+            throw new ModelFormatException(f.Path,
+                $"architecture '{arch}' is not supported (Tessera runs the Llama family: general.architecture = llama)");
+        int dim = (int)f.GetUInt32($"{arch}.embedding_length");
+        int heads = (int)f.GetUInt32($"{arch}.attention.head_count");
+        int kvHeads = f.TryGetUInt32($"{arch}.attention.head_count_kv", out uint kv) ? (int)kv : heads;
+        int headDim = f.TryGetUInt32($"{arch}.attention.key_length", out uint kl) ? (int)kl : heads > 0 ? dim / heads : 0;
+        if (f.TryGetUInt32($"{arch}.attention.sliding_window", out uint sw) && sw > 0)
+            throw new ModelFormatException(f.Path, $"{arch}.attention.sliding_window = {sw}: sliding-window attention is not supported");
+        var tok = f.FindTensor("token_embd.weight") ?? throw new ModelFormatException(f.Path, "tensor 'token_embd.weight' is missing");
+        int vocab = f.TryGetUInt32($"{arch}.vocab_size", out uint vs) ? (int)vs : (int)tok.RowCount;
+        var config = new LlamaConfig
+        {
+            Architecture = arch,
+            VocabSize = vocab,
+            Dim = dim,
+            FfnDim = (int)f.GetUInt32($"{arch}.feed_forward_length"),
+            Layers = (int)f.GetUInt32($"{arch}.block_count"),
+            Heads = heads,
+            KvHeads = kvHeads,
+            HeadDim = headDim,
+            NormEps = f.TryGetFloat($"{arch}.attention.layer_norm_rms_epsilon", out float eps) ? eps : 1e-5f,
+            RopeTheta = f.TryGetFloat($"{arch}.rope.freq_base", out float theta) ? theta : 10000f,
+            RopeLayout = RopeLayout.AdjacentPairs,
+            ContextLength = (int)f.GetUInt32($"{arch}.context_length"),
+            TiedEmbeddings = f.FindTensor("output.weight") == null,
+        };
+        config.Validate(f.Path);
+        return config;
+    }
+
+    /// <summary>Reads a Hugging Face <c>config.json</c> (already parsed).</summary>
+    public static LlamaConfig FromHf(HfConfig hf, string path)
+    {
+        if (hf.ModelType is not ("llama" or "mistral"))
+            throw new ModelFormatException(path, $"model_type '{hf.ModelType}' is not supported (Tessera runs the Llama family)");
+        if (hf.SlidingWindow is int sw && sw > 0 && sw < hf.MaxPositionEmbeddings)
+            throw new ModelFormatException(path, $"sliding_window = {sw}: sliding-window attention is not supported");
+        var config = new LlamaConfig
+        {
+            Architecture = hf.ModelType,
+            VocabSize = hf.VocabSize,
+            Dim = hf.HiddenSize,
+            FfnDim = hf.IntermediateSize,
+            Layers = hf.NumHiddenLayers,
+            Heads = hf.NumAttentionHeads,
+            KvHeads = hf.NumKeyValueHeads,
+            HeadDim = hf.HeadDim,
+            NormEps = hf.RmsNormEps,
+            RopeTheta = hf.RopeTheta,
+            RopeLayout = RopeLayout.RotateHalf,
+            ContextLength = hf.MaxPositionEmbeddings,
+            TiedEmbeddings = hf.TieWordEmbeddings,
+        };
+        config.Validate(path);
+        return config;
+    }
+
+    /// <summary>Checks that the numbers fit together; throws naming the file and the field.</summary>
+    public void Validate(string path)
+    {
+        void Positive(string name, long v)
+        {
+            if (v <= 0) throw new ModelFormatException(path, $"{name} must be positive, got {v}");
+        }
+        Positive("vocabulary size", VocabSize);
+        Positive("embedding length", Dim);
+        Positive("feed-forward length", FfnDim);
+        Positive("block count", Layers);
+        Positive("head count", Heads);
+        Positive("key/value head count", KvHeads);
+        Positive("head size", HeadDim);
+        Positive("context length", ContextLength);
+        if (Heads % KvHeads != 0)
+            throw new ModelFormatException(path, $"head count {Heads} is not a multiple of the key/value head count {KvHeads}");
+        if (HeadDim % 2 != 0)
+            throw new ModelFormatException(path, $"head size {HeadDim} is odd; RoPE needs pairs");
+        if (!(NormEps > 0) || !float.IsFinite(NormEps))
+            throw new ModelFormatException(path, $"RMSNorm epsilon {NormEps} must be a positive number");
+        if (!(RopeTheta > 0) || !float.IsFinite(RopeTheta))
+            throw new ModelFormatException(path, $"RoPE base {RopeTheta} must be a positive number");
+    }
+}

@@ -1,0 +1,114 @@
+using Tessera.Backends;
+
+namespace Tessera.Model;
+
+/// <summary>
+/// The Llama forward pass, written once against <see cref="IBackend"/> ops. Reads like the paper: embed, then per
+/// block RMSNorm → QKV → RoPE → causal GQA attention → output projection → residual, RMSNorm → SwiGLU → residual;
+/// final norm and logits.
+/// </summary>
+public sealed class LlamaModel : IDisposable
+{
+    private readonly BackendWeight _embedding, _output;
+    private readonly BackendVector _outputNorm;
+    private readonly PreparedLayer[] _layers;
+
+    private sealed record PreparedLayer(
+        BackendVector AttnNorm, BackendWeight Wq, BackendWeight Wk, BackendWeight Wv, BackendWeight Wo,
+        BackendVector FfnNorm, BackendWeight Gate, BackendWeight Up, BackendWeight Down);
+
+    /// <summary>Prepares <paramref name="weights"/> for <paramref name="backend"/> (on a GPU: uploads them).</summary>
+    public LlamaModel(LlamaConfig config, LlamaWeights weights, IBackend backend)
+    {
+        Config = config;
+        Backend = backend;
+        _embedding = backend.Prepare(weights.TokenEmbedding);
+        _output = ReferenceEquals(weights.Output, weights.TokenEmbedding) ? _embedding : backend.Prepare(weights.Output);
+        _outputNorm = backend.Prepare(weights.OutputNorm);
+        _layers = weights.Layers.Select(l => new PreparedLayer(
+            backend.Prepare(l.AttnNorm), backend.Prepare(l.Wq), backend.Prepare(l.Wk), backend.Prepare(l.Wv),
+            backend.Prepare(l.Wo), backend.Prepare(l.FfnNorm), backend.Prepare(l.Gate), backend.Prepare(l.Up),
+            backend.Prepare(l.Down))).ToArray();
+    }
+
+    /// <summary>Hyper-parameters.</summary>
+    public LlamaConfig Config { get; }
+
+    /// <summary>The backend the ops run on.</summary>
+    public IBackend Backend { get; }
+
+    /// <summary>A fresh run state: activation buffers for up to <paramref name="maxBatch"/> tokens per call and a
+    /// KV cache of <paramref name="contextSize"/> positions.</summary>
+    public RunState CreateState(int contextSize, int maxBatch = 256) => new(Config, Backend, contextSize, maxBatch);
+
+    /// <summary>
+    /// Runs <paramref name="tokens"/> at positions <c>state.Position ..</c>, appending their keys and values to the
+    /// cache. Afterwards <c>state.Logits</c> holds the logits of the last token; when <paramref name="allLogits"/> is
+    /// given (tokens.Length x vocab) it receives the logits of every token, in order (perplexity, golden tests).
+    /// </summary>
+    public void Forward(RunState s, ReadOnlySpan<int> tokens, Span<float> allLogits = default)
+    {
+        if (!allLogits.IsEmpty && allLogits.Length != tokens.Length * Config.VocabSize)
+            throw new ArgumentException($"allLogits must hold {tokens.Length} x {Config.VocabSize} floats", nameof(allLogits));
+        if (tokens.Length == 0) throw new ArgumentException("no tokens to run", nameof(tokens));
+        if (s.Position + tokens.Length > s.ContextSize)
+            throw new InvalidOperationException($"context is full: {s.Position} + {tokens.Length} tokens exceed the context of {s.ContextSize}");
+        for (int start = 0; start < tokens.Length; start += s.MaxBatch)
+        {
+            int n = Math.Min(s.MaxBatch, tokens.Length - start);
+            ForwardChunk(s, tokens.Slice(start, n),
+                allLogits.IsEmpty ? default : allLogits.Slice(start * Config.VocabSize, n * Config.VocabSize));
+        }
+    }
+
+    private void ForwardChunk(RunState s, ReadOnlySpan<int> tokens, Span<float> allLogits)
+    {
+        var c = Config;
+        var b = Backend;
+        int n = tokens.Length, pos = s.Position;
+
+        b.Embed(_embedding, tokens, s.X);                                  // x (n, dim)
+        for (int l = 0; l < _layers.Length; l++)
+        {
+            var w = _layers[l];
+            // attention
+            b.RmsNorm(s.X, w.AttnNorm, s.Xb, n, c.NormEps);                // xb (n, dim)
+            b.MatMul(w.Wq, s.Xb, s.Q, n);                                  // q (n, heads * head_dim)
+            b.MatMul(w.Wk, s.Xb, s.K, n);                                  // k (n, kv_heads * head_dim)
+            b.MatMul(w.Wv, s.Xb, s.V, n);                                  // v (n, kv_heads * head_dim)
+            b.Rope(s.Q, n, c.Heads, c.HeadDim, pos, c.RopeTheta, c.RopeLayout);
+            b.Rope(s.K, n, c.KvHeads, c.HeadDim, pos, c.RopeTheta, c.RopeLayout);
+            b.StoreKv(s.Cache, l, s.K, s.V, n, pos);
+            b.Attention(s.Q, s.Cache, l, n, pos, s.Att);                   // att (n, heads * head_dim)
+            b.MatMul(w.Wo, s.Att, s.Xb, n);                                // xb (n, dim)
+            b.Add(s.X, s.Xb, n * c.Dim);                                   // residual
+            // feed-forward
+            b.RmsNorm(s.X, w.FfnNorm, s.Xb, n, c.NormEps);
+            b.MatMul(w.Gate, s.Xb, s.Hb, n);                               // hb (n, ffn)
+            b.MatMul(w.Up, s.Xb, s.Hb2, n);                                // hb2 (n, ffn)
+            b.SwiGlu(s.Hb, s.Hb2, n * c.FfnDim);                           // hb = silu(hb) * hb2
+            b.MatMul(w.Down, s.Hb, s.Xb, n);                               // xb (n, dim)
+            b.Add(s.X, s.Xb, n * c.Dim);                                   // residual
+        }
+        s.Position += n;
+
+        b.RmsNorm(s.X, _outputNorm, s.Xb, n, c.NormEps);                   // xb (n, dim)
+        if (!allLogits.IsEmpty)
+        {
+            var all = s.AllLogitsBuffer();
+            b.MatMul(_output, s.Xb, all, n);                               // logits (n, vocab)
+            b.Read(all, 0, allLogits);
+            allLogits.Slice((n - 1) * c.VocabSize, c.VocabSize).CopyTo(s.Logits);
+        }
+        else
+        {
+            // Only the last token's logits are needed to continue: project one row.
+            b.Copy(s.Xb, (n - 1) * c.Dim, s.Last, 0, c.Dim);               // last (1, dim)
+            b.MatMul(_output, s.Last, s.LogitsBuffer, 1);                  // logits (1, vocab)
+            b.Read(s.LogitsBuffer, 0, s.Logits);
+        }
+    }
+
+    /// <summary>Nothing to free beyond what the backend owns.</summary>
+    public void Dispose() { }
+}

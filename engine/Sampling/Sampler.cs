@@ -1,0 +1,118 @@
+namespace Tessera.Sampling;
+
+/// <summary>
+/// Picks tokens from logits: penalties, then top-k, top-p, min-p, temperature and a seeded draw, in llama.cpp's
+/// order. Buffers are sized once for the vocabulary: no allocation per token.
+/// </summary>
+public sealed class Sampler
+{
+    private readonly SamplingOptions _o;
+    private readonly int[] _ids;
+    private readonly float[] _keys;
+    private readonly float[] _probs;
+    private readonly Dictionary<int, int> _counts = new();
+    private readonly Queue<int> _recent = new();
+    private ulong _rng;
+
+    /// <summary>A sampler for a vocabulary of <paramref name="vocabSize"/> tokens.</summary>
+    public Sampler(SamplingOptions options, int vocabSize)
+    {
+        options.Validate();
+        _o = options;
+        _ids = new int[vocabSize];
+        _keys = new float[vocabSize];
+        _probs = new float[vocabSize];
+        _rng = options.Seed ?? (ulong)Random.Shared.NextInt64();
+    }
+
+    /// <summary>Records a token (prompt or generated) for the repetition penalties.</summary>
+    public void Accept(int token)
+    {
+        if (_o.PenaltyWindow == 0) return;
+        _recent.Enqueue(token);
+        _counts[token] = _counts.GetValueOrDefault(token) + 1;
+        if (_recent.Count > _o.PenaltyWindow)
+        {
+            int old = _recent.Dequeue();
+            if (--_counts[old] == 0) _counts.Remove(old);
+        }
+    }
+
+    /// <summary>Chooses the next token. <paramref name="logits"/> is modified by the penalties.</summary>
+    public int Sample(Span<float> logits)
+    {
+        ApplyPenalties(logits);
+        if (_o.Temperature <= 0) return ArgMax(logits);
+
+        // Candidates sorted by logit, descending, truncated to top-k.
+        int n = logits.Length;
+        int k = _o.TopK > 0 && _o.TopK < n ? _o.TopK : n;
+        for (int i = 0; i < n; i++) { _ids[i] = i; _keys[i] = -logits[i]; }
+        Array.Sort(_keys, _ids, 0, n);
+        // Softmax at temperature 1 for top-p and min-p, as llama.cpp's chain does before the temperature step.
+        float max = -_keys[0];
+        double sum = 0;
+        for (int i = 0; i < k; i++) { float e = MathF.Exp(-_keys[i] - max); _probs[i] = e; sum += e; }
+        if (_o.TopP < 1)
+        {
+            double cum = 0;
+            for (int i = 0; i < k; i++)
+            {
+                cum += _probs[i] / sum;
+                if (cum >= _o.TopP) { k = i + 1; break; }
+            }
+        }
+        if (_o.MinP > 0)
+        {
+            // probs are sorted, probs[0] is the maximum
+            float threshold = _probs[0] * _o.MinP;
+            int keep = 1;
+            while (keep < k && _probs[keep] >= threshold) keep++;
+            k = keep;
+        }
+        // Temperature, then the draw.
+        double total = 0;
+        for (int i = 0; i < k; i++) { float e = MathF.Exp((-_keys[i] - max) / _o.Temperature); _probs[i] = e; total += e; }
+        double u = NextDouble() * total;
+        double acc = 0;
+        for (int i = 0; i < k; i++)
+        {
+            acc += _probs[i];
+            if (u < acc) return _ids[i];
+        }
+        return _ids[k - 1];
+    }
+
+    private void ApplyPenalties(Span<float> logits)
+    {
+        if (_counts.Count == 0) return;
+        if (_o.RepetitionPenalty == 1 && _o.FrequencyPenalty == 0 && _o.PresencePenalty == 0) return;
+        foreach (var (token, count) in _counts)
+        {
+            if ((uint)token >= (uint)logits.Length) continue;
+            ref float l = ref logits[token];
+            l = l <= 0 ? l * _o.RepetitionPenalty : l / _o.RepetitionPenalty;
+            l -= count * _o.FrequencyPenalty + _o.PresencePenalty;
+        }
+    }
+
+    /// <summary>Index of the largest logit (the first one on ties).</summary>
+    public static int ArgMax(ReadOnlySpan<float> logits)
+    {
+        int best = 0;
+        float bestValue = float.NegativeInfinity;
+        for (int i = 0; i < logits.Length; i++)
+            if (logits[i] > bestValue) { bestValue = logits[i]; best = i; }
+        return best;
+    }
+
+    // SplitMix64: small, fast, and the same sequence on every platform for a given seed.
+    private double NextDouble()
+    {
+        ulong z = _rng += 0x9E3779B97F4A7C15UL;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+        z ^= z >> 31;
+        return (z >> 11) * (1.0 / (1UL << 53));
+    }
+}
