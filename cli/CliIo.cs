@@ -24,7 +24,9 @@ public sealed class CliIo(TextWriter @out, TextWriter err, TextReader? @in = nul
                                   or IOException or UnauthorizedAccessException or InvalidOperationException
                                   or Tokenization.TokenizerException)
         {
-            Err.WriteLine($"error: {e.Message}");
+            // ArgumentException appends " (Parameter 'x')"; the message already names the option.
+            string message = e is ArgumentException { ParamName: { } p } ? e.Message.Replace($" (Parameter '{p}')", "") : e.Message;
+            Err.WriteLine($"error: {message}");
             return 1;
         }
         catch (OperationCanceledException)

@@ -1,0 +1,152 @@
+using System.Text.Json;
+using NUnit.Framework;
+
+namespace Tessera.Tests.Cli;
+
+public class CliTests
+{
+    private const string Model = "tinystories-656k-q8_0.gguf";
+
+    private static void AssertCleanError(CliRunner.Result r, params string[] phrases)
+    {
+        Assert.That(r.ExitCode, Is.EqualTo(1), $"exit code; stderr: {r.Err}");
+        Assert.That(r.Err, Does.StartWith("error: "));
+        foreach (var p in phrases) Assert.That(r.Err, Does.Contain(p));
+        Assert.That(r.Err, Does.Not.Contain("   at "), "stack trace printed");
+        Assert.That(r.Err.Trim().Split('\n'), Has.Length.EqualTo(1), "one line");
+    }
+
+    [Test]
+    public void GenerateJsonGreedyMatchesLlamaCpp()
+    {
+        var g = Golden.GoldenCase.Load("tinystories-656k-q8_0", 0);
+        var r = CliRunner.Run("generate", "-m", SharedData.Model(Model), "-p", g.Prompt, "-n", "12", "--temp", "0", "--json");
+        Assert.That(r.ExitCode, Is.EqualTo(0), r.Err);
+        using var doc = JsonDocument.Parse(r.Out);
+        var prompt = doc.RootElement.GetProperty("prompt_tokens").EnumerateArray().Select(e => e.GetInt32());
+        var tokens = doc.RootElement.GetProperty("tokens").EnumerateArray().Select(e => e.GetInt32()).ToArray();
+        Assert.That(prompt, Is.EqualTo(g.PromptTokens));
+        Assert.That(tokens, Is.EqualTo(g.GreedyTokens.Take(12)));
+        Assert.That(doc.RootElement.GetProperty("text").GetString(), Does.StartWith(", a little girl named Lily"));
+    }
+
+    [Test]
+    public void GenerateStreamsPromptThenTextThenStats()
+    {
+        var r = CliRunner.Run("generate", "-m", SharedData.Model(Model), "-p", "Once upon a time", "-n", "16", "--seed", "3");
+        Assert.That(r.ExitCode, Is.EqualTo(0), r.Err);
+        Assert.That(r.Out, Does.StartWith("Once upon a time"));
+        Assert.That(r.Out.Length, Is.GreaterThan("Once upon a time".Length + 10));
+        Assert.That(r.Err, Does.Match(@"prompt: \d+ tokens, [\d.]+ tok/s \| generated: \d+ tokens, [\d.]+ tok/s"));
+    }
+
+    [Test]
+    public void TokenizeJsonFromVocabOnlyGguf()
+    {
+        var r = CliRunner.Run("tokenize", "-m", SharedData.Path("vocab", "ggml-vocab-llama-spm.gguf"), "--text", "Hello world", "--json");
+        Assert.That(r.ExitCode, Is.EqualTo(0), r.Err);
+        using var doc = JsonDocument.Parse(r.Out);
+        // ggml-vocab-llama-spm.gguf.out: "Hello world" -> 15043 3186
+        Assert.That(doc.RootElement.GetProperty("tokens").EnumerateArray().Select(e => e.GetInt32()), Is.EqualTo(new[] { 15043, 3186 }));
+    }
+
+    [Test]
+    public void InspectListsTensors()
+    {
+        var r = CliRunner.Run("inspect", "-m", SharedData.Model(Model));
+        Assert.That(r.ExitCode, Is.EqualTo(0), r.Err);
+        Assert.That(r.Out, Does.Contain("general.architecture"));
+        Assert.That(r.Out, Does.Match(@"blk\.0\.attn_q\.weight +Q8_0 +\[128, 128\]"));
+    }
+
+    [Test]
+    public void PerplexityPrintsPpl()
+    {
+        string story = Path.Combine(AppContext.BaseDirectory, "Data", "story.txt");
+        var r = CliRunner.Run("perplexity", "-m", SharedData.Model(Model), "-f", story, "-c", "128");
+        Assert.That(r.ExitCode, Is.EqualTo(0), r.Err);
+        Assert.That(r.Out, Does.Match(@"PPL = \d+\.\d+"));
+    }
+
+    [Test]
+    public void ChatAnswersAndQuitsAtEndOfInput()
+    {
+        var r = CliRunner.RunWithInput("Tell me a story\n/exit\n", "chat", "-m", SharedData.Model(Model), "-n", "20", "--seed", "1");
+        Assert.That(r.ExitCode, Is.EqualTo(0), r.Err);
+        Assert.That(r.Err, Does.Contain("chat format: Plain"));
+        Assert.That(r.Out.Replace("> ", "").Trim().Length, Is.GreaterThan(0));
+    }
+
+    [Test]
+    public void MissingModelFile()
+    {
+        var r = CliRunner.Run("generate", "-m", "/no/such/model.gguf", "-p", "hi");
+        AssertCleanError(r, "/no/such/model.gguf", "no such file");
+    }
+
+    [Test]
+    public void TruncatedGguf()
+    {
+        foreach (int keep in new[] { 10, 300, 40000 })
+        {
+            using var f = new DamagedCopy(Model, d => d[..keep]);
+            AssertCleanError(CliRunner.Run("generate", "-m", f.Path, "-p", "hi"), f.Path, "truncated");
+        }
+    }
+
+    [Test]
+    public void TensorDataPastTheEnd()
+    {
+        using var f = new DamagedCopy(Model, d => d[..^100]);
+        AssertCleanError(CliRunner.Run("generate", "-m", f.Path, "-p", "hi"), f.Path, "past the end of the file");
+    }
+
+    [Test]
+    public void WrongMagic()
+    {
+        using var f = new DamagedCopy(Model, d => { "GGML"u8.CopyTo(d); return d; });
+        AssertCleanError(CliRunner.Run("generate", "-m", f.Path, "-p", "hi"), f.Path, "not a GGUF file");
+    }
+
+    [Test]
+    public void UnknownVersion()
+    {
+        using var f = new DamagedCopy(Model, d => { BitConverter.GetBytes(7u).CopyTo(d, 4); return d; });
+        AssertCleanError(CliRunner.Run("generate", "-m", f.Path, "-p", "hi"), f.Path, "unsupported GGUF version 7");
+    }
+
+    [Test]
+    public void ShapesThatContradictTheMetadata()
+    {
+        using var f = new DamagedCopy(Model, d => DamagedCopy.SetUInt32(d, "llama.embedding_length", 256));
+        AssertCleanError(CliRunner.Run("generate", "-m", f.Path, "-p", "hi"), f.Path, "token_embd.weight", "metadata implies");
+    }
+
+    [Test]
+    public void MissingTokenizer()
+    {
+        using var f = new DamagedCopy(Model, d => DamagedCopy.ReplaceAscii(d, "tokenizer.ggml.model", "tokenizer.ggml.xxxxx"));
+        AssertCleanError(CliRunner.Run("generate", "-m", f.Path, "-p", "hi"), f.Path, "tokenizer");
+    }
+
+    [Test]
+    public void EmptyPrompt() =>
+        AssertCleanError(CliRunner.Run("generate", "-m", SharedData.Model(Model), "-p", ""), "--prompt", "empty");
+
+    [Test]
+    public void PromptLongerThanTheContext() =>
+        AssertCleanError(CliRunner.Run("generate", "-m", SharedData.Model(Model), "-p", "Once upon a time there was a cat", "-c", "4"),
+            "--prompt", "context of 4");
+
+    [Test]
+    public void ContextLargerThanTheModel() =>
+        AssertCleanError(CliRunner.Run("generate", "-m", SharedData.Model(Model), "-p", "hi", "-c", "100000"), "--context 100000");
+
+    [Test]
+    public void BadSamplingOption() =>
+        AssertCleanError(CliRunner.Run("generate", "-m", SharedData.Model(Model), "-p", "hi", "--top-p", "2"), "--top-p");
+
+    [Test]
+    public void MissingPerplexityFile() =>
+        AssertCleanError(CliRunner.Run("perplexity", "-m", SharedData.Model(Model), "-f", "/no/such.txt"), "/no/such.txt");
+}

@@ -1,0 +1,109 @@
+using NUnit.Framework;
+using Tessera.Sampling;
+
+namespace Tessera.Tests.Generation;
+
+public class SamplerTests
+{
+    private static float[] Logits() => [1.0f, 3.0f, 2.5f, -1.0f, 0.5f, 2.9f];
+
+    [Test]
+    public void TemperatureZeroIsArgmax()
+    {
+        var s = new Sampler(SamplingOptions.Greedy, 6);
+        Assert.That(s.Sample(Logits()), Is.EqualTo(1));
+    }
+
+    [Test]
+    public void TopKOneIsArgmaxWhateverTheSeed()
+    {
+        for (ulong seed = 0; seed < 20; seed++)
+        {
+            var s = new Sampler(new SamplingOptions { Temperature = 1.5f, TopK = 1, Seed = seed }, 6);
+            Assert.That(s.Sample(Logits()), Is.EqualTo(1));
+        }
+    }
+
+    [Test]
+    public void SameSeedSameDraws_DifferentSeedsDiffer()
+    {
+        int[] Draw(ulong seed)
+        {
+            var s = new Sampler(new SamplingOptions { Temperature = 1.0f, TopK = 0, TopP = 1, MinP = 0, Seed = seed }, 6);
+            return Enumerable.Range(0, 64).Select(_ => s.Sample(Logits())).ToArray();
+        }
+        Assert.That(Draw(42), Is.EqualTo(Draw(42)));
+        Assert.That(Draw(42), Is.Not.EqualTo(Draw(43)));
+    }
+
+    [Test]
+    public void DrawsFollowTheSoftmax()
+    {
+        // With no truncation, frequencies must approach softmax(logits / T).
+        float[] logits = [0f, 1f, 2f];
+        var s = new Sampler(new SamplingOptions { Temperature = 1.0f, TopK = 0, TopP = 1, MinP = 0, Seed = 7 }, 3);
+        var counts = new int[3];
+        const int n = 60000;
+        for (int i = 0; i < n; i++) counts[s.Sample((float[])logits.Clone())]++;
+        double z = 1 + Math.E + Math.E * Math.E;
+        double[] expected = [1 / z, Math.E / z, Math.E * Math.E / z];
+        for (int i = 0; i < 3; i++)
+            Assert.That(counts[i] / (double)n, Is.EqualTo(expected[i]).Within(0.01), $"token {i}");
+    }
+
+    [Test]
+    public void TopPKeepsTheSmallestNucleus()
+    {
+        // softmax([5, 4, 0, 0]) ≈ [0.727, 0.268, 0.0025, 0.0025]: top-p 0.5 keeps only token 0, top-p 0.9 keeps 0 and 1.
+        float[] logits = [5f, 4f, 0f, 0f];
+        var only0 = new Sampler(new SamplingOptions { Temperature = 5f, TopK = 0, TopP = 0.5f, MinP = 0, Seed = 1 }, 4);
+        for (int i = 0; i < 200; i++) Assert.That(only0.Sample((float[])logits.Clone()), Is.EqualTo(0));
+        var two = new Sampler(new SamplingOptions { Temperature = 5f, TopK = 0, TopP = 0.9f, MinP = 0, Seed = 1 }, 4);
+        var seen = Enumerable.Range(0, 400).Select(_ => two.Sample((float[])logits.Clone())).ToHashSet();
+        Assert.That(seen, Is.EquivalentTo(new[] { 0, 1 }));
+    }
+
+    [Test]
+    public void MinPDropsUnlikelyTokens()
+    {
+        // p(1)/p(0) = e^-1 ≈ 0.37 passes min-p 0.3; p(2)/p(0) = e^-3 ≈ 0.05 does not.
+        float[] logits = [3f, 2f, 0f];
+        var s = new Sampler(new SamplingOptions { Temperature = 10f, TopK = 0, TopP = 1, MinP = 0.3f, Seed = 3 }, 3);
+        var seen = Enumerable.Range(0, 400).Select(_ => s.Sample((float[])logits.Clone())).ToHashSet();
+        Assert.That(seen, Is.EquivalentTo(new[] { 0, 1 }));
+    }
+
+    [Test]
+    public void RepetitionPenaltyFlipsTheChoice()
+    {
+        var s = new Sampler(SamplingOptions.Greedy with { RepetitionPenalty = 1.5f }, 6);
+        s.Accept(1); // 3.0 / 1.5 = 2.0 < 2.9
+        Assert.That(s.Sample(Logits()), Is.EqualTo(5));
+    }
+
+    [Test]
+    public void FrequencyAndPresencePenaltiesSubtract()
+    {
+        var s = new Sampler(SamplingOptions.Greedy with { FrequencyPenalty = 0.2f, PresencePenalty = 0.1f }, 6);
+        s.Accept(1);
+        var l = Logits();
+        s.Sample(l);
+        Assert.That(l[1], Is.EqualTo(3.0f - 0.2f - 0.1f).Within(1e-6));
+        s.Accept(1);
+        l = Logits();
+        s.Sample(l);
+        Assert.That(l[1], Is.EqualTo(3.0f - 0.4f - 0.1f).Within(1e-6));
+    }
+
+    [TestCase(-1f, 40, 0.9f, 0.05f, "temperature")]
+    [TestCase(0.8f, -1, 0.9f, 0.05f, "top-k")]
+    [TestCase(0.8f, 40, 0f, 0.05f, "top-p")]
+    [TestCase(0.8f, 40, 1.5f, 0.05f, "top-p")]
+    [TestCase(0.8f, 40, 0.9f, 2f, "min-p")]
+    public void OutOfRangeOptionsAreNamed(float t, int k, float p, float minP, string name)
+    {
+        var o = new SamplingOptions { Temperature = t, TopK = k, TopP = p, MinP = minP };
+        var e = Assert.Throws<ArgumentException>(() => o.Validate())!;
+        Assert.That(e.Message, Does.Contain(name));
+    }
+}
