@@ -1,0 +1,82 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace Tessera.Quantization;
+
+/// <summary>Q8_0: blocks of 32 = { f16 d; int8 qs[32] } (34 bytes); x = d * q. Also the vec-dot type of Q4_0, Q5_0, Q8_0, IQ4_NL.</summary>
+internal static unsafe class Q8_0
+{
+    public const int BlockSize = 32, BlockBytes = 34;
+
+    /// <summary><c>dequantize_row_q8_0</c>.</summary>
+    public static void Dequantize(byte* src, float* dst, long n)
+    {
+        for (long i = 0; i < n / BlockSize; i++)
+        {
+            byte* b = src + i * BlockBytes;
+            float d = Fp16.Load(b);
+            sbyte* qs = (sbyte*)(b + 2);
+            for (int j = 0; j < BlockSize; j++) dst[i * BlockSize + j] = qs[j] * d;
+        }
+    }
+
+    /// <summary><c>quantize_row_q8_0_ref</c>: d = amax/127 stored as f16, q = roundf(x * (1/d)) with the unrounded d (ties away from zero).</summary>
+    public static void Quantize(float* x, byte* dst, int n)
+    {
+        for (int i = 0; i < n / BlockSize; i++)
+        {
+            float* xb = x + i * BlockSize;
+            byte* b = dst + i * BlockBytes;
+            float amax = 0;
+            for (int j = 0; j < BlockSize; j++) amax = MathF.Max(amax, MathF.Abs(xb[j]));
+            float d = amax / 127;
+            float id = d != 0 ? 1.0f / d : 0.0f;
+            Fp16.Store(b, d);
+            sbyte* qs = (sbyte*)(b + 2);
+            for (int j = 0; j < BlockSize; j++) qs[j] = (sbyte)MathF.Round(xb[j] * id, MidpointRounding.AwayFromZero);
+        }
+    }
+
+    /// <summary><c>ggml_vec_dot_q8_0_q8_0_generic</c>.</summary>
+    public static float DotScalar(byte* w, byte* a, int n)
+    {
+        float sumf = 0;
+        for (int i = 0; i < n / BlockSize; i++)
+        {
+            sbyte* x = (sbyte*)(w + i * BlockBytes + 2);
+            sbyte* y = (sbyte*)(a + i * BlockBytes + 2);
+            int sumi = 0;
+            for (int j = 0; j < BlockSize; j++) sumi += x[j] * y[j];
+            sumf += sumi * (Fp16.Load(w + i * BlockBytes) * Fp16.Load(a + i * BlockBytes));
+        }
+        return sumf;
+    }
+
+    /// <summary>Best available Q8_0 x Q8_0 dot product.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float Dot(byte* w, byte* a, int n) => SimdHelpers.Avx2Fma ? DotAvx2(w, a, n) : DotScalar(w, a, n);
+
+    internal static float DotAvx2(byte* w, byte* a, int n)
+    {
+        int nb = n / BlockSize;
+        Vector256<float> acc0 = Vector256<float>.Zero, acc1 = Vector256<float>.Zero;
+        int i = 0;
+        for (; i + 1 < nb; i += 2)
+        {
+            byte* w0 = w + i * BlockBytes, a0 = a + i * BlockBytes;
+            byte* w1 = w0 + BlockBytes, a1 = a0 + BlockBytes;
+            Vector256<int> s0 = SimdHelpers.DotI8I8(Vector256.Load((sbyte*)(w0 + 2)), Vector256.Load((sbyte*)(a0 + 2)));
+            Vector256<int> s1 = SimdHelpers.DotI8I8(Vector256.Load((sbyte*)(w1 + 2)), Vector256.Load((sbyte*)(a1 + 2)));
+            acc0 = Fma.MultiplyAdd(Vector256.Create(Fp16.Load(w0) * Fp16.Load(a0)), Avx.ConvertToVector256Single(s0), acc0);
+            acc1 = Fma.MultiplyAdd(Vector256.Create(Fp16.Load(w1) * Fp16.Load(a1)), Avx.ConvertToVector256Single(s1), acc1);
+        }
+        for (; i < nb; i++)
+        {
+            byte* w0 = w + i * BlockBytes, a0 = a + i * BlockBytes;
+            Vector256<int> s0 = SimdHelpers.DotI8I8(Vector256.Load((sbyte*)(w0 + 2)), Vector256.Load((sbyte*)(a0 + 2)));
+            acc0 = Fma.MultiplyAdd(Vector256.Create(Fp16.Load(w0) * Fp16.Load(a0)), Avx.ConvertToVector256Single(s0), acc0);
+        }
+        return SimdHelpers.HSum(acc0 + acc1);
+    }
+}

@@ -1,0 +1,30 @@
+namespace Tessera.Quantization;
+
+/// <summary>Q8_1: blocks of 32 = { f16 d; f16 s = d * sum(qs); int8 qs[32] } (36 bytes). The vec-dot type of Q4_1 and Q5_1.</summary>
+internal static unsafe class Q8_1
+{
+    public const int BlockSize = 32, BlockBytes = 36;
+
+    /// <summary><c>quantize_row_q8_1_ref</c>: as Q8_0, plus s = f16(sum(q) * d) with the unrounded d.</summary>
+    public static void Quantize(float* x, byte* dst, int n)
+    {
+        for (int i = 0; i < n / BlockSize; i++)
+        {
+            float* xb = x + i * BlockSize;
+            byte* b = dst + i * BlockBytes;
+            float amax = 0;
+            for (int j = 0; j < BlockSize; j++) amax = MathF.Max(amax, MathF.Abs(xb[j]));
+            float d = amax / 127;
+            float id = d != 0 ? 1.0f / d : 0.0f;
+            Fp16.Store(b, d);
+            sbyte* qs = (sbyte*)(b + 4);
+            int sum = 0;
+            for (int j = 0; j < BlockSize; j++)
+            {
+                qs[j] = (sbyte)MathF.Round(xb[j] * id, MidpointRounding.AwayFromZero);
+                sum += qs[j];
+            }
+            Fp16.Store(b + 2, sum * d);
+        }
+    }
+}
