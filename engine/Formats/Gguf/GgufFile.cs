@@ -13,6 +13,7 @@ public sealed unsafe class GgufFile : IDisposable
     /// <summary>The bytes 'GGUF' read as a little-endian uint.</summary>
     public const uint Magic = 0x46554747;
     private const int DefaultAlignment = 32;
+    private const int MaxAlignment = 1 << 30;
 
     private readonly MemoryMappedFile? _map;
     private readonly MemoryMappedViewAccessor? _view;
@@ -57,8 +58,11 @@ public sealed unsafe class GgufFile : IDisposable
     /// <exception cref="ModelFormatException">The file is missing, unreadable, or not a valid GGUF v2/v3 file.</exception>
     public static GgufFile Open(string path)
     {
+        if (Directory.Exists(path)) throw new ModelFormatException(path, "is a directory, not a GGUF file");
         if (!File.Exists(path)) throw new ModelFormatException(path, "file not found");
         long length = new FileInfo(path).Length;
+        // An empty file cannot be memory-mapped at all, so it needs its own message rather than an IOException.
+        if (length == 0) throw new ModelFormatException(path, "file is empty (0 bytes)");
         if (length < 24)
             throw new ModelFormatException(path, $"file is truncated: {length} bytes is shorter than a GGUF header (24 bytes)");
         MemoryMappedFile? map = null;
@@ -75,15 +79,13 @@ public sealed unsafe class GgufFile : IDisposable
             file.Parse();
             return file;
         }
-        catch (ModelFormatException)
+        catch (Exception e)
         {
+            // Whatever went wrong, the mapping must not outlive the failed open.
             if (file != null) file.Dispose(); else { view?.Dispose(); map?.Dispose(); }
+            if (e is IOException or UnauthorizedAccessException)
+                throw new ModelFormatException(path, $"cannot read the file: {e.Message}", e);
             throw;
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            if (file != null) file.Dispose(); else { view?.Dispose(); map?.Dispose(); }
-            throw new ModelFormatException(path, $"cannot read the file: {e.Message}", e);
         }
     }
 
@@ -113,9 +115,12 @@ public sealed unsafe class GgufFile : IDisposable
 
         if (_metadata.TryGetValue("general.alignment", out var alignValue))
         {
-            long a = alignValue.Value switch { uint u => u, int s => s, ulong ul => (long)ul, _ => -1 };
+            long a = alignValue.Value switch { uint u => u, int s => s, ulong ul => ul > int.MaxValue ? -1 : (long)ul, _ => -1 };
             if (a <= 0 || (a & (a - 1)) != 0)
                 throw new ModelFormatException(Path, $"general.alignment is {alignValue}, which is not a positive power of two");
+            // Offsets are computed in int-sized alignment arithmetic; no real file needs more than 1 GiB.
+            if (a > MaxAlignment)
+                throw new ModelFormatException(Path, $"general.alignment is {alignValue}, larger than the {MaxAlignment} bytes Tessera accepts");
             Alignment = (int)a;
         }
 
@@ -147,16 +152,23 @@ public sealed unsafe class GgufFile : IDisposable
         var tensors = new List<GgufTensor>(infos.Count);
         foreach (var (name, type, dims, offset) in infos)
         {
-            long elements = 1;
-            foreach (long d in dims) elements = checked(elements * d);
             int bs = GgmlTypeInfo.BlockSize(type);
             if (dims[0] % bs != 0)
                 throw new ModelFormatException(Path,
                     $"tensor '{name}' of type {type} has rows of {dims[0]} elements, not a multiple of the block size {bs}");
-            long bytes = elements / bs * GgmlTypeInfo.BlockBytes(type);
+            // Size in blocks, refused as soon as it exceeds what the file could hold: a corrupt shape must not
+            // overflow into a small (or negative) byte count that would pass the bounds check below.
+            long maxBlocks = FileLength / GgmlTypeInfo.BlockBytes(type);
+            long blocks = dims[0] / bs;
+            for (int d = 1; d < dims.Length && blocks <= maxBlocks; d++)
+                blocks = blocks > maxBlocks / dims[d] + 1 ? maxBlocks + 1 : blocks * dims[d];
+            long start = DataSectionOffset + (long)Math.Min(offset, (ulong)long.MaxValue / 2);
+            if (blocks > maxBlocks)
+                throw new ModelFormatException(Path,
+                    $"tensor '{name}' of type {type} and shape {ShapeOf(dims)} is larger than the whole file ({FileLength} bytes): the file is truncated or corrupt");
+            long bytes = blocks * GgmlTypeInfo.BlockBytes(type);
             if (offset % (ulong)Alignment != 0)
                 throw new ModelFormatException(Path, $"tensor '{name}' data offset {offset} is not aligned to {Alignment} bytes");
-            long start = DataSectionOffset + (long)Math.Min(offset, (ulong)long.MaxValue / 2);
             if (offset > (ulong)FileLength || start + bytes > FileLength)
                 throw new ModelFormatException(Path,
                     $"tensor '{name}' data ({bytes} bytes at offset {start}) extends past the end of the file ({FileLength} bytes): the file is truncated or corrupt");
@@ -166,6 +178,7 @@ public sealed unsafe class GgufFile : IDisposable
             tensors.Add(t);
             _tensorsByName[name] = t;
         }
+        CheckNoOverlap(tensors);
         Tensors = tensors;
     }
 
@@ -190,6 +203,8 @@ public sealed unsafe class GgufFile : IDisposable
                 uint et = r.U32();
                 ulong n = r.U64();
                 r.CheckCount(n, ElementMinBytes(et, key), $"metadata key '{key}' array");
+                if (n > (ulong)Array.MaxLength)
+                    throw new ModelFormatException(Path, $"metadata key '{key}': array count {n} is larger than .NET arrays allow");
                 return new(GgufValueType.Array, ReadArray(ref r, et, (int)n, key, depth), (GgufValueType)et);
             default:
                 throw new ModelFormatException(Path, $"metadata key '{key}' has unknown value type {type}");
@@ -235,6 +250,21 @@ public sealed unsafe class GgufFile : IDisposable
 
     private static long AlignUp(long x, int a) => (x + a - 1) / a * a;
 
+    private static string ShapeOf(long[] dims) => "[" + string.Join(", ", Enumerable.Reverse(dims)) + "]";
+
+    /// <summary>Two tensors sharing bytes means a corrupt offset table (llama.cpp refuses such files too).</summary>
+    private void CheckNoOverlap(List<GgufTensor> tensors)
+    {
+        var byOffset = tensors.Where(t => t.ByteSize > 0).OrderBy(t => t.DataOffset).ToList();
+        for (int i = 1; i < byOffset.Count; i++)
+        {
+            GgufTensor prev = byOffset[i - 1], cur = byOffset[i];
+            if (cur.DataOffset < prev.DataOffset + prev.ByteSize)
+                throw new ModelFormatException(Path,
+                    $"tensor '{cur.Name}' data at offset {cur.DataOffset} overlaps tensor '{prev.Name}' ({prev.ByteSize} bytes at offset {prev.DataOffset}): the file is corrupt");
+        }
+    }
+
     private static string DescribeMagic(uint magic)
     {
         Span<byte> b = stackalloc byte[4];
@@ -277,7 +307,7 @@ public sealed unsafe class GgufFile : IDisposable
             ulong ul => ul > uint.MaxValue ? -1 : (long)ul, long l => l,
             _ => throw WrongType(key, v, "an integer"),
         };
-        if (x < 0 || x > uint.MaxValue) throw new ModelFormatException(Path, $"metadata key '{key}' = {x} is out of range");
+        if (x < 0 || x > uint.MaxValue) throw new ModelFormatException(Path, $"metadata key '{key}' = {v} is out of range");
         value = (uint)x;
         return true;
     }
@@ -339,6 +369,10 @@ public sealed unsafe class GgufFile : IDisposable
 
     private ModelFormatException WrongType(string key, GgufValue v, string what) =>
         new(Path, $"metadata key '{key}' should be {what} but is {v.Type}{(v.Type == GgufValueType.Array ? " of " + v.ElementType : "")}");
+
+    /// <summary>True once <see cref="Dispose"/> has run: tensor pointers are then invalid (checked by
+    /// <see cref="GgufWriter"/> before copying a tensor out of the mapping).</summary>
+    internal bool IsDisposed => _base == null;
 
     /// <summary>Unmaps the file; tensor pointers are invalid afterwards.</summary>
     public void Dispose()

@@ -56,6 +56,8 @@ internal unsafe struct GgufReader
         if (len > (ulong)(_length - Position))
             throw new ModelFormatException(_path,
                 $"file is truncated or corrupt: {Context} declares a string of {len} bytes at offset {Position - 8}, past the end of the file ({_length} bytes)");
+        if (len > int.MaxValue)
+            throw new ModelFormatException(_path, $"{Context} declares a string of {len} bytes at offset {Position - 8}, larger than Tessera reads (2 GiB)");
         byte* p = Take((long)len);
         return Encoding.UTF8.GetString(p, (int)len);
     }

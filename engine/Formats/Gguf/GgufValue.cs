@@ -36,7 +36,7 @@ public enum GgufValueType : uint
 /// string, ulong, long, double); arrays as a typed .NET array of those (string[] for strings, GgufValue[] for
 /// arrays of arrays).
 /// </summary>
-public sealed class GgufValue
+public sealed partial class GgufValue
 {
     internal GgufValue(GgufValueType type, object value, GgufValueType elementType = GgufValueType.UInt8)
     {
