@@ -1,5 +1,6 @@
 using Tessera.Formats;
 using Tessera.Formats.Gguf;
+using Tessera.Formats.HuggingFace;
 
 namespace Tessera.Model;
 
@@ -56,6 +57,9 @@ public sealed record LlamaConfig
         int headDim = f.TryGetUInt32($"{arch}.attention.key_length", out uint kl) ? (int)kl : heads > 0 ? dim / heads : 0;
         if (f.TryGetUInt32($"{arch}.attention.sliding_window", out uint sw) && sw > 0)
             throw new ModelFormatException(f.Path, $"{arch}.attention.sliding_window = {sw}: sliding-window attention is not supported");
+        if (f.FindTensor("rope_freqs.weight") != null ||
+            (f.TryGetString($"{arch}.rope.scaling.type", out string scaling) && scaling is not ("" or "none")))
+            throw new ModelFormatException(f.Path, "RoPE frequency scaling (rope_freqs / rope.scaling.type) is not supported yet");
         var tok = f.FindTensor("token_embd.weight") ?? throw new ModelFormatException(f.Path, "tensor 'token_embd.weight' is missing");
         int vocab = f.TryGetUInt32($"{arch}.vocab_size", out uint vs) ? (int)vs : (int)tok.RowCount;
         var config = new LlamaConfig
@@ -85,6 +89,10 @@ public sealed record LlamaConfig
             throw new ModelFormatException(path, $"model_type '{hf.ModelType}' is not supported (Tessera runs the Llama family)");
         if (hf.SlidingWindow is int sw && sw > 0 && sw < hf.MaxPositionEmbeddings)
             throw new ModelFormatException(path, $"sliding_window = {sw}: sliding-window attention is not supported");
+        if (hf.RopeScaling != null)
+            throw new ModelFormatException(path, $"rope_scaling of type '{hf.RopeScaling.Type}' is not supported yet");
+        if (hf.AttentionBias || hf.MlpBias)
+            throw new ModelFormatException(path, "attention_bias / mlp_bias are set: biases are not supported for the llama architecture");
         var config = new LlamaConfig
         {
             Architecture = hf.ModelType,
@@ -94,9 +102,9 @@ public sealed record LlamaConfig
             Layers = hf.NumHiddenLayers,
             Heads = hf.NumAttentionHeads,
             KvHeads = hf.NumKeyValueHeads,
-            HeadDim = hf.HeadDim,
-            NormEps = hf.RmsNormEps,
-            RopeTheta = hf.RopeTheta,
+            HeadDim = hf.ResolvedHeadDim,
+            NormEps = (float)hf.RmsNormEps,
+            RopeTheta = (float)hf.RopeTheta,
             RopeLayout = RopeLayout.RotateHalf,
             ContextLength = hf.MaxPositionEmbeddings,
             TiedEmbeddings = hf.TieWordEmbeddings,

@@ -15,13 +15,13 @@ internal static unsafe class Q8_1
             float amax = 0;
             for (int j = 0; j < BlockSize; j++) amax = MathF.Max(amax, MathF.Abs(xb[j]));
             float d = amax / 127;
-            float id = d != 0 ? 1.0f / d : 0.0f;
+            float id = amax != 0 ? 127.0f / amax : 0.0f;
             Fp16.Store(b, d);
             sbyte* qs = (sbyte*)(b + 4);
             int sum = 0;
             for (int j = 0; j < BlockSize; j++)
             {
-                qs[j] = (sbyte)MathF.Round(xb[j] * id, MidpointRounding.AwayFromZero);
+                qs[j] = (sbyte)MathF.Round(xb[j] * id, MidpointRounding.ToEven);
                 sum += qs[j];
             }
             Fp16.Store(b + 2, sum * d);

@@ -53,7 +53,7 @@ public sealed class CpuBackend : IBackend
         var t = w.Source;
         int need = QuantizedMatMul.ScratchBytes(t.Type, t.Cols, rows);
         if (_matmulScratch.Length < need) _matmulScratch = new byte[need];
-        QuantizedMatMul.Multiply(t.Type, t.Data, t.Rows, t.Cols,
+        QuantizedMatMul.Multiply(t.Type, t.Data, t.ByteSize, t.Rows, t.Cols,
             D(x).AsSpan(0, rows * t.Cols), rows, D(y).AsSpan(0, rows * t.Rows), _matmulScratch);
     }
 

@@ -54,6 +54,9 @@ public class GoldenTests
         using var state = m.Model.CreateState(64);
         m.Model.Forward(state, g.PromptTokens, logits);
         Assert.That(logits.All(float.IsFinite), "non-finite logits");
+        double first = GoldenCase.Nmse(logits.AsSpan(0, vocab), g.PromptLogits.AsSpan(0, vocab));
+        Assert.That(first, Is.LessThan(TolerancesByFile.FirstPosition(file)),
+            "position 0 (BOS alone) should match llama.cpp to rounding: same activation quantization, same cache type");
         double tol = NmseTolerance(file);
         for (int i = 0; i < n; i++)
         {
