@@ -41,10 +41,12 @@ internal sealed unsafe class MappedFile : IDisposable
             file.Pointer = ptr + file._view.PointerOffset;
             return file;
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        catch (Exception e)
         {
             file.Dispose();
-            throw new ModelFormatException(path, $"cannot read the file: {e.Message}", e);
+            if (e is IOException or UnauthorizedAccessException)
+                throw new ModelFormatException(path, $"cannot read the file: {e.Message}", e);
+            throw;
         }
     }
 

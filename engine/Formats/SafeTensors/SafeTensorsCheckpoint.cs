@@ -91,7 +91,10 @@ public sealed class SafeTensorsCheckpoint : IDisposable
         JsonDocument doc;
         try
         {
-            doc = JsonDocument.Parse(File.ReadAllBytes(Path));
+            byte[] bytes = File.ReadAllBytes(Path);
+            if (!System.Text.Unicode.Utf8.IsValid(bytes))
+                throw new ModelFormatException(Path, "not valid JSON: it is not valid UTF-8");
+            doc = JsonDocument.Parse(bytes);
         }
         catch (JsonException e)
         {

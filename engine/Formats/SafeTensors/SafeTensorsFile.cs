@@ -74,10 +74,14 @@ public sealed unsafe class SafeTensorsFile : IDisposable
             throw new ModelFormatException(Path, $"header length {headerLength} is larger than the {MaxHeaderBytes} bytes accepted");
         DataSectionOffset = 8 + (long)headerLength;
 
+        byte[] header = new ReadOnlySpan<byte>(_file.Pointer + 8, (int)headerLength).ToArray();
+        // JsonDocument leaves invalid UTF-8 in names to fail later, outside any parse error handling.
+        if (!System.Text.Unicode.Utf8.IsValid(header))
+            throw new ModelFormatException(Path, "header is not valid JSON: it is not valid UTF-8");
         JsonDocument doc;
         try
         {
-            doc = JsonDocument.Parse(new ReadOnlyMemory<byte>(ToArray(_file.Pointer + 8, (int)headerLength)));
+            doc = JsonDocument.Parse(header);
         }
         catch (JsonException e)
         {
@@ -98,8 +102,6 @@ public sealed unsafe class SafeTensorsFile : IDisposable
         }
         CheckNoOverlap();
     }
-
-    private static byte[] ToArray(byte* p, int n) => new ReadOnlySpan<byte>(p, n).ToArray();
 
     private void ReadMetadata(JsonElement e)
     {
