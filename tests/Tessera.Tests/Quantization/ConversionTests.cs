@@ -18,6 +18,23 @@ public class ConversionTests
         }
     }
 
+    [Test]
+    public void Fp16_VectorWidening_IsExactForEveryHalf()
+    {
+        // The F16 dot kernel widens halves with integer tricks; check it on every bit pattern (subnormals, infinities, NaNs).
+        for (int i = 0; i < 65536; i += 8)
+        {
+            var h = System.Runtime.Intrinsics.Vector256.Create((uint)i, (uint)i + 1, (uint)i + 2, (uint)i + 3, (uint)i + 4, (uint)i + 5, (uint)i + 6, (uint)i + 7);
+            var f = F16.ToSingle(h);
+            for (int k = 0; k < 8; k++)
+            {
+                float want = Fp16.ToSingle((ushort)(i + k));
+                if (float.IsNaN(want)) Assert.That(float.IsNaN(f[k]), $"0x{i + k:X4}");
+                else Assert.That(BitConverter.SingleToUInt32Bits(f[k]), Is.EqualTo(BitConverter.SingleToUInt32Bits(want)), $"0x{i + k:X4}");
+            }
+        }
+    }
+
     // Expected bits worked out by hand from the binary16 format (1 sign, 5 exponent bits biased by 15, 10 mantissa bits).
     [TestCase(1.0f, 0x3C00)]
     [TestCase(-2.0f, 0xC000)]
