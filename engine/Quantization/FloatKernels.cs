@@ -1,6 +1,7 @@
 using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace Tessera.Quantization;
 
@@ -89,7 +90,18 @@ internal static unsafe class F16
         ushort* x = (ushort*)w, y = (ushort*)a;
         int i = 0;
         float sum = 0;
-        if (Vector256.IsHardwareAccelerated && n >= 16)
+        if (Avx2.IsSupported && n >= 16)
+        {
+            // vpmovzxwd straight from memory: cheaper than Widen, which has to cross 128-bit lanes.
+            Vector256<float> s0 = Vector256<float>.Zero, s1 = s0;
+            for (; i + 16 <= n; i += 16)
+            {
+                s0 = Vector256.FusedMultiplyAdd(ToSingle(Avx2.ConvertToVector256Int32(x + i).AsUInt32()), ToSingle(Avx2.ConvertToVector256Int32(y + i).AsUInt32()), s0);
+                s1 = Vector256.FusedMultiplyAdd(ToSingle(Avx2.ConvertToVector256Int32(x + i + 8).AsUInt32()), ToSingle(Avx2.ConvertToVector256Int32(y + i + 8).AsUInt32()), s1);
+            }
+            sum = Vector256.Sum(s0 + s1);
+        }
+        else if (Vector256.IsHardwareAccelerated && n >= 16)
         {
             Vector256<float> s0 = Vector256<float>.Zero, s1 = s0;
             for (; i + 16 <= n; i += 16)

@@ -1,0 +1,145 @@
+using System.Buffers.Binary;
+using NUnit.Framework;
+using Tessera.Quantization;
+
+namespace Tessera.Tests.Quantization;
+
+/// <summary>Q8_0 / Q8_1 / Q8_K activation blocks checked against values worked out by hand from llama.cpp's reference formulas
+/// (<c>quantize_row_q8_0_ref</c>: d = amax/127, q = roundf(x/d), ties away from zero; <c>quantize_row_q8_K_ref</c>: iscale = -127/max
+/// with max the signed value of largest magnitude, q = nearest_int (ties to even), d = 1/iscale).</summary>
+[TestFixture]
+public class ActivationQuantizerTests
+{
+    // q = round(j * 127/31) for j = 0..31, worked out by hand (no value lies within 0.03 of a tie).
+    private static readonly sbyte[] Ramp =
+        [0, 4, 8, 12, 16, 20, 25, 29, 33, 37, 41, 45, 49, 53, 57, 61, 66, 70, 74, 78, 82, 86, 90, 94, 98, 102, 107, 111, 115, 119, 123, 127];
+
+    /// <summary>Three blocks: (1) amax 127 held by a negative value, so d = 1 and q = roundf(x) with .5 ties going away from zero;
+    /// (2) all zeros; (3) x = -j/4, amax 7.75 (negative), d = 7.75/127.</summary>
+    private static float[] Input()
+    {
+        var x = new float[96];
+        x[0] = -127f;
+        x[1] = -2.5f;
+        for (int j = 2; j < 32; j++) x[j] = j + 0.5f;
+        for (int j = 0; j < 32; j++) x[64 + j] = -j / 4f;
+        return x;
+    }
+
+    private static sbyte[] ExpectedQs(int block)
+    {
+        var q = new sbyte[32];
+        if (block == 0)
+        {
+            q[0] = -127;
+            q[1] = -3;                                         // roundf(-2.5) = -3 (away from zero)
+            for (int j = 2; j < 32; j++) q[j] = (sbyte)(j + 1); // roundf(j + 0.5) = j + 1
+        }
+        else if (block == 2)
+        {
+            for (int j = 0; j < 32; j++) q[j] = (sbyte)-Ramp[j];
+        }
+        return q;
+    }
+
+    // f16 bits of d, by hand: 1.0 -> 0x3C00; 0 -> 0; 7.75/127 = 0.0610236 = 1.95276 * 2^-5 -> exponent 10, mantissa round(0.95276*1024) = 976 -> 0x2BD0.
+    private static readonly ushort[] ExpectedD = [0x3C00, 0x0000, 0x2BD0];
+
+    [Test]
+    public void Q8_0_MatchesHandComputedBlocks()
+    {
+        var dst = new byte[3 * 34];
+        ActivationQuantizer.QuantizeRow(GgmlType.Q8_0, Input(), dst);
+        for (int b = 0; b < 3; b++)
+        {
+            Assert.That(BinaryPrimitives.ReadUInt16LittleEndian(dst.AsSpan(b * 34)), Is.EqualTo(ExpectedD[b]), $"d of block {b}");
+            Assert.That(dst.AsSpan(b * 34 + 2, 32).ToArray().Select(v => (sbyte)v), Is.EqualTo(ExpectedQs(b)), $"qs of block {b}");
+        }
+    }
+
+    [Test]
+    public void Q8_1_MatchesHandComputedBlocks()
+    {
+        // s = f16(d * sum(q)): block 0 sum = -127 - 3 + (3 + ... + 32) = 395, d = 1 -> 395 = 1.54297 * 2^8 -> 0x5E2C;
+        // block 2 sum = -2032 = -16 * 127, so s = -16 * 7.75 = -124 -> 1.9375 * 2^6 -> 0xD7C0.
+        ushort[] expectedS = [0x5E2C, 0x0000, 0xD7C0];
+        var dst = new byte[3 * 36];
+        ActivationQuantizer.QuantizeRow(GgmlType.Q8_1, Input(), dst);
+        for (int b = 0; b < 3; b++)
+        {
+            Assert.That(BinaryPrimitives.ReadUInt16LittleEndian(dst.AsSpan(b * 36)), Is.EqualTo(ExpectedD[b]), $"d of block {b}");
+            Assert.That(BinaryPrimitives.ReadUInt16LittleEndian(dst.AsSpan(b * 36 + 2)), Is.EqualTo(expectedS[b]), $"s of block {b}");
+            Assert.That(dst.AsSpan(b * 36 + 4, 32).ToArray().Select(v => (sbyte)v), Is.EqualTo(ExpectedQs(b)), $"qs of block {b}");
+        }
+    }
+
+    [Test]
+    public void Q8_K_MatchesHandComputedBlocks()
+    {
+        var x = new float[4 * 256];
+        // Block 0: max +127 -> iscale = -1, d = -1, q = nearest_int(-x): -0.5 ties to even -> 0.
+        x[0] = 127f;
+        for (int j = 1; j < 256; j++) x[j] = 0.5f;
+        // Block 1: max -127 -> iscale = 1, d = 1; 2.5 -> 2 and 1.5 -> 2 (ties to even; roundf would give 3 for 2.5).
+        x[256] = -127f;
+        for (int j = 1; j < 256; j++) x[256 + j] = j % 2 == 1 ? 2.5f : 1.5f;
+        // Block 2: all zero. Block 3: +100 comes first, so max = +100 and -100 maps to +127.
+        x[768] = 100f;
+        x[769] = -100f;
+
+        var dst = new byte[4 * 292];
+        ActivationQuantizer.QuantizeRow(GgmlType.Q8_K, x, dst);
+
+        float D(int b) => BinaryPrimitives.ReadSingleLittleEndian(dst.AsSpan(b * 292));
+        sbyte Q(int b, int j) => (sbyte)dst[b * 292 + 4 + j];
+        short S(int b, int j) => BinaryPrimitives.ReadInt16LittleEndian(dst.AsSpan(b * 292 + 260 + 2 * j));
+
+        Assert.That(D(0), Is.EqualTo(-1f));
+        Assert.That(Q(0, 0), Is.EqualTo(-127));
+        for (int j = 1; j < 256; j++) Assert.That(Q(0, j), Is.EqualTo(0), $"block 0 q[{j}]");
+        Assert.That(S(0, 0), Is.EqualTo(-127));
+        for (int j = 1; j < 16; j++) Assert.That(S(0, j), Is.EqualTo(0));
+
+        Assert.That(D(1), Is.EqualTo(1f));
+        Assert.That(Q(1, 0), Is.EqualTo(-127));
+        for (int j = 1; j < 256; j++) Assert.That(Q(1, j), Is.EqualTo(2), $"block 1 q[{j}]");
+        Assert.That(S(1, 0), Is.EqualTo(-127 + 15 * 2));
+        for (int j = 1; j < 16; j++) Assert.That(S(1, j), Is.EqualTo(32));
+
+        Assert.That(D(2), Is.EqualTo(0f));
+        for (int j = 0; j < 256; j++) Assert.That(Q(2, j), Is.EqualTo(0));
+        for (int j = 0; j < 16; j++) Assert.That(S(2, j), Is.EqualTo(0));
+
+        Assert.That(D(3), Is.EqualTo(1f / (-127f / 100f)));
+        Assert.That(Q(3, 0), Is.EqualTo(-127));
+        Assert.That(Q(3, 1), Is.EqualTo(127));
+        for (int j = 2; j < 256; j++) Assert.That(Q(3, j), Is.EqualTo(0));
+        Assert.That(S(3, 0), Is.EqualTo(0));
+    }
+
+    [Test]
+    public void FloatTypes_ConvertWithRoundToNearestEven()
+    {
+        float[] x = [1.00048828125f, 1.00146484375f, -3.5f, BitConverter.UInt32BitsToSingle(0x3F818000)];
+        var f32 = new byte[16];
+        ActivationQuantizer.QuantizeRow(GgmlType.F32, x, f32);
+        Assert.That(System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(f32).ToArray(), Is.EqualTo(x));
+
+        var f16 = new byte[8];
+        ActivationQuantizer.QuantizeRow(GgmlType.F16, x, f16);
+        Assert.That(System.Runtime.InteropServices.MemoryMarshal.Cast<byte, ushort>(f16).ToArray(),
+            Is.EqualTo(new ushort[] { 0x3C00, 0x3C02, 0xC300, Fp16.FromSingle(x[3]) }));
+
+        var bf16 = new byte[8];
+        ActivationQuantizer.QuantizeRow(GgmlType.BF16, x, bf16);
+        Assert.That(System.Runtime.InteropServices.MemoryMarshal.Cast<byte, ushort>(bf16).ToArray(),
+            Is.EqualTo(new ushort[] { 0x3F80, 0x3F80, 0xC060, 0x3F82 }));
+    }
+
+    [Test]
+    public void NonActivationType_Throws()
+    {
+        var ex = Assert.Throws<NotSupportedException>(() => ActivationQuantizer.QuantizeRow(GgmlType.Q4_K, new float[256], new byte[144]));
+        Assert.That(ex!.Message, Does.Contain("Q4_K"));
+    }
+}

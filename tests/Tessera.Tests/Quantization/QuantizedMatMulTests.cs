@@ -1,0 +1,95 @@
+using NUnit.Framework;
+using Tessera.Quantization;
+
+namespace Tessera.Tests.Quantization;
+
+[TestFixture]
+public class QuantizedMatMulTests
+{
+    private static IEnumerable<TestCaseData> Shapes()
+    {
+        foreach (var t in QuantTestUtil.WeightTypes)
+        {
+            int[] cols = GgmlTypeInfo.BlockSize(t) == 256 ? [256, 512] : [32, 64, 288];
+            foreach (int c in cols)
+                foreach (int batch in new[] { 1, 3, 7 })
+                    yield return new TestCaseData(t, 5, c, batch);
+        }
+        // big enough to run in parallel chunks, with a row count that does not divide evenly
+        yield return new TestCaseData(GgmlType.Q4_K, 1001, 512, 3);
+        yield return new TestCaseData(GgmlType.Q8_0, 2053, 288, 1);
+        yield return new TestCaseData(GgmlType.F16, 777, 512, 2);
+    }
+
+    /// <summary>Every output must equal <see cref="VecDot.Compute"/> of its pair exactly (same kernel, same converted activations),
+    /// and the naive dequantize-then-dot in double within the activation quantization error.</summary>
+    [TestCaseSource(nameof(Shapes))]
+    public void Multiply_MatchesPerPairVecDotAndNaiveReference(GgmlType type, int rows, int cols, int batch)
+    {
+        var rng = new Random(rows * 7 + cols * 3 + batch + (int)type);
+        int rb = (int)GgmlTypeInfo.RowBytes(type, cols);
+        byte[] weights = new byte[rows * rb];
+        for (int r = 0; r < rows; r++) QuantTestUtil.RandomRow(type, cols, rng).CopyTo(weights, r * rb);
+        float[] x = QuantTestUtil.RandomFloats(batch * cols, rng, 2f);
+        float[] y = new float[batch * rows];
+        byte[] scratch = new byte[QuantizedMatMul.ScratchBytes(type, cols, batch)];
+        Assert.That(scratch.Length, Is.EqualTo(batch * GgmlTypeInfo.RowBytes(VecDotType.For(type), cols)));
+
+        QuantizedMatMul.Multiply(type, weights, rows, cols, x, batch, y, scratch);
+
+        GgmlType vt = VecDotType.For(type);
+        for (int b = 0; b < batch; b++)
+        {
+            float[] xb = x.AsSpan(b * cols, cols).ToArray();
+            byte[] a = QuantTestUtil.QuantizeActivations(type, xb);
+            double[] e = QuantTestUtil.ActivationErrorBound(vt, xb);
+            double[] av = QuantTestUtil.ActivationValues(vt, a, cols);
+            for (int r = 0; r < rows; r++)
+            {
+                byte[] w = weights.AsSpan(r * rb, rb).ToArray();
+                float want = VecDot.Compute(type, w, a, cols);
+                Assert.That(y[b * rows + r], Is.EqualTo(want), $"y[{b},{r}] vs VecDot");
+
+                float[] wf = QuantTestUtil.Dequantize(type, w, cols);
+                double naive = 0, abs = 0, bound = 0;
+                for (int i = 0; i < cols; i++)
+                {
+                    naive += wf[i] * (double)xb[i];
+                    abs += Math.Abs(wf[i] * av[i]);
+                    bound += Math.Abs(wf[i]) * e[i];
+                }
+                bound += QuantTestUtil.RoundingBound(cols, abs) + QuantTestUtil.Q8_1SumError(type, w, a, cols);
+                Assert.That(Math.Abs(y[b * rows + r] - naive), Is.LessThanOrEqualTo(bound), $"y[{b},{r}] vs naive");
+            }
+        }
+    }
+
+    [Test]
+    public void PointerOverload_MatchesSpanOverload()
+    {
+        var rng = new Random(9);
+        const int rows = 64, cols = 256, batch = 2;
+        byte[] weights = new byte[rows * 144];
+        for (int r = 0; r < rows; r++) QuantTestUtil.RandomRow(GgmlType.Q4_K, cols, rng).CopyTo(weights, r * 144);
+        float[] x = QuantTestUtil.RandomFloats(batch * cols, rng);
+        float[] y1 = new float[batch * rows], y2 = new float[batch * rows];
+        byte[] scratch = new byte[QuantizedMatMul.ScratchBytes(GgmlType.Q4_K, cols, batch)];
+        QuantizedMatMul.Multiply(GgmlType.Q4_K, weights, rows, cols, x, batch, y1, scratch);
+        unsafe
+        {
+            fixed (byte* w = weights)
+                QuantizedMatMul.Multiply(GgmlType.Q4_K, w, weights.LongLength, rows, cols, x, batch, y2, scratch);
+        }
+        Assert.That(y2, Is.EqualTo(y1));
+    }
+
+    [Test]
+    public void BadArguments_Throw()
+    {
+        var y = new float[4];
+        Assert.Throws<ArgumentException>(() => QuantizedMatMul.Multiply(GgmlType.Q8_0, new byte[34], 2, 32, new float[32], 1, y, new byte[34]));
+        Assert.Throws<ArgumentException>(() => QuantizedMatMul.Multiply(GgmlType.Q8_0, new byte[68], 2, 32, new float[32], 1, y, new byte[33]));
+        Assert.Throws<ArgumentException>(() => QuantizedMatMul.Multiply(GgmlType.Q8_0, new byte[68], 2, 32, new float[31], 1, y, new byte[34]));
+        Assert.Throws<NotSupportedException>(() => QuantizedMatMul.ScratchBytes(GgmlType.TQ2_0, 256, 1));
+    }
+}
