@@ -22,7 +22,7 @@ public sealed class CliIo(TextWriter @out, TextWriter err, TextReader? @in = nul
         }
         catch (Exception e) when (e is ModelFormatException or ArgumentException or NotSupportedException
                                   or IOException or UnauthorizedAccessException or InvalidOperationException
-                                  or Tokenization.TokenizerException)
+)
         {
             // ArgumentException appends " (Parameter 'x')"; the message already names the option.
             string message = e is ArgumentException { ParamName: { } p } ? e.Message.Replace($" (Parameter '{p}')", "") : e.Message;

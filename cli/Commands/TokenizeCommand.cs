@@ -1,6 +1,5 @@
 using System.CommandLine;
 using System.Text.Json;
-using Tessera.Formats.Gguf;
 using Tessera.Tokenization;
 
 namespace Tessera.Cli.Commands;
@@ -23,13 +22,7 @@ internal static class TokenizeCommand
         cmd.SetAction(r => io.Guard(() =>
         {
             string path = r.GetValue(model)!;
-            Tokenizer tok;
-            if (File.Exists(path) && path.EndsWith(".gguf", StringComparison.OrdinalIgnoreCase))
-            {
-                using var f = GgufFile.Open(path);
-                tok = GgufTokenizerLoader.Load(f);
-            }
-            else tok = Tokenizer.Load(path);
+            var tok = Tokenizer.Load(path);
             var ids = tok.Encode(r.GetValue(text)!, r.GetValue(bos), r.GetValue(special));
             if (r.GetValue(json))
             {

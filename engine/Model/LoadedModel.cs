@@ -58,7 +58,7 @@ public sealed class LoadedModel : IDisposable
             var config = LlamaConfig.FromGguf(file);
             var source = new GgufWeightSource(file);
             var weights = LlamaWeights.Load(source, config);
-            var tokenizer = GgufTokenizerLoader.Load(file);
+            var tokenizer = Tokenizer.FromGguf(file);
             if (tokenizer.VocabSize != config.VocabSize)
                 throw new ModelFormatException(path, $"the tokenizer has {tokenizer.VocabSize} tokens but the embedding table has {config.VocabSize} rows");
             file.TryGetString("tokenizer.chat_template", out string template);

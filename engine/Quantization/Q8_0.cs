@@ -21,7 +21,9 @@ internal static unsafe class Q8_0
         }
     }
 
-    /// <summary><c>quantize_row_q8_0_ref</c>: d = amax/127 stored as f16, q = roundf(x * (1/d)) with the unrounded d (ties away from zero).</summary>
+    /// <summary>llama.cpp's x86 <c>quantize_row_q8_0</c> (AVX2 path), which is what the reference outputs were computed with:
+    /// d = amax/127 stored as f16, q = round-to-nearest-even(x * (127/amax)). The portable <c>_ref</c> version (x / d, ties
+    /// away from zero) differs on rare ties, and in these small models one flipped activation visibly moves the logits.</summary>
     public static void Quantize(float* x, byte* dst, int n)
     {
         for (int i = 0; i < n / BlockSize; i++)

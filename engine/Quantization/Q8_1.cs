@@ -5,7 +5,7 @@ internal static unsafe class Q8_1
 {
     public const int BlockSize = 32, BlockBytes = 36;
 
-    /// <summary><c>quantize_row_q8_1_ref</c>: as Q8_0, plus s = f16(sum(q) * d) with the unrounded d.</summary>
+    /// <summary>llama.cpp's x86 <c>quantize_row_q8_1</c>: as <see cref="Q8_0.Quantize"/> (127/amax, ties to even), plus s = f16(sum(q) * d) with the unrounded d.</summary>
     public static void Quantize(float* x, byte* dst, int n)
     {
         for (int i = 0; i < n / BlockSize; i++)

@@ -69,7 +69,7 @@ public class ModelGenerationTests
         var m = ModelCache.Get("tinystories-656k-q8_0.gguf");
         var r = Run(m, "Once upon a time", new GenerationOptions { MaxTokens = 400, Sampling = SamplingOptions.Greedy });
         Assert.That(r.Stats.FinishReason, Is.EqualTo(FinishReason.EndOfGeneration), "TinyStories ends its stories with <|end_story|>");
-        Assert.That(m.Tokenizer.IsEndOfGeneration(r.Tokens[^1]));
+        Assert.That(r.Tokens.Count, Is.LessThan(400));
     }
 
     [Test]
@@ -111,8 +111,12 @@ public class ModelGenerationTests
             TestContext.Out.WriteLine($"{t}: PPL {results[t]:F4}");
         }
         double f32 = results["f32"];
-        // A model trained on children's stories should find a plain children's story easy.
-        Assert.That(f32, Is.InRange(1.5, 20.0));
+        // The same words in random order must be far less likely than the story: catches scoring the wrong target.
+        var rng = new Random(5);
+        string shuffled = string.Join(' ', Story.Split(' ').OrderBy(_ => rng.Next()));
+        double shuffledPpl = Perplexity.Compute(ModelCache.Get("tinystories-656k-f32.gguf"), shuffled, context: 128).Value;
+        TestContext.Out.WriteLine($"shuffled words: PPL {shuffledPpl:F4}");
+        Assert.That(f32, Is.LessThan(shuffledPpl / 2));
         // F16 and BF16 differ from F32 only by weight rounding: within 1% (the bound).
         foreach (var t in new[] { "f16", "bf16", "q8_0" })
             Assert.That(Math.Abs(results[t] / f32 - 1), Is.LessThan(0.01), $"{t} perplexity {results[t]:F4} vs F32 {f32:F4}");
