@@ -44,6 +44,18 @@ internal sealed class DamagedCopy : IDisposable
         return data;
     }
 
+    /// <summary>Sets the type id in the tensor info of <paramref name="tensor"/> (name, u32 n_dims, u64 dims[n], u32 type).</summary>
+    public static byte[] SetTensorType(byte[] data, string tensor, uint type)
+    {
+        byte[] name = System.Text.Encoding.ASCII.GetBytes(tensor);
+        int i = data.AsSpan().IndexOf(name);
+        if (i < 0) throw new InvalidOperationException($"'{tensor}' not found");
+        int at = i + name.Length;
+        uint dims = BitConverter.ToUInt32(data, at);
+        BitConverter.GetBytes(type).CopyTo(data, at + 4 + 8 * (int)dims);
+        return data;
+    }
+
     /// <summary>Sets the u32 value of metadata key <paramref name="key"/> (type tag u32 follows the key).</summary>
     public static byte[] SetUInt32(byte[] data, string key, uint value)
     {

@@ -130,6 +130,25 @@ public class CliTests
     }
 
     [Test]
+    public void UnsupportedTensorType()
+    {
+        // F16 -> I16 keeps the byte size (2 bytes an element), so only the type is wrong.
+        using var f = new DamagedCopy("tinystories-656k-f16.gguf", d => DamagedCopy.SetTensorType(d, "blk.0.attn_q.weight", 25));
+        AssertCleanError(CliRunner.Run("generate", "-m", f.Path, "-p", "hi"), f.Path, "blk.0.attn_q.weight", "I16", "not support");
+    }
+
+    [Test]
+    public void GgufVersion2LoadsLikeVersion3()
+    {
+        // v2 and v3 share the layout (v3 added big-endian files, marked elsewhere); only the version field differs.
+        using var f = new DamagedCopy(Model, d => { BitConverter.GetBytes(2u).CopyTo(d, 4); return d; });
+        var v2 = CliRunner.Run("generate", "-m", f.Path, "-p", "Once upon a time", "-n", "8", "--temp", "0", "--json");
+        var v3 = CliRunner.Run("generate", "-m", SharedData.Model(Model), "-p", "Once upon a time", "-n", "8", "--temp", "0", "--json");
+        Assert.That(v2.ExitCode, Is.EqualTo(0), v2.Err);
+        Assert.That(v2.Out[..v2.Out.IndexOf("\"finish_reason\"")], Is.EqualTo(v3.Out[..v3.Out.IndexOf("\"finish_reason\"")]));
+    }
+
+    [Test]
     public void EmptyPrompt() =>
         AssertCleanError(CliRunner.Run("generate", "-m", SharedData.Model(Model), "-p", ""), "--prompt", "empty");
 

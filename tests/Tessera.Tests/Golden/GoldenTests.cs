@@ -75,13 +75,16 @@ public class GoldenTests
         m.Model.Forward(state, g.PromptTokens);
         int refRows = g.GreedyLogits.Length / vocab;
         double tol = NmseTolerance(file);
-        // A step whose top-two logits are closer than this may flip under any rounding difference; llama.cpp's own
-        // F32 and Q8_0 runs differ by more than rounding, so only clear-cut steps are compared exactly.
-        const float nearTie = 0.05f;
-        int compared = 0;
+        // A step whose top-two logits are closer than the noise the NMSE bound allows (per-logit deviation
+        // sqrt(tol) * rms(logits); 4x that covers the difference of two noisy logits) may flip under any rounding
+        // difference, so its token is not compared; 0.05 is the floor. The reference's tokens are fed back at every
+        // step (teacher forcing), so after a near-tie both engines still see the same context and the later clear-cut
+        // steps and logits remain comparable.
+        float NearTie(ReadOnlySpan<float> logits) =>
+            Math.Max(0.05f, 4 * (float)Math.Sqrt(tol) * MathF.Sqrt(System.Numerics.Tensors.TensorPrimitives.SumOfSquares(logits) / logits.Length));
+        int compared = 0, firstTie = -1;
         for (int step = 0; step < g.GreedyTokens.Length; step++)
         {
-            float ourGap = GoldenCase.TopTwoGap(state.Logits);
             // reference logits for this step: the prompt's last row at step 0, greedy row step-1 after that
             ReadOnlySpan<float> reference = step == 0
                 ? g.PromptLogits.AsSpan((g.PromptTokens.Length - 1) * vocab, vocab)
@@ -90,16 +93,19 @@ public class GoldenTests
             {
                 double e = GoldenCase.Nmse(state.Logits, reference);
                 Assert.That(e, Is.LessThan(tol), $"step {step}: NMSE {e:E2} against llama.cpp exceeds {tol:E0}");
-                if (GoldenCase.TopTwoGap(reference) < nearTie) break;
             }
-            if (ourGap < nearTie) break;
-            int token = Sampler.ArgMax(state.Logits);
-            Assert.That(token, Is.EqualTo(g.GreedyTokens[step]), $"greedy token {step} differs (after {compared} equal)");
-            compared++;
-            if (step + 1 == g.GreedyTokens.Length) break;
-            m.Model.Forward(state, [token]);
+            float nearTie = NearTie(state.Logits);
+            bool clear = GoldenCase.TopTwoGap(state.Logits) >= nearTie && (reference.IsEmpty || GoldenCase.TopTwoGap(reference) >= nearTie);
+            if (clear)
+            {
+                Assert.That(Sampler.ArgMax(state.Logits), Is.EqualTo(g.GreedyTokens[step]), $"greedy token {step} differs");
+                compared++;
+            }
+            else if (firstTie < 0) firstTie = step;
+            if (step + 1 < g.GreedyTokens.Length) m.Model.Forward(state, [g.GreedyTokens[step]]);
         }
-        if (file.EndsWith("f32")) Assert.That(compared, Is.GreaterThan(0), "no greedy step was clear-cut enough to compare");
-        TestContext.Out.WriteLine($"{file} p{prompt}: {compared}/{g.GreedyTokens.Length} greedy tokens compared exactly");
+        if (file.EndsWith("f32"))
+            Assert.That(compared, Is.GreaterThanOrEqualTo(Math.Min(5, g.GreedyTokens.Length)), "too few clear-cut steps to say anything");
+        TestContext.Out.WriteLine($"{file} p{prompt}: {compared}/{g.GreedyTokens.Length} greedy tokens compared exactly; first near-tie at {firstTie}");
     }
 }
