@@ -27,9 +27,6 @@ internal sealed record BpeSettings
     /// and strip one leading space from the first piece when decoding.</summary>
     public bool AddSpacePrefix { get; init; }
 
-    /// <summary>Apply Unicode NFC to text first (a tokenizer.json NFC normalizer).</summary>
-    public bool NormalizeNfc { get; init; }
-
     /// <summary>Without byte tokens: consecutive unknown characters give one unknown token.</summary>
     public bool FuseUnknown { get; init; }
 
@@ -75,7 +72,6 @@ internal sealed class BpeTokenizer : Tokenizer
     private protected override void EncodeText(ReadOnlySpan<char> raw, bool afterSpecial, List<int> output)
     {
         string text = raw.ToString();
-        if (_settings.NormalizeNfc && !text.IsNormalized(NormalizationForm.FormC)) text = text.Normalize(NormalizationForm.FormC);
         if (_settings.EscapeWhitespace)
             text = ((_settings.AddSpacePrefix && afterSpecial) ? " " + text : text).Replace(' ', SpmTokenizer.EscapedSpace);
 

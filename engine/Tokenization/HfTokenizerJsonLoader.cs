@@ -110,23 +110,24 @@ internal static class HfTokenizerJsonLoader
             IgnoreMerges = Flag(model, "ignore_merges"),
             EscapeWhitespace = shape.Escape,
             AddSpacePrefix = shape.Prefix,
-            NormalizeNfc = shape.Nfc,
             FuseUnknown = Flag(model, "fuse_unk"),
             CleanSpaces = config.CleanSpaces ?? shape.Pre?.CleanSpaces ?? false,
         });
     }
 
-    private sealed record Shape(bool ByteLevel, bool Escape, bool Prefix, bool Nfc, PreTokenizerSettings? Pre, PreTokenizer? Split);
+    private sealed record Shape(bool ByteLevel, bool Escape, bool Prefix, PreTokenizerSettings? Pre, PreTokenizer? Split);
 
     // Works out the normalizer and pre-tokenizer; anything Tessera would get wrong is refused by name.
     private static Shape ReadShape(string path, JsonElement root)
     {
-        bool nfc = false, prepend = false, replace = false, metaspace = false, metaspaceSplit = false, byteLevel = false;
+        bool prepend = false, replace = false, metaspace = false, metaspaceSplit = false, byteLevel = false;
         string? pattern = null;
         foreach (var n in Flatten(root, "normalizer", "normalizers"))
             switch (Str(n, "type"))
             {
-                case "NFC": nfc = true; break;
+                // Accepted but not applied: llama.cpp ignores it too (its Qwen GGUFs tokenize text as given), and .NET's
+                // invariant globalization mode, which Tessera builds with, has no normalization data.
+                case "NFC": break;
                 case "Prepend" when Str(n, "prepend") == "\u2581": prepend = true; break;
                 case "Replace" when Str(n, "content") == "\u2581" && n.TryGetProperty("pattern", out var pat) && Str(pat, "String") == " ":
                     replace = true; break;
@@ -159,17 +160,17 @@ internal static class HfTokenizerJsonLoader
         {
             if (prepend || replace || metaspace)
                 throw new ModelFormatException(path, "unsupported tokenizer.json: byte-level BPE combined with SentencePiece-style whitespace");
-            if (pattern == null) return new Shape(true, false, false, nfc, null, null);
+            if (pattern == null) return new Shape(true, false, false, null, null);
             var pre = PreTokenizer.FromHfPattern(pattern);
             PreTokenizerSettings? settings = pre.Name is "custom" ? null : PreTokenizer.ForGguf(pre.Name == "gpt2" ? "gpt-2" : pre.Name);
-            return new Shape(true, false, false, nfc, settings, settings == null ? pre : null);
+            return new Shape(true, false, false, settings, settings == null ? pre : null);
         }
         if (pattern != null) throw new ModelFormatException(path, "unsupported tokenizer.json: a Split pre-tokenizer without ByteLevel");
         // SentencePiece-style: whitespace escaped to U+2581 by Replace or Metaspace
         if (!(replace || metaspace))
             throw new ModelFormatException(path, "unsupported tokenizer.json: neither byte-level nor SentencePiece-style (no ByteLevel, Metaspace or Replace ' ' -> '\u2581')");
         PreTokenizer? split = metaspace && metaspaceSplit ? new PreTokenizer("metaspace", "[^\u2581]+|\u2581[^\u2581]*") : null;
-        return new Shape(false, true, prepend, nfc, null, split);
+        return new Shape(false, true, prepend, null, split);
     }
 
     // A single object or a Sequence of them.
