@@ -36,5 +36,6 @@ public enum FinishReason
     ContextFull,
 }
 
-/// <summary>One step of generation: the token and the text that became final with it (may be empty).</summary>
+/// <summary>One step of generation: the token and the text that became final with it (may be empty). At the end,
+/// text held back (an incomplete character, a possible stop-string start) comes with <c>Token</c> = -1.</summary>
 public readonly record struct GeneratedToken(int Token, string Text);

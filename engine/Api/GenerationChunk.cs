@@ -1,0 +1,16 @@
+using Tessera.Generation;
+
+namespace Tessera.Api;
+
+/// <summary>One piece of a streamed generation.</summary>
+/// <param name="Text">Text that became final with this chunk (may be empty while a multi-byte character is incomplete).</param>
+/// <param name="TokenIds">The token(s) this chunk carries (empty for trailing text released at the end).</param>
+/// <param name="FinishReason">Set on the last chunk only: why generation ended.</param>
+public sealed record GenerationChunk(string Text, IReadOnlyList<int> TokenIds, FinishReason? FinishReason);
+
+/// <summary>The whole result of a non-streaming generation.</summary>
+/// <param name="Text">Generated text.</param>
+/// <param name="TokenIds">Generated tokens.</param>
+/// <param name="PromptTokens">Tokens in the prompt.</param>
+/// <param name="FinishReason">Why generation ended.</param>
+public sealed record GenerationResult(string Text, IReadOnlyList<int> TokenIds, int PromptTokens, FinishReason FinishReason);
