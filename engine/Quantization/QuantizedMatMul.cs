@@ -10,6 +10,24 @@ public static unsafe class QuantizedMatMul
     // Each task takes at least this many multiply-adds, so that per-task overhead stays small.
     private const long MinWorkPerChunk = 1L << 16;
 
+    // Thread-count hook (tessera bench --threads): the one place the degree of parallelism of the products is set.
+    private static int s_maxThreads;
+    private static ParallelOptions s_parallel = new();
+
+    /// <summary>Most threads one product may use, process-wide; 0 (the default) means all cores. Set through
+    /// <see cref="Backends.Cpu.CpuBackend(int)"/>.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">The value is negative.</exception>
+    public static int MaxThreads
+    {
+        get => s_maxThreads;
+        set
+        {
+            ArgumentOutOfRangeException.ThrowIfNegative(value);
+            s_maxThreads = value;
+            s_parallel = new ParallelOptions { MaxDegreeOfParallelism = value > 0 ? value : -1 };
+        }
+    }
+
     /// <summary>Scratch bytes <see cref="Multiply(GgmlType, ReadOnlySpan{byte}, int, int, ReadOnlySpan{float}, int, Span{float}, Span{byte})"/>
     /// needs: the <paramref name="batch"/> activation rows in the vec-dot type.</summary>
     /// <exception cref="NotSupportedException"><paramref name="type"/> is not supported.</exception>
@@ -75,7 +93,7 @@ public static unsafe class QuantizedMatMul
 
             var job = new Job(kernel, weights, rowBytes, rows, cols, ps, actBytes, batch, py);
             long work = (long)rows * cols * batch;
-            int workers = Environment.ProcessorCount;
+            int workers = s_maxThreads > 0 ? s_maxThreads : Environment.ProcessorCount;
             if (work < ParallelThreshold || workers == 1)
             {
                 job.Run(0, rows);
@@ -91,7 +109,7 @@ public static unsafe class QuantizedMatMul
                 job.Run(0, rows);
                 return;
             }
-            Parallel.For(0, chunks, c => job.Run(c * chunkRows, Math.Min(rows, (c + 1) * chunkRows)));
+            Parallel.For(0, chunks, s_parallel, c => job.Run(c * chunkRows, Math.Min(rows, (c + 1) * chunkRows)));
         }
     }
 

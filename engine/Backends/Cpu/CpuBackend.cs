@@ -13,6 +13,14 @@ public sealed class CpuBackend : IBackend
 {
     private byte[] _matmulScratch = [];
 
+    /// <summary>A CPU backend on all cores (or on the process-wide <see cref="QuantizedMatMul.MaxThreads"/> if set).</summary>
+    public CpuBackend() { }
+
+    /// <summary>A CPU backend whose matrix products use at most <paramref name="threads"/> threads (0 = all cores).
+    /// The setting is process-wide (<see cref="QuantizedMatMul.MaxThreads"/>); attention still uses the default scheduler.</summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="threads"/> is negative.</exception>
+    public CpuBackend(int threads) => QuantizedMatMul.MaxThreads = threads;
+
     /// <inheritdoc/>
     public string Name => "cpu";
 
