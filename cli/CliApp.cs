@@ -19,6 +19,7 @@ public static class CliApp
             PerplexityCommand.Create(io),
             InspectCommand.Create(io),
             BenchCommand.Create(io),
+            SynthCommand.Create(io),
         };
         var parse = root.Parse(args);
         return parse.Invoke(new InvocationConfiguration { Output = @out, Error = err, EnableDefaultExceptionHandler = false });
