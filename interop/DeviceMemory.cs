@@ -25,6 +25,9 @@ public sealed unsafe class DeviceMemory : IDisposable
     /// <summary>The device address (for kernel arguments).</summary>
     public ulong Pointer => _ptr != 0 ? _ptr : throw new ObjectDisposedException(nameof(DeviceMemory));
 
+    /// <summary>The whole allocation as a byte view.</summary>
+    public DeviceSpan<byte> Span => new(Pointer, Bytes);
+
     /// <summary>Checks that [offset, offset + count) lies within a buffer of <paramref name="length"/> elements.</summary>
     internal static void CheckRange(long offset, long count, long length, string what)
     {
@@ -123,6 +126,12 @@ public sealed class DeviceBuffer<T> : IDisposable where T : unmanaged
         DeviceMemory.CheckRange(offset, destination.Length, Length, nameof(destination));
         Memory.Download((long)offset * sizeof(T), System.Runtime.InteropServices.MemoryMarshal.AsBytes(destination), stream);
     }
+
+    /// <summary>The whole buffer as a view.</summary>
+    public DeviceSpan<T> Span => new(Memory.Pointer, Length);
+
+    /// <summary>Elements [<paramref name="offset"/>, <paramref name="offset"/> + <paramref name="count"/>) as a view.</summary>
+    public DeviceSpan<T> Slice(int offset, int count) => Span.Slice(offset, count);
 
     /// <summary>Frees the memory.</summary>
     public void Dispose() => Memory.Dispose();
