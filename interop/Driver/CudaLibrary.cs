@@ -34,17 +34,22 @@ internal static class CudaLibrary
             if (!_probed)
             {
                 _probed = true;
-                var tried = Candidates();
-                foreach (var name in tried)
-                    if (NativeLibrary.TryLoad(name, out _handle)) break;
-                _reason = _handle != 0 ? ""
-                    : tried.Length == 0 ? $"the CUDA driver is not supported on {RuntimeInformation.OSDescription}"
-                    : $"the CUDA driver library was not found (tried {string.Join(", ", tried)}); is the NVIDIA driver installed?";
+                _handle = Probe(Candidates(), out _reason);
             }
             handle = _handle;
             reason = _reason;
             return _handle != 0;
         }
+    }
+
+    /// <summary>Loads the first of <paramref name="tried"/> that loads; 0 with a reason naming them all when none does.</summary>
+    internal static nint Probe(string[] tried, out string reason)
+    {
+        foreach (var name in tried)
+            if (NativeLibrary.TryLoad(name, out var h)) { reason = ""; return h; }
+        reason = tried.Length == 0 ? $"the CUDA driver is not supported on {RuntimeInformation.OSDescription}"
+            : $"the CUDA driver library was not found (tried {string.Join(", ", tried)}); is the NVIDIA driver installed?";
+        return 0;
     }
 
     /// <summary>Points <see cref="CuNative.Lib"/> at the loaded driver. Called once, from CuNative's static constructor.</summary>
