@@ -48,9 +48,15 @@ public sealed unsafe class CudaBackend : IBackend
     /// (no driver, no device, kernels not built, device too old).</summary>
     public static CudaBackend? TryCreate(out string reason, int ordinal = 0)
     {
-        if (!KernelImages.Built) { reason = KernelImages.NotBuiltReason; return null; }
+        // The device first: on a machine without a GPU that is the reason worth reporting.
         var context = CudaContext.TryCreate(out reason, ordinal);
         if (context is null) return null;
+        if (!KernelImages.Built)
+        {
+            context.Dispose();
+            reason = KernelImages.NotBuiltReason;
+            return null;
+        }
         try
         {
             return new CudaBackend(context);
