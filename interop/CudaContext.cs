@@ -1,4 +1,4 @@
-using System.Text;
+using System.Runtime.InteropServices;
 using Tessera.Interop.Driver;
 
 namespace Tessera.Interop;
@@ -17,7 +17,8 @@ public sealed unsafe class CudaContext : IDisposable
         _context = context;
         byte* name = stackalloc byte[256];
         Cu.Check(CuNative.cuDeviceGetName(name, 256, device), "cuDeviceGetName");
-        Name = Encoding.UTF8.GetString(new ReadOnlySpan<byte>(name, 256).TrimEnd((byte)0).ToArray()).TrimEnd('\0');
+        name[255] = 0;  // the driver NUL-terminates; this guards a name that fills the buffer
+        Name = Marshal.PtrToStringUTF8((nint)name) ?? "";
         int v;
         Cu.Check(CuNative.cuDriverGetVersion(&v), "cuDriverGetVersion");
         DriverVersion = v;

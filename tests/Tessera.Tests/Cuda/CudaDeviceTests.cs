@@ -22,6 +22,17 @@ public class CudaDeviceTests
         buf.Memory.Fill(0, stream);
         buf.Download(back.AsSpan(10, 5), stream, 10);
         Assert.That(back.Skip(10).Take(5), Is.All.EqualTo(0f));
+
+        // Pinned host memory: device -> pinned -> device -> host.
+        using var pinned = new PinnedBuffer(b.Context, 4000);
+        buf.Upload(data, stream);
+        pinned.DownloadAsync(buf.Memory, 0, 4000, stream);
+        stream.Synchronize();
+        Assert.That(System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(pinned.Span).ToArray(), Is.EqualTo(data));
+        using var other = new DeviceBuffer<float>(b.Context, 1000);
+        pinned.UploadAsync(other.Memory, 0, 4000, stream);
+        other.Download(back, stream);
+        Assert.That(back, Is.EqualTo(data));
     }
 
     [Test]
