@@ -28,12 +28,12 @@ run_step() {  # name, then the command
 }
 
 run_step test-ops "$bin" test-ops --backend cuda
-# golden and bench are run only when this build of tessera has those commands.
+# golden and bench run only when this build of tessera has those commands with a --backend option.
 for cmd in golden bench; do
-  if "$bin" --help 2>/dev/null | grep -qE "^\s+$cmd\s"; then
+  if "$bin" "$cmd" --help 2>/dev/null | grep -q -- "--backend"; then
     run_step "$cmd" "$bin" "$cmd" --backend cuda
   else
-    echo "$cmd: not a command of this tessera build; skipped" | tee -a "$out/summary.txt"
+    echo "$cmd: no '$cmd --backend' in this tessera build; skipped" | tee -a "$out/summary.txt"
   fi
 done
 exit $status
