@@ -20,6 +20,7 @@ public static class CliApp
             InspectCommand.Create(io),
             BenchCommand.Create(io),
             SynthCommand.Create(io),
+            TestOpsCommand.Create(io),
         };
         var parse = root.Parse(args);
         return parse.Invoke(new InvocationConfiguration { Output = @out, Error = err, EnableDefaultExceptionHandler = false });
