@@ -18,6 +18,7 @@ public static class CliApp
             TokenizeCommand.Create(io),
             PerplexityCommand.Create(io),
             InspectCommand.Create(io),
+            ServeCommand.Create(io),
         };
         var parse = root.Parse(args);
         return parse.Invoke(new InvocationConfiguration { Output = @out, Error = err, EnableDefaultExceptionHandler = false });
