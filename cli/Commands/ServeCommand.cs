@@ -32,7 +32,12 @@ internal static class ServeCommand
         return cmd;
     }
 
-    /// <summary>The model's name for the API: the file or folder name without extension.</summary>
-    internal static string ModelId(string path) =>
-        Path.GetFileNameWithoutExtension(Path.TrimEndingDirectorySeparator(path)) is { Length: > 0 } n ? n : path;
+    /// <summary>The model's name for the API: the GGUF file's name without <c>.gguf</c>, or the folder's name
+    /// (kept whole: Hugging Face names such as <c>Llama-3.2-1B</c> contain dots).</summary>
+    internal static string ModelId(string path)
+    {
+        string name = Path.GetFileName(Path.TrimEndingDirectorySeparator(path));
+        if (name.EndsWith(".gguf", StringComparison.OrdinalIgnoreCase)) name = name[..^".gguf".Length];
+        return name.Length > 0 ? name : path;
+    }
 }

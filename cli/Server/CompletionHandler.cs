@@ -34,7 +34,9 @@ internal sealed class CompletionHandler(InferenceEngine engine, ServerMetrics me
             try { options.Validate(); }
             catch (ArgumentException e) { throw new ApiException(e.Message, e.ParamName); }
 
-            await parallel.WaitAsync(aborted).ConfigureAwait(false);
+            metrics.Waiting(+1);
+            try { await parallel.WaitAsync(aborted).ConfigureAwait(false); }
+            finally { metrics.Waiting(-1); }
             try
             {
                 metrics.PromptTokens(promptTokens);
@@ -60,8 +62,9 @@ internal sealed class CompletionHandler(InferenceEngine engine, ServerMetrics me
             status = 400; // a chat request to a model whose chat template is unknown
             await WriteError(ctx.Response, 400, ex.Message, "invalid_request_error", "messages").ConfigureAwait(false);
         }
-        catch (OperationCanceledException) when (aborted.IsCancellationRequested)
+        catch (Exception) when (aborted.IsCancellationRequested)
         {
+            // The client went away: cancellation, or a write to the closed connection failing first.
             status = 499; // client closed the request (nginx's code); nothing can be sent
             metrics.Cancelled();
         }

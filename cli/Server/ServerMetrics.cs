@@ -20,6 +20,10 @@ internal sealed class ServerMetrics(InferenceEngine engine)
     private readonly Stopwatch _clock = Stopwatch.StartNew();
     private double _ttftSum;
     private long _ttftCount, _generated, _prompt, _cancelled;
+    private int _waiting;
+
+    /// <summary>Marks a request waiting for a <c>--parallel</c> slot (the server's queue, before the engine's).</summary>
+    public void Waiting(int delta) => Interlocked.Add(ref _waiting, delta);
 
     public void Request(string endpoint, int status) => _requests.AddOrUpdate((endpoint, status), 1, (_, v) => v + 1);
 
@@ -73,7 +77,7 @@ internal sealed class ServerMetrics(InferenceEngine engine)
         Metric(sb, "tessera_prompt_tokens_total", "counter", "prompt tokens of accepted generation requests", Interlocked.Read(ref _prompt));
         Metric(sb, "tessera_generated_tokens_total", "counter", "tokens generated", Interlocked.Read(ref _generated));
         Metric(sb, "tessera_tokens_per_second", "gauge", $"tokens generated per second, all requests, averaged over the last {RateWindowSeconds} s", TokensPerSecond());
-        Metric(sb, "tessera_queue_length", "gauge", "requests waiting for their turn", engine.QueueLength);
+        Metric(sb, "tessera_queue_length", "gauge", "requests accepted and waiting for their turn", Volatile.Read(ref _waiting) + engine.QueueLength);
         Metric(sb, "tessera_requests_running", "gauge", "requests generating now", engine.RunningRequests);
         Metric(sb, "tessera_kv_cache_bytes_in_use", "gauge",
             "bytes of KV cache held by running requests (a whole context each; KV blocks in use arrive with the paged cache)", engine.KvCacheBytesInUse);

@@ -27,7 +27,15 @@ public class DisconnectAndLoadTests
         // The server notices at its next write and stops the request; until then the engine is busy with it.
         var (status, body) = await PostJson("/v1/completions", """{"prompt":"Hi","max_tokens":3,"temperature":0}""");
         Assert.That(status, Is.EqualTo(200), body.ToString());
+        // The aborted request's handler records it as it unwinds, which may finish just after the next request;
+        // wait for that (the limit is a hang guard, not a timing check).
         var after = RawHttpTests.Metrics(await Http.GetStringAsync("/metrics"));
+        for (var until = DateTime.UtcNow.AddSeconds(30);
+             after.GetValueOrDefault("tessera_requests_cancelled_total") == before.GetValueOrDefault("tessera_requests_cancelled_total") && DateTime.UtcNow < until;)
+        {
+            await Task.Delay(20);
+            after = RawHttpTests.Metrics(await Http.GetStringAsync("/metrics"));
+        }
         Assert.That(after["tessera_requests_cancelled_total"] - before.GetValueOrDefault("tessera_requests_cancelled_total"), Is.EqualTo(1));
         Assert.That(after["tessera_requests_total{endpoint=\"/v1/completions\",status=\"499\"}"] - before.GetValueOrDefault("tessera_requests_total{endpoint=\"/v1/completions\",status=\"499\"}"), Is.EqualTo(1));
         double generated = after["tessera_generated_tokens_total"] - before.GetValueOrDefault("tessera_generated_tokens_total");
