@@ -19,7 +19,10 @@ public class DisconnectAndLoadTests
             {
                 Content = new StringContent($$"""{"prompt":"Once upon a time","max_tokens":{{asked}},"ignore_eos":true,"stream":true}""", Encoding.UTF8, "application/json"),
             };
-            using var r = await Http.SendAsync(req, HttpCompletionOption.ResponseHeadersRead, cts.Token);
+            // A client of its own that closes the connection on dispose: by default an unfinished response is drained
+            // (up to 1 MB) so that the connection can be reused, and the server would never see a disconnect.
+            using var client = new HttpClient(new SocketsHttpHandler { MaxResponseDrainSize = 0 }) { BaseAddress = Address };
+            using var r = await client.SendAsync(req, HttpCompletionOption.ResponseHeadersRead, cts.Token);
             using var reader = new StreamReader(await r.Content.ReadAsStreamAsync(cts.Token));
             Assert.That(await reader.ReadLineAsync(cts.Token), Does.StartWith("data: {"), "the stream started");
             cts.Cancel(); // abort the connection mid-stream
