@@ -13,13 +13,28 @@ if ! command -v dotnet >/dev/null 2>&1; then
   exit 1
 fi
 
+# CUDA kernels -> PTX (artifacts/kernels/ptx), embedded into the engine by its csproj when present.
+# Without nvcc, and when this machine may install packages (root + apt-get), Debian's nvidia-cuda-toolkit is
+# installed first (about 4.5 minutes; TESSERA_INSTALL_NVCC=0 skips it). Without a CUDA compiler the C# still builds
+# and the CUDA backend reports that its kernels were not built.
 build_kernels() {
-  if command -v nvcc >/dev/null 2>&1 && command -v cmake >/dev/null 2>&1; then
-    cmake -S . -B artifacts/kernels -DCMAKE_BUILD_TYPE=Release >/dev/null
-    cmake --build artifacts/kernels
-  else
-    echo "build.sh: no nvcc found: CUDA kernels not built (the CPU backend works without them)"
+  if ! command -v nvcc >/dev/null 2>&1 && [ "${TESSERA_INSTALL_NVCC:-1}" != 0 ] \
+     && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "build.sh: no nvcc: installing Debian's nvidia-cuda-toolkit (TESSERA_INSTALL_NVCC=0 to skip)"
+    bash scripts/install-nvcc.sh || echo "build.sh: installing nvcc failed; CUDA kernels will not be built"
   fi
+  if ! command -v nvcc >/dev/null 2>&1 || ! command -v cmake >/dev/null 2>&1; then
+    echo "build.sh: no nvcc (or no cmake): CUDA kernels not built (the CPU backend works without them)"
+    rm -rf artifacts/kernels/ptx
+    return 0
+  fi
+  # CUDA 11.x refuses g++ 12 and newer as nvcc's host compiler; clang-14 is accepted.
+  local ccbin="${TESSERA_NVCC_CCBIN:-}"
+  if [ -z "$ccbin" ] && nvcc --version | grep -q 'release 11\.' && command -v clang-14 >/dev/null 2>&1; then ccbin=clang-14; fi
+  cmake -S . -B artifacts/kernels -DCMAKE_BUILD_TYPE=Release -DTESSERA_NVCC_CCBIN="$ccbin" >/dev/null
+  cmake --build artifacts/kernels
+  # ptxas' report, one line per kernel and architecture; a spill fails the build (every kernel is on the decode path).
+  cmake --build artifacts/kernels --target ptxas 2>&1 | bash scripts/ptxas-summary.sh
 }
 
 case "$mode" in

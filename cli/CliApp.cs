@@ -18,6 +18,9 @@ public static class CliApp
             TokenizeCommand.Create(io),
             PerplexityCommand.Create(io),
             InspectCommand.Create(io),
+            BenchCommand.Create(io),
+            SynthCommand.Create(io),
+            TestOpsCommand.Create(io),
             ServeCommand.Create(io),
         };
         var parse = root.Parse(args);

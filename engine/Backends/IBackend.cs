@@ -67,6 +67,17 @@ public interface IBackend : IDisposable
     /// <summary>y (rows, w.Rows) = x (rows, w.Cols) · wᵀ, in the weight's type (activations converted as llama.cpp does).</summary>
     void MatMul(BackendWeight w, Activation x, Activation y, int rows);
 
+    /// <summary>y0 = x · w0ᵀ, y1 = x · w1ᵀ and, when <paramref name="w2"/> is given, y2 = x · w2ᵀ: the products that share
+    /// an input (QKV, gate/up), which a backend may run as one (convert x once, one dispatch). The results must equal
+    /// separate <see cref="MatMul"/> calls; this default makes them.</summary>
+    void MatMulShared(Activation x, int rows, BackendWeight w0, Activation y0, BackendWeight w1, Activation y1,
+        BackendWeight? w2 = null, Activation? y2 = null)
+    {
+        MatMul(w0, x, y0, rows);
+        MatMul(w1, x, y1, rows);
+        if (w2 != null) MatMul(w2, x, y2 ?? throw new ArgumentNullException(nameof(y2)), rows);
+    }
+
     /// <summary>Rotates x (rows, heads * headDim) in place; row i is at position <c>startPos + i</c>.</summary>
     void Rope(Activation x, int rows, int heads, int headDim, int startPos, float theta, RopeLayout layout);
 

@@ -73,9 +73,8 @@ public sealed class LlamaModel : IDisposable
             var w = _layers[l];
             // attention
             b.RmsNorm(s.X, w.AttnNorm, s.Xb, n, c.NormEps);                // xb (n, dim)
-            b.MatMul(w.Wq, s.Xb, s.Q, n);                                  // q (n, heads * head_dim)
-            b.MatMul(w.Wk, s.Xb, s.K, n);                                  // k (n, kv_heads * head_dim)
-            b.MatMul(w.Wv, s.Xb, s.V, n);                                  // v (n, kv_heads * head_dim)
+            // q (n, heads * head_dim), k and v (n, kv_heads * head_dim): one product over the three weights
+            b.MatMulShared(s.Xb, n, w.Wq, s.Q, w.Wk, s.K, w.Wv, s.V);
             b.Rope(s.Q, n, c.Heads, c.HeadDim, pos, c.RopeTheta, c.RopeLayout);
             b.Rope(s.K, n, c.KvHeads, c.HeadDim, pos, c.RopeTheta, c.RopeLayout);
             b.StoreKv(s.Cache, l, s.K, s.V, n, pos);
@@ -84,8 +83,7 @@ public sealed class LlamaModel : IDisposable
             b.Add(s.X, s.Xb, n * c.Dim);                                   // residual
             // feed-forward
             b.RmsNorm(s.X, w.FfnNorm, s.Xb, n, c.NormEps);
-            b.MatMul(w.Gate, s.Xb, s.Hb, n);                               // hb (n, ffn)
-            b.MatMul(w.Up, s.Xb, s.Hb2, n);                                // hb2 (n, ffn)
+            b.MatMulShared(s.Xb, n, w.Gate, s.Hb, w.Up, s.Hb2);            // hb (n, ffn) gate, hb2 (n, ffn) up
             b.SwiGlu(s.Hb, s.Hb2, n * c.FfnDim);                           // hb = silu(hb) * hb2
             b.MatMul(w.Down, s.Hb, s.Xb, n);                               // xb (n, dim)
             b.Add(s.X, s.Xb, n * c.Dim);                                   // residual

@@ -2,13 +2,30 @@ namespace Tessera.Quantization;
 
 /// <summary>Y = X · Wᵀ for a weight matrix in a GGUF type, the way llama.cpp's CPU <c>mul_mat</c> does it: every activation row is
 /// converted once to the weight type's <see cref="VecDotType"/>, then each (activation row, weight row) pair goes through
-/// <see cref="VecDot"/>. Work is split over weight rows with <see cref="Parallel.For(int, int, Action{int})"/> when it is big enough.</summary>
+/// <see cref="VecDot"/>. Work is split over weight rows on the persistent <see cref="WorkerPool"/> when it is big enough; nothing is allocated per call.</summary>
 public static unsafe class QuantizedMatMul
 {
     // Below this many multiply-adds a call runs on the calling thread: starting tasks would cost more than it saves.
     private const long ParallelThreshold = 1L << 18;
     // Each task takes at least this many multiply-adds, so that per-task overhead stays small.
     private const long MinWorkPerChunk = 1L << 16;
+
+    // Thread-count hook (tessera bench --threads): the one place the degree of parallelism of the products is set.
+    private static int s_maxThreads;
+
+    /// <summary>Most threads one product may use, process-wide; 0 (the default) means all cores. The shared worker
+    /// pool has one thread per core, so today only 1 (run on the caller) and "all" are distinct. Set through
+    /// <see cref="Backends.Cpu.CpuBackend(int)"/>.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">The value is negative.</exception>
+    public static int MaxThreads
+    {
+        get => s_maxThreads;
+        set
+        {
+            ArgumentOutOfRangeException.ThrowIfNegative(value);
+            s_maxThreads = value;
+        }
+    }
 
     /// <summary>Scratch bytes <see cref="Multiply(GgmlType, ReadOnlySpan{byte}, int, int, ReadOnlySpan{float}, int, Span{float}, Span{byte})"/>
     /// needs: the <paramref name="batch"/> activation rows in the vec-dot type.</summary>
@@ -72,40 +89,131 @@ public static unsafe class QuantizedMatMul
         {
             for (int b = 0; b < batch; b++)
                 ActivationQuantizer.QuantizeRowUnchecked(vt, px + (long)b * cols, ps + b * actBytes, cols);
-
-            var job = new Job(kernel, weights, rowBytes, rows, cols, ps, actBytes, batch, py);
-            long work = (long)rows * cols * batch;
-            int workers = Environment.ProcessorCount;
-            if (work < ParallelThreshold || workers == 1)
-            {
-                job.Run(0, rows);
-                return;
-            }
-            // About 4 chunks per core for load balance, but never chunks smaller than MinWorkPerChunk.
-            long perRow = Math.Max(1L, (long)cols * batch);
-            int minRows = (int)Math.Clamp(MinWorkPerChunk / perRow, 1, rows);
-            int chunkRows = Math.Max(minRows, (rows + 4 * workers - 1) / (4 * workers));
-            int chunks = (rows + chunkRows - 1) / chunkRows;
-            if (chunks == 1)
-            {
-                job.Run(0, rows);
-                return;
-            }
-            Parallel.For(0, chunks, c => job.Run(c * chunkRows, Math.Min(rows, (c + 1) * chunkRows)));
+            var job = MatMulJob.ForThisThread;
+            job.Set(kernel, cols, ps, actBytes, batch);
+            job.Add(weights, rowBytes, rows, py);
+            Dispatch(job);
         }
     }
 
-    /// <summary>Everything a task needs, as raw pointers (spans cannot enter the lambda).</summary>
-    private sealed class Job(delegate*<byte*, byte*, int, float> kernel, byte* weights, long rowBytes, int rows, int cols,
-        byte* act, long actBytes, int batch, float* y)
+    /// <summary>Several products of one activation batch at once (fused QKV, gate/up): the activations are converted once
+    /// and one dispatch covers every weight's rows. All weights share <paramref name="type"/> and <paramref name="cols"/>.
+    /// No argument checks: the backend passes tensors it has already shape-checked.</summary>
+    internal static void MultiplyFused(GgmlType type, int cols, float* x, int batch, byte* scratch,
+        byte* w0, int rows0, float* y0, byte* w1, int rows1, float* y1, byte* w2, int rows2, float* y2)
     {
-        public void Run(int r0, int r1)
+        var kernel = VecDot.Kernel(type);
+        GgmlType vt = VecDotType.For(type);
+        long rowBytes = GgmlTypeInfo.RowBytes(type, cols);
+        long actBytes = GgmlTypeInfo.RowBytes(vt, cols);
+        for (int b = 0; b < batch; b++)
+            ActivationQuantizer.QuantizeRowUnchecked(vt, x + (long)b * cols, scratch + b * actBytes, cols);
+        var job = MatMulJob.ForThisThread;
+        job.Set(kernel, cols, scratch, actBytes, batch);
+        job.Add(w0, rowBytes, rows0, y0);
+        job.Add(w1, rowBytes, rows1, y1);
+        if (w2 != null) job.Add(w2, rowBytes, rows2, y2);
+        Dispatch(job);
+    }
+
+    private static void Dispatch(MatMulJob job)
+    {
+        long work = (long)job.TotalRows * job.Cols * job.Batch;
+        var pool = WorkerPool.Shared;
+        if (work < ParallelThreshold || pool.Threads == 1 || s_maxThreads == 1)
         {
+            job.Reset(job.Chunk(job.TotalRows));
+            job.Run();
+            return;
+        }
+        // About 8 chunks per thread for load balance (a shared machine deschedules threads), but none smaller than MinWorkPerChunk.
+        long perRow = Math.Max(1L, (long)job.Cols * job.Batch);
+        int minRows = (int)Math.Clamp(MinWorkPerChunk / perRow, 1, job.TotalRows);
+        int chunkRows = Math.Max(minRows, (job.TotalRows + 8 * pool.Threads - 1) / (8 * pool.Threads));
+        job.Reset(job.Chunk(chunkRows));
+        if (job.Chunks == 1) job.Run();
+        else pool.Run(job);
+    }
+
+    /// <summary>Up to three weight matrices times one converted activation batch, in chunks of rows.
+    /// One instance per dispatching thread, reused: a product allocates nothing.</summary>
+    private sealed class MatMulJob : PoolJob
+    {
+        [ThreadStatic] private static MatMulJob? t_job;
+        public static MatMulJob ForThisThread => t_job ??= new MatMulJob();
+
+        private delegate*<byte*, byte*, int, float> _kernel;
+        private byte* _act;
+        private long _actBytes;
+        private int _segments, _chunkRows;
+        private readonly byte*[] _w = new byte*[3];
+        private readonly long[] _rowBytes = new long[3];
+        private readonly int[] _rows = new int[3];
+        private readonly int[] _firstChunk = new int[4];
+        private readonly float*[] _y = new float*[3];
+
+        public int Cols { get; private set; }
+        public int Batch { get; private set; }
+        public int TotalRows { get; private set; }
+        public int Chunks { get; private set; }
+
+        public void Set(delegate*<byte*, byte*, int, float> kernel, int cols, byte* act, long actBytes, int batch)
+        {
+            _kernel = kernel;
+            Cols = cols;
+            _act = act;
+            _actBytes = actBytes;
+            Batch = batch;
+            _segments = 0;
+            TotalRows = 0;
+        }
+
+        public void Add(byte* w, long rowBytes, int rows, float* y)
+        {
+            _w[_segments] = w;
+            _rowBytes[_segments] = rowBytes;
+            _rows[_segments] = rows;
+            _y[_segments] = y;
+            _segments++;
+            TotalRows += rows;
+        }
+
+        /// <summary>Splits every segment into chunks of <paramref name="chunkRows"/> rows; returns the chunk count.</summary>
+        public int Chunk(int chunkRows)
+        {
+            _chunkRows = chunkRows;
+            int total = 0;
+            for (int s = 0; s < _segments; s++)
+            {
+                _firstChunk[s] = total;
+                total += (_rows[s] + chunkRows - 1) / chunkRows;
+            }
+            _firstChunk[_segments] = total;
+            Chunks = total;
+            return total;
+        }
+
+        public override void Run()
+        {
+            for (int c = NextChunk(); c >= 0; c = NextChunk())
+            {
+                int s = 0;
+                while (c >= _firstChunk[s + 1]) s++;
+                int r0 = (c - _firstChunk[s]) * _chunkRows;
+                int r1 = Math.Min(_rows[s], r0 + _chunkRows);
+                RunRows(_w[s], _rowBytes[s], _rows[s], _y[s], r0, r1);
+            }
+        }
+
+        private void RunRows(byte* weights, long rowBytes, int rows, float* y, int r0, int r1)
+        {
+            var kernel = _kernel;
+            int cols = Cols, batch = Batch;
             for (int r = r0; r < r1; r++)
             {
                 byte* w = weights + r * rowBytes;
                 for (int b = 0; b < batch; b++)
-                    y[(long)b * rows + r] = kernel(w, act + b * actBytes, cols);
+                    y[(long)b * rows + r] = kernel(w, _act + b * _actBytes, cols);
             }
         }
     }

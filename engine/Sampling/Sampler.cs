@@ -47,8 +47,10 @@ public sealed class Sampler
         // Candidates sorted by logit, descending, truncated to top-k.
         int n = logits.Length;
         int k = _o.TopK > 0 && _o.TopK < n ? _o.TopK : n;
-        for (int i = 0; i < n; i++) { _ids[i] = i; _keys[i] = -logits[i]; }
-        Array.Sort(_keys, _ids, 0, n);
+        if (k < n) SelectTopK(logits, k);
+        else for (int i = 0; i < n; i++) { _ids[i] = i; _keys[i] = -logits[i]; }
+        // Only the k candidates are sorted: with top-k 40 that is the vocabulary scanned once, not sorted.
+        Array.Sort(_keys, _ids, 0, k);
         // Softmax at temperature 1 for top-p and min-p, as llama.cpp's chain does before the temperature step.
         float max = -_keys[0];
         double sum = 0;
@@ -81,6 +83,59 @@ public sealed class Sampler
             if (u < acc) return _ids[i];
         }
         return _ids[k - 1];
+    }
+
+    /// <summary>Leaves the <paramref name="k"/> largest logits (earlier index first among equals) in _ids/_keys[0..k), keys negated,
+    /// in no particular order: a min-heap of size k over one pass of the logits.</summary>
+    private void SelectTopK(ReadOnlySpan<float> logits, int k)
+    {
+        // Heap ordered by (logit, then later index first): the root is the candidate to drop next.
+        for (int i = 0; i < k; i++)
+        {
+            _ids[i] = i;
+            _keys[i] = logits[i];
+            SiftUp(i);
+        }
+        for (int i = k; i < logits.Length; i++)
+        {
+            if (!(logits[i] > _keys[0])) continue; // equal keeps the earlier index, as a stable sort would
+            _ids[0] = i;
+            _keys[0] = logits[i];
+            SiftDown(0, k);
+        }
+        for (int i = 0; i < k; i++) _keys[i] = -_keys[i];
+    }
+
+    private bool Below(int a, int b) => _keys[a] < _keys[b] || (_keys[a] == _keys[b] && _ids[a] > _ids[b]);
+
+    private void Swap(int a, int b)
+    {
+        (_keys[a], _keys[b]) = (_keys[b], _keys[a]);
+        (_ids[a], _ids[b]) = (_ids[b], _ids[a]);
+    }
+
+    private void SiftUp(int i)
+    {
+        while (i > 0)
+        {
+            int parent = (i - 1) / 2;
+            if (!Below(i, parent)) return;
+            Swap(i, parent);
+            i = parent;
+        }
+    }
+
+    private void SiftDown(int i, int count)
+    {
+        while (true)
+        {
+            int l = 2 * i + 1, r = l + 1, m = i;
+            if (l < count && Below(l, m)) m = l;
+            if (r < count && Below(r, m)) m = r;
+            if (m == i) return;
+            Swap(i, m);
+            i = m;
+        }
     }
 
     private void ApplyPenalties(Span<float> logits)

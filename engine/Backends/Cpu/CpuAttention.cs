@@ -1,63 +1,89 @@
+using System.Numerics;
 using System.Numerics.Tensors;
 using Tessera.Model;
+using Tessera.Quantization;
 
 namespace Tessera.Backends.Cpu;
 
 /// <summary>
 /// Causal grouped-query attention over an F16 cache, following llama.cpp's non-flash CPU path: scores are
 /// F16(q)·K scaled by 1/sqrt(d), softmax in float with the sum in double, probabilities rounded to F16 before the
-/// product with V. Query head h reads key/value head h / (heads / kv_heads).
+/// product with V. Query head h reads key/value head h / (heads / kv_heads). Each (row, head) is one chunk of work
+/// on the <see cref="WorkerPool"/>; the job and its per-thread scratch are reused, so a call allocates nothing once
+/// the scratch has grown to the context length.
 /// </summary>
 internal static class CpuAttention
 {
+    [ThreadStatic] private static AttentionJob? t_job;
+
     public static void Compute(float[] q, Half[] k, Half[] v, LlamaConfig c, int rows, int startPos, float[] output)
     {
-        int heads = c.Heads, hd = c.HeadDim, kvDim = c.KvDim, group = c.GroupSize;
-        float scale = 1.0f / MathF.Sqrt(hd);
-        int work = rows * heads;
-        // Each (row, head) is independent; parallelize when there is enough of it.
-        Parallel.For(0, work, new ParallelOptions { MaxDegreeOfParallelism = work >= 4 ? -1 : 1 }, () => new Scratch(startPos + rows, hd),
-            (item, _, s) =>
+        var job = t_job ??= new AttentionJob();
+        job.Q = q;
+        job.K = k;
+        job.V = v;
+        job.Config = c;
+        job.Rows = rows;
+        job.StartPos = startPos;
+        job.Output = output;
+        int work = rows * c.Heads;
+        job.Reset(work);
+        if (work >= 2) WorkerPool.Shared.Run(job);
+        else job.Run();
+        job.Q = job.Output = null!;
+        job.K = job.V = null!;
+    }
+
+    private sealed class AttentionJob : PoolJob
+    {
+        [ThreadStatic] private static float[]? t_scores, t_row;
+        [ThreadStatic] private static Half[]? t_q;
+
+        public float[] Q = null!, Output = null!;
+        public Half[] K = null!, V = null!;
+        public LlamaConfig Config = null!;
+        public int Rows, StartPos;
+
+        public override unsafe void Run()
+        {
+            var c = Config;
+            int heads = c.Heads, hd = c.HeadDim, kvDim = c.KvDim, group = c.GroupSize;
+            float scale = 1.0f / MathF.Sqrt(hd);
+            int maxN = StartPos + Rows;
+            // Grown in powers of two, so a decode allocates only when the context passes one.
+            if (t_scores == null || t_scores.Length < maxN) t_scores = new float[Math.Max(256, (int)BitOperations.RoundUpToPowerOf2((uint)maxN))];
+            if (t_row == null || t_row.Length < hd) { t_row = new float[hd]; t_q = new Half[hd]; }
+            var row = t_row.AsSpan(0, hd);
+            var qh = t_q.AsSpan(0, hd);
+            for (int item = NextChunk(); item >= 0; item = NextChunk())
             {
                 int r = item / heads, h = item % heads;
-                int pos = startPos + r;
+                int n = StartPos + r + 1;
                 int kvh = h / group;
-                int n = pos + 1;
-                var qh = s.Q.AsSpan(0, hd);
-                // llama.cpp converts q to the cache type (F16) before the dot product.
-                for (int i = 0; i < hd; i++) qh[i] = (float)(Half)q[(r * heads + h) * hd + i];
-                var scores = s.Scores.AsSpan(0, n);
-                var row = s.Row.AsSpan(0, hd);
-                for (int p = 0; p < n; p++)
+                // llama.cpp converts q to the cache type (F16); the score is then an F16 x F16 dot product (ggml_vec_dot_f16).
+                TensorPrimitives.ConvertToHalf(Q.AsSpan((r * heads + h) * hd, hd), qh);
+                var scores = t_scores.AsSpan(0, n);
+                fixed (Half* pk = K)
+                fixed (Half* pq = qh)
                 {
-                    TensorPrimitives.ConvertToSingle(k.AsSpan(p * kvDim + kvh * hd, hd), row);
-                    scores[p] = TensorPrimitives.Dot(qh, row) * scale;
+                    for (int p = 0; p < n; p++)
+                        scores[p] = F16.Dot((byte*)(pk + (long)p * kvDim + kvh * hd), (byte*)pq, hd) * scale;
                 }
                 float max = TensorPrimitives.Max(scores);
+                TensorPrimitives.Subtract(scores, max, scores);
+                TensorPrimitives.Exp(scores, scores);
                 double sum = 0;
-                for (int p = 0; p < n; p++)
-                {
-                    float e = MathF.Exp(scores[p] - max);
-                    scores[p] = e;
-                    sum += e;
-                }
+                foreach (float e in scores) sum += e;
                 float inv = (float)(1.0 / sum);
-                var o = output.AsSpan((r * heads + h) * hd, hd);
+                var o = Output.AsSpan((r * heads + h) * hd, hd);
                 o.Clear();
                 for (int p = 0; p < n; p++)
                 {
                     float w = (float)(Half)(scores[p] * inv);
-                    TensorPrimitives.ConvertToSingle(v.AsSpan(p * kvDim + kvh * hd, hd), row);
+                    TensorPrimitives.ConvertToSingle(V.AsSpan(p * kvDim + kvh * hd, hd), row);
                     TensorPrimitives.MultiplyAdd(row, w, o, o);
                 }
-                return s;
-            }, _ => { });
-    }
-
-    private sealed class Scratch(int n, int hd)
-    {
-        public readonly float[] Scores = new float[n];
-        public readonly float[] Q = new float[hd];
-        public readonly float[] Row = new float[hd];
+            }
+        }
     }
 }

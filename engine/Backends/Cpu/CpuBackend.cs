@@ -13,6 +13,14 @@ public sealed class CpuBackend : IBackend
 {
     private byte[] _matmulScratch = [];
 
+    /// <summary>A CPU backend on all cores (or on the process-wide <see cref="QuantizedMatMul.MaxThreads"/> if set).</summary>
+    public CpuBackend() { }
+
+    /// <summary>A CPU backend whose matrix products use at most <paramref name="threads"/> threads (0 = all cores).
+    /// The setting is process-wide (<see cref="QuantizedMatMul.MaxThreads"/>); attention still uses the default scheduler.</summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="threads"/> is negative.</exception>
+    public CpuBackend(int threads) => QuantizedMatMul.MaxThreads = threads;
+
     /// <inheritdoc/>
     public string Name => "cpu";
 
@@ -55,6 +63,43 @@ public sealed class CpuBackend : IBackend
         if (_matmulScratch.Length < need) _matmulScratch = new byte[need];
         QuantizedMatMul.Multiply(t.Type, t.Data, t.ByteSize, t.Rows, t.Cols,
             D(x).AsSpan(0, rows * t.Cols), rows, D(y).AsSpan(0, rows * t.Rows), _matmulScratch);
+    }
+
+    /// <inheritdoc/>
+    public unsafe void MatMulShared(Activation x, int rows, BackendWeight w0, Activation y0, BackendWeight w1, Activation y1,
+        BackendWeight? w2 = null, Activation? y2 = null)
+    {
+        WeightTensor a = w0.Source, b = w1.Source;
+        WeightTensor? c = w2?.Source;
+        if (w2 != null && y2 == null) throw new ArgumentNullException(nameof(y2));
+        // One conversion of x serves all only when every weight takes the same activation type and width.
+        bool same = b.Type == a.Type && b.Cols == a.Cols && (c == null || (c.Type == a.Type && c.Cols == a.Cols));
+        if (!same)
+        {
+            MatMul(w0, x, y0, rows);
+            MatMul(w1, x, y1, rows);
+            if (w2 != null) MatMul(w2, x, y2!, rows);
+            return;
+        }
+        var dx = D(x);
+        if (dx.Length < rows * a.Cols) throw new ArgumentException($"x holds {dx.Length} floats, need {rows * a.Cols}", nameof(x));
+        Check(y0, rows * a.Rows, nameof(y0));
+        Check(y1, rows * b.Rows, nameof(y1));
+        if (c != null) Check(y2!, rows * c.Rows, nameof(y2));
+        int need = QuantizedMatMul.ScratchBytes(a.Type, a.Cols, rows);
+        if (_matmulScratch.Length < need) _matmulScratch = new byte[need];
+        fixed (float* px = dx)
+        fixed (float* p0 = D(y0))
+        fixed (float* p1 = D(y1))
+        fixed (float* p2 = y2 == null ? null : D(y2))
+        fixed (byte* ps = _matmulScratch)
+            QuantizedMatMul.MultiplyFused(a.Type, a.Cols, px, rows, ps,
+                a.Data, a.Rows, p0, b.Data, b.Rows, p1, c == null ? null : c.Data, c?.Rows ?? 0, p2);
+    }
+
+    private static void Check(Activation y, int need, string name)
+    {
+        if (y.Length < need) throw new ArgumentException($"output holds {y.Length} floats, need {need}", name);
     }
 
     /// <inheritdoc/>

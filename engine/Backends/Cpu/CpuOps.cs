@@ -1,4 +1,6 @@
 using System.Numerics.Tensors;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 using Tessera.Model;
 
 namespace Tessera.Backends.Cpu;
@@ -14,13 +16,36 @@ internal static class CpuOps
         {
             var xr = x.AsSpan(r * dim, dim);
             var yr = y.AsSpan(r * dim, dim);
-            double sum = 0;
-            foreach (float v in xr) sum += (double)v * v;
+            double sum = SumSquares(xr);
             float mean = (float)(sum / dim);
             float scale = 1.0f / MathF.Sqrt(mean + eps);
             TensorPrimitives.Multiply(xr, scale, yr);
             TensorPrimitives.Multiply(yr, w, yr);
         }
+    }
+
+    /// <summary>Σ x² in double. Each square is exact in double; only the order of the additions differs from ggml's loop.</summary>
+    internal static double SumSquares(ReadOnlySpan<float> x)
+    {
+        int i = 0;
+        double sum = 0;
+        if (Vector256.IsHardwareAccelerated && x.Length >= 16)
+        {
+            Vector256<double> s0 = Vector256<double>.Zero, s1 = s0, s2 = s0, s3 = s0;
+            ref float r = ref MemoryMarshal.GetReference(x);
+            for (; i + 16 <= x.Length; i += 16)
+            {
+                var (a, b) = Vector256.Widen(Vector256.LoadUnsafe(ref r, (nuint)i));
+                var (c, d) = Vector256.Widen(Vector256.LoadUnsafe(ref r, (nuint)i + 8));
+                s0 += a * a;
+                s1 += b * b;
+                s2 += c * c;
+                s3 += d * d;
+            }
+            sum = Vector256.Sum((s0 + s1) + (s2 + s3));
+        }
+        for (; i < x.Length; i++) sum += (double)x[i] * x[i];
+        return sum;
     }
 
     /// <summary>
@@ -70,11 +95,29 @@ internal static class CpuOps
     /// <summary>gate = gate / (1 + exp(-gate)) * up.</summary>
     public static void SwiGlu(float[] gate, float[] up, int count)
     {
-        var g = gate.AsSpan(0, count);
-        for (int i = 0; i < g.Length; i++)
+        // In slices, so the exp terms fit a stack buffer: vectorized Exp, then x / (1 + e) * up.
+        const int Slice = 512;
+        Span<float> e = stackalloc float[Slice];
+        for (int start = 0; start < count; start += Slice)
         {
-            float x = g[i];
-            g[i] = x / (1.0f + MathF.Exp(-x)) * up[i];
+            int len = Math.Min(Slice, count - start);
+            var g = gate.AsSpan(start, len);
+            var t = e[..len];
+            TensorPrimitives.Negate(g, t);
+            TensorPrimitives.Exp(t, t);
+            TensorPrimitives.Add(t, 1.0f, t);
+            TensorPrimitives.Divide(g, t, g);
+            TensorPrimitives.Multiply(g, up.AsSpan(start, len), g);
+        }
+    }
+
+    /// <summary>The plain loop <see cref="SwiGlu"/> must agree with (to the last bits of exp), for tests.</summary>
+    internal static void SwiGluScalar(float[] gate, float[] up, int count)
+    {
+        for (int i = 0; i < count; i++)
+        {
+            float x = gate[i];
+            gate[i] = x / (1.0f + MathF.Exp(-x)) * up[i];
         }
     }
 }

@@ -106,4 +106,26 @@ public class SamplerTests
         var e = Assert.Throws<ArgumentException>(() => o.Validate())!;
         Assert.That(e.Message, Does.Contain(name));
     }
+
+    /// <summary>Top-k picks its candidates with a heap instead of sorting the vocabulary; the draw must be the one a full
+    /// sort gives: the same seed on the same logits with everything outside the top k masked to -inf and top-k off.</summary>
+    [Test]
+    public void TopKSelectionDrawsAsAFullSortWould()
+    {
+        var rng = new Random(11);
+        const int vocab = 5000, k = 40;
+        for (int seed = 0; seed < 60; seed++)
+        {
+            float[] logits = new float[vocab];
+            for (int i = 0; i < vocab; i++) logits[i] = (float)(rng.NextDouble() * 8 - 4);
+            float[] masked = (float[])logits.Clone();
+            var order = Enumerable.Range(0, vocab).OrderByDescending(i => logits[i]).ToArray();
+            foreach (int i in order.Skip(k)) masked[i] = float.NegativeInfinity;
+            var o = new SamplingOptions { Temperature = 0.9f, TopK = k, TopP = 0.97f, MinP = 0.01f, Seed = (ulong)seed };
+            int fast = new Sampler(o, vocab).Sample(logits);
+            int full = new Sampler(o with { TopK = 0 }, vocab).Sample(masked);
+            Assert.That(fast, Is.EqualTo(full), $"seed {seed}");
+            Assert.That(order.Take(k), Does.Contain(fast));
+        }
+    }
 }

@@ -1,0 +1,171 @@
+using System.CommandLine;
+using System.Globalization;
+using Spectre.Console;
+using Spectre.Console.Rendering;
+using Tessera.Benchmarking;
+
+namespace Tessera.Cli.Commands;
+
+/// <summary><c>tessera bench</c>: llama-bench's pp/tg tests on the CPU backend, as a table and as JSON for tools.</summary>
+internal static class BenchCommand
+{
+    public static Command Create(CliIo io)
+    {
+        var model = CommonOptions.Model();
+        var prompts = new Option<string>("--prompt-lengths", "-p") { Description = "prompt lengths for pp tests, comma-separated", DefaultValueFactory = _ => "512" };
+        var gen = new Option<int>("--gen", "-n") { Description = "tokens to generate in the tg test (0 = none)", DefaultValueFactory = _ => 128 };
+        var threads = new Option<int>("--threads", "-t") { Description = "CPU threads (0 = all cores)" };
+        var reps = new Option<int>("--repetitions", "-r") { Description = "timed runs per test, after one warm-up", DefaultValueFactory = _ => 5 };
+        var json = new Option<string>("--json") { Description = "write the results as a JSON array to FILE ('-' = stdout, instead of the table)" };
+        var compare = new Option<string>("--compare") { Description = "print new/old tokens/s ratios against an earlier --json FILE" };
+        var cmd = new Command("bench", "measure prompt processing (pp) and generation (tg) speed, like llama-bench")
+            { model, prompts, gen, threads, reps, json, compare };
+        cmd.SetAction(r => io.Guard(() =>
+        {
+            var options = new BenchOptions
+            {
+                PromptLengths = ParseLengths(r.GetValue(prompts) ?? ""),
+                GenerateTokens = r.GetValue(gen),
+                Threads = r.GetValue(threads),
+                Repetitions = r.GetValue(reps),
+            };
+            options.Validate();
+            string path = r.GetValue(model)!;
+            string? jsonPath = r.GetValue(json);
+            string? comparePath = r.GetValue(compare);
+            bool jsonToStdout = jsonPath == "-";
+            // Read the old file first, so that a bad --compare fails before minutes of benchmarking.
+            if (comparePath != null) BenchJson.ReadTokensPerSecond(comparePath);
+
+            var report = RunWithProgress(io, path, options, showProgress: !jsonToStdout && Interactive(io));
+            if (jsonPath != null)
+            {
+                if (jsonToStdout)
+                {
+                    using var ms = new MemoryStream();
+                    BenchJson.Write(report, ms);
+                    io.Out.WriteLine(System.Text.Encoding.UTF8.GetString(ms.ToArray()));
+                }
+                else
+                {
+                    using var f = File.Create(jsonPath);
+                    BenchJson.Write(report, f);
+                }
+            }
+            var console = ConsoleFor(io.Out, ReferenceEquals(io.Out, Console.Out) && !Console.IsOutputRedirected);
+            var table = new BenchTable(console);
+            if (!jsonToStdout) table.Show(report);
+            if (comparePath != null)
+            {
+                // With JSON on stdout the ratios go to stderr, so that stdout stays one JSON document.
+                var target = jsonToStdout ? ConsoleFor(io.Err, false) : console;
+                new BenchTable(target).ShowComparison(BenchJson.Compare(report, comparePath), comparePath);
+            }
+            return 0;
+        }));
+        return cmd;
+    }
+
+    /// <summary>"64,512" → [64, 512]; names the option and the bad item otherwise.</summary>
+    internal static int[] ParseLengths(string text)
+    {
+        var items = text.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+        if (items.Length == 0) throw new ArgumentException($"--prompt-lengths '{text}': give one or more lengths, e.g. 64,512");
+        var result = new int[items.Length];
+        for (int i = 0; i < items.Length; i++)
+            if (!int.TryParse(items[i], NumberStyles.Integer, CultureInfo.InvariantCulture, out result[i]))
+                throw new ArgumentException($"--prompt-lengths '{text}': '{items[i]}' is not a whole number");
+        return result;
+    }
+
+    /// <summary>Progress only on a real terminal: never into captured or redirected output.</summary>
+    private static bool Interactive(CliIo io) =>
+        ReferenceEquals(io.Err, Console.Error) && !Console.IsErrorRedirected && !Console.IsOutputRedirected;
+
+    private static IAnsiConsole ConsoleFor(TextWriter writer, bool terminal)
+    {
+        var console = AnsiConsole.Create(new AnsiConsoleSettings
+        {
+            Out = new AnsiConsoleOutput(writer),
+            Ansi = terminal ? AnsiSupport.Detect : AnsiSupport.No,
+            ColorSystem = terminal ? ColorSystemSupport.Detect : ColorSystemSupport.NoColors,
+            Interactive = terminal ? InteractionSupport.Detect : InteractionSupport.No,
+        });
+        // A file or pipe has no width; 80 columns would wrap the header lines.
+        if (!terminal) console.Profile.Width = 160;
+        return console;
+    }
+
+    private static BenchReport RunWithProgress(CliIo io, string path, BenchOptions options, bool showProgress)
+    {
+        if (!showProgress) return BenchRunner.Run(path, options);
+        BenchReport? report = null;
+        ConsoleFor(io.Err, true).Progress().AutoClear(true)
+            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new SpinnerColumn())
+            .Start(ctx => report = BenchRunner.Run(path, options, new SpectreProgress(ctx)));
+        return report!;
+    }
+
+    /// <summary>One progress bar per stage (loading, each test, the bandwidth measurement).</summary>
+    private sealed class SpectreProgress(ProgressContext ctx) : IProgress<BenchProgress>
+    {
+        private readonly Dictionary<string, ProgressTask> _tasks = [];
+
+        public void Report(BenchProgress p)
+        {
+            if (!_tasks.TryGetValue(p.Stage, out var task))
+                _tasks[p.Stage] = task = ctx.AddTask(Markup.Escape(p.Stage), maxValue: p.Total);
+            task.Value = p.Done;
+        }
+    }
+}
+
+/// <summary>The terminal form of a report: a header of whole-run figures, then one row per test.</summary>
+internal sealed class BenchTable(IAnsiConsole console)
+{
+    private static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
+
+    public void Show(BenchReport r)
+    {
+        console.WriteLine($"model: {r.ModelPath} ({r.ModelType}, {Mib(r.ModelBytes)})");
+        console.WriteLine($"machine: {r.Machine.CpuModel}, {r.Machine.Cores} cores; {r.Threads} threads; read bandwidth {F(r.MachineBandwidthGBps, 1)} GB/s");
+        console.WriteLine($"load: {F(r.LoadMs, 0)} ms; time to first token: {(r.TimeToFirstTokenMs is double t ? F(t, 1) + " ms" : "-")}; peak RSS: {Mib(r.PeakResidentBytes)}");
+        var table = new Table { Border = Plain ? TableBorder.Markdown : TableBorder.Rounded };
+        foreach (string h in new[] { "test", "t/s (median)", "± stddev", "min", "max", "GB/s", "of read bw" })
+            table.AddColumn(new TableColumn(new Text(h)).RightAligned());
+        table.Columns[0].LeftAligned();
+        foreach (var x in r.Results)
+        {
+            var s = x.TokensPerSecond;
+            Row(table, x.Test, F(s.Median, 2), F(s.StdDev, 2), F(s.Min, 2), F(s.Max, 2),
+                x.BandwidthGBps is double b ? F(b, 2) : "-",
+                r.BandwidthFraction(x) is double f ? (f * 100).ToString("0.0", Inv) + "%" : "-");
+        }
+        console.Write(table);
+    }
+
+    public void ShowComparison(IReadOnlyList<BenchComparison> rows, string oldPath)
+    {
+        console.WriteLine($"compared with {oldPath}:");
+        if (rows.Count == 0)
+        {
+            console.WriteLine("no test of this run is in that file");
+            return;
+        }
+        var table = new Table { Border = Plain ? TableBorder.Markdown : TableBorder.Rounded };
+        foreach (string h in new[] { "test", "t/s new", "t/s old", "new/old" })
+            table.AddColumn(new TableColumn(new Text(h)).RightAligned());
+        table.Columns[0].LeftAligned();
+        foreach (var c in rows) Row(table, c.Test, F(c.New, 2), F(c.Old, 2), F(c.Ratio, 3));
+        console.Write(table);
+    }
+
+    // Without ANSI (a file, a pipe, a test) the table is Markdown, ready to paste into docs.
+    private bool Plain => !console.Profile.Capabilities.Ansi;
+
+    private static void Row(Table t, params string[] cells) => t.AddRow(cells.Select(c => (IRenderable)new Text(c)));
+
+    private static string F(double v, int digits) => v.ToString("F" + digits, Inv);
+
+    private static string Mib(long bytes) => (bytes / 1048576.0).ToString("0.0", Inv) + " MiB";
+}

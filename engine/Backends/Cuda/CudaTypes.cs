@@ -1,0 +1,57 @@
+using Tessera.Interop;
+using Tessera.Model;
+
+namespace Tessera.Backends.Cuda;
+
+/// <summary>Device float32 buffer.</summary>
+internal sealed class CudaActivation(DeviceBuffer<float> buffer) : Activation
+{
+    public DeviceBuffer<float> Buffer { get; } = buffer;
+    public override int Length => Buffer.Length;
+    public override void Dispose() { Buffer.Dispose(); base.Dispose(); }
+}
+
+/// <summary>A weight uploaded to the device in a format the kernels read (its file format, or F32 when the kernels
+/// have no path for the file's type and it was dequantized on the host).</summary>
+internal sealed class CudaWeight(WeightTensor source, Interop.Kernels.WeightFormat format, DeviceMemory memory) : BackendWeight
+{
+    public override WeightTensor Source { get; } = source;
+    public Interop.Kernels.WeightFormat Format { get; } = format;
+    public DeviceMemory Memory { get; } = memory;
+}
+
+internal sealed class CudaVector(DeviceBuffer<float> buffer) : BackendVector
+{
+    public DeviceBuffer<float> Buffer { get; } = buffer;
+    public override int Length => Buffer.Length;
+}
+
+/// <summary>F16 keys and values per layer, (position, kv_dim), as the CPU backend and llama.cpp keep them.</summary>
+internal sealed class CudaKvCache : KvCache
+{
+    public CudaKvCache(CudaContext context, LlamaConfig config, int capacity)
+    {
+        Config = config;
+        Cap = capacity;
+        K = new DeviceBuffer<Half>[config.Layers];
+        V = new DeviceBuffer<Half>[config.Layers];
+        for (int l = 0; l < config.Layers; l++)
+        {
+            K[l] = new DeviceBuffer<Half>(context, checked(capacity * config.KvDim));
+            V[l] = new DeviceBuffer<Half>(context, checked(capacity * config.KvDim));
+        }
+    }
+
+    public LlamaConfig Config { get; }
+    public readonly int Cap;
+    public readonly DeviceBuffer<Half>[] K;
+    public readonly DeviceBuffer<Half>[] V;
+    public override int Capacity => Cap;
+
+    public override void Dispose()
+    {
+        foreach (var b in K) b.Dispose();
+        foreach (var b in V) b.Dispose();
+        base.Dispose();
+    }
+}

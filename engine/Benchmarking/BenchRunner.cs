@@ -1,0 +1,158 @@
+using System.Diagnostics;
+using System.Numerics.Tensors;
+using Tessera.Backends.Cpu;
+using Tessera.Model;
+using Tessera.Quantization;
+
+namespace Tessera.Benchmarking;
+
+/// <summary>Where a benchmark run is: a stage name and how many of its steps are done.</summary>
+/// <param name="Stage">What runs now, e.g. <c>pp512</c>.</param>
+/// <param name="Done">Steps of this stage done.</param>
+/// <param name="Total">Steps of this stage in all.</param>
+public readonly record struct BenchProgress(string Stage, int Done, int Total);
+
+/// <summary>
+/// Runs llama-bench's tests on the CPU backend: pp (a prompt of N random token ids into an empty cache, timed) and tg
+/// (from an empty cache, one token, then M single-token steps, each fed the argmax of the last logits), each repeated
+/// after an untimed warm-up, plus load time, time to first token, peak memory and decode bandwidth against the
+/// machine's measured read bandwidth.
+/// </summary>
+public static class BenchRunner
+{
+    // llama-bench's default micro-batch: a longer prompt runs in chunks of this many tokens.
+    private const int MaxBatch = 512;
+
+    /// <summary>Loads <paramref name="modelPath"/> and runs the tests of <paramref name="options"/>.</summary>
+    /// <exception cref="ArgumentException">An option is out of range for the model.</exception>
+    /// <exception cref="Formats.ModelFormatException">The model cannot be loaded.</exception>
+    public static BenchReport Run(string modelPath, BenchOptions options, IProgress<BenchProgress>? progress = null)
+    {
+        options.Validate();
+        int previousThreads = QuantizedMatMul.MaxThreads;
+        try
+        {
+            return RunLoaded(modelPath, options, progress);
+        }
+        finally
+        {
+            // --threads is process-wide; leave the process as it was for whatever runs next (tests run in-process).
+            QuantizedMatMul.MaxThreads = previousThreads;
+        }
+    }
+
+    private static BenchReport RunLoaded(string modelPath, BenchOptions options, IProgress<BenchProgress>? progress)
+    {
+        progress?.Report(new("loading", 0, 1));
+        long t0 = Stopwatch.GetTimestamp();
+        var results = new List<BenchResult>();
+        double? ttft = null;
+        double loadMs;
+        ModelSummary summary;
+        using (var m = LoadedModel.Load(modelPath, new CpuBackend(options.Threads)))
+        {
+            loadMs = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+            progress?.Report(new("loading", 1, 1));
+            var c = m.Config;
+            options.ValidateFor(c.ContextLength, modelPath);
+            summary = ModelSummary.Of(m.Weights, c);
+            int maxPrompt = options.PromptLengths.Count > 0 ? options.PromptLengths.Max() : 1;
+            int context = Math.Max(maxPrompt, Math.Max(options.GenerateTokens, 1));
+            using var state = m.Model.CreateState(context, Math.Min(maxPrompt, MaxBatch));
+            var rng = new Random(options.Seed);
+            var tokens = new int[maxPrompt];
+            for (int i = 0; i < tokens.Length; i++) tokens[i] = rng.Next(c.VocabSize);
+
+            foreach (int n in options.PromptLengths)
+            {
+                var (tps, firstToken) = Prompt(m.Model, state, tokens.AsSpan(0, n), options.Repetitions, progress);
+                ttft ??= firstToken;
+                results.Add(new BenchResult
+                {
+                    Test = $"pp{n}", PromptTokens = n, GeneratedTokens = 0, Repetitions = options.Repetitions,
+                    TokensPerSecond = Spread.Of(tps),
+                });
+            }
+            if (options.GenerateTokens > 0)
+            {
+                int g = options.GenerateTokens;
+                var tps = Generate(m.Model, state, tokens[0], g, options.Repetitions, progress);
+                results.Add(new BenchResult
+                {
+                    Test = $"tg{g}", PromptTokens = 0, GeneratedTokens = g, Repetitions = options.Repetitions,
+                    TokensPerSecond = Spread.Of(tps), BytesPerToken = summary.DecodeBytesPerToken(c, g),
+                });
+            }
+        }
+        // Before the bandwidth buffer is allocated, so that the peak is the model's.
+        long peak = MachineInfo.PeakResidentBytes();
+        progress?.Report(new("memory bandwidth", 0, 1));
+        double machine = MemoryBandwidth.Measure(options.EffectiveThreads, options.BandwidthBufferBytes);
+        progress?.Report(new("memory bandwidth", 1, 1));
+        return new BenchReport
+        {
+            ModelPath = modelPath,
+            ModelType = summary.Description,
+            ModelBytes = summary.Bytes,
+            ModelParameters = summary.Parameters,
+            Threads = options.EffectiveThreads,
+            LoadMs = loadMs,
+            TimeToFirstTokenMs = ttft,
+            PeakResidentBytes = peak,
+            MachineBandwidthGBps = machine,
+            Machine = MachineInfo.Describe(),
+            Date = DateTimeOffset.UtcNow,
+            Results = results,
+        };
+    }
+
+    /// <summary>pp: tokens/s of each timed run, and the median time to first token (prefill + argmax) in ms.</summary>
+    private static (List<double> Tps, double TtftMs) Prompt(LlamaModel model, RunState state, ReadOnlySpan<int> prompt,
+        int repetitions, IProgress<BenchProgress>? progress)
+    {
+        string stage = $"pp{prompt.Length}";
+        var tps = new List<double>(repetitions);
+        var ttft = new List<double>(repetitions);
+        for (int rep = -1; rep < repetitions; rep++)
+        {
+            progress?.Report(new(stage, rep + 1, repetitions + 1));
+            state.Rewind(0);
+            long t0 = Stopwatch.GetTimestamp();
+            model.Forward(state, prompt);
+            long t1 = Stopwatch.GetTimestamp();
+            int first = TensorPrimitives.IndexOfMax<float>(state.Logits);
+            long t2 = Stopwatch.GetTimestamp();
+            GC.KeepAlive(first);
+            if (rep < 0) continue; // warm-up: pages the weights in, starts the thread pool
+            tps.Add(prompt.Length / Stopwatch.GetElapsedTime(t0, t1).TotalSeconds);
+            ttft.Add(Stopwatch.GetElapsedTime(t0, t2).TotalMilliseconds);
+        }
+        progress?.Report(new(stage, repetitions + 1, repetitions + 1));
+        return (tps, Spread.Of(ttft).Median);
+    }
+
+    /// <summary>tg: tokens/s of each timed run of <paramref name="count"/> single-token steps from an empty cache.</summary>
+    private static List<double> Generate(LlamaModel model, RunState state, int firstToken, int count, int repetitions,
+        IProgress<BenchProgress>? progress)
+    {
+        string stage = $"tg{count}";
+        var tps = new List<double>(repetitions);
+        var token = new int[1];
+        for (int rep = -1; rep < repetitions; rep++)
+        {
+            progress?.Report(new(stage, rep + 1, repetitions + 1));
+            state.Rewind(0);
+            token[0] = firstToken;
+            long t0 = Stopwatch.GetTimestamp();
+            for (int i = 0; i < count; i++)
+            {
+                model.Forward(state, token);
+                token[0] = TensorPrimitives.IndexOfMax<float>(state.Logits);
+            }
+            double seconds = Stopwatch.GetElapsedTime(t0).TotalSeconds;
+            if (rep >= 0) tps.Add(count / seconds);
+        }
+        progress?.Report(new(stage, repetitions + 1, repetitions + 1));
+        return tps;
+    }
+}

@@ -1,0 +1,115 @@
+using System.Text.Json;
+
+namespace Tessera.Synthesis;
+
+/// <summary>The hyperparameters that fix a Llama-architecture model's tensor shapes (and what a GGUF file says
+/// about them), without any weights.</summary>
+public sealed record ModelShape
+{
+    /// <summary>Catalog name, e.g. <c>stories110m</c>.</summary>
+    public required string Name { get; init; }
+    /// <summary>Hidden size (<c>embedding_length</c>).</summary>
+    public required int Dim { get; init; }
+    /// <summary>Number of transformer blocks.</summary>
+    public required int Layers { get; init; }
+    /// <summary>Query heads.</summary>
+    public required int Heads { get; init; }
+    /// <summary>Key/value heads (grouped-query attention when fewer than <see cref="Heads"/>).</summary>
+    public required int KvHeads { get; init; }
+    /// <summary>Feed-forward (SwiGLU) hidden size.</summary>
+    public required int Ffn { get; init; }
+    /// <summary>Vocabulary size: rows of <c>token_embd</c> and <c>output</c>.</summary>
+    public required int Vocab { get; init; }
+    /// <summary>Trained context length.</summary>
+    public int Context { get; init; } = 2048;
+    /// <summary>RoPE base frequency.</summary>
+    public float RopeTheta { get; init; } = 10000f;
+    /// <summary>RMSNorm epsilon.</summary>
+    public float NormEps { get; init; } = 1e-5f;
+    /// <summary>True when the output projection is the token embedding (no <c>output.weight</c>).</summary>
+    public bool Tied { get; init; }
+
+    /// <summary>Size of one attention head.</summary>
+    public int HeadDim => Dim / Heads;
+
+    /// <summary>Number of weights (all tensors, norms included).</summary>
+    public long ParameterCount
+    {
+        get
+        {
+            long kv = (long)KvHeads * HeadDim;
+            long layer = 2L * Dim + 2L * Dim * Dim + 2L * Dim * kv + 3L * Dim * Ffn;
+            return (long)Vocab * Dim * (Tied ? 1 : 2) + Dim + Layers * layer;
+        }
+    }
+
+    /// <summary>Throws <see cref="ArgumentException"/> naming the shape and the problem when the numbers cannot make
+    /// a model (GGUF rows must be whole 32-element blocks; heads must divide evenly).</summary>
+    public void Validate()
+    {
+        void Check(bool ok, string what)
+        {
+            if (!ok) throw new ArgumentException($"shape '{Name}': {what}");
+        }
+        Check(Dim > 0 && Layers > 0 && Heads > 0 && KvHeads > 0 && Ffn > 0 && Vocab > 0 && Context > 0,
+            "dim, layers, heads, kv_heads, ffn, vocab and context must all be positive");
+        Check(Dim % Heads == 0, $"dim {Dim} is not a multiple of heads {Heads}");
+        Check(Heads % KvHeads == 0, $"heads {Heads} is not a multiple of kv_heads {KvHeads}");
+        Check(HeadDim % 2 == 0, $"head size {HeadDim} is odd (RoPE rotates pairs)");
+        Check(Dim % 32 == 0 && Ffn % 32 == 0, $"dim {Dim} and ffn {Ffn} must be multiples of 32 (the quantization block)");
+        Check(RopeTheta > 0 && NormEps > 0, "rope_theta and norm_eps must be positive");
+    }
+}
+
+/// <summary>The catalog of real models' shapes, <c>models/shapes.json</c>, embedded in the engine so it is found
+/// without a checkout.</summary>
+public static class ShapeCatalog
+{
+    private const string ResourceName = "Tessera.Synthesis.shapes.json";
+    private static readonly Lazy<IReadOnlyDictionary<string, ModelShape>> Shapes = new(() =>
+    {
+        using var s = typeof(ShapeCatalog).Assembly.GetManifestResourceStream(ResourceName)
+            ?? throw new InvalidOperationException($"the engine assembly lacks its embedded shape catalog ({ResourceName})");
+        return Parse(s, "models/shapes.json");
+    });
+
+    /// <summary>Every shape, by name.</summary>
+    public static IReadOnlyDictionary<string, ModelShape> All => Shapes.Value;
+
+    /// <summary>The named shape; an <see cref="ArgumentException"/> listing the known names when there is none.</summary>
+    public static ModelShape Get(string name) =>
+        All.TryGetValue(name, out var s) ? s
+            : throw new ArgumentException($"--shape {name}: unknown shape (known: {string.Join(", ", All.Keys.Order(StringComparer.Ordinal))})");
+
+    /// <summary>Reads a catalog: an object of name → { dim, layers, heads, kv_heads, ffn, vocab, context, rope_theta,
+    /// norm_eps, tied } (the last four optional); <paramref name="source"/> names it in errors.</summary>
+    public static IReadOnlyDictionary<string, ModelShape> Parse(Stream json, string source)
+    {
+        using var doc = JsonDocument.Parse(json);
+        var result = new Dictionary<string, ModelShape>(StringComparer.Ordinal);
+        foreach (var p in doc.RootElement.EnumerateObject())
+        {
+            JsonElement o = p.Value;
+            int Int(string key) => o.TryGetProperty(key, out var v) && v.TryGetInt32(out int x) ? x
+                : throw new FormatException($"{source}: shape '{p.Name}' needs an integer '{key}'");
+            float Float(string key, float dflt) => o.TryGetProperty(key, out var v) ? v.GetSingle() : dflt;
+            var shape = new ModelShape
+            {
+                Name = p.Name,
+                Dim = Int("dim"),
+                Layers = Int("layers"),
+                Heads = Int("heads"),
+                KvHeads = Int("kv_heads"),
+                Ffn = Int("ffn"),
+                Vocab = Int("vocab"),
+                Context = o.TryGetProperty("context", out _) ? Int("context") : 2048,
+                RopeTheta = Float("rope_theta", 10000f),
+                NormEps = Float("norm_eps", 1e-5f),
+                Tied = o.TryGetProperty("tied", out var t) && t.GetBoolean(),
+            };
+            shape.Validate();
+            result.Add(p.Name, shape);
+        }
+        return result;
+    }
+}

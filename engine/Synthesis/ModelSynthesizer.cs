@@ -1,0 +1,225 @@
+using Tessera.Formats.Gguf;
+using Tessera.Quantization;
+
+namespace Tessera.Synthesis;
+
+/// <summary>
+/// Writes a GGUF file of a Llama-architecture model at a given shape with random weights (normal, std 0.02; norm
+/// weights 1), metadata as llama.cpp's converter writes it, and a tokenizer copied from another GGUF file and padded
+/// with unused tokens to the shape's vocabulary. Weights are generated and quantized a few rows at a time inside the
+/// writer's callbacks, so memory stays small whatever the model's size.
+/// </summary>
+public sealed class ModelSynthesizer
+{
+    /// <summary>Standard deviation of the weights: the scale of real models' matrices, so activations stay finite
+    /// and far from denormals.</summary>
+    public const float WeightStd = 0.02f;
+
+    private const string TokenizerPrefix = "tokenizer.ggml.";
+
+    /// <summary>One tensor to write.</summary>
+    /// <param name="Name">GGUF tensor name.</param>
+    /// <param name="Dims">Extents, innermost first.</param>
+    /// <param name="Type">Element type.</param>
+    /// <param name="IsNorm">True for RMSNorm weights (F32, all ones); false for random matrices.</param>
+    public sealed record TensorPlan(string Name, long[] Dims, GgmlType Type, bool IsNorm)
+    {
+        /// <summary>Bytes in the file.</summary>
+        public long ByteSize => GgmlTypeInfo.RowBytes(Type, Dims[0]) * (Dims.Length > 1 ? Dims[1] : 1);
+    }
+
+    private readonly ModelShape _shape;
+    private readonly SynthType _type;
+    private readonly ulong _seed;
+
+    /// <summary>A synthesizer for <paramref name="shape"/> (validated here) written as <paramref name="type"/>.</summary>
+    public ModelSynthesizer(ModelShape shape, SynthType type, ulong seed)
+    {
+        ArgumentNullException.ThrowIfNull(shape);
+        shape.Validate();
+        _shape = shape;
+        _type = type;
+        _seed = seed;
+        Tensors = Plan();
+    }
+
+    /// <summary>The tensors in file order, with the type each gets.</summary>
+    public IReadOnlyList<TensorPlan> Tensors { get; }
+
+    /// <summary>Bytes of tensor data (without header and padding).</summary>
+    public long DataBytes => Tensors.Sum(t => t.ByteSize);
+
+    private List<TensorPlan> Plan()
+    {
+        var s = _shape;
+        long kv = (long)s.KvHeads * s.HeadDim;
+        var list = new List<TensorPlan>();
+        void Matrix(string name, string role, int layer, long cols, long rows) =>
+            list.Add(new TensorPlan(name, [cols, rows], SynthTypes.TensorType(_type, role, layer, s, cols), false));
+        void Norm(string name) => list.Add(new TensorPlan(name, [s.Dim], GgmlType.F32, true));
+
+        Matrix("token_embd.weight", "token_embd", -1, s.Dim, s.Vocab);
+        for (int l = 0; l < s.Layers; l++)
+        {
+            string p = $"blk.{l}.";
+            Norm(p + "attn_norm.weight");
+            Matrix(p + "attn_q.weight", "attn_q", l, s.Dim, s.Dim);
+            Matrix(p + "attn_k.weight", "attn_k", l, s.Dim, kv);
+            Matrix(p + "attn_v.weight", "attn_v", l, s.Dim, kv);
+            Matrix(p + "attn_output.weight", "attn_output", l, s.Dim, s.Dim);
+            Norm(p + "ffn_norm.weight");
+            Matrix(p + "ffn_gate.weight", "ffn_gate", l, s.Dim, s.Ffn);
+            Matrix(p + "ffn_up.weight", "ffn_up", l, s.Dim, s.Ffn);
+            Matrix(p + "ffn_down.weight", "ffn_down", l, s.Ffn, s.Dim);
+        }
+        Norm("output_norm.weight");
+        if (!s.Tied) Matrix("output.weight", "output", -1, s.Dim, s.Vocab);
+        return list;
+    }
+
+    /// <summary>Builds the writer: metadata, the tokenizer of <paramref name="tokenizerSource"/> padded to the
+    /// vocabulary, and a callback per tensor that generates it. <paramref name="progress"/> gets (data bytes written,
+    /// total) after every chunk, from the writing thread.</summary>
+    public GgufWriter CreateWriter(GgufFile tokenizerSource, Action<long, long>? progress = null)
+    {
+        ArgumentNullException.ThrowIfNull(tokenizerSource);
+        var s = _shape;
+        var w = new GgufWriter();
+        // Key order as llama.cpp's convert_hf_to_gguf.py writes a Llama model.
+        w.Set("general.architecture", GgufValue.Of("llama"));
+        w.Set("general.type", GgufValue.Of("model"));
+        w.Set("general.name", GgufValue.Of($"{s.Name} (random weights)"));
+        w.Set("llama.block_count", GgufValue.Of((uint)s.Layers));
+        w.Set("llama.context_length", GgufValue.Of((uint)s.Context));
+        w.Set("llama.embedding_length", GgufValue.Of((uint)s.Dim));
+        w.Set("llama.feed_forward_length", GgufValue.Of((uint)s.Ffn));
+        w.Set("llama.attention.head_count", GgufValue.Of((uint)s.Heads));
+        w.Set("llama.attention.head_count_kv", GgufValue.Of((uint)s.KvHeads));
+        w.Set("llama.rope.freq_base", GgufValue.Of(s.RopeTheta));
+        w.Set("llama.attention.layer_norm_rms_epsilon", GgufValue.Of(s.NormEps));
+        w.Set("general.file_type", GgufValue.Of(SynthTypes.FileType(_type)));
+        w.Set("llama.vocab_size", GgufValue.Of((uint)s.Vocab));
+        w.Set("llama.rope.dimension_count", GgufValue.Of((uint)s.HeadDim));
+        foreach (var (key, value) in PaddedTokenizer(tokenizerSource, s.Vocab)) w.Set(key, value);
+        w.Set("general.quantization_version", GgufValue.Of(2u));
+
+        long total = DataBytes, done = 0;
+        var buffers = new ChunkBuffers();
+        for (int i = 0; i < Tensors.Count; i++)
+        {
+            var t = Tensors[i];
+            int index = i;
+            w.AddTensor(t.Name, t.Type, t.Dims, stream =>
+            {
+                WriteTensor(t, index, stream, buffers, written =>
+                {
+                    done += written;
+                    progress?.Invoke(done, total);
+                });
+            });
+        }
+        return w;
+    }
+
+    /// <summary>Writes the whole file (through a temporary file, see <see cref="GgufWriter.WriteFile"/>).</summary>
+    public void WriteFile(string path, GgufFile tokenizerSource, Action<long, long>? progress = null) =>
+        CreateWriter(tokenizerSource, progress).WriteFile(path);
+
+    /// <summary>Buffers reused across chunks and tensors (one set per writer: the writer calls back on one thread).</summary>
+    private sealed class ChunkBuffers
+    {
+        public float[] Floats = [];
+        public byte[] Bytes = [];
+    }
+
+    private const int ChunkFloats = 1 << 20;
+
+    private void WriteTensor(TensorPlan t, int index, Stream stream, ChunkBuffers buf, Action<long> wrote)
+    {
+        int cols = (int)t.Dims[0];
+        long rows = t.Dims.Length > 1 ? t.Dims[1] : 1;
+        if (t.IsNorm)
+        {
+            var ones = new float[cols];
+            Array.Fill(ones, 1f);
+            var bytes = new byte[cols * 4];
+            WeightQuantizer.QuantizeRow(GgmlType.F32, ones, bytes);
+            stream.Write(bytes);
+            wrote(bytes.Length);
+            return;
+        }
+        int rowBytes = (int)GgmlTypeInfo.RowBytes(t.Type, cols);
+        int chunkRows = (int)Math.Max(1, Math.Min(rows, ChunkFloats / cols));
+        if (buf.Floats.Length < chunkRows * cols) buf.Floats = new float[chunkRows * cols];
+        if (buf.Bytes.Length < chunkRows * rowBytes) buf.Bytes = new byte[chunkRows * rowBytes];
+        float[] floats = buf.Floats;
+        byte[] bytesOut = buf.Bytes;
+        for (long r0 = 0; r0 < rows; r0 += chunkRows)
+        {
+            int n = (int)Math.Min(chunkRows, rows - r0);
+            // Rows are independent (own random stream, own blocks), so the chunk is split across cores.
+            Parallel.For(0, n, () => new float[cols], (r, _, scratch) =>
+            {
+                Span<float> x = floats.AsSpan(r * cols, cols);
+                NormalRandom.FillRow(_seed, index, r0 + r, WeightStd, x, scratch);
+                WeightQuantizer.QuantizeRow(t.Type, x, bytesOut.AsSpan(r * rowBytes, rowBytes));
+                return scratch;
+            }, _ => { });
+            stream.Write(bytesOut, 0, n * rowBytes);
+            wrote((long)n * rowBytes);
+        }
+    }
+
+    /// <summary>The <c>tokenizer.ggml.*</c> keys of <paramref name="source"/>, with the per-token arrays (tokens,
+    /// scores, token_type) extended to <paramref name="vocab"/> entries by unused tokens <c>&lt;pad_N&gt;</c>
+    /// (N = the token id; type 5 = unused, score 0), as llama.cpp's converter pads a vocabulary.</summary>
+    internal static List<KeyValuePair<string, GgufValue>> PaddedTokenizer(GgufFile source, int vocab)
+    {
+        string[] tokens = source.TryGetString(TokenizerPrefix + "model", out _) && source.Contains(TokenizerPrefix + "tokens")
+            ? source.GetStringArray(TokenizerPrefix + "tokens")
+            : throw new ArgumentException($"{source.Path}: has no tokenizer (tokenizer.ggml.model and tokenizer.ggml.tokens)");
+        int n = tokens.Length;
+        if (n > vocab)
+            throw new ArgumentException($"{source.Path}: its tokenizer has {n} tokens, more than the shape's vocabulary of {vocab}");
+        var known = new HashSet<string>(tokens, StringComparer.Ordinal);
+        var result = new List<KeyValuePair<string, GgufValue>>();
+        foreach (var (key, value) in source.Metadata.Where(kv => kv.Key.StartsWith(TokenizerPrefix, StringComparison.Ordinal)))
+        {
+            GgufValue v = value;
+            switch (key[TokenizerPrefix.Length..])
+            {
+                case "tokens":
+                    var padded = new string[vocab];
+                    tokens.CopyTo(padded, 0);
+                    for (int i = n; i < vocab; i++)
+                    {
+                        padded[i] = $"<pad_{i}>";
+                        if (known.Contains(padded[i]))
+                            throw new ArgumentException($"{source.Path}: its tokenizer already has a token '{padded[i]}', which padding would duplicate");
+                    }
+                    v = GgufValue.Of(padded);
+                    break;
+                case "scores":
+                    v = source.TryGetFloatArray(key, out float[] scores) && scores.Length == n
+                        ? GgufValue.Of(Pad(scores, vocab, 0f))
+                        : throw new ArgumentException($"{source.Path}: {key} should be {n} floats, one per token");
+                    break;
+                case "token_type":
+                    v = source.TryGetInt32Array(key, out int[] types) && types.Length == n
+                        ? GgufValue.Of(Pad(types, vocab, 5))
+                        : throw new ArgumentException($"{source.Path}: {key} should be {n} integers, one per token");
+                    break;
+            }
+            result.Add(new(key, v));
+        }
+        return result;
+    }
+
+    private static T[] Pad<T>(T[] a, int length, T fill)
+    {
+        var r = new T[length];
+        a.CopyTo(r, 0);
+        r.AsSpan(a.Length).Fill(fill);
+        return r;
+    }
+}

@@ -1,0 +1,36 @@
+namespace Tessera.Interop.Kernels;
+
+/// <summary>Launcher of kernels/rope.cu: grid (heads, rows), one thread per rotated pair.</summary>
+public sealed unsafe class Rope(KernelLibrary library)
+{
+    private readonly CudaFunction _adjacent = library.Module("rope").Function("rope_f32_adjacent");
+    private readonly CudaFunction _half = library.Module("rope").Function("rope_f32_half");
+
+    /// <summary>Checks the arguments of <see cref="Launch"/>.</summary>
+    internal static void Check(DeviceSpan<float> x, int rows, int heads, int headDim, int startPos, float theta)
+    {
+        const string K = "rope_f32";
+        Elementwise.RequirePositive(rows, K, nameof(rows));
+        Elementwise.RequirePositive(heads, K, nameof(heads));
+        if (headDim <= 0 || headDim % 2 != 0 || headDim > 2048)
+            throw new ArgumentOutOfRangeException(nameof(headDim), headDim, $"kernel '{K}': head_dim must be even and at most 2048");
+        ArgumentOutOfRangeException.ThrowIfNegative(startPos);
+        if (!(theta > 0) || float.IsInfinity(theta)) throw new ArgumentOutOfRangeException(nameof(theta), theta, $"kernel '{K}': theta must be positive");
+        if (heads > 65535 && rows > 1) throw new ArgumentOutOfRangeException(nameof(heads), heads, $"kernel '{K}': too many heads");
+        x.RequireLength((long)rows * heads * headDim, K, nameof(x));
+    }
+
+    /// <summary>Rotates x (rows, heads × headDim) in place; row i is at position startPos + i.
+    /// <paramref name="adjacentPairs"/>: pairs (2i, 2i+1) (GGUF), else (i, i + headDim/2) (NeoX).</summary>
+    public void Launch(CudaStream stream, DeviceSpan<float> x, int rows, int heads, int headDim, int startPos, float theta, bool adjacentPairs)
+    {
+        Check(x, rows, heads, headDim, startPos, theta);
+        ulong p = x.Pointer;
+        int h = heads, d = headDim, s = startPos;
+        // The same float the CPU reference computes, so that the angle recurrence starts from the same scale.
+        float scale = MathF.Pow(theta, -2.0f / headDim);
+        void** args = stackalloc void*[] { &p, &h, &d, &s, &scale };
+        uint threads = (uint)((headDim / 2 + 31) / 32 * 32);
+        (adjacentPairs ? _adjacent : _half).Launch(new LaunchShape((uint)heads, (uint)rows, 1, threads, 1, 1), stream, args);
+    }
+}

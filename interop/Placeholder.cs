@@ -1,2 +1,0 @@
-namespace Tessera.Interop;
-internal static class Placeholder { }

@@ -1,0 +1,22 @@
+using NUnit.Framework;
+using Tessera.Backends.Cuda;
+
+namespace Tessera.Tests.Cuda;
+
+/// <summary>One CUDA backend for the whole test run, or the reason there is none (tests needing it are Ignored).</summary>
+internal static class CudaDevice
+{
+    private static readonly Lazy<(CudaBackend? Backend, string Reason)> Shared = new(() =>
+    {
+        var b = CudaBackend.TryCreate(out var reason);
+        return (b, reason);
+    });
+
+    /// <summary>The backend; calls Assert.Ignore("no CUDA device: …") when there is none.</summary>
+    public static CudaBackend Require()
+    {
+        var (b, reason) = Shared.Value;
+        if (b is null) Assert.Ignore($"no CUDA device: {reason}");
+        return b!;
+    }
+}

@@ -1,0 +1,114 @@
+using NUnit.Framework;
+using Tessera.Interop;
+using Tessera.Interop.Kernels;
+
+namespace Tessera.Tests.Cuda;
+
+/// <summary>Launchers check shapes, sizes and alignment before anything reaches the driver; these checks need no GPU
+/// (views with made-up addresses are never dereferenced).</summary>
+public class LauncherValidationTests
+{
+    private static DeviceSpan<T> View<T>(long length, ulong address = 0x10000) where T : unmanaged => new(address, length);
+
+    [Test]
+    public void Gemv_accepts_a_consistent_call() =>
+        Assert.DoesNotThrow(() => Gemv.Check(WeightFormat.Q4_K, View<byte>(64 * 8 * 144), 64, 2048, View<float>(3 * 2048), View<float>(3 * 64), 3));
+
+    [Test]
+    public void Gemv_rejects_a_short_weight()
+    {
+        var e = Assert.Throws<ArgumentException>(() => Gemv.Check(WeightFormat.Q8_0, View<byte>(10 * 34 * 2 - 1), 10, 64, View<float>(64), View<float>(10), 1));
+        Assert.That(e!.Message, Does.Contain("gemv_q8_0").And.Contain("w holds"));
+    }
+
+    [Test]
+    public void Gemv_rejects_cols_that_are_not_whole_blocks() =>
+        Assert.That(Assert.Throws<ArgumentException>(() => Gemv.Check(WeightFormat.Q4_K, View<byte>(1 << 20), 4, 300, View<float>(300), View<float>(4), 1))!.Message,
+            Does.Contain("multiple of 256"));
+
+    [Test]
+    public void Gemv_rejects_misaligned_activations() =>
+        Assert.That(Assert.Throws<ArgumentException>(() => Gemv.Check(WeightFormat.F16, View<byte>(4 * 64 * 2), 4, 64, View<float>(64, 0x10004), View<float>(4), 1))!.Message,
+            Does.Contain("16-byte aligned"));
+
+    [Test]
+    public void Gemv_rejects_a_short_output() =>
+        Assert.Throws<ArgumentException>(() => Gemv.Check(WeightFormat.F32, View<byte>(4 * 8 * 4), 4, 8, View<float>(16), View<float>(7), 2));
+
+    [Test]
+    public void Rope_rejects_odd_head_dim_and_short_input()
+    {
+        Assert.Throws<ArgumentOutOfRangeException>(() => Rope.Check(View<float>(1000), 1, 2, 7, 0, 10000f));
+        Assert.Throws<ArgumentException>(() => Rope.Check(View<float>(255), 1, 2, 128, 0, 10000f));
+        Assert.Throws<ArgumentOutOfRangeException>(() => Rope.Check(View<float>(256), 1, 2, 128, 0, float.NaN));
+        Assert.DoesNotThrow(() => Rope.Check(View<float>(256), 1, 2, 128, 5, 10000f));
+    }
+
+    [Test]
+    public void RmsNorm_rejects_bad_eps_and_short_weight()
+    {
+        Assert.Throws<ArgumentOutOfRangeException>(() => RmsNorm.Check(View<float>(64), View<float>(64), View<float>(64), 1, 64, float.NaN));
+        Assert.Throws<ArgumentException>(() => RmsNorm.Check(View<float>(64), View<float>(63), View<float>(64), 1, 64, 1e-5f));
+    }
+
+    [Test]
+    public void Attention_checks_grouping_and_cache_length()
+    {
+        Assert.That(Assert.Throws<ArgumentException>(() => AttentionDecode.Check(View<float>(6 * 64), View<Half>(1 << 20), View<Half>(1 << 20), View<float>(6 * 64),
+            View<float>(1 << 20), 1, 6, 4, 64, 0))!.Message, Does.Contain("not a multiple"));
+        // positions 0..300 need 301 * kv_dim cached values.
+        Assert.Throws<ArgumentException>(() => AttentionDecode.Check(View<float>(4 * 64), View<Half>(300 * 128), View<Half>(301 * 128), View<float>(4 * 64),
+            View<float>(1 << 20), 1, 4, 2, 64, 300));
+        Assert.DoesNotThrow(() => AttentionDecode.Check(View<float>(4 * 64), View<Half>(301 * 128), View<Half>(301 * 128), View<float>(4 * 64),
+            View<float>(AttentionDecode.ScratchFloats(1, 4, 64, 300)), 1, 4, 2, 64, 300));
+        Assert.That(AttentionDecode.Splits(255), Is.EqualTo(1));
+        Assert.That(AttentionDecode.Splits(256), Is.EqualTo(2));
+    }
+
+    [Test]
+    public void Embed_rejects_formats_without_a_device_gather_and_too_many_tokens()
+    {
+        Assert.Throws<NotSupportedException>(() => Embed.Check(WeightFormat.Q4_K, View<byte>(1 << 20), 10, 256, View<int>(4), 4, View<float>(1024)));
+        Assert.Throws<ArgumentOutOfRangeException>(() => Embed.Check(WeightFormat.F16, View<byte>(1 << 20), 10, 8, View<int>(70000), 70000, View<float>(70000 * 8)));
+    }
+
+    [Test]
+    public void Elementwise_launchers_reject_empty_and_short_views()
+    {
+        Assert.Throws<ArgumentOutOfRangeException>(() => Add.Check(View<float>(4), View<float>(4), 0));
+        Assert.Throws<ArgumentException>(() => SwiGlu.Check(View<float>(4), View<float>(3), 4));
+        Assert.Throws<ArgumentException>(() => KvAppend.Check(View<float>(8), View<float>(8), View<Half>(8), View<Half>(7), 8));
+        Assert.Throws<ArgumentException>(() => Argmax.Check(View<float>(8), 8, View<int>(0)));
+    }
+
+    [Test]
+    public void Launch_shapes_are_checked()
+    {
+        Assert.Throws<ArgumentException>(() => new LaunchShape(1, 1, 1, 2048, 1, 1).Validate("k"));
+        Assert.Throws<ArgumentException>(() => new LaunchShape(0, 1, 1, 32, 1, 1).Validate("k"));
+        Assert.Throws<ArgumentException>(() => new LaunchShape(1, 70000, 1, 32, 1, 1).Validate("k"));
+        Assert.DoesNotThrow(() => new LaunchShape(1 << 20, 65535, 1, 1024, 1, 1).Validate("k"));
+    }
+
+    [Test]
+    public void Views_slice_within_bounds_only()
+    {
+        var v = View<float>(100, 0x1000);
+        Assert.That(v.Slice(10, 90).Pointer, Is.EqualTo(0x1000UL + 40));
+        Assert.Throws<ArgumentOutOfRangeException>(() => v.Slice(10, 91));
+        Assert.Throws<ArgumentOutOfRangeException>(() => v.Slice(-1, 1));
+    }
+
+    [Test]
+    public void Architecture_choice_and_row_bytes()
+    {
+        Assert.That(KernelLibrary.ArchFor((8, 0)), Is.EqualTo(80));
+        Assert.That(KernelLibrary.ArchFor((8, 9)), Is.EqualTo(80));
+        Assert.That(KernelLibrary.ArchFor((9, 0)), Is.EqualTo(90));
+        Assert.Throws<NotSupportedException>(() => KernelLibrary.ArchFor((7, 5)));
+        Assert.That(WeightFormats.RowBytes(WeightFormat.Q4_K, 2048), Is.EqualTo(8 * 144));
+        Assert.That(WeightFormats.RowBytes(WeightFormat.Q6_K, 256), Is.EqualTo(210));
+        Assert.That(WeightFormats.RowBytes(WeightFormat.BF16, 33), Is.EqualTo(66));
+        Assert.Throws<ArgumentException>(() => WeightFormats.RowBytes(WeightFormat.Q8_0, 33));
+    }
+}
