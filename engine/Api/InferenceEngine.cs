@@ -19,6 +19,7 @@ public sealed class InferenceEngine : IDisposable
     private readonly SemaphoreSlim _turn = new(1, 1);
     private readonly ChatFormatter? _chat;
     private readonly string? _chatError;
+    private int _queued, _running;
 
     private InferenceEngine(LoadedModel model, EngineOptions options)
     {
@@ -33,6 +34,18 @@ public sealed class InferenceEngine : IDisposable
 
     /// <summary>Tokens one request may hold (prompt and generated).</summary>
     public int ContextSize { get; }
+
+    /// <summary>Requests waiting for their turn (accepted, not yet generating).</summary>
+    public int QueueLength => Volatile.Read(ref _queued);
+
+    /// <summary>Requests generating now.</summary>
+    public int RunningRequests => Volatile.Read(ref _running);
+
+    /// <summary>Bytes of KV cache held by running requests (each holds a cache of <see cref="ContextSize"/>
+    /// positions until paged blocks arrive with the scheduler).</summary>
+    public long KvCacheBytesInUse => RunningRequests * KvCacheBytesPerRequest;
+
+    private long KvCacheBytesPerRequest => 2L * Config.Layers * ContextSize * Config.KvDim * sizeof(ushort); // K and V, fp16
 
     /// <summary>The model's hyper-parameters.</summary>
     public LlamaConfig Config => _model.Config;
@@ -60,6 +73,13 @@ public sealed class InferenceEngine : IDisposable
     /// <summary>How many tokens <paramref name="text"/> takes as a prompt (BOS included when the model adds it).</summary>
     public int CountTokens(string text) => _model.Tokenizer.Encode(text, _model.Tokenizer.AddBosByDefault).Count;
 
+    /// <summary>How many tokens <paramref name="messages"/> take as a chat prompt in the model's chat format.</summary>
+    /// <exception cref="NotSupportedException">The model's chat template is not one Tessera recognises.</exception>
+    public int CountTokens(IReadOnlyList<ChatMessage> messages) => EncodeChat(messages).Count;
+
+    /// <summary>The bytes token <paramref name="id"/> stands for (a piece of UTF-8 that may end mid-character).</summary>
+    public byte[] TokenBytes(int id) => _model.Tokenizer.GetTokenBytes(id).ToArray();
+
     /// <summary>Streams the continuation of <paramref name="prompt"/>.</summary>
     public IAsyncEnumerable<GenerationChunk> GenerateAsync(string prompt, GenerationOptions? options = null, CancellationToken cancellation = default)
     {
@@ -76,8 +96,13 @@ public sealed class InferenceEngine : IDisposable
         var chat = _chat ?? throw new NotSupportedException(_chatError);
         options ??= new GenerationOptions();
         options = options with { StopStrings = [.. options.StopStrings, .. chat.StopStrings] };
-        var tokens = _model.Tokenizer.Encode(chat.Render(messages), _model.Tokenizer.AddBosByDefault, parseSpecial: true);
-        return RunAsync(tokens, options, cancellation);
+        return RunAsync(EncodeChat(messages), options, cancellation);
+    }
+
+    private IReadOnlyList<int> EncodeChat(IReadOnlyList<ChatMessage> messages)
+    {
+        var chat = _chat ?? throw new NotSupportedException(_chatError);
+        return _model.Tokenizer.Encode(chat.Render(messages), _model.Tokenizer.AddBosByDefault, parseSpecial: true);
     }
 
     /// <summary>Generates the whole continuation of <paramref name="prompt"/> and returns it at once.</summary>
@@ -101,7 +126,10 @@ public sealed class InferenceEngine : IDisposable
         options.Validate();
         if (prompt.Count >= ContextSize)
             throw new ArgumentException($"the prompt is {prompt.Count} tokens, which does not fit the context of {ContextSize}", nameof(prompt));
-        await _turn.WaitAsync(cancellation).ConfigureAwait(false);
+        Interlocked.Increment(ref _queued);
+        try { await _turn.WaitAsync(cancellation).ConfigureAwait(false); }
+        finally { Interlocked.Decrement(ref _queued); }
+        Interlocked.Increment(ref _running);
         try
         {
             // Generation is CPU-bound; run it off the caller's thread, one token per step so that cancellation and
@@ -113,12 +141,16 @@ public sealed class InferenceEngine : IDisposable
             while (await Task.Run(steps.MoveNext, cancellation).ConfigureAwait(false))
             {
                 var s = steps.Current;
-                yield return new GenerationChunk(s.Text, s.Token >= 0 ? [s.Token] : [], null);
+                yield return new GenerationChunk(s.Text, s.Token >= 0 ? [s.Token] : [], null)
+                {
+                    LogProbs = s.LogProb is { } lp ? [lp] : [],
+                };
             }
             yield return new GenerationChunk("", [], stats.FinishReason);
         }
         finally
         {
+            Interlocked.Decrement(ref _running);
             _turn.Release();
         }
     }

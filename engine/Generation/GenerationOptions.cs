@@ -13,12 +13,16 @@ public sealed record GenerationOptions
     public IReadOnlyList<string> StopStrings { get; init; } = [];
     /// <summary>Stop at the model's end-of-generation tokens (EOS, EOT). Default true.</summary>
     public bool StopAtEndOfGeneration { get; init; } = true;
+    /// <summary>Report each generated token's log-probability and this many most likely alternatives (0 to 20);
+    /// null (the default) reports none and costs nothing.</summary>
+    public int? LogProbs { get; init; }
 
     /// <summary>Throws <see cref="ArgumentException"/> naming the option out of range.</summary>
     public void Validate()
     {
         if (MaxTokens < 0) throw new ArgumentException($"--max-tokens {MaxTokens}: must be 0 or more", nameof(MaxTokens));
         if (StopStrings.Any(string.IsNullOrEmpty)) throw new ArgumentException("--stop: a stop string may not be empty", nameof(StopStrings));
+        if (LogProbs is < 0 or > 20) throw new ArgumentException($"logprobs {LogProbs}: must be 0 to 20", nameof(LogProbs));
         Sampling.Validate();
     }
 }
@@ -38,4 +42,8 @@ public enum FinishReason
 
 /// <summary>One step of generation: the token and the text that became final with it (may be empty). At the end,
 /// text held back (an incomplete character, a possible stop-string start) comes with <c>Token</c> = -1.</summary>
-public readonly record struct GeneratedToken(int Token, string Text);
+public readonly record struct GeneratedToken(int Token, string Text)
+{
+    /// <summary>The token's log-probability, when <see cref="GenerationOptions.LogProbs"/> asked for it.</summary>
+    public TokenLogProb? LogProb { get; init; }
+}

@@ -58,11 +58,15 @@ public sealed class TextGenerator(LlamaModel model, Tokenizer tokenizer)
         sw.Restart();
 
         int[] one = new int[1];
+        // Log-probabilities come from the raw logits; the sampler's penalties change them in place, so keep a copy.
+        float[]? raw = options.LogProbs is null ? null : new float[state.Logits.Length];
         stats.FinishReason = FinishReason.MaxTokens;
         for (int i = 0; i < options.MaxTokens; i++)
         {
             cancellation.ThrowIfCancellationRequested();
+            if (raw != null) state.Logits.CopyTo(raw, 0);
             int token = sampler.Sample(state.Logits);
+            var logProb = raw is null ? null : TokenLogProb.Compute(raw, token, options.LogProbs!.Value);
             sampler.Accept(token);
             stats.GeneratedTokens++;
             if (options.StopAtEndOfGeneration && tokenizer.IsEndOfGeneration(token))
@@ -73,11 +77,11 @@ public sealed class TextGenerator(LlamaModel model, Tokenizer tokenizer)
             var (text, stopped) = stops.Add(decoder.Add(token));
             if (stopped)
             {
-                yield return new GeneratedToken(token, text);
+                yield return new GeneratedToken(token, text) { LogProb = logProb };
                 stats.FinishReason = FinishReason.StopString;
                 break;
             }
-            yield return new GeneratedToken(token, text);
+            yield return new GeneratedToken(token, text) { LogProb = logProb };
             if (state.Position >= state.ContextSize)
             {
                 stats.FinishReason = FinishReason.ContextFull;

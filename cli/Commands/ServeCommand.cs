@@ -1,0 +1,43 @@
+using System.CommandLine;
+using Tessera.Api;
+using Tessera.Cli.Server;
+
+namespace Tessera.Cli.Commands;
+
+/// <summary><c>tessera serve</c>: the OpenAI-compatible HTTP server.</summary>
+internal static class ServeCommand
+{
+    public static Command Create(CliIo io)
+    {
+        var model = CommonOptions.Model();
+        var host = new Option<string>("--host") { Description = "address to listen on", DefaultValueFactory = _ => "127.0.0.1" };
+        var port = new Option<int>("--port") { Description = "TCP port (0 picks a free one)", DefaultValueFactory = _ => 8080 };
+        var parallel = new Option<int>("--parallel") { Description = "most requests generating at once (the engine runs one at a time until the batching scheduler lands)", DefaultValueFactory = _ => 1 };
+        var context = CommonOptions.Context();
+        var cmd = new Command("serve", "serve an OpenAI-compatible HTTP API (/v1/completions, /v1/chat/completions, /v1/models, /health, /metrics)")
+            { model, host, port, parallel, context };
+        cmd.SetAction(r => io.Guard(() =>
+        {
+            string path = r.GetValue(model)!;
+            var options = new ServerOptions(r.GetValue(host)!, r.GetValue(port), r.GetValue(parallel), ModelId(path));
+            if (options.Parallel < 1) throw new ArgumentException($"--parallel {options.Parallel}: must be 1 or more");
+            if (options.Port is < 0 or > 65535) throw new ArgumentException($"--port {options.Port}: must be 0 to 65535");
+            if (r.GetValue(context) < 0) throw new ArgumentException($"--context {r.GetValue(context)}: must be positive");
+            using var engine = InferenceEngine.LoadAsync(path, new EngineOptions { ContextSize = r.GetValue(context) }).GetAwaiter().GetResult();
+            var server = TesseraServer.StartAsync(engine, options, io.Err).GetAwaiter().GetResult();
+            try { server.WaitForShutdownAsync().GetAwaiter().GetResult(); }
+            finally { server.DisposeAsync().AsTask().GetAwaiter().GetResult(); }
+            return 0;
+        }));
+        return cmd;
+    }
+
+    /// <summary>The model's name for the API: the GGUF file's name without <c>.gguf</c>, or the folder's name
+    /// (kept whole: Hugging Face names such as <c>Llama-3.2-1B</c> contain dots).</summary>
+    internal static string ModelId(string path)
+    {
+        string name = Path.GetFileName(Path.TrimEndingDirectorySeparator(path));
+        if (name.EndsWith(".gguf", StringComparison.OrdinalIgnoreCase)) name = name[..^".gguf".Length];
+        return name.Length > 0 ? name : path;
+    }
+}

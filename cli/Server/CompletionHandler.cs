@@ -1,0 +1,235 @@
+using System.Buffers;
+using System.Diagnostics;
+using System.Text;
+using System.Text.Json;
+using Microsoft.AspNetCore.Http;
+using Tessera.Api;
+using Tessera.Generation;
+
+namespace Tessera.Cli.Server;
+
+/// <summary>Serves <c>POST /v1/completions</c> and <c>POST /v1/chat/completions</c>, streamed (server-sent events)
+/// or whole. The request's <see cref="HttpContext.RequestAborted"/> is the generation's cancellation token, so a
+/// client that disconnects stops its request at the next token.</summary>
+internal sealed class CompletionHandler(InferenceEngine engine, ServerMetrics metrics, string modelId, SemaphoreSlim parallel)
+{
+    private const int DefaultCompletionMaxTokens = 16; // OpenAI's default for /v1/completions
+    private static readonly byte[] DataPrefix = "data: "u8.ToArray(), EventEnd = "\n\n"u8.ToArray(), Done = "data: [DONE]\n\n"u8.ToArray();
+
+    public async Task HandleAsync(HttpContext ctx, bool isChat)
+    {
+        long arrival = Stopwatch.GetTimestamp();
+        string endpoint = isChat ? "/v1/chat/completions" : "/v1/completions";
+        var aborted = ctx.RequestAborted;
+        int status = 200;
+        try
+        {
+            using var doc = await ParseBody(ctx.Request, aborted).ConfigureAwait(false);
+            var req = CompletionRequest.Parse(doc.RootElement, isChat);
+            int promptTokens = CountPrompt(req);
+            if (promptTokens >= engine.ContextSize)
+                throw new ApiException($"the prompt is {promptTokens} tokens, which does not fit the context of {engine.ContextSize} tokens",
+                    isChat ? "messages" : "prompt");
+            var options = req.ToOptions(isChat ? engine.ContextSize - promptTokens : DefaultCompletionMaxTokens);
+            try { options.Validate(); }
+            catch (ArgumentException e) { throw new ApiException(e.Message, e.ParamName); }
+
+            metrics.Waiting(+1);
+            try { await parallel.WaitAsync(aborted).ConfigureAwait(false); }
+            finally { metrics.Waiting(-1); }
+            try
+            {
+                metrics.PromptTokens(promptTokens);
+                var chunks = isChat ? engine.GenerateAsync(req.Messages!, options, aborted) : engine.GenerateAsync(req.Prompt!, options, aborted);
+                var run = new Run(req, req.Model ?? modelId, promptTokens, arrival);
+                await using var e = chunks.GetAsyncEnumerator(aborted);
+                // The first chunk comes before any header is sent, so that a request the engine refuses is still a 400.
+                bool any;
+                try { any = await e.MoveNextAsync().ConfigureAwait(false); }
+                catch (ArgumentException ex) { throw new ApiException(ex.Message, isChat ? "messages" : "prompt"); }
+                if (req.Stream) await StreamAsync(ctx, run, e, any).ConfigureAwait(false);
+                else await WholeAsync(ctx, run, e, any).ConfigureAwait(false);
+            }
+            finally { parallel.Release(); }
+        }
+        catch (ApiException ex)
+        {
+            status = ex.Status;
+            if (!ctx.Response.HasStarted) await WriteError(ctx.Response, ex.Status, ex.Message, ex.Type, ex.Param).ConfigureAwait(false);
+        }
+        catch (NotSupportedException ex) when (!ctx.Response.HasStarted)
+        {
+            status = 400; // a chat request to a model whose chat template is unknown
+            await WriteError(ctx.Response, 400, ex.Message, "invalid_request_error", "messages").ConfigureAwait(false);
+        }
+        catch (Exception) when (aborted.IsCancellationRequested)
+        {
+            // The client went away: cancellation, or a write to the closed connection failing first.
+            status = 499; // client closed the request (nginx's code); nothing can be sent
+            metrics.Cancelled();
+        }
+        finally
+        {
+            metrics.Request(endpoint, status);
+        }
+    }
+
+    private int CountPrompt(CompletionRequest req)
+    {
+        try { return req.IsChat ? engine.CountTokens(req.Messages!) : engine.CountTokens(req.Prompt!); }
+        catch (NotSupportedException e) { throw new ApiException(e.Message, "messages"); }
+    }
+
+    private static async Task<JsonDocument> ParseBody(HttpRequest request, CancellationToken cancellation)
+    {
+        try { return await JsonDocument.ParseAsync(request.Body, default, cancellation).ConfigureAwait(false); }
+        catch (JsonException e) { throw new ApiException($"the request body is not valid JSON: {e.Message}", null); }
+    }
+
+    /// <summary>One request's identity and running totals.</summary>
+    private sealed class Run(CompletionRequest req, string model, int promptTokens, long arrival)
+    {
+        public CompletionRequest Req { get; } = req;
+        public string Model { get; } = model;
+        public int PromptTokens { get; } = promptTokens;
+        public string Id { get; } = (req.IsChat ? "chatcmpl-" : "cmpl-") + Guid.NewGuid().ToString("N");
+        public long Created { get; } = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+        public long Arrival { get; } = arrival;
+        public int Completion { get; set; }
+        public int TextOffset { get; set; }
+        public bool SawFirstToken { get; set; }
+    }
+
+    private void Count(Run run, GenerationChunk c)
+    {
+        if (c.TokenIds.Count == 0) return;
+        if (!run.SawFirstToken)
+        {
+            run.SawFirstToken = true;
+            metrics.FirstToken(Stopwatch.GetElapsedTime(run.Arrival));
+        }
+        run.Completion += c.TokenIds.Count;
+        metrics.Generated(c.TokenIds.Count);
+    }
+
+    private async Task WholeAsync(HttpContext ctx, Run run, IAsyncEnumerator<GenerationChunk> e, bool any)
+    {
+        var text = new StringBuilder();
+        var lps = run.Req.LogProbs is null ? null : new List<TokenLogProb>();
+        FinishReason finish = FinishReason.MaxTokens;
+        for (bool more = any; more; more = await e.MoveNextAsync().ConfigureAwait(false))
+        {
+            var c = e.Current;
+            Count(run, c);
+            text.Append(c.Text);
+            lps?.AddRange(c.LogProbs);
+            if (c.FinishReason is { } f) finish = f;
+        }
+        var buffer = new ArrayBufferWriter<byte>();
+        using (var w = new Utf8JsonWriter(buffer))
+        {
+            w.WriteStartObject();
+            OpenAiJson.Head(w, run.Id, run.Req.IsChat ? "chat.completion" : "text_completion", run.Created, run.Model);
+            w.WriteStartArray("choices");
+            w.WriteStartObject();
+            w.WriteNumber("index", 0);
+            if (run.Req.IsChat)
+            {
+                w.WriteStartObject("message");
+                w.WriteString("role", "assistant");
+                w.WriteString("content", text.ToString());
+                w.WriteEndObject();
+                OpenAiJson.ChatLogProbs(w, engine, lps);
+            }
+            else
+            {
+                w.WriteString("text", text.ToString());
+                OpenAiJson.CompletionLogProbs(w, engine, lps, 0);
+            }
+            OpenAiJson.Finish(w, finish);
+            w.WriteEndObject();
+            w.WriteEndArray();
+            OpenAiJson.Usage(w, run.PromptTokens, run.Completion);
+            w.WriteEndObject();
+        }
+        ctx.Response.ContentType = "application/json";
+        await ctx.Response.Body.WriteAsync(buffer.WrittenMemory, ctx.RequestAborted).ConfigureAwait(false);
+    }
+
+    private async Task StreamAsync(HttpContext ctx, Run run, IAsyncEnumerator<GenerationChunk> e, bool any)
+    {
+        var response = ctx.Response;
+        response.ContentType = "text/event-stream";
+        response.Headers.CacheControl = "no-cache";
+        var buffer = new ArrayBufferWriter<byte>();
+        using var w = new Utf8JsonWriter(buffer);
+        bool first = true;
+        for (bool more = any; more; more = await e.MoveNextAsync().ConfigureAwait(false))
+        {
+            var c = e.Current;
+            Count(run, c);
+            // Chunks with nothing to say (an incomplete character held back) are not sent, except the last.
+            if (c.Text.Length == 0 && c.FinishReason is null && (run.Req.LogProbs is null || c.LogProbs.Count == 0) && !(first && run.Req.IsChat))
+                continue;
+            w.WriteStartObject();
+            OpenAiJson.Head(w, run.Id, run.Req.IsChat ? "chat.completion.chunk" : "text_completion", run.Created, run.Model);
+            w.WriteStartArray("choices");
+            w.WriteStartObject();
+            w.WriteNumber("index", 0);
+            var lps = run.Req.LogProbs is null ? null : c.LogProbs;
+            if (run.Req.IsChat)
+            {
+                w.WriteStartObject("delta");
+                if (first) w.WriteString("role", "assistant");
+                if (c.FinishReason is null || c.Text.Length > 0) w.WriteString("content", c.Text);
+                w.WriteEndObject();
+                OpenAiJson.ChatLogProbs(w, engine, lps);
+            }
+            else
+            {
+                w.WriteString("text", c.Text);
+                OpenAiJson.CompletionLogProbs(w, engine, lps, run.TextOffset);
+                run.TextOffset += c.Text.Length;
+            }
+            OpenAiJson.Finish(w, c.FinishReason);
+            w.WriteEndObject();
+            w.WriteEndArray();
+            if (run.Req.IncludeUsage) w.WriteNull("usage");
+            w.WriteEndObject();
+            first = false;
+            await SendEvent(response, buffer, w, ctx.RequestAborted).ConfigureAwait(false);
+        }
+        if (run.Req.IncludeUsage)
+        {
+            // OpenAI's stream_options.include_usage: a last chunk with empty choices and the totals.
+            w.WriteStartObject();
+            OpenAiJson.Head(w, run.Id, run.Req.IsChat ? "chat.completion.chunk" : "text_completion", run.Created, run.Model);
+            w.WriteStartArray("choices");
+            w.WriteEndArray();
+            OpenAiJson.Usage(w, run.PromptTokens, run.Completion);
+            w.WriteEndObject();
+            await SendEvent(response, buffer, w, ctx.RequestAborted).ConfigureAwait(false);
+        }
+        await response.Body.WriteAsync(Done, ctx.RequestAborted).ConfigureAwait(false);
+    }
+
+    private static async Task SendEvent(HttpResponse response, ArrayBufferWriter<byte> buffer, Utf8JsonWriter w, CancellationToken cancellation)
+    {
+        w.Flush();
+        await response.Body.WriteAsync(DataPrefix, cancellation).ConfigureAwait(false);
+        await response.Body.WriteAsync(buffer.WrittenMemory, cancellation).ConfigureAwait(false);
+        await response.Body.WriteAsync(EventEnd, cancellation).ConfigureAwait(false);
+        await response.Body.FlushAsync(cancellation).ConfigureAwait(false);
+        buffer.ResetWrittenCount();
+        w.Reset();
+    }
+
+    public static async Task WriteError(HttpResponse response, int status, string message, string type, string? param)
+    {
+        var buffer = new ArrayBufferWriter<byte>();
+        using (var w = new Utf8JsonWriter(buffer)) OpenAiJson.Error(w, message, type, param);
+        response.StatusCode = status;
+        response.ContentType = "application/json";
+        await response.Body.WriteAsync(buffer.WrittenMemory).ConfigureAwait(false);
+    }
+}

@@ -1,0 +1,207 @@
+using System.Text.Json;
+using Tessera.Chat;
+using Tessera.Generation;
+using Tessera.Sampling;
+
+namespace Tessera.Cli.Server;
+
+/// <summary>A parsed <c>/v1/completions</c> or <c>/v1/chat/completions</c> body. Parsing checks every field it
+/// knows (type and range) and throws <see cref="ApiException"/> naming the field; unknown fields are ignored, as
+/// OpenAI clients send extras.</summary>
+internal sealed class CompletionRequest
+{
+    public required bool IsChat { get; init; }
+    public string? Model { get; init; }
+    public string? Prompt { get; init; }
+    public IReadOnlyList<ChatMessage>? Messages { get; init; }
+    /// <summary>Null: the server's default for the endpoint.</summary>
+    public int? MaxTokens { get; init; }
+    public required SamplingOptions Sampling { get; init; }
+    public required IReadOnlyList<string> Stop { get; init; }
+    public bool Stream { get; init; }
+    public bool IncludeUsage { get; init; }
+    public bool IgnoreEos { get; init; }
+    /// <summary>Null: no log-probabilities; otherwise how many alternatives per token.</summary>
+    public int? LogProbs { get; init; }
+
+    public static CompletionRequest Parse(JsonElement root, bool isChat)
+    {
+        if (root.ValueKind != JsonValueKind.Object) throw new ApiException("the request body must be a JSON object", null);
+        string? prompt = null;
+        IReadOnlyList<ChatMessage>? messages = null;
+        if (isChat) messages = ParseMessages(Required(root, "messages"));
+        else prompt = ParsePrompt(Required(root, "prompt"));
+
+        int? n = Int(root, "n");
+        if (n is not null and not 1) throw new ApiException($"n {n}: only 1 choice per request is supported", "n");
+        int? bestOf = Int(root, "best_of");
+        if (bestOf is not null and not 1) throw new ApiException($"best_of {bestOf}: only 1 is supported", "best_of");
+        if (Bool(root, "echo") == true) throw new ApiException("echo: not supported", "echo");
+        if (Has(root, "logit_bias") && root.GetProperty("logit_bias").ValueKind != JsonValueKind.Null)
+            throw new ApiException("logit_bias: not supported", "logit_bias");
+
+        float temperature = Number(root, "temperature") ?? 1f;
+        if (!(temperature >= 0 && temperature <= 2)) throw new ApiException($"temperature {temperature}: must be in [0, 2]", "temperature");
+        float topP = Number(root, "top_p") ?? 1f;
+        if (!(topP > 0 && topP <= 1)) throw new ApiException($"top_p {topP}: must be in (0, 1]", "top_p");
+        float frequency = Number(root, "frequency_penalty") ?? 0f, presence = Number(root, "presence_penalty") ?? 0f;
+        if (frequency is < -2 or > 2) throw new ApiException($"frequency_penalty {frequency}: must be in [-2, 2]", "frequency_penalty");
+        if (presence is < -2 or > 2) throw new ApiException($"presence_penalty {presence}: must be in [-2, 2]", "presence_penalty");
+        string maxName = isChat && Has(root, "max_completion_tokens") ? "max_completion_tokens" : "max_tokens";
+        int? maxTokens = Int(root, maxName);
+        if (maxTokens < 0) throw new ApiException($"{maxName} {maxTokens}: must be 0 or more", maxName);
+        long? seed = Long(root, "seed");
+
+        int? logprobs;
+        if (isChat)
+        {
+            int? top = Int(root, "top_logprobs");
+            if (top is < 0 or > 20) throw new ApiException($"top_logprobs {top}: must be 0 to 20", "top_logprobs");
+            bool want = Bool(root, "logprobs") ?? false;
+            if (top is not null && !want) throw new ApiException("top_logprobs needs logprobs: true", "top_logprobs");
+            logprobs = want ? top ?? 0 : null;
+        }
+        else
+        {
+            logprobs = Int(root, "logprobs");
+            if (logprobs is < 0 or > 5) throw new ApiException($"logprobs {logprobs}: must be 0 to 5", "logprobs");
+        }
+
+        bool stream = Bool(root, "stream") ?? false;
+        bool includeUsage = false;
+        if (Has(root, "stream_options") && root.GetProperty("stream_options") is { ValueKind: not JsonValueKind.Null } so)
+        {
+            if (so.ValueKind != JsonValueKind.Object) throw new ApiException("stream_options: must be an object", "stream_options");
+            includeUsage = Bool(so, "include_usage", "stream_options.include_usage") ?? false;
+        }
+
+        return new CompletionRequest
+        {
+            IsChat = isChat,
+            Model = String(root, "model"),
+            Prompt = prompt,
+            Messages = messages,
+            MaxTokens = maxTokens,
+            // OpenAI's sampling: temperature and nucleus only (no top-k or min-p, which llama.cpp adds by default).
+            Sampling = new SamplingOptions
+            {
+                Temperature = temperature, TopP = topP, TopK = 0, MinP = 0,
+                FrequencyPenalty = frequency, PresencePenalty = presence,
+                Seed = seed is { } s ? unchecked((ulong)s) : null,
+            },
+            Stop = ParseStop(root),
+            Stream = stream,
+            IncludeUsage = includeUsage,
+            IgnoreEos = Bool(root, "ignore_eos") ?? false,
+            LogProbs = logprobs,
+        };
+    }
+
+    private static string ParsePrompt(JsonElement e)
+    {
+        // A string, or an array holding one string (what clients send for a batch of one). Token arrays are not taken.
+        if (e.ValueKind == JsonValueKind.Array && e.GetArrayLength() == 1 && e[0].ValueKind == JsonValueKind.String) e = e[0];
+        if (e.ValueKind != JsonValueKind.String) throw new ApiException("prompt: must be a string (or an array of one string)", "prompt");
+        string p = e.GetString()!;
+        if (p.Length == 0) throw new ApiException("prompt: is empty", "prompt");
+        return p;
+    }
+
+    private static List<ChatMessage> ParseMessages(JsonElement e)
+    {
+        if (e.ValueKind != JsonValueKind.Array) throw new ApiException("messages: must be an array", "messages");
+        if (e.GetArrayLength() == 0) throw new ApiException("messages: is empty", "messages");
+        var list = new List<ChatMessage>();
+        int i = 0;
+        foreach (var m in e.EnumerateArray())
+        {
+            string at = $"messages[{i++}]";
+            if (m.ValueKind != JsonValueKind.Object) throw new ApiException($"{at}: must be an object", at);
+            string role = String(m, "role", $"{at}.role") ?? throw new ApiException($"{at}.role: is required", $"{at}.role");
+            if (role is not ("system" or "developer" or "user" or "assistant"))
+                throw new ApiException($"{at}.role '{role}': must be system, developer, user or assistant", $"{at}.role");
+            list.Add(new ChatMessage(role == "developer" ? "system" : role, Content(m, at)));
+        }
+        return list;
+    }
+
+    private static string Content(JsonElement m, string at)
+    {
+        if (!m.TryGetProperty("content", out var c) || c.ValueKind == JsonValueKind.Null) return "";
+        if (c.ValueKind == JsonValueKind.String) return c.GetString()!;
+        if (c.ValueKind != JsonValueKind.Array) throw new ApiException($"{at}.content: must be a string or an array of text parts", $"{at}.content");
+        var sb = new System.Text.StringBuilder();
+        foreach (var part in c.EnumerateArray())
+        {
+            if (part.ValueKind != JsonValueKind.Object || String(part, "type", $"{at}.content") != "text"
+                || !part.TryGetProperty("text", out var t) || t.ValueKind != JsonValueKind.String)
+                throw new ApiException($"{at}.content: only text parts ({{\"type\": \"text\", \"text\": ...}}) are supported", $"{at}.content");
+            sb.Append(t.GetString());
+        }
+        return sb.ToString();
+    }
+
+    private static List<string> ParseStop(JsonElement root)
+    {
+        if (!root.TryGetProperty("stop", out var e) || e.ValueKind == JsonValueKind.Null) return [];
+        var stops = new List<string>();
+        if (e.ValueKind == JsonValueKind.String) stops.Add(e.GetString()!);
+        else if (e.ValueKind == JsonValueKind.Array)
+        {
+            foreach (var s in e.EnumerateArray())
+            {
+                if (s.ValueKind != JsonValueKind.String) throw new ApiException("stop: must be a string or an array of strings", "stop");
+                stops.Add(s.GetString()!);
+            }
+        }
+        else throw new ApiException("stop: must be a string or an array of strings", "stop");
+        if (stops.Count > 4) throw new ApiException($"stop: at most 4 sequences, got {stops.Count}", "stop");
+        if (stops.Any(s => s.Length == 0)) throw new ApiException("stop: a stop sequence may not be empty", "stop");
+        return stops;
+    }
+
+    private static bool Has(JsonElement o, string name) => o.TryGetProperty(name, out _);
+
+    private static JsonElement Required(JsonElement o, string name) =>
+        o.TryGetProperty(name, out var e) && e.ValueKind != JsonValueKind.Null ? e : throw new ApiException($"{name}: is required", name);
+
+    // Each reader: absent or null gives null; any other JSON type than the one expected is an error naming the field.
+    private static string? String(JsonElement o, string name, string? param = null)
+    {
+        if (!o.TryGetProperty(name, out var e) || e.ValueKind == JsonValueKind.Null) return null;
+        return e.ValueKind == JsonValueKind.String ? e.GetString() : throw WrongType(param ?? name, "a string");
+    }
+
+    private static bool? Bool(JsonElement o, string name, string? param = null)
+    {
+        if (!o.TryGetProperty(name, out var e) || e.ValueKind == JsonValueKind.Null) return null;
+        return e.ValueKind switch { JsonValueKind.True => true, JsonValueKind.False => false, _ => throw WrongType(param ?? name, "true or false") };
+    }
+
+    private static float? Number(JsonElement o, string name)
+    {
+        if (!o.TryGetProperty(name, out var e) || e.ValueKind == JsonValueKind.Null) return null;
+        return e.ValueKind == JsonValueKind.Number && e.TryGetDouble(out double d) ? (float)d : throw WrongType(name, "a number");
+    }
+
+    private static int? Int(JsonElement o, string name) =>
+        Long(o, name) is { } v ? v is >= int.MinValue and <= int.MaxValue ? (int)v : throw new ApiException($"{name} {v}: out of range", name) : null;
+
+    private static long? Long(JsonElement o, string name)
+    {
+        if (!o.TryGetProperty(name, out var e) || e.ValueKind == JsonValueKind.Null) return null;
+        return e.ValueKind == JsonValueKind.Number && e.TryGetInt64(out long v) ? v : throw WrongType(name, "an integer");
+    }
+
+    private static ApiException WrongType(string name, string expected) => new($"{name}: must be {expected}", name);
+
+    /// <summary>The engine's options for this request; <paramref name="defaultMaxTokens"/> when none was given.</summary>
+    public GenerationOptions ToOptions(int defaultMaxTokens) => new()
+    {
+        MaxTokens = MaxTokens ?? defaultMaxTokens,
+        Sampling = Sampling,
+        StopStrings = Stop,
+        StopAtEndOfGeneration = !IgnoreEos,
+        LogProbs = LogProbs,
+    };
+}

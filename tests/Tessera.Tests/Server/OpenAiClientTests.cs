@@ -1,0 +1,90 @@
+using System.Diagnostics;
+using System.Text;
+using System.Text.Json;
+using NUnit.Framework;
+using Tessera.Chat;
+using Tessera.Generation;
+using Tessera.Sampling;
+using static Tessera.Tests.Server.ServerFixture;
+
+namespace Tessera.Tests.Server;
+
+/// <summary>The official <c>openai</c> npm client against the real server (openai-client/client.mjs), its answers
+/// checked against the library's own results.</summary>
+public class OpenAiClientTests
+{
+    [Test]
+    public async Task TheOfficialClientGetsTheLibrarysAnswers()
+    {
+        var r = await RunClient();
+        var greedy = new GenerationOptions { MaxTokens = 20, Sampling = SamplingOptions.Greedy };
+        var expected = await Engine.CompleteAsync("Once upon a time", greedy);
+
+        var c = r.GetProperty("completion");
+        Assert.That(c.GetProperty("text").GetString(), Is.EqualTo(expected.Text));
+        Assert.That(c.GetProperty("finish").GetString(), Is.EqualTo("length"));
+        Assert.That(c.GetProperty("model").GetString(), Is.EqualTo("tinystories"));
+        Assert.That(c.GetProperty("usage").GetProperty("prompt_tokens").GetInt32(), Is.EqualTo(expected.PromptTokens));
+        Assert.That(c.GetProperty("usage").GetProperty("completion_tokens").GetInt32(), Is.EqualTo(20));
+        Assert.That(c.GetProperty("tokenLogprobs").GetArrayLength(), Is.EqualTo(20));
+
+        var s = r.GetProperty("completionStream");
+        Assert.That(s.GetProperty("text").GetString(), Is.EqualTo(expected.Text));
+        Assert.That(s.GetProperty("finish").GetString(), Is.EqualTo("length"));
+        Assert.That(s.GetProperty("usage").GetProperty("total_tokens").GetInt32(), Is.EqualTo(expected.PromptTokens + 20));
+
+        ChatMessage[] messages = [new("user", "Tell me a story about a cat.")];
+        var reply = new StringBuilder();
+        FinishReason? finish = null;
+        await foreach (var chunk in Engine.GenerateAsync(messages, greedy)) { reply.Append(chunk.Text); finish ??= chunk.FinishReason; }
+        string finishName = finish is FinishReason.MaxTokens or FinishReason.ContextFull ? "length" : "stop";
+        foreach (string name in new[] { "chat", "chatStream" })
+        {
+            var m = r.GetProperty(name);
+            Assert.That(m.GetProperty("text").GetString(), Is.EqualTo(reply.ToString()), name);
+            Assert.That(m.GetProperty("role").GetString(), Is.EqualTo("assistant"), name);
+            Assert.That(m.GetProperty("finish").GetString(), Is.EqualTo(finishName), name);
+        }
+        Assert.That(r.GetProperty("chat").GetProperty("usage").GetProperty("prompt_tokens").GetInt32(), Is.EqualTo(Engine.CountTokens(messages)));
+
+        var error = r.GetProperty("error");
+        Assert.That(error.GetProperty("status").GetInt32(), Is.EqualTo(400));
+        Assert.That(error.GetProperty("type").GetString(), Is.EqualTo("invalid_request_error"));
+        Assert.That(error.GetProperty("param").GetString(), Is.EqualTo("temperature"));
+        Assert.That(r.GetProperty("models").EnumerateArray().Select(e => e.GetString()), Is.EqualTo(new[] { ModelId }));
+    }
+
+    private static async Task<JsonElement> RunClient()
+    {
+        string root = RepoRoot();
+        string clientDir = Path.Combine(root, ".cache", "openai-client");
+        if (!File.Exists(Path.Combine(clientDir, "node_modules", "openai", "package.json")))
+            Assert.Ignore($"the openai npm client is not installed in {clientDir}: run tests/fetch-openai-client.sh (needs node and npm)");
+        var psi = new ProcessStartInfo("node")
+        {
+            ArgumentList = { Path.Combine(root, "tests", "Tessera.Tests", "Server", "openai-client", "client.mjs"), new Uri(Address, "/v1").ToString(), clientDir },
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        Process p;
+        try { p = Process.Start(psi)!; }
+        catch (System.ComponentModel.Win32Exception) { Assert.Ignore("node is not on PATH: the openai client tests need Node.js (see tests/fetch-openai-client.sh)"); throw; }
+        using (p)
+        {
+            var stdout = p.StandardOutput.ReadToEndAsync();
+            var stderr = p.StandardError.ReadToEndAsync();
+            using var hang = new CancellationTokenSource(TimeSpan.FromSeconds(120)); // a hang guard, not a timing check
+            try { await p.WaitForExitAsync(hang.Token); }
+            catch (OperationCanceledException) { p.Kill(); Assert.Fail("the openai client did not finish: " + await stderr); }
+            Assert.That(p.ExitCode, Is.EqualTo(0), await stderr);
+            return JsonDocument.Parse(await stdout).RootElement.Clone();
+        }
+    }
+
+    private static string RepoRoot()
+    {
+        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d != null; d = d.Parent)
+            if (File.Exists(Path.Combine(d.FullName, "tests", "fetch-openai-client.sh"))) return d.FullName;
+        throw new AssertionException("repository root (with tests/fetch-openai-client.sh) not found above " + AppContext.BaseDirectory);
+    }
+}

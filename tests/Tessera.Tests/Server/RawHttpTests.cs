@@ -1,0 +1,195 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using NUnit.Framework;
+using Tessera.Chat;
+using Tessera.Generation;
+using Tessera.Sampling;
+using static Tessera.Tests.Server.ServerFixture;
+
+namespace Tessera.Tests.Server;
+
+/// <summary>The server over raw HTTP: shapes, results against the library, metrics.</summary>
+public class RawHttpTests
+{
+    private static GenerationOptions Greedy(int n) => new() { MaxTokens = n, Sampling = SamplingOptions.Greedy };
+
+    [Test]
+    public async Task HealthAndModels()
+    {
+        Assert.That(await Http.GetStringAsync("/health"), Is.EqualTo("{\"status\":\"ok\"}"));
+        var models = JsonDocument.Parse(await Http.GetStringAsync("/v1/models")).RootElement;
+        Assert.That(models.GetProperty("object").GetString(), Is.EqualTo("list"));
+        var m = models.GetProperty("data")[0];
+        Assert.That(m.GetProperty("id").GetString(), Is.EqualTo(ModelId));
+        Assert.That(m.GetProperty("object").GetString(), Is.EqualTo("model"));
+    }
+
+    [Test]
+    public async Task GreedyCompletionEqualsTheLibrarysResult()
+    {
+        var expected = await Engine.CompleteAsync("Once upon a time", Greedy(24));
+        var (status, body) = await PostJson("/v1/completions",
+            """{"model":"my-name","prompt":"Once upon a time","max_tokens":24,"temperature":0}""");
+        Assert.That(status, Is.EqualTo(200), body.ToString());
+        Assert.That(body.GetProperty("object").GetString(), Is.EqualTo("text_completion"));
+        Assert.That(body.GetProperty("id").GetString(), Does.StartWith("cmpl-"));
+        Assert.That(body.GetProperty("model").GetString(), Is.EqualTo("my-name"), "the requested model name is echoed");
+        Assert.That(body.GetProperty("created").GetInt64(), Is.GreaterThan(1_600_000_000));
+        var choice = body.GetProperty("choices")[0];
+        Assert.That(choice.GetProperty("index").GetInt32(), Is.EqualTo(0));
+        Assert.That(choice.GetProperty("text").GetString(), Is.EqualTo(expected.Text));
+        Assert.That(choice.GetProperty("finish_reason").GetString(), Is.EqualTo(expected.FinishReason == FinishReason.MaxTokens ? "length" : "stop"));
+        var usage = body.GetProperty("usage");
+        Assert.That(usage.GetProperty("prompt_tokens").GetInt32(), Is.EqualTo(expected.PromptTokens));
+        Assert.That(usage.GetProperty("completion_tokens").GetInt32(), Is.EqualTo(expected.TokenIds.Count));
+        Assert.That(usage.GetProperty("total_tokens").GetInt32(), Is.EqualTo(expected.PromptTokens + expected.TokenIds.Count));
+    }
+
+    [Test]
+    public async Task StreamedCompletionAddsUpToTheWholeOne()
+    {
+        var expected = await Engine.CompleteAsync("Lily and Ben", Greedy(30));
+        var events = await PostStream("/v1/completions",
+            """{"prompt":"Lily and Ben","max_tokens":30,"temperature":0,"stream":true,"stream_options":{"include_usage":true}}""");
+        Assert.That(events, Has.Count.GreaterThan(2));
+        Assert.That(StreamText(events), Is.EqualTo(expected.Text));
+        var id = events[0].GetProperty("id").GetString();
+        Assert.That(events.Select(e => e.GetProperty("id").GetString()), Is.All.EqualTo(id), "one id for the whole stream");
+        var last = events[^2].GetProperty("choices")[0];
+        Assert.That(last.GetProperty("finish_reason").GetString(), Is.EqualTo("length"));
+        foreach (var e in events.Take(events.Count - 2))
+            Assert.That(e.GetProperty("choices")[0].GetProperty("finish_reason").ValueKind, Is.EqualTo(JsonValueKind.Null));
+        var usage = events[^1];
+        Assert.That(usage.GetProperty("choices").GetArrayLength(), Is.EqualTo(0));
+        Assert.That(usage.GetProperty("usage").GetProperty("completion_tokens").GetInt32(), Is.EqualTo(30));
+    }
+
+    [Test]
+    public async Task ChatWholeAndStreamedEqualTheLibrarysReply()
+    {
+        ChatMessage[] messages = [new("system", "You tell stories."), new("user", "Tell me about a dog.")];
+        var reply = new StringBuilder();
+        await foreach (var c in Engine.GenerateAsync(messages, Greedy(20))) reply.Append(c.Text);
+        const string body = """{"messages":[{"role":"system","content":"You tell stories."},{"role":"user","content":[{"type":"text","text":"Tell me about a dog."}]}],"max_tokens":20,"temperature":0""";
+        var (status, whole) = await PostJson("/v1/chat/completions", body + "}");
+        Assert.That(status, Is.EqualTo(200), whole.ToString());
+        Assert.That(whole.GetProperty("object").GetString(), Is.EqualTo("chat.completion"));
+        var message = whole.GetProperty("choices")[0].GetProperty("message");
+        Assert.That(message.GetProperty("role").GetString(), Is.EqualTo("assistant"));
+        Assert.That(message.GetProperty("content").GetString(), Is.EqualTo(reply.ToString()));
+        Assert.That(whole.GetProperty("usage").GetProperty("prompt_tokens").GetInt32(), Is.EqualTo(Engine.CountTokens(messages)));
+
+        var events = await PostStream("/v1/chat/completions", body + ""","stream":true}""");
+        Assert.That(events[0].GetProperty("object").GetString(), Is.EqualTo("chat.completion.chunk"));
+        Assert.That(events[0].GetProperty("choices")[0].GetProperty("delta").GetProperty("role").GetString(), Is.EqualTo("assistant"));
+        Assert.That(StreamText(events), Is.EqualTo(reply.ToString()));
+        Assert.That(events[^1].GetProperty("choices")[0].GetProperty("finish_reason").GetString(), Is.Not.Null);
+    }
+
+    [Test]
+    public async Task StopStringEndsWithStop()
+    {
+        var free = await Engine.CompleteAsync("Once upon a time", Greedy(40));
+        // Stop at a word the greedy continuation is known (from the library) to contain.
+        string word = free.Text.Split(' ', StringSplitOptions.RemoveEmptyEntries)[3];
+        var (status, body) = await PostJson("/v1/completions",
+            $$"""{"prompt":"Once upon a time","max_tokens":40,"temperature":0,"stop":["zzzz", "{{word}}"]}""");
+        Assert.That(status, Is.EqualTo(200), body.ToString());
+        var choice = body.GetProperty("choices")[0];
+        Assert.That(choice.GetProperty("finish_reason").GetString(), Is.EqualTo("stop"));
+        Assert.That(choice.GetProperty("text").GetString(), Is.EqualTo(free.Text[..free.Text.IndexOf(word, StringComparison.Ordinal)]));
+    }
+
+    [Test]
+    public async Task SeededSamplingIsReproducible()
+    {
+        const string body = """{"prompt":"The dog","max_tokens":20,"temperature":1.0,"top_p":0.9,"seed":1234}""";
+        var (_, a) = await PostJson("/v1/completions", body);
+        var (_, b) = await PostJson("/v1/completions", body);
+        var lib = await Engine.CompleteAsync("The dog", new GenerationOptions
+        {
+            MaxTokens = 20, Sampling = new SamplingOptions { Temperature = 1, TopP = 0.9f, TopK = 0, MinP = 0, Seed = 1234 },
+        });
+        Assert.That(a.GetProperty("choices")[0].GetProperty("text").GetString(), Is.EqualTo(lib.Text));
+        Assert.That(b.GetProperty("choices")[0].GetProperty("text").GetString(), Is.EqualTo(lib.Text));
+    }
+
+    [Test]
+    public async Task CompletionLogProbsAreTheGreedyTokensAndTheirAlternatives()
+    {
+        var (status, body) = await PostJson("/v1/completions", """{"prompt":"Once upon a time","max_tokens":8,"temperature":0,"logprobs":3}""");
+        Assert.That(status, Is.EqualTo(200), body.ToString());
+        var choice = body.GetProperty("choices")[0];
+        var lp = choice.GetProperty("logprobs");
+        var tokens = lp.GetProperty("tokens").EnumerateArray().Select(t => t.GetString()).ToList();
+        var logprobs = lp.GetProperty("token_logprobs").EnumerateArray().Select(t => t.GetDouble()).ToList();
+        var tops = lp.GetProperty("top_logprobs").EnumerateArray().ToList();
+        Assert.That(tokens, Has.Count.EqualTo(8));
+        Assert.That(string.Concat(tokens), Is.EqualTo(choice.GetProperty("text").GetString()));
+        for (int i = 0; i < 8; i++)
+        {
+            var alts = tops[i].EnumerateObject().Select(p => (p.Name, p.Value.GetDouble())).ToList();
+            Assert.That(alts, Has.Count.EqualTo(3));
+            Assert.That(alts.Select(a => a.Item2), Is.Ordered.Descending);
+            // Greedy: the chosen token is the most likely one, so its log-probability is the best alternative's.
+            Assert.That(alts[0].Name, Is.EqualTo(tokens[i]));
+            Assert.That(logprobs[i], Is.EqualTo(alts[0].Item2));
+            Assert.That(logprobs[i], Is.LessThanOrEqualTo(0));
+            Assert.That(alts.Sum(a => Math.Exp(a.Item2)), Is.LessThanOrEqualTo(1 + 1e-5));
+        }
+        Assert.That(lp.GetProperty("text_offset")[0].GetInt32(), Is.EqualTo(0));
+    }
+
+    [Test]
+    public async Task ChatLogProbsCarryTokenBytes()
+    {
+        var (status, body) = await PostJson("/v1/chat/completions",
+            """{"messages":[{"role":"user","content":"Hi"}],"max_tokens":5,"temperature":0,"logprobs":true,"top_logprobs":2}""");
+        Assert.That(status, Is.EqualTo(200), body.ToString());
+        var content = body.GetProperty("choices")[0].GetProperty("logprobs").GetProperty("content");
+        Assert.That(content.GetArrayLength(), Is.GreaterThan(0));
+        foreach (var t in content.EnumerateArray())
+        {
+            byte[] bytes = t.GetProperty("bytes").EnumerateArray().Select(b => (byte)b.GetInt32()).ToArray();
+            Assert.That(t.GetProperty("token").GetString(), Is.EqualTo(Encoding.UTF8.GetString(bytes)));
+            Assert.That(t.GetProperty("logprob").GetDouble(), Is.LessThanOrEqualTo(0));
+            Assert.That(t.GetProperty("top_logprobs").GetArrayLength(), Is.EqualTo(2));
+            Assert.That(t.GetProperty("top_logprobs")[0].GetProperty("logprob").GetDouble(), Is.EqualTo(t.GetProperty("logprob").GetDouble()));
+        }
+    }
+
+    [Test]
+    public async Task MetricsCountRequestsTokensAndFirstTokens()
+    {
+        var before = Metrics(await Http.GetStringAsync("/metrics"));
+        await PostJson("/v1/completions", """{"prompt":"Tom","max_tokens":7,"temperature":0,"ignore_eos":true}""");
+        await PostJson("/v1/completions", """{"prompt":"Tom","temperature":-1}""");
+        string text = await Http.GetStringAsync("/metrics");
+        var after = Metrics(text);
+        double Delta(string k) => after.GetValueOrDefault(k) - before.GetValueOrDefault(k);
+        Assert.That(Delta("tessera_requests_total{endpoint=\"/v1/completions\",status=\"200\"}"), Is.EqualTo(1));
+        Assert.That(Delta("tessera_requests_total{endpoint=\"/v1/completions\",status=\"400\"}"), Is.EqualTo(1));
+        Assert.That(Delta("tessera_generated_tokens_total"), Is.EqualTo(7));
+        Assert.That(Delta("tessera_time_to_first_token_seconds_count"), Is.EqualTo(1));
+        Assert.That(after["tessera_tokens_per_second"], Is.GreaterThanOrEqualTo(0));
+        Assert.That(after["tessera_queue_length"], Is.EqualTo(0));
+        Assert.That(after["tessera_requests_running"], Is.EqualTo(0));
+        Assert.That(after["tessera_kv_cache_bytes_in_use"], Is.EqualTo(0));
+        Assert.That(text, Does.Contain("# TYPE tessera_time_to_first_token_seconds histogram"));
+        Assert.That(after["tessera_time_to_first_token_seconds_bucket{le=\"+Inf\"}"], Is.EqualTo(after["tessera_time_to_first_token_seconds_count"]));
+    }
+
+    /// <summary>Parses Prometheus text: series (name with labels) to value; checks each line's shape.</summary>
+    internal static Dictionary<string, double> Metrics(string text)
+    {
+        var d = new Dictionary<string, double>();
+        foreach (string line in text.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+        {
+            if (line.StartsWith('#')) { Assert.That(line, Does.Match("^# (HELP|TYPE) tessera_")); continue; }
+            int space = line.LastIndexOf(' ');
+            d[line[..space]] = double.Parse(line[(space + 1)..], CultureInfo.InvariantCulture);
+        }
+        return d;
+    }
+}
