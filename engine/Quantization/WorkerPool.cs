@@ -61,7 +61,7 @@ internal sealed class WorkerPool
         for (int i = 1; i < Threads; i++)
         {
             var wake = _wake[i] = new ManualResetEventSlim(false);
-            var t = new Thread(() => WorkerLoop(wake)) { IsBackground = true, Name = $"tessera-worker-{i}" };
+            var t = new Thread(() => WorkerLoop(wake, 0)) { IsBackground = true, Name = $"tessera-worker-{i}" };
             t.Start();
         }
     }
@@ -94,10 +94,12 @@ internal sealed class WorkerPool
         finally { _dispatch.Exit(); }
     }
 
-    private void WorkerLoop(ManualResetEventSlim wake)
+    private void WorkerLoop(ManualResetEventSlim wake, int seen)
     {
         t_isWorker = true;
-        int seen = Volatile.Read(ref _generation);
+        // 'seen' starts at the generation the pool was built with, not the one current when this thread first runs:
+        // a dispatch may come before the thread is scheduled, and reading the counter here would skip it, leaving
+        // the dispatcher waiting forever for this worker (seen as an intermittent hang of the NativeAOT build).
         while (true)
         {
             long start = Stopwatch.GetTimestamp();
