@@ -28,16 +28,19 @@ internal static unsafe class Q8_0
     {
         for (int i = 0; i < n / BlockSize; i++)
         {
-            float* xb = x + i * BlockSize;
             byte* b = dst + i * BlockBytes;
-            float amax = 0;
-            for (int j = 0; j < BlockSize; j++) amax = MathF.Max(amax, MathF.Abs(xb[j]));
-            float d = amax / 127;
-            float id = amax != 0 ? 127.0f / amax : 0.0f;
-            Fp16.Store(b, d);
-            sbyte* qs = (sbyte*)(b + 2);
-            for (int j = 0; j < BlockSize; j++) qs[j] = (sbyte)MathF.Round(xb[j] * id, MidpointRounding.ToEven);
+            Fp16.Store(b, QuantizeBlock(x + i * BlockSize, (sbyte*)(b + 2)));
         }
+    }
+
+    /// <summary>One block of 32: writes the quants and returns the unrounded scale d (Q8_1 shares this).</summary>
+    internal static float QuantizeBlock(float* xb, sbyte* qs)
+    {
+        float amax = 0;
+        for (int j = 0; j < BlockSize; j++) amax = MathF.Max(amax, MathF.Abs(xb[j]));
+        float id = amax != 0 ? 127.0f / amax : 0.0f;
+        for (int j = 0; j < BlockSize; j++) qs[j] = (sbyte)MathF.Round(xb[j] * id, MidpointRounding.ToEven);
+        return amax / 127;
     }
 
     /// <summary><c>ggml_vec_dot_q8_0_q8_0_generic</c>.</summary>

@@ -10,20 +10,12 @@ internal static unsafe class Q8_1
     {
         for (int i = 0; i < n / BlockSize; i++)
         {
-            float* xb = x + i * BlockSize;
             byte* b = dst + i * BlockBytes;
-            float amax = 0;
-            for (int j = 0; j < BlockSize; j++) amax = MathF.Max(amax, MathF.Abs(xb[j]));
-            float d = amax / 127;
-            float id = amax != 0 ? 127.0f / amax : 0.0f;
-            Fp16.Store(b, d);
             sbyte* qs = (sbyte*)(b + 4);
+            float d = Q8_0.QuantizeBlock(x + i * BlockSize, qs);
             int sum = 0;
-            for (int j = 0; j < BlockSize; j++)
-            {
-                qs[j] = (sbyte)MathF.Round(xb[j] * id, MidpointRounding.ToEven);
-                sum += qs[j];
-            }
+            for (int j = 0; j < BlockSize; j++) sum += qs[j];
+            Fp16.Store(b, d);
             Fp16.Store(b + 2, sum * d);
         }
     }
