@@ -28,14 +28,29 @@ public static unsafe class QuantizedMatMul
     }
 
     /// <summary>Scratch bytes <see cref="Multiply(GgmlType, ReadOnlySpan{byte}, int, int, ReadOnlySpan{float}, int, Span{float}, Span{byte})"/>
-    /// needs: the <paramref name="batch"/> activation rows in the vec-dot type.</summary>
+    /// needs: the <paramref name="batch"/> activation rows, converted for the weight type.</summary>
     /// <exception cref="NotSupportedException"><paramref name="type"/> is not supported.</exception>
     public static int ScratchBytes(GgmlType type, int cols, int batch)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(cols);
         ArgumentOutOfRangeException.ThrowIfNegative(batch);
-        return checked((int)(GgmlTypeInfo.RowBytes(VecDotType.For(type), cols) * batch));
+        return checked((int)(ActivationRowBytes(type, cols) * batch));
     }
+
+    /// <summary>Bytes of one converted activation row: the vec-dot type's row, except for F16 weights, whose activations
+    /// are kept as floats holding F16 values (see <see cref="F16Wide"/>).</summary>
+    private static long ActivationRowBytes(GgmlType type, int cols)
+        => type == GgmlType.F16 && F16Wide.Lanes > 0 ? 4L * cols : GgmlTypeInfo.RowBytes(VecDotType.For(type), cols);
+
+    /// <summary>Converts activation row <paramref name="x"/> for products with <paramref name="type"/> weights.</summary>
+    private static void ConvertRow(GgmlType type, GgmlType vt, float* x, byte* dst, int cols)
+    {
+        if (type == GgmlType.F16 && F16Wide.Lanes > 0) F16Wide.RoundRow(x, (float*)dst, cols);
+        else ActivationQuantizer.QuantizeRowUnchecked(vt, x, dst, cols);
+    }
+
+    private static delegate*<byte*, byte*, int, float> KernelFor(GgmlType type)
+        => type == GgmlType.F16 && F16Wide.Lanes > 0 ? &F16Wide.Dot : VecDot.Kernel(type);
 
     /// <summary>Computes <c>y[b*rows + r] = dot(weights row r, x row b)</c> for every weight row r and activation row b.</summary>
     /// <param name="type">The weights' type.</param>
@@ -68,13 +83,13 @@ public static unsafe class QuantizedMatMul
     public static void Multiply(GgmlType type, byte* weights, long weightBytes, int rows, int cols,
         ReadOnlySpan<float> x, int batch, Span<float> y, Span<byte> scratch)
     {
-        var kernel = VecDot.Kernel(type);
+        var kernel = KernelFor(type);
         GgmlType vt = VecDotType.For(type);
         ArgumentOutOfRangeException.ThrowIfNegative(rows);
         ArgumentOutOfRangeException.ThrowIfNegative(cols);
         ArgumentOutOfRangeException.ThrowIfNegative(batch);
         long rowBytes = GgmlTypeInfo.RowBytes(type, cols);
-        long actBytes = GgmlTypeInfo.RowBytes(vt, cols);
+        long actBytes = ActivationRowBytes(type, cols);
         if (weightBytes < rowBytes * rows)
             throw new ArgumentException($"{rows} rows of {cols} {type} take {rowBytes * rows} bytes, got {weightBytes}", nameof(weightBytes));
         if (x.Length < (long)batch * cols) throw new ArgumentException($"x needs {(long)batch * cols} floats, has {x.Length}", nameof(x));
@@ -88,9 +103,9 @@ public static unsafe class QuantizedMatMul
         fixed (byte* ps = scratch)
         {
             for (int b = 0; b < batch; b++)
-                ActivationQuantizer.QuantizeRowUnchecked(vt, px + (long)b * cols, ps + b * actBytes, cols);
+                ConvertRow(type, vt, px + (long)b * cols, ps + b * actBytes, cols);
             var job = MatMulJob.ForThisThread;
-            job.Set(kernel, cols, ps, actBytes, batch);
+            job.Set(kernel, WidensWeights(type, batch), cols, ps, actBytes, batch);
             job.Add(weights, rowBytes, rows, py);
             Dispatch(job);
         }
@@ -102,19 +117,23 @@ public static unsafe class QuantizedMatMul
     internal static void MultiplyFused(GgmlType type, int cols, float* x, int batch, byte* scratch,
         byte* w0, int rows0, float* y0, byte* w1, int rows1, float* y1, byte* w2, int rows2, float* y2)
     {
-        var kernel = VecDot.Kernel(type);
+        var kernel = KernelFor(type);
         GgmlType vt = VecDotType.For(type);
         long rowBytes = GgmlTypeInfo.RowBytes(type, cols);
-        long actBytes = GgmlTypeInfo.RowBytes(vt, cols);
+        long actBytes = ActivationRowBytes(type, cols);
         for (int b = 0; b < batch; b++)
-            ActivationQuantizer.QuantizeRowUnchecked(vt, x + (long)b * cols, scratch + b * actBytes, cols);
+            ConvertRow(type, vt, x + (long)b * cols, scratch + b * actBytes, cols);
         var job = MatMulJob.ForThisThread;
-        job.Set(kernel, cols, scratch, actBytes, batch);
+        job.Set(kernel, WidensWeights(type, batch), cols, scratch, actBytes, batch);
         job.Add(w0, rowBytes, rows0, y0);
         job.Add(w1, rowBytes, rows1, y1);
         if (w2 != null) job.Add(w2, rowBytes, rows2, y2);
         Dispatch(job);
     }
+
+    /// <summary>F16 weights with two or more activation rows: widen each weight row once per product instead of once
+    /// per (weight row, activation row) pair; same results (<see cref="F16Wide"/>).</summary>
+    private static bool WidensWeights(GgmlType type, int batch) => type == GgmlType.F16 && F16Wide.Lanes > 0 && batch >= 2;
 
     private static void Dispatch(MatMulJob job)
     {
@@ -140,12 +159,14 @@ public static unsafe class QuantizedMatMul
     private sealed class MatMulJob : PoolJob
     {
         [ThreadStatic] private static MatMulJob? t_job;
+        [ThreadStatic] private static float[]? t_widened;
         public static MatMulJob ForThisThread => t_job ??= new MatMulJob();
 
         private delegate*<byte*, byte*, int, float> _kernel;
         private byte* _act;
         private long _actBytes;
         private int _segments, _chunkRows;
+        private bool _widen;
         private readonly byte*[] _w = new byte*[3];
         private readonly long[] _rowBytes = new long[3];
         private readonly int[] _rows = new int[3];
@@ -157,9 +178,10 @@ public static unsafe class QuantizedMatMul
         public int TotalRows { get; private set; }
         public int Chunks { get; private set; }
 
-        public void Set(delegate*<byte*, byte*, int, float> kernel, int cols, byte* act, long actBytes, int batch)
+        public void Set(delegate*<byte*, byte*, int, float> kernel, bool widen, int cols, byte* act, long actBytes, int batch)
         {
             _kernel = kernel;
+            _widen = widen;
             Cols = cols;
             _act = act;
             _actBytes = actBytes;
@@ -207,6 +229,11 @@ public static unsafe class QuantizedMatMul
 
         private void RunRows(byte* weights, long rowBytes, int rows, float* y, int r0, int r1)
         {
+            if (_widen)
+            {
+                RunRowsWidened(weights, rowBytes, rows, y, r0, r1);
+                return;
+            }
             var kernel = _kernel;
             int cols = Cols, batch = Batch;
             for (int r = r0; r < r1; r++)
@@ -214,6 +241,35 @@ public static unsafe class QuantizedMatMul
                 byte* w = weights + r * rowBytes;
                 for (int b = 0; b < batch; b++)
                     y[(long)b * rows + r] = kernel(w, _act + b * _actBytes, cols);
+            }
+        }
+
+        /// <summary>F16 weights, several activation rows: four weight rows are widened to floats (thread-local buffer,
+        /// grown once) and multiplied with every activation row by <see cref="F16Wide.DotWidened4"/>.</summary>
+        private void RunRowsWidened(byte* weights, long rowBytes, int rows, float* y, int r0, int r1)
+        {
+            int cols = Cols, batch = Batch;
+            if (t_widened == null || t_widened.Length < 4 * cols) t_widened = new float[4 * cols];
+            float* tmp = stackalloc float[4];
+            fixed (float* wf = t_widened)
+            {
+                int r = r0;
+                for (; r + 4 <= r1; r += 4)
+                {
+                    for (int k = 0; k < 4; k++) F16Wide.WidenRow(weights + (r + k) * rowBytes, wf + k * cols, cols);
+                    for (int b = 0; b < batch; b++)
+                    {
+                        F16Wide.DotWidened4(wf, cols, (float*)(_act + b * _actBytes), cols, tmp);
+                        float* yr = y + (long)b * rows + r;
+                        yr[0] = tmp[0]; yr[1] = tmp[1]; yr[2] = tmp[2]; yr[3] = tmp[3];
+                    }
+                }
+                for (; r < r1; r++)
+                {
+                    F16Wide.WidenRow(weights + r * rowBytes, wf, cols);
+                    for (int b = 0; b < batch; b++)
+                        y[(long)b * rows + r] = F16Wide.DotWidened(wf, (float*)(_act + b * _actBytes), cols);
+                }
             }
         }
     }

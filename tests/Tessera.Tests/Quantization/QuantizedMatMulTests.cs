@@ -33,7 +33,9 @@ public class QuantizedMatMulTests
         float[] x = QuantTestUtil.RandomFloats(batch * cols, rng, 2f);
         float[] y = new float[batch * rows];
         byte[] scratch = new byte[QuantizedMatMul.ScratchBytes(type, cols, batch)];
-        Assert.That(scratch.Length, Is.EqualTo(batch * GgmlTypeInfo.RowBytes(VecDotType.For(type), cols)));
+        // F16 weights keep their activations as floats holding F16 values (F16Wide), every other type the vec-dot type's bytes.
+        long actRow = type == GgmlType.F16 ? 4L * cols : GgmlTypeInfo.RowBytes(VecDotType.For(type), cols);
+        Assert.That(scratch.Length, Is.EqualTo(batch * actRow));
 
         QuantizedMatMul.Multiply(type, weights, rows, cols, x, batch, y, scratch);
 
@@ -47,8 +49,8 @@ public class QuantizedMatMulTests
             for (int r = 0; r < rows; r++)
             {
                 byte[] w = weights.AsSpan(r * rb, rb).ToArray();
-                float want = VecDot.Compute(type, w, a, cols);
-                Assert.That(y[b * rows + r], Is.EqualTo(want), $"y[{b},{r}] vs VecDot");
+                float want = type == GgmlType.F16 ? F16WideDot(w, xb) : VecDot.Compute(type, w, a, cols);
+                Assert.That(y[b * rows + r], Is.EqualTo(want), $"y[{b},{r}] vs the single-pair kernel");
 
                 float[] wf = QuantTestUtil.Dequantize(type, w, cols);
                 double naive = 0, abs = 0, bound = 0;
@@ -61,6 +63,51 @@ public class QuantizedMatMulTests
                 bound += QuantTestUtil.RoundingBound(cols, abs) + QuantTestUtil.Q8_1SumError(type, w, a, cols);
                 Assert.That(Math.Abs(y[b * rows + r] - naive), Is.LessThanOrEqualTo(bound), $"y[{b},{r}] vs naive");
             }
+        }
+    }
+
+    /// <summary>The F16 single-pair kernel, widening on the fly, over the activations rounded to F16.</summary>
+    private static unsafe float F16WideDot(byte[] w, float[] x)
+    {
+        float[] rounded = new float[x.Length];
+        fixed (float* px = x, pr = rounded)
+        fixed (byte* pw = w)
+        {
+            F16Wide.RoundRow(px, pr, x.Length);
+            return F16Wide.Dot(pw, (byte*)pr, x.Length);
+        }
+    }
+
+    /// <summary>The serving scheduler batches rows of different sequences into one product, so a row's result must not
+    /// depend on the rows beside it: every output of a batched product equals the same row multiplied alone, bit for bit.
+    /// Batches large enough to take the register-blocked paths, odd row counts so tiles have leftovers.</summary>
+    [TestCase(GgmlType.F16, 11, 96)]
+    [TestCase(GgmlType.F16, 37, 200)]
+    [TestCase(GgmlType.F16, 9, 1000)]
+    [TestCase(GgmlType.Q8_0, 13, 256)]
+    [TestCase(GgmlType.Q4_0, 13, 256)]
+    [TestCase(GgmlType.Q4_K, 7, 512)]
+    [TestCase(GgmlType.Q6_K, 7, 512)]
+    [TestCase(GgmlType.BF16, 5, 64)]
+    [TestCase(GgmlType.F32, 5, 70)]
+    public void BatchedRows_EqualRowsMultipliedAlone(GgmlType type, int rows, int cols)
+    {
+        const int batch = 9;
+        var rng = new Random(rows * 31 + cols);
+        int rb = (int)GgmlTypeInfo.RowBytes(type, cols);
+        byte[] weights = new byte[rows * rb];
+        for (int r = 0; r < rows; r++) QuantTestUtil.RandomRow(type, cols, rng).CopyTo(weights, r * rb);
+        float[] x = QuantTestUtil.RandomFloats(batch * cols, rng, 2f);
+        float[] y = new float[batch * rows];
+        QuantizedMatMul.Multiply(type, weights, rows, cols, x, batch, y, new byte[QuantizedMatMul.ScratchBytes(type, cols, batch)]);
+        float[] alone = new float[rows];
+        byte[] scratch1 = new byte[QuantizedMatMul.ScratchBytes(type, cols, 1)];
+        for (int b = 0; b < batch; b++)
+        {
+            QuantizedMatMul.Multiply(type, weights, rows, cols, x.AsSpan(b * cols, cols), 1, alone, scratch1);
+            for (int r = 0; r < rows; r++)
+                Assert.That(BitConverter.SingleToInt32Bits(y[b * rows + r]), Is.EqualTo(BitConverter.SingleToInt32Bits(alone[r])),
+                    $"row {b}, output {r}: {y[b * rows + r]} in the batch, {alone[r]} alone");
         }
     }
 
