@@ -105,7 +105,7 @@ public static unsafe class QuantizedMatMul
             for (int b = 0; b < batch; b++)
                 ConvertRow(type, vt, px + (long)b * cols, ps + b * actBytes, cols);
             var job = MatMulJob.ForThisThread;
-            job.Set(kernel, WidensWeights(type, batch), cols, ps, actBytes, batch);
+            job.Set(kernel, ChooseTile(type, batch), cols, ps, actBytes, batch);
             job.Add(weights, rowBytes, rows, py);
             Dispatch(job);
         }
@@ -124,16 +124,27 @@ public static unsafe class QuantizedMatMul
         for (int b = 0; b < batch; b++)
             ConvertRow(type, vt, x + (long)b * cols, scratch + b * actBytes, cols);
         var job = MatMulJob.ForThisThread;
-        job.Set(kernel, WidensWeights(type, batch), cols, scratch, actBytes, batch);
+        job.Set(kernel, ChooseTile(type, batch), cols, scratch, actBytes, batch);
         job.Add(w0, rowBytes, rows0, y0);
         job.Add(w1, rowBytes, rows1, y1);
         if (w2 != null) job.Add(w2, rowBytes, rows2, y2);
         Dispatch(job);
     }
 
-    /// <summary>F16 weights with two or more activation rows: widen each weight row once per product instead of once
-    /// per (weight row, activation row) pair; same results (<see cref="F16Wide"/>).</summary>
-    private static bool WidensWeights(GgmlType type, int batch) => type == GgmlType.F16 && F16Wide.Lanes > 0 && batch >= 2;
+    /// <summary>How a product with two or more activation rows runs; every path gives the single-pair kernel's results.</summary>
+    private enum TilePath { None, F16Widened, Q8_0, Q4_0, Q4_K }
+
+    /// <summary>F16 weights: widen each weight row once per product instead of once per (weight row, activation row) pair
+    /// (<see cref="F16Wide"/>). Q8_0/Q4_0: the 4 x 2 register tile (<see cref="Q8Tile"/>). Q4_K: its tile
+    /// (<see cref="Q4KTile"/>), at any batch: unpacking the weights dominates Q4_K, so decode gains from it too.</summary>
+    private static TilePath ChooseTile(GgmlType type, int batch) => type == GgmlType.Q4_K && Q4KTile.Supported ? TilePath.Q4_K
+        : batch < 2 ? TilePath.None : type switch
+    {
+        GgmlType.F16 when F16Wide.Lanes > 0 => TilePath.F16Widened,
+        GgmlType.Q8_0 when Q8Tile.Supported => TilePath.Q8_0,
+        GgmlType.Q4_0 when Q8Tile.Supported => TilePath.Q4_0,
+        _ => TilePath.None,
+    };
 
     private static void Dispatch(MatMulJob job)
     {
@@ -149,6 +160,7 @@ public static unsafe class QuantizedMatMul
         long perRow = Math.Max(1L, (long)job.Cols * job.Batch);
         int minRows = (int)Math.Clamp(MinWorkPerChunk / perRow, 1, job.TotalRows);
         int chunkRows = Math.Max(minRows, (job.TotalRows + 8 * pool.Threads - 1) / (8 * pool.Threads));
+        if (job.Tiled) chunkRows = (chunkRows + 3) & ~3; // whole 4-row tiles
         job.Reset(job.Chunk(chunkRows));
         if (job.Chunks == 1) job.Run();
         else pool.Run(job);
@@ -166,7 +178,7 @@ public static unsafe class QuantizedMatMul
         private byte* _act;
         private long _actBytes;
         private int _segments, _chunkRows;
-        private bool _widen;
+        private TilePath _path;
         private readonly byte*[] _w = new byte*[3];
         private readonly long[] _rowBytes = new long[3];
         private readonly int[] _rows = new int[3];
@@ -177,11 +189,12 @@ public static unsafe class QuantizedMatMul
         public int Batch { get; private set; }
         public int TotalRows { get; private set; }
         public int Chunks { get; private set; }
+        public bool Tiled => _path != TilePath.None;
 
-        public void Set(delegate*<byte*, byte*, int, float> kernel, bool widen, int cols, byte* act, long actBytes, int batch)
+        public void Set(delegate*<byte*, byte*, int, float> kernel, TilePath path, int cols, byte* act, long actBytes, int batch)
         {
             _kernel = kernel;
-            _widen = widen;
+            _path = path;
             Cols = cols;
             _act = act;
             _actBytes = actBytes;
@@ -229,10 +242,12 @@ public static unsafe class QuantizedMatMul
 
         private void RunRows(byte* weights, long rowBytes, int rows, float* y, int r0, int r1)
         {
-            if (_widen)
+            switch (_path)
             {
-                RunRowsWidened(weights, rowBytes, rows, y, r0, r1);
-                return;
+                case TilePath.F16Widened: RunRowsWidened(weights, rowBytes, rows, y, r0, r1); return;
+                case TilePath.Q8_0: RunRowsTiled<Q8_0Weights>(weights, rowBytes, rows, y, r0, r1); return;
+                case TilePath.Q4_0: RunRowsTiled<Q4_0Weights>(weights, rowBytes, rows, y, r0, r1); return;
+                case TilePath.Q4_K: RunRowsQ4K(weights, rowBytes, rows, y, r0, r1); return;
             }
             var kernel = _kernel;
             int cols = Cols, batch = Batch;
@@ -242,6 +257,37 @@ public static unsafe class QuantizedMatMul
                 for (int b = 0; b < batch; b++)
                     y[(long)b * rows + r] = kernel(w, _act + b * _actBytes, cols);
             }
+        }
+
+        /// <summary>Q8_0-activation types, several activation rows: tiles of 4 weight rows x 2 activation rows
+        /// (<see cref="Q8Tile"/>); leftover weight rows take the single-pair kernel.</summary>
+        private void RunRowsTiled<TW>(byte* weights, long rowBytes, int rows, float* y, int r0, int r1) where TW : IQ8BlockWeights
+        {
+            int nb = Cols / 32, batch = Batch;
+            int r = r0;
+            for (; r + 4 <= r1; r += 4)
+                for (int b = 0; b < batch; b += 2)
+                    Q8Tile.Multiply<TW>(weights + r * rowBytes, rowBytes, _act + b * _actBytes, _actBytes,
+                        Math.Min(2, batch - b), nb, y + (long)b * rows + r, rows);
+            var kernel = _kernel;
+            for (; r < r1; r++)
+                for (int b = 0; b < batch; b++)
+                    y[(long)b * rows + r] = kernel(weights + r * rowBytes, _act + b * _actBytes, Cols);
+        }
+
+        /// <summary>Q4_K: tiles of 4 weight rows x up to 2 activation rows (<see cref="Q4KTile"/>).</summary>
+        private void RunRowsQ4K(byte* weights, long rowBytes, int rows, float* y, int r0, int r1)
+        {
+            int nb = Cols / 256, batch = Batch;
+            int r = r0;
+            for (; r + 4 <= r1; r += 4)
+                for (int b = 0; b < batch; b += 2)
+                    Q4KTile.Multiply(weights + r * rowBytes, rowBytes, _act + b * _actBytes, _actBytes,
+                        Math.Min(2, batch - b), nb, y + (long)b * rows + r, rows);
+            var kernel = _kernel;
+            for (; r < r1; r++)
+                for (int b = 0; b < batch; b++)
+                    y[(long)b * rows + r] = kernel(weights + r * rowBytes, _act + b * _actBytes, Cols);
         }
 
         /// <summary>F16 weights, several activation rows: four weight rows are widened to floats (thread-local buffer,
