@@ -132,12 +132,15 @@ public static unsafe class QuantizedMatMul
     }
 
     /// <summary>How a product with two or more activation rows runs; every path gives the single-pair kernel's results.</summary>
-    private enum TilePath { None, F16Widened, Q8_0, Q4_0, Q4_K }
+    private enum TilePath { None, F16Widened, Q8_0, Q4_0, Q4_K, Q6_K }
 
     /// <summary>F16 weights: widen each weight row once per product instead of once per (weight row, activation row) pair
-    /// (<see cref="F16Wide"/>). Q8_0/Q4_0: the 4 x 2 register tile (<see cref="Q8Tile"/>). Q4_K: its tile
-    /// (<see cref="Q4KTile"/>), at any batch: unpacking the weights dominates Q4_K, so decode gains from it too.</summary>
-    private static TilePath ChooseTile(GgmlType type, int batch) => type == GgmlType.Q4_K && Q4KTile.Supported ? TilePath.Q4_K
+    /// (<see cref="F16Wide"/>). Q8_0/Q4_0: the 4 x 2 register tile (<see cref="Q8Tile"/>). Q4_K and Q6_K: their tiles
+    /// (<see cref="Q4KTile"/>, <see cref="Q6KTile"/>) at any batch: unpacking the weights dominates K-quants, so decode
+    /// gains from sharing it too.</summary>
+    private static TilePath ChooseTile(GgmlType type, int batch) =>
+        type == GgmlType.Q4_K && Q4KTile.Supported ? TilePath.Q4_K
+        : type == GgmlType.Q6_K && Q6KTile.Supported ? TilePath.Q6_K
         : batch < 2 ? TilePath.None : type switch
     {
         GgmlType.F16 when F16Wide.Lanes > 0 => TilePath.F16Widened,
@@ -247,7 +250,8 @@ public static unsafe class QuantizedMatMul
                 case TilePath.F16Widened: RunRowsWidened(weights, rowBytes, rows, y, r0, r1); return;
                 case TilePath.Q8_0: RunRowsTiled<Q8_0Weights>(weights, rowBytes, rows, y, r0, r1); return;
                 case TilePath.Q4_0: RunRowsTiled<Q4_0Weights>(weights, rowBytes, rows, y, r0, r1); return;
-                case TilePath.Q4_K: RunRowsQ4K(weights, rowBytes, rows, y, r0, r1); return;
+                case TilePath.Q4_K: RunRowsK(&Q4KTile.Multiply, weights, rowBytes, rows, y, r0, r1); return;
+                case TilePath.Q6_K: RunRowsK(&Q6KTile.Multiply, weights, rowBytes, rows, y, r0, r1); return;
             }
             var kernel = _kernel;
             int cols = Cols, batch = Batch;
@@ -275,14 +279,15 @@ public static unsafe class QuantizedMatMul
                     y[(long)b * rows + r] = kernel(weights + r * rowBytes, _act + b * _actBytes, Cols);
         }
 
-        /// <summary>Q4_K: tiles of 4 weight rows x up to 2 activation rows (<see cref="Q4KTile"/>).</summary>
-        private void RunRowsQ4K(byte* weights, long rowBytes, int rows, float* y, int r0, int r1)
+        /// <summary>K-quants: tiles of 4 weight rows x up to 2 activation rows (<see cref="Q4KTile"/>, <see cref="Q6KTile"/>).</summary>
+        private void RunRowsK(delegate*<byte*, long, byte*, long, int, int, float*, long, void> tile,
+            byte* weights, long rowBytes, int rows, float* y, int r0, int r1)
         {
             int nb = Cols / 256, batch = Batch;
             int r = r0;
             for (; r + 4 <= r1; r += 4)
                 for (int b = 0; b < batch; b += 2)
-                    Q4KTile.Multiply(weights + r * rowBytes, rowBytes, _act + b * _actBytes, _actBytes,
+                    tile(weights + r * rowBytes, rowBytes, _act + b * _actBytes, _actBytes,
                         Math.Min(2, batch - b), nb, y + (long)b * rows + r, rows);
             var kernel = _kernel;
             for (; r < r1; r++)
