@@ -19,6 +19,7 @@ public sealed unsafe class CudaBackend : IBackend
     private readonly Embed _embed;
     private readonly RmsNorm _rmsNorm;
     private readonly Gemv _gemv;
+    private readonly Gemm _gemm;
     private readonly Rope _rope;
     private readonly SwiGlu _swiGlu;
     private readonly Add _add;
@@ -37,6 +38,7 @@ public sealed unsafe class CudaBackend : IBackend
         _embed = new Embed(_kernels);
         _rmsNorm = new RmsNorm(_kernels);
         _gemv = new Gemv(_kernels);
+        _gemm = new Gemm(_kernels);
         _rope = new Rope(_kernels);
         _swiGlu = new SwiGlu(_kernels);
         _add = new Add(_kernels);
@@ -172,7 +174,12 @@ public sealed unsafe class CudaBackend : IBackend
     public void MatMul(BackendWeight w, Activation x, Activation y, int rows)
     {
         var cw = (CudaWeight)w;
-        _gemv.Launch(_stream, cw.Format, cw.Memory.Span, cw.Source.Rows, cw.Source.Cols, D(x), D(y), rows);
+        // Several tokens: tensor cores, each weight tile read once per 64 tokens. One token (decode) or F32 weights:
+        // one warp per weight row, reading the weights once at full bandwidth.
+        if (rows > 1 && Gemm.Supports(cw.Format))
+            _gemm.Launch(_stream, cw.Format, cw.Memory.Span, cw.Source.Rows, cw.Source.Cols, D(x), D(y), rows);
+        else
+            _gemv.Launch(_stream, cw.Format, cw.Memory.Span, cw.Source.Rows, cw.Source.Cols, D(x), D(y), rows);
     }
 
     /// <inheritdoc/>

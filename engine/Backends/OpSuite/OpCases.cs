@@ -43,6 +43,20 @@ public static class OpCases
                      (GgmlType.Q5_K, 1, 33, 512), (GgmlType.Q4_1, 2, 33, 64),
                  })
             yield return MatMul(t, rows, outRows, cols);
+        // Prefill shapes (CUDA: the tensor-core gemm for rows > 1): token and weight-row counts that are not multiples
+        // of the 64 x 64 tile, K tails (F16 cols 80 = 2.5 stages of 32; cols 70 is not a multiple of 8, so the
+        // scalar load path), and several K stages for every quantized format. The tolerances are matmul's above: for
+        // F16/BF16 the GPU rounds x to the weight type as the CPU does, so only the summation order differs (far
+        // below them); for quantized weights the GPU rounds the dequantized weights and x to F16 (relative 2^-11 each,
+        // about 5e-4 normalized) where the CPU quantizes x to 8 bits (about 4e-3), inside Q8Act.
+        foreach (var (t, rows, outRows, cols) in new[]
+                 {
+                     (GgmlType.F16, 17, 100, 96), (GgmlType.F16, 70, 130, 80), (GgmlType.F16, 5, 67, 70),
+                     (GgmlType.BF16, 33, 65, 512), (GgmlType.BF16, 64, 64, 40),
+                     (GgmlType.Q8_0, 65, 129, 96), (GgmlType.Q4_0, 9, 64, 1024),
+                     (GgmlType.Q4_K, 70, 67, 512), (GgmlType.Q6_K, 19, 130, 768), (GgmlType.F32, 20, 33, 100),
+                 })
+            yield return MatMul(t, rows, outRows, cols);
         foreach (var (heads, kvHeads, hd, rows, start) in new[] { (4, 2, 64, 1, 0), (4, 2, 64, 1, 300), (4, 2, 64, 4, 5), (8, 8, 128, 1, 40), (6, 2, 32, 2, 513) })
             yield return Attention(heads, kvHeads, hd, rows, start);
     }

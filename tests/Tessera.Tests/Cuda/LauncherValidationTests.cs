@@ -36,6 +36,24 @@ public class LauncherValidationTests
         Assert.Throws<ArgumentException>(() => Gemv.Check(WeightFormat.F32, View<byte>(4 * 8 * 4), 4, 8, View<float>(16), View<float>(7), 2));
 
     [Test]
+    public void Gemm_accepts_a_consistent_call() =>
+        Assert.DoesNotThrow(() => Gemm.Check(WeightFormat.Q6_K, View<byte>(130 * 3 * 210), 130, 768, View<float>(19 * 768), View<float>(19 * 130), 19));
+
+    [Test]
+    public void Gemm_rejects_f32_weights_which_stay_on_gemv() =>
+        Assert.That(Assert.Throws<ArgumentException>(() => Gemm.Check(WeightFormat.F32, View<byte>(64 * 64 * 4), 64, 64, View<float>(2 * 64), View<float>(2 * 64), 2))!.Message,
+            Does.Contain("gemm_f32").And.Contain("Gemv"));
+
+    [Test]
+    public void Gemm_rejects_a_short_output_and_misaligned_weights()
+    {
+        Assert.That(Assert.Throws<ArgumentException>(() => Gemm.Check(WeightFormat.F16, View<byte>(64 * 64 * 2), 64, 64, View<float>(3 * 64), View<float>(3 * 64 - 1), 3))!.Message,
+            Does.Contain("gemm_f16").And.Contain("y"));
+        Assert.That(Assert.Throws<ArgumentException>(() => Gemm.Check(WeightFormat.Q4_K, View<byte>(1 << 20, 0x10002), 4, 256, View<float>(2 * 256), View<float>(8), 2))!.Message,
+            Does.Contain("4-byte aligned"));
+    }
+
+    [Test]
     public void Rope_rejects_odd_head_dim_and_short_input()
     {
         Assert.Throws<ArgumentOutOfRangeException>(() => Rope.Check(View<float>(1000), 1, 2, 7, 0, 10000f));
