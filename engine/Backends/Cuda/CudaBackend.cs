@@ -25,6 +25,7 @@ public sealed unsafe class CudaBackend : IBackend
     private readonly Add _add;
     private readonly KvAppend _kvAppend;
     private readonly AttentionDecode _attention;
+    private readonly FlashAttention _flash;
     private DeviceBuffer<int>? _tokens;
     private DeviceBuffer<float>? _scratch;
     private float[] _hostRows = [];
@@ -44,6 +45,7 @@ public sealed unsafe class CudaBackend : IBackend
         _add = new Add(_kernels);
         _kvAppend = new KvAppend(_kernels);
         _attention = new AttentionDecode(_kernels);
+        _flash = new FlashAttention(_kernels);
     }
 
     /// <summary>Opens device <paramref name="ordinal"/> with the embedded kernels, or returns null with the reason
@@ -133,7 +135,7 @@ public sealed unsafe class CudaBackend : IBackend
     }
 
     /// <inheritdoc/>
-    public KvCache CreateKvCache(LlamaConfig config, int capacity) => new CudaKvCache(_context, config, capacity);
+    public KvCache CreateKvCache(LlamaConfig config, int capacity) => new CudaKvCache(_context, _stream, config, capacity);
 
     /// <inheritdoc/>
     public void Embed(BackendWeight table, ReadOnlySpan<int> tokens, Activation output)
@@ -207,6 +209,15 @@ public sealed unsafe class CudaBackend : IBackend
     {
         var c = (CudaKvCache)cache;
         var cfg = c.Config;
+        if (startPos + rows > c.Cap) throw new InvalidOperationException($"KV cache holds {c.Cap} positions; cannot attend up to {startPos + rows}");
+        if (rows > 1 && cfg.HeadDim % 2 == 0 && cfg.HeadDim <= FlashAttention.MaxHeadDim)
+        {
+            // Prefill: one pass over the keys per 16 query rows, scores kept on chip (the split-KV kernel would
+            // recompute every row's scores through global scratch).
+            _flash.Launch(_stream, D(q), c.K[layer].Span, c.V[layer].Span, c.BlockTable.Span, D(output),
+                rows, cfg.Heads, cfg.KvHeads, cfg.HeadDim, startPos);
+            return;
+        }
         long need = AttentionDecode.ScratchFloats(rows, cfg.Heads, cfg.HeadDim, startPos + rows - 1);
         if (_scratch is null || _scratch.Length < need)
         {

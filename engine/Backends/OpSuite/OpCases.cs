@@ -59,6 +59,10 @@ public static class OpCases
             yield return MatMul(t, rows, outRows, cols);
         foreach (var (heads, kvHeads, hd, rows, start) in new[] { (4, 2, 64, 1, 0), (4, 2, 64, 1, 300), (4, 2, 64, 4, 5), (8, 8, 128, 1, 40), (6, 2, 32, 2, 513) })
             yield return Attention(heads, kvHeads, hd, rows, start);
+        // Prefill (CUDA: flash attention over 16-position pages for rows > 1): several 16-row query tiles, a start
+        // inside a page, head_dim 80 and 256 (not a multiple of 32; the largest supported), rows not a multiple of 16.
+        foreach (var (heads, kvHeads, hd, rows, start) in new[] { (4, 2, 64, 37, 0), (8, 2, 128, 20, 100), (4, 1, 80, 33, 7), (2, 2, 256, 17, 15) })
+            yield return Attention(heads, kvHeads, hd, rows, start);
     }
 
     // A stable seed per case (FNV-1a of the name): string.GetHashCode is randomized per process.

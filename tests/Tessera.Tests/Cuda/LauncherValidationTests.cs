@@ -54,6 +54,20 @@ public class LauncherValidationTests
     }
 
     [Test]
+    public void FlashAttention_checks_head_dim_and_block_table()
+    {
+        // positions 0..36 (start 5 + 32 rows) span pages 0..2: the table needs 3 entries.
+        Assert.DoesNotThrow(() => FlashAttention.Check(View<float>(32 * 4 * 64), View<Half>(3 * 16 * 128), View<Half>(3 * 16 * 128), View<int>(3),
+            View<float>(32 * 4 * 64), 32, 4, 2, 64, 5));
+        Assert.That(Assert.Throws<ArgumentException>(() => FlashAttention.Check(View<float>(32 * 4 * 64), View<Half>(3 * 16 * 128), View<Half>(3 * 16 * 128), View<int>(2),
+            View<float>(32 * 4 * 64), 32, 4, 2, 64, 5))!.Message, Does.Contain("flash_attention_f16").And.Contain("blockTable"));
+        Assert.Throws<ArgumentOutOfRangeException>(() => FlashAttention.Check(View<float>(1 << 20), View<Half>(1 << 20), View<Half>(1 << 20), View<int>(64),
+            View<float>(1 << 20), 2, 2, 2, 512, 0));
+        Assert.Throws<ArgumentOutOfRangeException>(() => FlashAttention.Check(View<float>(1 << 20), View<Half>(1 << 20), View<Half>(1 << 20), View<int>(64),
+            View<float>(1 << 20), 2, 2, 2, 63, 0));
+    }
+
+    [Test]
     public void Rope_rejects_odd_head_dim_and_short_input()
     {
         Assert.Throws<ArgumentOutOfRangeException>(() => Rope.Check(View<float>(1000), 1, 2, 7, 0, 10000f));
