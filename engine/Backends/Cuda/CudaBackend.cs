@@ -26,6 +26,8 @@ public sealed unsafe class CudaBackend : IBackend
     private readonly KvAppend _kvAppend;
     private readonly AttentionDecode _attention;
     private readonly FlashAttention _flash;
+    private readonly SampleTopK _sample;
+    private readonly DeviceBuffer<int> _sampled;
     private DeviceBuffer<int>? _tokens;
     private DeviceBuffer<float>? _scratch;
     private float[] _hostRows = [];
@@ -46,6 +48,8 @@ public sealed unsafe class CudaBackend : IBackend
         _kvAppend = new KvAppend(_kernels);
         _attention = new AttentionDecode(_kernels);
         _flash = new FlashAttention(_kernels);
+        _sample = new SampleTopK(_kernels);
+        _sampled = new DeviceBuffer<int>(context, 1);
     }
 
     /// <summary>Opens device <paramref name="ordinal"/> with the embedded kernels, or returns null with the reason
@@ -238,6 +242,19 @@ public sealed unsafe class CudaBackend : IBackend
     public void Read(Activation x, int offset, Span<float> destination) =>
         ((CudaActivation)x).Buffer.Download(destination, _stream, offset);
 
+    /// <summary>Samples a token from the first <paramref name="count"/> logits on the device, as the CPU
+    /// <see cref="Sampling.Sampler"/> does without penalties for the same <paramref name="uniform"/> draw, and returns
+    /// only its id (4 bytes cross to the host). Temperature 0 is greedy. Throws when more than
+    /// <see cref="Interop.Kernels.SampleTopK.MaxCandidates"/> candidates would need sorting (check
+    /// <see cref="Interop.Kernels.SampleTopK.Supports"/> first).</summary>
+    public int SampleTopK(Activation logits, int count, int topK, float topP, float minP, float temperature, double uniform)
+    {
+        _sample.Launch(_stream, D(logits), count, topK, topP, minP, temperature, uniform, _sampled.Span);
+        Span<int> id = stackalloc int[1];
+        _sampled.Download(id, _stream);
+        return id[0];
+    }
+
     /// <summary>Uploads host floats into an activation (tests and the op suite set inputs with it).</summary>
     internal void Write(Activation x, int offset, ReadOnlySpan<float> source)
     {
@@ -251,6 +268,7 @@ public sealed unsafe class CudaBackend : IBackend
         _stream.Synchronize();
         _tokens?.Dispose();
         _scratch?.Dispose();
+        _sampled.Dispose();
         _kernels.Dispose();
         _stream.Dispose();
         _context.Dispose();

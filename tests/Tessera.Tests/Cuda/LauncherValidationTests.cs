@@ -68,6 +68,18 @@ public class LauncherValidationTests
     }
 
     [Test]
+    public void SampleTopK_limits_candidates_and_checks_options()
+    {
+        Assert.DoesNotThrow(() => SampleTopK.Check(View<float>(128256), 128256, 40, 0.95f, 0.05f, 0.8f, 0.5, View<int>(1)));
+        Assert.DoesNotThrow(() => SampleTopK.Check(View<float>(128256), 128256, 0, 1f, 0f, 0f, 0.5, View<int>(1)));  // greedy: 1 candidate
+        Assert.That(Assert.Throws<ArgumentOutOfRangeException>(() => SampleTopK.Check(View<float>(50000), 50000, 0, 0.9f, 0f, 1f, 0.5, View<int>(1)))!.Message,
+            Does.Contain("sample_topk_f32").And.Contain("50000 candidates"));
+        Assert.Throws<ArgumentOutOfRangeException>(() => SampleTopK.Check(View<float>(100), 100, 40, 0.9f, 0f, 1f, 1.0, View<int>(1)));
+        Assert.Throws<ArgumentOutOfRangeException>(() => SampleTopK.Check(View<float>(100), 100, 40, 0f, 0f, 1f, 0.5, View<int>(1)));
+        Assert.Throws<ArgumentException>(() => SampleTopK.Check(View<float>(99), 100, 40, 0.9f, 0f, 1f, 0.5, View<int>(1)));
+    }
+
+    [Test]
     public void Rope_rejects_odd_head_dim_and_short_input()
     {
         Assert.Throws<ArgumentOutOfRangeException>(() => Rope.Check(View<float>(1000), 1, 2, 7, 0, 10000f));
