@@ -255,6 +255,26 @@ public sealed unsafe class CudaBackend : IBackend
         return id[0];
     }
 
+    /// <summary>Device-to-device copy bandwidth over two buffers of <paramref name="bytes"/>, in GB/s (10⁹ bytes) counting
+    /// bytes read plus bytes written: the roofline decode is compared with (it reads weights at this rate at best).</summary>
+    public double MeasureCopyBandwidthGBps(long bytes)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(bytes, 1L << 20);
+        const int Copies = 10;
+        using var src = new DeviceMemory(_context, bytes);
+        using var dst = new DeviceMemory(_context, bytes);
+        using var start = new CudaEvent(_context);
+        using var stop = new CudaEvent(_context);
+        src.Fill(0, _stream);
+        DeviceMemory.Copy(src, 0, dst, 0, bytes, _stream);  // warm-up: first touch of both buffers
+        start.Record(_stream);
+        for (int i = 0; i < Copies; i++) DeviceMemory.Copy(src, 0, dst, 0, bytes, _stream);
+        stop.Record(_stream);
+        stop.Synchronize();
+        double seconds = stop.ElapsedSince(start) / 1000.0;
+        return 2.0 * bytes * Copies / seconds / 1e9;
+    }
+
     /// <summary>Uploads host floats into an activation (tests and the op suite set inputs with it).</summary>
     internal void Write(Activation x, int offset, ReadOnlySpan<float> source)
     {

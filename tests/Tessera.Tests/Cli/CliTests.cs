@@ -168,4 +168,30 @@ public class CliTests
     [Test]
     public void MissingPerplexityFile() =>
         AssertCleanError(CliRunner.Run("perplexity", "-m", SharedData.Model(Model), "-f", "/no/such.txt"), "/no/such.txt");
+
+    [Test]
+    public void Generate_on_cuda_without_a_device_says_why_and_exits_3()
+    {
+        string reason = Cuda.CudaDevice.RequireAbsent();
+        var r = CliRunner.Run("generate", "-m", SharedData.Model(Model), "-p", "hi", "--backend", "cuda");
+        Assert.That(r.ExitCode, Is.EqualTo(3), r.Err);
+        Assert.That(r.Err.Trim(), Is.EqualTo($"error: cuda: no CUDA device: {reason}"));
+    }
+
+    [Test]
+    public void Bench_on_cuda_without_a_device_says_why_and_exits_3()
+    {
+        string reason = Cuda.CudaDevice.RequireAbsent();
+        var r = CliRunner.Run("bench", "-m", SharedData.Model(Model), "-p", "8", "-n", "4", "-r", "1", "--backend", "cuda");
+        Assert.That(r.ExitCode, Is.EqualTo(3), r.Err);
+        Assert.That(r.Err.Trim(), Is.EqualTo($"error: cuda: no CUDA device: {reason}"));
+    }
+
+    [Test]
+    public void Generate_rejects_an_unknown_backend()
+    {
+        var r = CliRunner.Run("generate", "-m", SharedData.Model(Model), "-p", "hi", "--backend", "tpu");
+        Assert.That(r.ExitCode, Is.Not.EqualTo(0));
+        Assert.That(r.Err + r.Out, Does.Contain("tpu"));
+    }
 }
