@@ -147,6 +147,8 @@ public static class BenchRunner
         string stage = $"tg{count}";
         var tps = new List<double>(repetitions);
         var token = new int[1];
+        // On CUDA the step is a captured graph (one launch per token), as generation would run it.
+        using var graph = model.Backend is CudaBackend && CudaDecodeGraph.Enabled ? new CudaDecodeGraph(model, state) : null;
         for (int rep = -1; rep < repetitions; rep++)
         {
             progress?.Report(new(stage, rep + 1, repetitions + 1));
@@ -155,7 +157,8 @@ public static class BenchRunner
             long t0 = Stopwatch.GetTimestamp();
             for (int i = 0; i < count; i++)
             {
-                model.Forward(state, token);
+                if (graph is null) model.Forward(state, token);
+                else graph.Step(token[0]);
                 token[0] = TensorPrimitives.IndexOfMax<float>(state.Logits);
             }
             double seconds = Stopwatch.GetElapsedTime(t0).TotalSeconds;

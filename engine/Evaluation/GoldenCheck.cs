@@ -115,6 +115,9 @@ public static class GoldenCheck
 
         // A step whose top two logits are closer than the noise the bound allows (4 x sqrt(tol) x rms, at least
         // 0.05) may flip under any rounding difference, so its token is not compared.
+        // On CUDA the continuation runs through a captured decode graph, so that golden checks it too.
+        using var graph = m.Model.Backend is Backends.Cuda.CudaBackend && Backends.Cuda.CudaDecodeGraph.Enabled
+            ? new Backends.Cuda.CudaDecodeGraph(m.Model, state) : null;
         int refRows = g.GreedyLogits.Length / vocab, compared = 0, mismatched = 0;
         double maxGreedy = 0;
         for (int step = 0; step < g.GreedyTokens.Length; step++)
@@ -134,7 +137,9 @@ public static class GoldenCheck
                 compared++;
                 if (Sampler.ArgMax(ours) != g.GreedyTokens[step]) mismatched++;
             }
-            if (step + 1 < g.GreedyTokens.Length) m.Model.Forward(state, [g.GreedyTokens[step]]);
+            if (step + 1 >= g.GreedyTokens.Length) continue;
+            if (graph is null) m.Model.Forward(state, [g.GreedyTokens[step]]);
+            else graph.Step(g.GreedyTokens[step]);
         }
         return new GoldenOutcome(tokensMatch, maxPrompt, worst, maxGreedy, compared, mismatched, g.GreedyTokens.Length, tolerance);
     }

@@ -121,7 +121,10 @@ public class LauncherValidationTests
     {
         Assert.Throws<ArgumentOutOfRangeException>(() => Add.Check(View<float>(4), View<float>(4), 0));
         Assert.Throws<ArgumentException>(() => SwiGlu.Check(View<float>(4), View<float>(3), 4));
-        Assert.Throws<ArgumentException>(() => KvAppend.Check(View<float>(8), View<float>(8), View<Half>(8), View<Half>(7), 8));
+        Assert.Throws<ArgumentException>(() => KvAppend.Check(View<float>(8), View<float>(8), View<Half>(8), View<Half>(7), 1, 8, 0));
+        // rows 2 at position 3 with kv_dim 4: the cache must reach (3 + 2) * 4 = 20 halves.
+        Assert.DoesNotThrow(() => KvAppend.Check(View<float>(8), View<float>(8), View<Half>(20), View<Half>(20), 2, 4, 3));
+        Assert.Throws<ArgumentException>(() => KvAppend.Check(View<float>(8), View<float>(8), View<Half>(19), View<Half>(20), 2, 4, 3));
         Assert.Throws<ArgumentException>(() => Argmax.Check(View<float>(8), 8, View<int>(0)));
     }
 
