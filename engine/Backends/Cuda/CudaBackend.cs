@@ -87,6 +87,9 @@ public sealed unsafe class CudaBackend : IBackend
     /// <summary>The device in use.</summary>
     public CudaContext Context => _context;
 
+    /// <summary>Waits for every queued op (before freeing buffers they may use).</summary>
+    internal void Synchronize() => _stream.Synchronize();
+
     private static DeviceSpan<float> D(Activation a) => ((CudaActivation)a).Buffer.Span;
 
     /// <inheritdoc/>
@@ -238,8 +241,9 @@ public sealed unsafe class CudaBackend : IBackend
         if (_step is { } g)
         {
             // Graph step (one row): the split count of the whole cache and the position from device memory, so
-            // that the captured launch is right at every later position. BeginGraphStep sized the scratch.
-            _attention.Launch(_stream, D(q), c.K[layer].Span, c.V[layer].Span, D(output), _scratch!.Span,
+            // that the captured launch is right at every later position; the graph's own scratch, because the
+            // shared one may be reallocated by later eager calls while the graph still points at it.
+            _attention.Launch(_stream, D(q), c.K[layer].Span, c.V[layer].Span, D(output), g.Scratch.Span,
                 rows, cfg.Heads, cfg.KvHeads, cfg.HeadDim, startPos, GraphPosition(startPos, rows), g.Splits);
             return;
         }
@@ -299,19 +303,10 @@ public sealed unsafe class CudaBackend : IBackend
     // replaying stale work), and Read launches the graph.
 
     /// <summary>Starts a step of <paramref name="graph"/> at <paramref name="position"/>: writes the position into
-    /// device memory (read by rope, kv_append and attention in the graph) and sizes the attention scratch for the
-    /// whole cache, both before any capture.</summary>
+    /// device memory (read by rope, kv_append and attention in the graph) before any capture.</summary>
     internal void BeginGraphStep(CudaDecodeGraph graph, int position)
     {
         if (_step is not null) throw new InvalidOperationException("decode graph: a step is already running");
-        var cfg = graph.Cache.Config;
-        long need = (long)cfg.Heads * graph.Splits * (cfg.HeadDim + 2);
-        if (_scratch is null || _scratch.Length < need)
-        {
-            _stream.Synchronize();
-            _scratch?.Dispose();
-            _scratch = new DeviceBuffer<float>(_context, checked((int)Math.Max(need, 1 << 16)));
-        }
         Span<int> p = [position];
         _graphPosition.Upload(p, _stream);  // pageable source: staged before the call returns
         graph.Index = 0;

@@ -33,6 +33,8 @@ public sealed class CudaDecodeGraph : IDisposable
         _state = state;
         Cache = (CudaKvCache)state.Cache;
         Splits = AttentionDecode.Splits(Cache.Cap - 1);
+        var cfg = Cache.Config;
+        Scratch = new DeviceBuffer<float>(_backend.Context, checked((int)AttentionDecode.ScratchFloats(1, cfg.Heads, cfg.HeadDim, Cache.Cap - 1)));
     }
 
     /// <summary>Whether decode graphs are enabled in this process (<c>TESSERA_CUDA_GRAPH=0</c> turns them off, to
@@ -77,8 +79,11 @@ public sealed class CudaDecodeGraph : IDisposable
     /// <summary>Frees the graph.</summary>
     public void Dispose()
     {
+        if (_disposed) return;
+        _backend.Synchronize();  // a replay may still be running on the scratch
         Graph?.Dispose();
         Graph = null;
+        Scratch.Dispose();
         _disposed = true;
     }
 
@@ -87,6 +92,7 @@ public sealed class CudaDecodeGraph : IDisposable
     // State shared with CudaBackend during a step.
     internal CudaKvCache Cache { get; }
     internal int Splits { get; }
+    internal DeviceBuffer<float> Scratch { get; }
     internal CudaGraph? Graph { get; set; }
     internal List<ulong> Signatures { get; } = [];
     internal ulong ReadSignature { get; set; }
