@@ -21,6 +21,7 @@ public static class CliApp
             BenchCommand.Create(io),
             SynthCommand.Create(io),
             TestOpsCommand.Create(io),
+            GoldenCommand.Create(io),
             ServeCommand.Create(io),
         };
         var parse = root.Parse(args);

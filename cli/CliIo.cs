@@ -29,6 +29,12 @@ public sealed class CliIo(TextWriter @out, TextWriter err, TextReader? @in = nul
             Err.WriteLine($"error: {message}");
             return 1;
         }
+        catch (Tessera.Backends.BackendUnavailableException e)
+        {
+            // Exit 3, as test-ops: the request was fine, this machine cannot serve it.
+            Err.WriteLine($"error: {e.Message}");
+            return 3;
+        }
         catch (OperationCanceledException)
         {
             Err.WriteLine("cancelled");

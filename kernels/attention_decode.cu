@@ -5,18 +5,20 @@
 // Query row i is at position start_pos + i and sees positions 0..start_pos + i. Query head h reads key/value head
 // h / (heads / kv_heads). As llama.cpp, q is rounded to F16 before the dot product with the F16 keys.
 // Dynamic shared memory: chunk floats (scores) + head_dim floats (q). blockDim a multiple of 32.
+// pos_ptr: when not null, start_pos is read from it (a captured decode graph: one graph for every position, launched
+// with the splits of the whole cache; chunks past the position write an empty partial, which combine skips).
 #include "common.cuh"
 
 extern "C" __global__ void attention_decode_f16_partial(
     const float* __restrict__ q, const __half* __restrict__ kc, const __half* __restrict__ vc,
     float* __restrict__ part_o, float* __restrict__ part_ml,
-    int heads, int kv_heads, int head_dim, int start_pos, int chunk, float scale) {
+    int heads, int kv_heads, int head_dim, int start_pos, const int* __restrict__ pos_ptr, int chunk, float scale) {
     extern __shared__ float smem[];
     float* scores = smem;
     float* qs = smem + chunk;
     const int split = blockIdx.x, h = blockIdx.y, row = blockIdx.z, splits = gridDim.x;
     const int kvh = h / (heads / kv_heads), kv_dim = kv_heads * head_dim;
-    const int pos = start_pos + row;
+    const int pos = (pos_ptr ? *pos_ptr : start_pos) + row;
     const int p0 = split * chunk, p1 = min(p0 + chunk, pos + 1);
     const long slot = ((long)row * heads + h) * splits + split;
     const float* qr = q + ((long)row * heads + h) * head_dim;

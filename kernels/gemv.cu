@@ -1,9 +1,15 @@
 // Matrix-vector products for decode: y[b, r] = sum_c W[r, c] * x[b, c] for weights in their file format.
 // One warp per weight row, blockDim.x = 32 * rows_per_block; grid (ceil(rows / rows_per_block), batch).
-// Activations stay float32 (no q8_1 quantization as in llama.cpp's mmvq): the result differs from the CPU
-// reference only by the reference's activation rounding, and decode is bound by reading the weights anyway.
+// F16 and BF16: activations rounded to the weight type first, as llama.cpp and the CPU backend do (IBackend.MatMul's
+// contract; the rounding is a few ALU operations in a kernel bound by reading the weights).
+// Quantized types: activations stay float32 (no q8_1 quantization as in llama.cpp's mmvq): the result differs from
+// the CPU reference only by the reference's activation rounding, and decode is bound by reading the weights anyway.
 // Quantized row layouts are GGUF's: blocks packed back to back, no padding.
 #include "common.cuh"
+#include <cuda_bf16.h>
+
+__device__ __forceinline__ float gemv_round_f16(float x) { return __half2float(__float2half_rn(x)); }
+__device__ __forceinline__ float gemv_round_bf16(float x) { return __bfloat162float(__float2bfloat16_rn(x)); }
 
 #define GEMV_PROLOGUE                                                    \
     const int lane = threadIdx.x & 31;                                   \
@@ -42,14 +48,16 @@ extern "C" __global__ void gemv_f16(const __half* __restrict__ w, const float* _
         for (int c = lane; c < cols / 8; c += 32) {
             const uint4 u = w8[c];
             const __half2* h = (const __half2*)&u;
-            const float4 b0 = ((const float4*)xb)[2 * c], b1 = ((const float4*)xb)[2 * c + 1];
+            float4 b0 = ((const float4*)xb)[2 * c], b1 = ((const float4*)xb)[2 * c + 1];
+            b0 = make_float4(gemv_round_f16(b0.x), gemv_round_f16(b0.y), gemv_round_f16(b0.z), gemv_round_f16(b0.w));
+            b1 = make_float4(gemv_round_f16(b1.x), gemv_round_f16(b1.y), gemv_round_f16(b1.z), gemv_round_f16(b1.w));
             const float2 f0 = __half22float2(h[0]), f1 = __half22float2(h[1]);
             const float2 f2 = __half22float2(h[2]), f3 = __half22float2(h[3]);
             acc += f0.x * b0.x + f0.y * b0.y + f1.x * b0.z + f1.y * b0.w
                  + f2.x * b1.x + f2.y * b1.y + f3.x * b1.z + f3.y * b1.w;
         }
     } else {
-        for (int c = lane; c < cols; c += 32) acc += __half2float(wr[c]) * xb[c];
+        for (int c = lane; c < cols; c += 32) acc += __half2float(wr[c]) * gemv_round_f16(xb[c]);
     }
     GEMV_EPILOGUE
 }
@@ -66,10 +74,11 @@ extern "C" __global__ void gemv_bf16(const uint16_t* __restrict__ w, const float
             const float* xc = xb + 8 * c;
 #pragma unroll
             for (int k = 0; k < 4; ++k)
-                acc += __uint_as_float(p[k] << 16) * xc[2 * k] + __uint_as_float(p[k] & 0xffff0000u) * xc[2 * k + 1];
+                acc += __uint_as_float(p[k] << 16) * gemv_round_bf16(xc[2 * k])
+                     + __uint_as_float(p[k] & 0xffff0000u) * gemv_round_bf16(xc[2 * k + 1]);
         }
     } else {
-        for (int c = lane; c < cols; c += 32) acc += ts_bf16_to_float(wr[c]) * xb[c];
+        for (int c = lane; c < cols; c += 32) acc += ts_bf16_to_float(wr[c]) * gemv_round_bf16(xb[c]);
     }
     GEMV_EPILOGUE
 }

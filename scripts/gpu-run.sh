@@ -1,13 +1,22 @@
 #!/usr/bin/env bash
 # The GPU-side run in one command (no .NET needed there): the NativeAOT `tessera` from scripts/gpu-publish.sh, with
-# the PTX embedded, runs the op suite on the CUDA backend (against the CPU backend) and whatever of golden/bench the
-# binary offers. Results go under $OUT (default ./gpu-out): device.txt, test-ops.txt, and one file per step.
+# the PTX embedded, runs
+#   1. test-ops --backend cuda   every op case on the CUDA backend against the CPU backend (errors and times)
+#   2. golden --backend cuda     llama.cpp's golden outputs for every model in the shared folder
+#   3. bench --backend cuda      pp512 and tg128 on random llama-3.2-1b weights (synthesized here), F16 and Q4_K_M,
+#                                against the device's measured copy bandwidth
+# Results go under $OUT (default ./gpu-out): device.txt, summary.txt, one NAME.txt per step, bench-TYPE.json.
+# The shared data folder (golden/, models/) is $TESSERA_SHARED, else ../shared, else ./shared. The synthesized models
+# (about 2.5 GB for F16) go to $TESSERA_WORK (default ${TMPDIR:-/tmp}/tessera-gpu), not to $OUT.
 # Exit code: non-zero when a step failed or the CUDA backend could not start.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out="${OUT:-./gpu-out}"
 bin="${TESSERA_BIN:-artifacts/aot/tessera}"
-mkdir -p "$out"
+shared="${TESSERA_SHARED:-}"
+if [ -z "$shared" ]; then if [ -d ../shared/golden ]; then shared=../shared; else shared=shared; fi; fi
+work="${TESSERA_WORK:-${TMPDIR:-/tmp}/tessera-gpu}"
+mkdir -p "$out" "$work"
 : > "$out/summary.txt"
 [ -x "$bin" ] || { echo "gpu-run.sh: $bin not found; run scripts/gpu-publish.sh first" >&2; exit 1; }
 status=0
@@ -20,20 +29,29 @@ cat "$out/device.txt"
 run_step() {  # name, then the command
   local name="$1"; shift
   echo "== $name: $*"
+  local t0=$SECONDS
   "$@" > "$out/$name.txt" 2>&1
   local rc=$?
   tail -n 5 "$out/$name.txt"
-  echo "$name exit code $rc" | tee -a "$out/summary.txt"
+  echo "$name exit code $rc ($((SECONDS - t0)) s)" | tee -a "$out/summary.txt"
   [ $rc = 0 ] || status=1
+  return $rc
 }
 
 run_step test-ops "$bin" test-ops --backend cuda
-# golden and bench run only when this build of tessera has those commands with a --backend option.
-for cmd in golden bench; do
-  if "$bin" "$cmd" --help 2>/dev/null | grep -q -- "--backend"; then
-    run_step "$cmd" "$bin" "$cmd" --backend cuda
-  else
-    echo "$cmd: no '$cmd --backend' in this tessera build; skipped" | tee -a "$out/summary.txt"
+if [ $? = 3 ]; then echo "gpu-run.sh: the CUDA backend cannot start (see $out/test-ops.txt); nothing else to run" >&2; exit 1; fi
+if [ -d "$shared/golden" ]; then
+  run_step golden "$bin" golden "$shared" --backend cuda
+else
+  echo "golden: no shared folder with golden/ at '$shared' (set TESSERA_SHARED); skipped" | tee -a "$out/summary.txt"
+  status=1
+fi
+for type in f16 q4_k_m; do
+  model="$work/llama-3.2-1b-$type.gguf"
+  if [ ! -s "$model" ]; then
+    run_step "synth-$type" "$bin" synth --shape llama-3.2-1b --type "$type" -o "$model" \
+      --tokenizer-from "$shared/models/tinystories-656k-q8_0.gguf" || continue
   fi
+  run_step "bench-$type" "$bin" bench -m "$model" -p 512 -n 128 -r 3 --backend cuda --json "$out/bench-$type.json"
 done
 exit $status

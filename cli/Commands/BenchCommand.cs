@@ -6,7 +6,7 @@ using Tessera.Benchmarking;
 
 namespace Tessera.Cli.Commands;
 
-/// <summary><c>tessera bench</c>: llama-bench's pp/tg tests on the CPU backend, as a table and as JSON for tools.</summary>
+/// <summary><c>tessera bench</c>: llama-bench's pp/tg tests on the CPU or CUDA backend, as a table and as JSON for tools.</summary>
 internal static class BenchCommand
 {
     public static Command Create(CliIo io)
@@ -18,8 +18,9 @@ internal static class BenchCommand
         var reps = new Option<int>("--repetitions", "-r") { Description = "timed runs per test, after one warm-up", DefaultValueFactory = _ => 5 };
         var json = new Option<string>("--json") { Description = "write the results as a JSON array to FILE ('-' = stdout, instead of the table)" };
         var compare = new Option<string>("--compare") { Description = "print new/old tokens/s ratios against an earlier --json FILE" };
+        var backend = CommonOptions.Backend();
         var cmd = new Command("bench", "measure prompt processing (pp) and generation (tg) speed, like llama-bench")
-            { model, prompts, gen, threads, reps, json, compare };
+            { model, prompts, gen, threads, reps, json, compare, backend };
         cmd.SetAction(r => io.Guard(() =>
         {
             var options = new BenchOptions
@@ -28,6 +29,7 @@ internal static class BenchCommand
                 GenerateTokens = r.GetValue(gen),
                 Threads = r.GetValue(threads),
                 Repetitions = r.GetValue(reps),
+                Backend = r.GetValue(backend)!,
             };
             options.Validate();
             string path = r.GetValue(model)!;
@@ -128,7 +130,10 @@ internal sealed class BenchTable(IAnsiConsole console)
     public void Show(BenchReport r)
     {
         console.WriteLine($"model: {r.ModelPath} ({r.ModelType}, {Mib(r.ModelBytes)})");
-        console.WriteLine($"machine: {r.Machine.CpuModel}, {r.Machine.Cores} cores; {r.Threads} threads; read bandwidth {F(r.MachineBandwidthGBps, 1)} GB/s");
+        if (r.Backend == "cpu")
+            console.WriteLine($"machine: {r.Machine.CpuModel}, {r.Machine.Cores} cores; {r.Threads} threads; read bandwidth {F(r.MachineBandwidthGBps, 1)} GB/s");
+        else
+            console.WriteLine($"backend: {r.Backend} ({r.Device}); device copy bandwidth {F(r.MachineBandwidthGBps, 1)} GB/s; host: {r.Machine.CpuModel}");
         console.WriteLine($"load: {F(r.LoadMs, 0)} ms; time to first token: {(r.TimeToFirstTokenMs is double t ? F(t, 1) + " ms" : "-")}; peak RSS: {Mib(r.PeakResidentBytes)}");
         var table = new Table { Border = Plain ? TableBorder.Markdown : TableBorder.Rounded };
         foreach (string h in new[] { "test", "t/s (median)", "± stddev", "min", "max", "GB/s", "of read bw" })

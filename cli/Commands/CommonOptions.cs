@@ -12,6 +12,14 @@ internal static class CommonOptions
         Required = true,
     };
 
+    /// <summary><c>--backend cpu|cuda</c> (default cpu).</summary>
+    public static Option<string> Backend()
+    {
+        var o = new Option<string>("--backend", "-b") { Description = "where the model runs: cpu or cuda", DefaultValueFactory = _ => "cpu" };
+        o.AcceptOnlyFromAmong([.. Tessera.Backends.BackendFactory.Names]);
+        return o;
+    }
+
     public static Option<int> Context() => new("--context", "-c")
     {
         Description = "context size in tokens (default: the model's, at most 4096)",

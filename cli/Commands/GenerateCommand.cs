@@ -17,8 +17,9 @@ internal static class GenerateCommand
         var json = new Option<bool>("--json") { Description = "print one JSON object (prompt_tokens, tokens, text, timings) instead of streaming" };
         var noEcho = new Option<bool>("--no-display-prompt") { Description = "do not print the prompt before the continuation" };
         var context = CommonOptions.Context();
+        var backend = CommonOptions.Backend();
         var sampling = new CommonOptions.Sampling();
-        var cmd = new Command("generate", "generate text from a prompt") { model, prompt, maxTokens, stop, json, noEcho, context };
+        var cmd = new Command("generate", "generate text from a prompt") { model, prompt, maxTokens, stop, json, noEcho, context, backend };
         sampling.AddTo(cmd);
         cmd.SetAction(r => io.Guard(() =>
         {
@@ -31,7 +32,9 @@ internal static class GenerateCommand
             options.Validate();
             string text = r.GetValue(prompt)!;
             if (text.Length == 0) throw new ArgumentException("--prompt is empty: give some text to continue");
-            using var m = LoadedModel.Load(r.GetValue(model)!);
+            // The backend first: a missing GPU is reported before the model is read.
+            using var b = Tessera.Backends.BackendFactory.Create(r.GetValue(backend)!);
+            using var m = LoadedModel.Load(r.GetValue(model)!, b);
             int ctx = CommonOptions.ResolveContext(r.GetValue(context), m.Config.ContextLength);
             var tokens = m.Tokenizer.Encode(text, m.Tokenizer.AddBosByDefault);
             if (tokens.Count >= ctx)

@@ -45,7 +45,8 @@ public static class BenchJson
             w.WriteString("model_type", report.ModelType);
             w.WriteNumber("model_size", report.ModelBytes);
             w.WriteNumber("model_n_params", report.ModelParameters);
-            w.WriteString("backend", "cpu");
+            w.WriteString("backend", report.Backend);
+            if (report.Device is { } device) w.WriteString("gpu_info", device);
             w.WriteNumber("threads", report.Threads);
             w.WriteString("cpu_info", report.Machine.CpuModel);
             w.WriteNumber("cpu_cores", report.Machine.Cores);

@@ -21,6 +21,9 @@ public sealed class BenchOptions
     /// <summary>Bytes of the buffer the machine's read bandwidth is measured on (much larger than the caches).</summary>
     public long BandwidthBufferBytes { get; init; } = 512L << 20;
 
+    /// <summary>The backend the model runs on: <c>cpu</c> or <c>cuda</c> (see <see cref="Backends.BackendFactory"/>).</summary>
+    public string Backend { get; init; } = "cpu";
+
     /// <summary>The thread count actually used.</summary>
     public int EffectiveThreads => Threads > 0 ? Threads : Environment.ProcessorCount;
 
@@ -35,6 +38,8 @@ public sealed class BenchOptions
             throw new ArgumentException("nothing to measure: give --prompt-lengths or a --gen above 0");
         if (Threads < 0) throw new ArgumentException($"--threads {Threads}: must be positive (0 = all cores)");
         if (Repetitions <= 0) throw new ArgumentException($"--repetitions {Repetitions}: must be at least 1");
+        if (!Backends.BackendFactory.Names.Contains(Backend))
+            throw new ArgumentException($"--backend '{Backend}': unknown backend (known: {string.Join(", ", Backends.BackendFactory.Names)})");
         if (BandwidthBufferBytes < 1 << 20) throw new ArgumentException("the bandwidth buffer must be at least 1 MiB");
     }
 

@@ -56,6 +56,10 @@ public sealed record BenchReport
     public required long ModelBytes { get; init; }
     /// <summary>Number of weight parameters.</summary>
     public required long ModelParameters { get; init; }
+    /// <summary>The backend: <c>cpu</c> or <c>cuda</c>.</summary>
+    public string Backend { get; init; } = "cpu";
+    /// <summary>The GPU for a device backend (name, compute capability); null on the CPU.</summary>
+    public string? Device { get; init; }
     /// <summary>Threads the backend used.</summary>
     public required int Threads { get; init; }
     /// <summary>Milliseconds to load the model (map, parse, prepare).</summary>
@@ -65,7 +69,9 @@ public sealed record BenchReport
     public double? TimeToFirstTokenMs { get; init; }
     /// <summary>Peak resident memory of the process, in bytes, at the end of the run.</summary>
     public required long PeakResidentBytes { get; init; }
-    /// <summary>The machine's streaming read bandwidth with <see cref="Threads"/> threads, GB/s (10⁹ bytes).</summary>
+    /// <summary>The bandwidth decode is measured against, GB/s (10⁹ bytes): on the CPU the machine's streaming read
+    /// bandwidth with <see cref="Threads"/> threads; on a GPU the device-to-device copy bandwidth (bytes read plus
+    /// bytes written per second).</summary>
     public required double MachineBandwidthGBps { get; init; }
     /// <summary>The machine.</summary>
     public required MachineDescription Machine { get; init; }

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Numerics.Tensors;
-using Tessera.Backends.Cpu;
+using Tessera.Backends;
+using Tessera.Backends.Cuda;
 using Tessera.Model;
 using Tessera.Quantization;
 
@@ -13,7 +14,7 @@ namespace Tessera.Benchmarking;
 public readonly record struct BenchProgress(string Stage, int Done, int Total);
 
 /// <summary>
-/// Runs llama-bench's tests on the CPU backend: pp (a prompt of N random token ids into an empty cache, timed) and tg
+/// Runs llama-bench's tests on the CPU or CUDA backend: pp (a prompt of N random token ids into an empty cache, timed) and tg
 /// (from an empty cache, one token, then M single-token steps, each fed the argmax of the last logits), each repeated
 /// after an untimed warm-up, plus load time, time to first token, peak memory and decode bandwidth against the
 /// machine's measured read bandwidth.
@@ -43,13 +44,16 @@ public static class BenchRunner
 
     private static BenchReport RunLoaded(string modelPath, BenchOptions options, IProgress<BenchProgress>? progress)
     {
+        // The backend first and outside the load time: a missing GPU fails before the model is read.
+        using var backend = BackendFactory.Create(options.Backend, options.Threads);
+        var cuda = backend as CudaBackend;
         progress?.Report(new("loading", 0, 1));
         long t0 = Stopwatch.GetTimestamp();
         var results = new List<BenchResult>();
         double? ttft = null;
         double loadMs;
         ModelSummary summary;
-        using (var m = LoadedModel.Load(modelPath, new CpuBackend(options.Threads)))
+        using (var m = LoadedModel.Load(modelPath, backend))
         {
             loadMs = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
             progress?.Report(new("loading", 1, 1));
@@ -87,11 +91,16 @@ public static class BenchRunner
         // Before the bandwidth buffer is allocated, so that the peak is the model's.
         long peak = MachineInfo.PeakResidentBytes();
         progress?.Report(new("memory bandwidth", 0, 1));
-        double machine = MemoryBandwidth.Measure(options.EffectiveThreads, options.BandwidthBufferBytes);
+        // Decode streams the weights from wherever they live: host memory on the CPU, device memory on a GPU.
+        double machine = cuda is null
+            ? MemoryBandwidth.Measure(options.EffectiveThreads, options.BandwidthBufferBytes)
+            : cuda.MeasureCopyBandwidthGBps(options.BandwidthBufferBytes);
         progress?.Report(new("memory bandwidth", 1, 1));
         return new BenchReport
         {
             ModelPath = modelPath,
+            Backend = backend.Name,
+            Device = cuda is null ? null : $"{cuda.Context.Name}, compute capability {cuda.Context.ComputeCapability.Major}.{cuda.Context.ComputeCapability.Minor}",
             ModelType = summary.Description,
             ModelBytes = summary.Bytes,
             ModelParameters = summary.Parameters,
@@ -138,6 +147,8 @@ public static class BenchRunner
         string stage = $"tg{count}";
         var tps = new List<double>(repetitions);
         var token = new int[1];
+        // On CUDA the step is a captured graph (one launch per token), as generation would run it.
+        using var graph = model.Backend is CudaBackend && CudaDecodeGraph.Enabled ? new CudaDecodeGraph(model, state) : null;
         for (int rep = -1; rep < repetitions; rep++)
         {
             progress?.Report(new(stage, rep + 1, repetitions + 1));
@@ -146,7 +157,8 @@ public static class BenchRunner
             long t0 = Stopwatch.GetTimestamp();
             for (int i = 0; i < count; i++)
             {
-                model.Forward(state, token);
+                if (graph is null) model.Forward(state, token);
+                else graph.Step(token[0]);
                 token[0] = TensorPrimitives.IndexOfMax<float>(state.Logits);
             }
             double seconds = Stopwatch.GetElapsedTime(t0).TotalSeconds;

@@ -39,8 +39,13 @@ public sealed class Sampler
     }
 
     /// <summary>Chooses the next token. <paramref name="logits"/> is modified by the penalties.</summary>
-    public int Sample(Span<float> logits)
+    public int Sample(Span<float> logits) => Sample(logits, _o.Temperature > 0 ? NextUniform() : 0);
+
+    /// <summary>Chooses the next token with <paramref name="uniform"/> in [0, 1) as the random draw (greedy ignores
+    /// it). The device sampler (kernels/sample_topk.cu) takes the same number, so both can be compared.</summary>
+    public int Sample(Span<float> logits, double uniform)
     {
+        if (!(uniform >= 0 && uniform < 1)) throw new ArgumentOutOfRangeException(nameof(uniform), uniform, "must be in [0, 1)");
         ApplyPenalties(logits);
         if (_o.Temperature <= 0) return ArgMax(logits);
 
@@ -75,7 +80,7 @@ public sealed class Sampler
         // Temperature, then the draw.
         double total = 0;
         for (int i = 0; i < k; i++) { float e = MathF.Exp((-_keys[i] - max) / _o.Temperature); _probs[i] = e; total += e; }
-        double u = NextDouble() * total;
+        double u = uniform * total;
         double acc = 0;
         for (int i = 0; i < k; i++)
         {
@@ -161,8 +166,9 @@ public sealed class Sampler
         return best;
     }
 
-    // SplitMix64: small, fast, and the same sequence on every platform for a given seed.
-    private double NextDouble()
+    /// <summary>The next number of the seeded sequence, uniform in [0, 1) (SplitMix64: small, fast, and the same
+    /// sequence on every platform for a given seed).</summary>
+    public double NextUniform()
     {
         ulong z = _rng += 0x9E3779B97F4A7C15UL;
         z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;

@@ -42,17 +42,25 @@ public sealed unsafe class AttentionDecode(KernelLibrary library)
     }
 
     /// <summary>output (rows, heads × headDim) for queries q at positions startPos .. startPos + rows - 1 over the
-    /// cached positions 0 .. their own. The cache views start at position 0 of the layer.</summary>
+    /// cached positions 0 .. their own. The cache views start at position 0 of the layer. For a captured graph,
+    /// <paramref name="position"/> holds the first row's position on the device (it changes between replays; the
+    /// caller keeps it inside the cache views and the splits) and <paramref name="splits"/> fixes the split count
+    /// (enough for the whole cache, so that one graph serves every step); the scratch must hold that many splits.</summary>
     public void Launch(CudaStream stream, DeviceSpan<float> q, DeviceSpan<Half> kCache, DeviceSpan<Half> vCache, DeviceSpan<float> output,
-        DeviceSpan<float> scratch, int rows, int heads, int kvHeads, int headDim, int startPos)
+        DeviceSpan<float> scratch, int rows, int heads, int kvHeads, int headDim, int startPos, DeviceSpan<int> position = default, int splits = 0)
     {
         Check(q, kCache, vCache, output, scratch, rows, heads, kvHeads, headDim, startPos);
-        int splits = Splits(startPos + rows - 1);
+        int needed = Splits(startPos + rows - 1);
+        if (splits == 0) splits = needed;
+        if (splits < needed) throw new ArgumentOutOfRangeException(nameof(splits), splits, $"kernel 'attention_decode_f16': {needed} splits needed for position {startPos + rows - 1}");
+        scratch.RequireLength((long)rows * heads * splits * (headDim + 2), "attention_decode_f16", nameof(scratch));
+        if (position.Pointer != 0) position.RequireLength(1, "attention_decode_f16", nameof(position));
+        ulong ppos = position.Pointer;
         long partO = (long)rows * heads * splits * headDim;
         ulong pq = q.Pointer, pk = kCache.Pointer, pv = vCache.Pointer, po = scratch.Pointer, pml = scratch.Slice(partO, scratch.Length - partO).Pointer, pout = output.Pointer;
         int h = heads, kvh = kvHeads, d = headDim, s = startPos, chunk = Chunk, sp = splits;
         float scale = 1.0f / MathF.Sqrt(headDim);
-        void** a1 = stackalloc void*[] { &pq, &pk, &pv, &po, &pml, &h, &kvh, &d, &s, &chunk, &scale };
+        void** a1 = stackalloc void*[] { &pq, &pk, &pv, &po, &pml, &h, &kvh, &d, &s, &ppos, &chunk, &scale };
         _partial.Launch(new LaunchShape((uint)splits, (uint)heads, (uint)rows, Threads, 1, 1, (uint)((Chunk + headDim) * sizeof(float))), stream, a1);
         void** a2 = stackalloc void*[] { &po, &pml, &pout, &h, &d, &sp };
         _combine.Launch(new LaunchShape((uint)heads, (uint)rows, 1, Threads, 1, 1), stream, a2);

@@ -1,29 +1,37 @@
 namespace Tessera.Interop.Kernels;
 
-/// <summary>Launcher of kernels/kv_append.cu: k and v rounded to F16 into the cache.</summary>
+/// <summary>Launcher of kernels/kv_append.cu: k and v (rows × kvDim) rounded to F16 into a layer's cache at a position.</summary>
 public sealed unsafe class KvAppend(KernelLibrary library)
 {
-    private readonly CudaFunction _f = library.Module("kv_append").Function("kv_append_f16");
+    private const string K = "kv_append_f16";
+    private readonly CudaFunction _f = library.Module("kv_append").Function(K);
 
     /// <summary>Checks the arguments of <see cref="Launch"/>.</summary>
-    internal static void Check(DeviceSpan<float> k, DeviceSpan<float> v, DeviceSpan<Half> kCache, DeviceSpan<Half> vCache, int count)
+    internal static void Check(DeviceSpan<float> k, DeviceSpan<float> v, DeviceSpan<Half> kCache, DeviceSpan<Half> vCache,
+        int rows, int kvDim, int startPos)
     {
-        const string K = "kv_append_f16";
-        Elementwise.RequirePositive(count, K, nameof(count));
+        Elementwise.RequirePositive(rows, K, nameof(rows));
+        Elementwise.RequirePositive(kvDim, K, nameof(kvDim));
+        ArgumentOutOfRangeException.ThrowIfNegative(startPos);
+        long count = (long)rows * kvDim, end = ((long)startPos + rows) * kvDim;
+        if (count > int.MaxValue) throw new ArgumentOutOfRangeException(nameof(rows), rows, $"kernel '{K}': too many values per launch");
         k.RequireLength(count, K, nameof(k));
         v.RequireLength(count, K, nameof(v));
-        kCache.RequireLength(count, K, nameof(kCache));
-        vCache.RequireLength(count, K, nameof(vCache));
+        kCache.RequireLength(end, K, nameof(kCache));
+        vCache.RequireLength(end, K, nameof(vCache));
     }
 
-    /// <summary>kCache[i] = (half)k[i], vCache[i] = (half)v[i] for i below <paramref name="count"/> (rows × kv_dim);
-    /// the cache views start at the first position written.</summary>
-    public void Launch(CudaStream stream, DeviceSpan<float> k, DeviceSpan<float> v, DeviceSpan<Half> kCache, DeviceSpan<Half> vCache, int count)
+    /// <summary>kCache[(pos + r) × kvDim + j] = (half)k[r × kvDim + j], the same for v, where pos is
+    /// <paramref name="startPos"/>, or the int at <paramref name="position"/> when that view is given (a captured
+    /// graph; the caller guarantees it equals startPos, which the cache bounds are checked with).</summary>
+    public void Launch(CudaStream stream, DeviceSpan<float> k, DeviceSpan<float> v, DeviceSpan<Half> kCache, DeviceSpan<Half> vCache,
+        int rows, int kvDim, int startPos, DeviceSpan<int> position = default)
     {
-        Check(k, v, kCache, vCache, count);
-        ulong a = k.Pointer, b = v.Pointer, c = kCache.Pointer, d = vCache.Pointer;
-        int n = count;
-        void** args = stackalloc void*[] { &a, &b, &c, &d, &n };
+        Check(k, v, kCache, vCache, rows, kvDim, startPos);
+        if (position.Pointer != 0) position.RequireLength(1, K, nameof(position));
+        ulong a = k.Pointer, b = v.Pointer, c = kCache.Pointer, d = vCache.Pointer, p = position.Pointer;
+        int n = rows * kvDim, kd = kvDim, s = startPos;
+        void** args = stackalloc void*[] { &a, &b, &c, &d, &n, &kd, &s, &p };
         _f.Launch(LaunchShape.Linear(Elementwise.Blocks(n), Elementwise.Threads), stream, args);
     }
 }

@@ -21,15 +21,19 @@ public sealed unsafe class Rope(KernelLibrary library)
     }
 
     /// <summary>Rotates x (rows, heads × headDim) in place; row i is at position startPos + i.
-    /// <paramref name="adjacentPairs"/>: pairs (2i, 2i+1) (GGUF), else (i, i + headDim/2) (NeoX).</summary>
-    public void Launch(CudaStream stream, DeviceSpan<float> x, int rows, int heads, int headDim, int startPos, float theta, bool adjacentPairs)
+    /// <paramref name="adjacentPairs"/>: pairs (2i, 2i+1) (GGUF), else (i, i + headDim/2) (NeoX). When
+    /// <paramref name="position"/> is given, the first row's position is read from it on the device instead (a
+    /// captured graph).</summary>
+    public void Launch(CudaStream stream, DeviceSpan<float> x, int rows, int heads, int headDim, int startPos, float theta, bool adjacentPairs,
+        DeviceSpan<int> position = default)
     {
         Check(x, rows, heads, headDim, startPos, theta);
-        ulong p = x.Pointer;
+        if (position.Pointer != 0) position.RequireLength(1, "rope_f32", nameof(position));
+        ulong p = x.Pointer, pp = position.Pointer;
         int h = heads, d = headDim, s = startPos;
         // The same float the CPU reference computes, so that the angle recurrence starts from the same scale.
         float scale = MathF.Pow(theta, -2.0f / headDim);
-        void** args = stackalloc void*[] { &p, &h, &d, &s, &scale };
+        void** args = stackalloc void*[] { &p, &h, &d, &s, &pp, &scale };
         uint threads = (uint)((headDim / 2 + 31) / 32 * 32);
         (adjacentPairs ? _adjacent : _half).Launch(new LaunchShape((uint)heads, (uint)rows, 1, threads, 1, 1), stream, args);
     }

@@ -19,11 +19,18 @@ public sealed unsafe class CudaBackend : IBackend
     private readonly Embed _embed;
     private readonly RmsNorm _rmsNorm;
     private readonly Gemv _gemv;
+    private readonly Gemm _gemm;
     private readonly Rope _rope;
     private readonly SwiGlu _swiGlu;
     private readonly Add _add;
     private readonly KvAppend _kvAppend;
     private readonly AttentionDecode _attention;
+    private readonly FlashAttention _flash;
+    private readonly SampleTopK _sample;
+    private readonly DeviceBuffer<int> _sampled;
+    private readonly DeviceBuffer<int> _graphPosition;
+    private CudaDecodeGraph? _step;   // the decode graph whose step is running (see CudaDecodeGraph)
+    private bool _capturing;
     private DeviceBuffer<int>? _tokens;
     private DeviceBuffer<float>? _scratch;
     private float[] _hostRows = [];
@@ -37,11 +44,16 @@ public sealed unsafe class CudaBackend : IBackend
         _embed = new Embed(_kernels);
         _rmsNorm = new RmsNorm(_kernels);
         _gemv = new Gemv(_kernels);
+        _gemm = new Gemm(_kernels);
         _rope = new Rope(_kernels);
         _swiGlu = new SwiGlu(_kernels);
         _add = new Add(_kernels);
         _kvAppend = new KvAppend(_kernels);
         _attention = new AttentionDecode(_kernels);
+        _flash = new FlashAttention(_kernels);
+        _sample = new SampleTopK(_kernels);
+        _sampled = new DeviceBuffer<int>(context, 1);
+        _graphPosition = new DeviceBuffer<int>(context, 1);
     }
 
     /// <summary>Opens device <paramref name="ordinal"/> with the embedded kernels, or returns null with the reason
@@ -74,6 +86,9 @@ public sealed unsafe class CudaBackend : IBackend
 
     /// <summary>The device in use.</summary>
     public CudaContext Context => _context;
+
+    /// <summary>Waits for every queued op (before freeing buffers they may use).</summary>
+    internal void Synchronize() => _stream.Synchronize();
 
     private static DeviceSpan<float> D(Activation a) => ((CudaActivation)a).Buffer.Span;
 
@@ -131,11 +146,14 @@ public sealed unsafe class CudaBackend : IBackend
     }
 
     /// <inheritdoc/>
-    public KvCache CreateKvCache(LlamaConfig config, int capacity) => new CudaKvCache(_context, config, capacity);
+    public KvCache CreateKvCache(LlamaConfig config, int capacity) => new CudaKvCache(_context, _stream, config, capacity);
 
     /// <inheritdoc/>
     public void Embed(BackendWeight table, ReadOnlySpan<int> tokens, Activation output)
     {
+        // The embedding runs eagerly even in a graph step (its token ids come from the host each step), before the
+        // capture starts; the graph begins with the op after it.
+        if (_capturing) throw new InvalidOperationException("decode graph: the embedding must be the first op of a step");
         var w = (CudaWeight)table;
         int rows = w.Source.Rows, dim = w.Source.Cols;
         foreach (int t in tokens)
@@ -165,6 +183,7 @@ public sealed unsafe class CudaBackend : IBackend
     public void RmsNorm(Activation x, BackendVector weight, Activation y, int rows, float eps)
     {
         var wv = ((CudaVector)weight).Buffer;
+        if (Skip(Sig(1, D(x).Pointer, wv.Pointer, D(y).Pointer, rows, BitConverter.SingleToInt32Bits(eps)))) return;
         _rmsNorm.Launch(_stream, D(x), wv.Span, D(y), rows, wv.Length, eps);
     }
 
@@ -172,18 +191,35 @@ public sealed unsafe class CudaBackend : IBackend
     public void MatMul(BackendWeight w, Activation x, Activation y, int rows)
     {
         var cw = (CudaWeight)w;
-        _gemv.Launch(_stream, cw.Format, cw.Memory.Span, cw.Source.Rows, cw.Source.Cols, D(x), D(y), rows);
+        if (Skip(Sig(2, cw.Memory.Pointer, D(x).Pointer, D(y).Pointer, rows))) return;
+        // Several tokens: tensor cores, each weight tile read once per 64 tokens. One token (decode) or F32 weights:
+        // one warp per weight row, reading the weights once at full bandwidth.
+        if (rows > 1 && Gemm.Supports(cw.Format))
+            _gemm.Launch(_stream, cw.Format, cw.Memory.Span, cw.Source.Rows, cw.Source.Cols, D(x), D(y), rows);
+        else
+            _gemv.Launch(_stream, cw.Format, cw.Memory.Span, cw.Source.Rows, cw.Source.Cols, D(x), D(y), rows);
     }
 
     /// <inheritdoc/>
-    public void Rope(Activation x, int rows, int heads, int headDim, int startPos, float theta, RopeLayout layout) =>
-        _rope.Launch(_stream, D(x), rows, heads, headDim, startPos, theta, layout == RopeLayout.AdjacentPairs);
+    public void Rope(Activation x, int rows, int heads, int headDim, int startPos, float theta, RopeLayout layout)
+    {
+        if (Skip(Sig(3, D(x).Pointer, (ulong)rows, (ulong)heads, headDim, BitConverter.SingleToInt32Bits(theta) ^ ((long)layout << 32)))) return;
+        _rope.Launch(_stream, D(x), rows, heads, headDim, startPos, theta, layout == RopeLayout.AdjacentPairs, GraphPosition(startPos, rows));
+    }
 
     /// <inheritdoc/>
-    public void SwiGlu(Activation gate, Activation up, int count) => _swiGlu.Launch(_stream, D(gate), D(up), count);
+    public void SwiGlu(Activation gate, Activation up, int count)
+    {
+        if (Skip(Sig(4, D(gate).Pointer, D(up).Pointer, 0, count))) return;
+        _swiGlu.Launch(_stream, D(gate), D(up), count);
+    }
 
     /// <inheritdoc/>
-    public void Add(Activation acc, Activation x, int count) => _add.Launch(_stream, D(acc), D(x), count);
+    public void Add(Activation acc, Activation x, int count)
+    {
+        if (Skip(Sig(5, D(acc).Pointer, D(x).Pointer, 0, count))) return;
+        _add.Launch(_stream, D(acc), D(x), count);
+    }
 
     /// <inheritdoc/>
     public void StoreKv(KvCache cache, int layer, Activation k, Activation v, int rows, int startPos)
@@ -191,8 +227,8 @@ public sealed unsafe class CudaBackend : IBackend
         var c = (CudaKvCache)cache;
         int kvDim = c.Config.KvDim;
         if (startPos + rows > c.Cap) throw new InvalidOperationException($"KV cache holds {c.Cap} positions; cannot store up to {startPos + rows}");
-        int n = rows * kvDim;
-        _kvAppend.Launch(_stream, D(k), D(v), c.K[layer].Slice(startPos * kvDim, n), c.V[layer].Slice(startPos * kvDim, n), n);
+        if (Skip(Sig(6, c.K[layer].Pointer, D(k).Pointer, D(v).Pointer, rows, layer))) return;
+        _kvAppend.Launch(_stream, D(k), D(v), c.K[layer].Span, c.V[layer].Span, rows, kvDim, startPos, GraphPosition(startPos, rows));
     }
 
     /// <inheritdoc/>
@@ -200,6 +236,25 @@ public sealed unsafe class CudaBackend : IBackend
     {
         var c = (CudaKvCache)cache;
         var cfg = c.Config;
+        if (startPos + rows > c.Cap) throw new InvalidOperationException($"KV cache holds {c.Cap} positions; cannot attend up to {startPos + rows}");
+        if (Skip(Sig(7, c.K[layer].Pointer, D(q).Pointer, D(output).Pointer, rows, layer))) return;
+        if (_step is { } g)
+        {
+            // Graph step (one row): the split count of the whole cache and the position from device memory, so
+            // that the captured launch is right at every later position; the graph's own scratch, because the
+            // shared one may be reallocated by later eager calls while the graph still points at it.
+            _attention.Launch(_stream, D(q), c.K[layer].Span, c.V[layer].Span, D(output), g.Scratch.Span,
+                rows, cfg.Heads, cfg.KvHeads, cfg.HeadDim, startPos, GraphPosition(startPos, rows), g.Splits);
+            return;
+        }
+        if (rows > 1 && cfg.HeadDim % 2 == 0 && cfg.HeadDim <= FlashAttention.MaxHeadDim)
+        {
+            // Prefill: one pass over the keys per 16 query rows, scores kept on chip (the split-KV kernel would
+            // recompute every row's scores through global scratch).
+            _flash.Launch(_stream, D(q), c.K[layer].Span, c.V[layer].Span, c.BlockTable.Span, D(output),
+                rows, cfg.Heads, cfg.KvHeads, cfg.HeadDim, startPos);
+            return;
+        }
         long need = AttentionDecode.ScratchFloats(rows, cfg.Heads, cfg.HeadDim, startPos + rows - 1);
         if (_scratch is null || _scratch.Length < need)
         {
@@ -212,13 +267,136 @@ public sealed unsafe class CudaBackend : IBackend
     }
 
     /// <inheritdoc/>
-    public void Copy(Activation src, int srcOffset, Activation dst, int dstOffset, int count) =>
+    public void Copy(Activation src, int srcOffset, Activation dst, int dstOffset, int count)
+    {
+        if (Skip(Sig(8, D(src).Pointer + (ulong)srcOffset, D(dst).Pointer + (ulong)dstOffset, 0, count))) return;
         DeviceMemory.Copy(((CudaActivation)src).Buffer.Memory, (long)srcOffset * sizeof(float),
             ((CudaActivation)dst).Buffer.Memory, (long)dstOffset * sizeof(float), (long)count * sizeof(float), _stream);
+    }
 
     /// <inheritdoc/>
-    public void Read(Activation x, int offset, Span<float> destination) =>
+    public void Read(Activation x, int offset, Span<float> destination)
+    {
+        if (_step is { } g)
+        {
+            // The end of a graph step: finish the capture (first time) or check the step matched it, then run it.
+            ulong sig = Sig(9, D(x).Pointer, (ulong)offset, 0, destination.Length);
+            if (g.Graph is null)
+            {
+                if (!_capturing) throw new InvalidOperationException("decode graph: the step has no op to capture");
+                _capturing = false;
+                g.Graph = _stream.EndCapture();
+                g.ReadSignature = sig;
+            }
+            else if (g.Index != g.Signatures.Count || g.ReadSignature != sig)
+                throw new InvalidOperationException($"decode graph: the step read its logits after {g.Index} ops, the captured step after {g.Signatures.Count}");
+            g.Graph.Launch(_stream);
+        }
         ((CudaActivation)x).Buffer.Download(destination, _stream, offset);
+    }
+
+    // ---- Decode graph (driven by CudaDecodeGraph) ----
+    // A step is bracketed by BeginGraphStep/EndGraphStep. First (capture) step: the embedding runs eagerly, every
+    // later op is recorded into a graph with its signature (op and buffers; positions come from _graphPosition), and
+    // Read ends the capture and launches the graph. Later (replay) steps: the embedding runs eagerly, every other op
+    // only checks that its signature matches the captured one (so a changed buffer or shape fails loudly instead of
+    // replaying stale work), and Read launches the graph.
+
+    /// <summary>Starts a step of <paramref name="graph"/> at <paramref name="position"/>: writes the position into
+    /// device memory (read by rope, kv_append and attention in the graph) before any capture.</summary>
+    internal void BeginGraphStep(CudaDecodeGraph graph, int position)
+    {
+        if (_step is not null) throw new InvalidOperationException("decode graph: a step is already running");
+        Span<int> p = [position];
+        _graphPosition.Upload(p, _stream);  // pageable source: staged before the call returns
+        graph.Index = 0;
+        graph.Position = position;
+        _step = graph;
+    }
+
+    /// <summary>Ends the step; a capture left open by an exception is closed and discarded.</summary>
+    internal void EndGraphStep()
+    {
+        var g = _step;
+        _step = null;
+        if (!_capturing) return;
+        _capturing = false;
+        g?.Signatures.Clear();
+        try { _stream.EndCapture().Dispose(); }
+        catch (CudaException) { }  // an invalidated capture cannot be instantiated; nothing ran, nothing to free
+    }
+
+    // True when the op is to be skipped (replay); in a capture step, starts the capture at the first op after the
+    // embedding and records the op's signature.
+    private bool Skip(ulong signature)
+    {
+        var g = _step;
+        if (g is null) return false;
+        if (g.Graph is null)
+        {
+            if (!_capturing)
+            {
+                _stream.BeginCapture();
+                _capturing = true;
+            }
+            g.Signatures.Add(signature);
+            return false;
+        }
+        if (g.Index >= g.Signatures.Count || g.Signatures[g.Index] != signature)
+            throw new InvalidOperationException($"decode graph: op {g.Index} of this step differs from the captured step (buffers or shapes changed)");
+        g.Index++;
+        return true;
+    }
+
+    // In a graph step the position is read from device memory (one row, at the step's position).
+    private DeviceSpan<int> GraphPosition(int startPos, int rows)
+    {
+        if (_step is not { } g) return default;
+        if (rows != 1 || startPos != g.Position)
+            throw new InvalidOperationException($"decode graph: a step runs one row at position {g.Position}, got {rows} rows at {startPos}");
+        return _graphPosition.Span;
+    }
+
+    // FNV-1a over the op code and its arguments.
+    private static ulong Sig(int op, ulong a, ulong b, ulong c, long d, long e = 0)
+    {
+        ulong h = 14695981039346656037UL;
+        foreach (ulong v in (ReadOnlySpan<ulong>)[(ulong)op, a, b, c, (ulong)d, (ulong)e]) h = (h ^ v) * 1099511628211UL;
+        return h;
+    }
+
+    /// <summary>Samples a token from the first <paramref name="count"/> logits on the device, as the CPU
+    /// <see cref="Sampling.Sampler"/> does without penalties for the same <paramref name="uniform"/> draw, and returns
+    /// only its id (4 bytes cross to the host). Temperature 0 is greedy. Throws when more than
+    /// <see cref="Interop.Kernels.SampleTopK.MaxCandidates"/> candidates would need sorting (check
+    /// <see cref="Interop.Kernels.SampleTopK.Supports"/> first).</summary>
+    public int SampleTopK(Activation logits, int count, int topK, float topP, float minP, float temperature, double uniform)
+    {
+        _sample.Launch(_stream, D(logits), count, topK, topP, minP, temperature, uniform, _sampled.Span);
+        Span<int> id = stackalloc int[1];
+        _sampled.Download(id, _stream);
+        return id[0];
+    }
+
+    /// <summary>Device-to-device copy bandwidth over two buffers of <paramref name="bytes"/>, in GB/s (10⁹ bytes) counting
+    /// bytes read plus bytes written: the roofline decode is compared with (it reads weights at this rate at best).</summary>
+    public double MeasureCopyBandwidthGBps(long bytes)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(bytes, 1L << 20);
+        const int Copies = 10;
+        using var src = new DeviceMemory(_context, bytes);
+        using var dst = new DeviceMemory(_context, bytes);
+        using var start = new CudaEvent(_context);
+        using var stop = new CudaEvent(_context);
+        src.Fill(0, _stream);
+        DeviceMemory.Copy(src, 0, dst, 0, bytes, _stream);  // warm-up: first touch of both buffers
+        start.Record(_stream);
+        for (int i = 0; i < Copies; i++) DeviceMemory.Copy(src, 0, dst, 0, bytes, _stream);
+        stop.Record(_stream);
+        stop.Synchronize();
+        double seconds = stop.ElapsedSince(start) / 1000.0;
+        return 2.0 * bytes * Copies / seconds / 1e9;
+    }
 
     /// <summary>Uploads host floats into an activation (tests and the op suite set inputs with it).</summary>
     internal void Write(Activation x, int offset, ReadOnlySpan<float> source)
@@ -233,6 +411,8 @@ public sealed unsafe class CudaBackend : IBackend
         _stream.Synchronize();
         _tokens?.Dispose();
         _scratch?.Dispose();
+        _sampled.Dispose();
+        _graphPosition.Dispose();
         _kernels.Dispose();
         _stream.Dispose();
         _context.Dispose();

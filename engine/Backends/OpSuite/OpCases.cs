@@ -1,3 +1,4 @@
+using Tessera.Backends.Cuda;
 using Tessera.Model;
 using Tessera.Quantization;
 
@@ -15,6 +16,7 @@ public static class OpCases
     private const double F16Act = 2e-3;       // the CPU rounds activations to F16 for F16 weights (and q/probs in attention)
     private const double BF16Act = 1e-2;      // ... to BF16 for BF16 weights (8-bit mantissa)
     private const double Q8Act = 1e-2;        // ... to Q8_0/Q8_K for quantized weights (8-bit activations)
+    private const double SameToken = 0;       // sampling returns a token id: the same token or a failure
 
     /// <summary>Every case, in a fixed order.</summary>
     public static IReadOnlyList<OpCase> All { get; } = [.. Build()];
@@ -43,8 +45,85 @@ public static class OpCases
                      (GgmlType.Q5_K, 1, 33, 512), (GgmlType.Q4_1, 2, 33, 64),
                  })
             yield return MatMul(t, rows, outRows, cols);
+        // Prefill shapes (CUDA: the tensor-core gemm for rows > 1): token and weight-row counts that are not multiples
+        // of the 64 x 64 tile, K tails (F16 cols 80 = 2.5 stages of 32; cols 70 is not a multiple of 8, so the
+        // scalar load path), and several K stages for every quantized format. The tolerances are matmul's above: for
+        // F16/BF16 the GPU rounds x to the weight type as the CPU does, so only the summation order differs (far
+        // below them); for quantized weights the GPU rounds the dequantized weights and x to F16 (relative 2^-11 each,
+        // about 5e-4 normalized) where the CPU quantizes x to 8 bits (about 4e-3), inside Q8Act.
+        foreach (var (t, rows, outRows, cols) in new[]
+                 {
+                     (GgmlType.F16, 17, 100, 96), (GgmlType.F16, 70, 130, 80), (GgmlType.F16, 5, 67, 70),
+                     (GgmlType.BF16, 33, 65, 512), (GgmlType.BF16, 64, 64, 40),
+                     (GgmlType.Q8_0, 65, 129, 96), (GgmlType.Q4_0, 9, 64, 1024),
+                     (GgmlType.Q4_K, 70, 67, 512), (GgmlType.Q6_K, 19, 130, 768), (GgmlType.F32, 20, 33, 100),
+                 })
+            yield return MatMul(t, rows, outRows, cols);
         foreach (var (heads, kvHeads, hd, rows, start) in new[] { (4, 2, 64, 1, 0), (4, 2, 64, 1, 300), (4, 2, 64, 4, 5), (8, 8, 128, 1, 40), (6, 2, 32, 2, 513) })
             yield return Attention(heads, kvHeads, hd, rows, start);
+        // Prefill (CUDA: flash attention over 16-position pages for rows > 1): several 16-row query tiles, a start
+        // inside a page, head_dim 80 and 256 (not a multiple of 32; the largest supported), rows not a multiple of 16.
+        foreach (var (heads, kvHeads, hd, rows, start) in new[] { (4, 2, 64, 37, 0), (8, 2, 128, 20, 100), (4, 1, 80, 33, 7), (2, 2, 256, 17, 15) })
+            yield return Attention(heads, kvHeads, hd, rows, start);
+        foreach (var c in SampleCases()) yield return c;
+    }
+
+    private static IEnumerable<OpCase> SampleCases()
+    {
+        // Distinct logits (a shuffled Zipf-like ladder, so the draw spreads over several candidates and no two
+        // candidates tie: the CPU's sort does not order ties); vocabularies that are and are not multiples of the
+        // kernel's 1024 threads; top-k off over a small vocabulary; top-k 1; greedy with a tied maximum.
+        yield return Sample(50000, 0.8f, 40, 0.95f, 0.05f, 0.37, 1.0f, false);
+        yield return Sample(32000, 1.5f, 1000, 1f, 0f, 0.91, 0.5f, false);
+        yield return Sample(32003, 1.0f, 200, 0.5f, 0f, 0.5, 1.0f, false);
+        yield return Sample(1000, 0.7f, 0, 0.9f, 0f, 0.123, 0.3f, false);
+        yield return Sample(128256, 1.0f, 1, 1f, 0f, 0.99, 1.0f, false);
+        yield return Sample(50000, 0f, 40, 0.95f, 0.05f, 0.5, 1.0f, true);
+    }
+
+    private static OpCase Sample(int n, float temperature, int topK, float topP, float minP, double u, float steep, bool tiedMax)
+    {
+        string name = $"sample_topk n {n} t {temperature} k {topK} p {topP} minp {minP} u {u}{(tiedMax ? " tied max" : "")}";
+        var rank = Enumerable.Range(0, n).ToArray();
+        new Random(Seed(name)).Shuffle(rank);
+        var logits = rank.Select(r => 5f - steep * MathF.Log(r + 1)).ToArray();
+        if (tiedMax) logits[n / 3] = logits[2 * n / 3] = 6f;  // the CPU's ArgMax takes the first: n / 3
+        var options = new Sampling.SamplingOptions { Temperature = temperature, TopK = topK, TopP = topP, MinP = minP, Seed = 1 };
+        return new OpCase("sample_topk", name, SameToken,
+            b =>
+            {
+                if (b is CudaBackend cuda)
+                {
+                    using var la = OpInputs.Upload(cuda, logits);
+                    return [cuda.SampleTopK(la, n, topK, topP, minP, temperature, u)];
+                }
+                return [new Sampling.Sampler(options, n).Sample((float[])logits.Clone(), u)];
+            },
+            () =>
+            {
+                // The definition: candidates by logit (ties: lower index), top-k, softmax for top-p and min-p,
+                // then the temperature and the draw, in double.
+                var order = Enumerable.Range(0, n).OrderByDescending(i => logits[i]).ThenBy(i => i).ToArray();
+                if (temperature <= 0) return [order[0]];
+                int k = topK > 0 && topK < n ? topK : n;
+                double max = logits[order[0]];
+                var p = order.Take(k).Select(i => Math.Exp(logits[i] - max)).ToArray();
+                double sum = p.Sum(), cum = 0;
+                if (topP < 1)
+                    for (int i = 0; i < k; i++)
+                        if ((cum += p[i] / sum) >= topP) { k = i + 1; break; }
+                if (minP > 0)
+                {
+                    int keep = 1;
+                    while (keep < k && p[keep] >= p[0] * minP) keep++;
+                    k = keep;
+                }
+                var w = order.Take(k).Select(i => Math.Exp((logits[i] - max) / temperature)).ToArray();
+                double target = u * w.Sum(), acc = 0;
+                for (int i = 0; i < k; i++)
+                    if (target < (acc += w[i])) return [order[i]];
+                return [order[k - 1]];
+            });
     }
 
     // A stable seed per case (FNV-1a of the name): string.GetHashCode is randomized per process.

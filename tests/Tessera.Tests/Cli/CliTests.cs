@@ -168,4 +168,52 @@ public class CliTests
     [Test]
     public void MissingPerplexityFile() =>
         AssertCleanError(CliRunner.Run("perplexity", "-m", SharedData.Model(Model), "-f", "/no/such.txt"), "/no/such.txt");
+
+    [Test]
+    public void Generate_on_cuda_without_a_device_says_why_and_exits_3()
+    {
+        string reason = Cuda.CudaDevice.RequireAbsent();
+        var r = CliRunner.Run("generate", "-m", SharedData.Model(Model), "-p", "hi", "--backend", "cuda");
+        Assert.That(r.ExitCode, Is.EqualTo(3), r.Err);
+        Assert.That(r.Err.Trim(), Is.EqualTo($"error: cuda: no CUDA device: {reason}"));
+    }
+
+    [Test]
+    public void Bench_on_cuda_without_a_device_says_why_and_exits_3()
+    {
+        string reason = Cuda.CudaDevice.RequireAbsent();
+        var r = CliRunner.Run("bench", "-m", SharedData.Model(Model), "-p", "8", "-n", "4", "-r", "1", "--backend", "cuda");
+        Assert.That(r.ExitCode, Is.EqualTo(3), r.Err);
+        Assert.That(r.Err.Trim(), Is.EqualTo($"error: cuda: no CUDA device: {reason}"));
+    }
+
+    [Test]
+    public void Generate_rejects_an_unknown_backend()
+    {
+        var r = CliRunner.Run("generate", "-m", SharedData.Model(Model), "-p", "hi", "--backend", "tpu");
+        Assert.That(r.ExitCode, Is.Not.EqualTo(0));
+        Assert.That(r.Err + r.Out, Does.Contain("tpu"));
+    }
+
+    [Test]
+    public void Golden_passes_on_the_cpu_for_one_model()
+    {
+        var r = CliRunner.Run("golden", SharedData.Root!, "--only", "tinystories-656k-q8_0");
+        Assert.That(r.ExitCode, Is.EqualTo(0), r.Out + r.Err);
+        Assert.That(r.Out, Does.Contain("cpu: 3/3 golden cases passed"));
+        Assert.That(r.Out.Split('\n').Count(l => l.Contains("tinystories-656k-q8_0") && l.TrimEnd().EndsWith("ok")), Is.EqualTo(3));
+    }
+
+    [Test]
+    public void Golden_on_cuda_without_a_device_exits_3()
+    {
+        string reason = Cuda.CudaDevice.RequireAbsent();
+        var r = CliRunner.Run("golden", SharedData.Root!, "--backend", "cuda");
+        Assert.That(r.ExitCode, Is.EqualTo(3), r.Err);
+        Assert.That(r.Err.Trim(), Is.EqualTo($"error: cuda: no CUDA device: {reason}"));
+    }
+
+    [Test]
+    public void Golden_names_a_folder_without_golden_data() =>
+        AssertCleanError(CliRunner.Run("golden", "/no/such/dir"), "/no/such/dir", "golden/");
 }

@@ -12,6 +12,14 @@ internal static class CudaDevice
         return (b, reason);
     });
 
+    /// <summary>Why there is no device; calls Assert.Ignore when there is one (for tests of the no-device error path).</summary>
+    public static string RequireAbsent()
+    {
+        var (b, reason) = Shared.Value;
+        if (b is not null) Assert.Ignore("a CUDA device is present: the no-device error path cannot be exercised here");
+        return reason;
+    }
+
     /// <summary>The backend; calls Assert.Ignore("no CUDA device: …") when there is none.</summary>
     public static CudaBackend Require()
     {

@@ -36,6 +36,50 @@ public class LauncherValidationTests
         Assert.Throws<ArgumentException>(() => Gemv.Check(WeightFormat.F32, View<byte>(4 * 8 * 4), 4, 8, View<float>(16), View<float>(7), 2));
 
     [Test]
+    public void Gemm_accepts_a_consistent_call() =>
+        Assert.DoesNotThrow(() => Gemm.Check(WeightFormat.Q6_K, View<byte>(130 * 3 * 210), 130, 768, View<float>(19 * 768), View<float>(19 * 130), 19));
+
+    [Test]
+    public void Gemm_rejects_f32_weights_which_stay_on_gemv() =>
+        Assert.That(Assert.Throws<ArgumentException>(() => Gemm.Check(WeightFormat.F32, View<byte>(64 * 64 * 4), 64, 64, View<float>(2 * 64), View<float>(2 * 64), 2))!.Message,
+            Does.Contain("gemm_f32").And.Contain("Gemv"));
+
+    [Test]
+    public void Gemm_rejects_a_short_output_and_misaligned_weights()
+    {
+        Assert.That(Assert.Throws<ArgumentException>(() => Gemm.Check(WeightFormat.F16, View<byte>(64 * 64 * 2), 64, 64, View<float>(3 * 64), View<float>(3 * 64 - 1), 3))!.Message,
+            Does.Contain("gemm_f16").And.Contain("y"));
+        Assert.That(Assert.Throws<ArgumentException>(() => Gemm.Check(WeightFormat.Q4_K, View<byte>(1 << 20, 0x10002), 4, 256, View<float>(2 * 256), View<float>(8), 2))!.Message,
+            Does.Contain("4-byte aligned"));
+    }
+
+    [Test]
+    public void FlashAttention_checks_head_dim_and_block_table()
+    {
+        // positions 0..36 (start 5 + 32 rows) span pages 0..2: the table needs 3 entries.
+        Assert.DoesNotThrow(() => FlashAttention.Check(View<float>(32 * 4 * 64), View<Half>(3 * 16 * 128), View<Half>(3 * 16 * 128), View<int>(3),
+            View<float>(32 * 4 * 64), 32, 4, 2, 64, 5));
+        Assert.That(Assert.Throws<ArgumentException>(() => FlashAttention.Check(View<float>(32 * 4 * 64), View<Half>(3 * 16 * 128), View<Half>(3 * 16 * 128), View<int>(2),
+            View<float>(32 * 4 * 64), 32, 4, 2, 64, 5))!.Message, Does.Contain("flash_attention_f16").And.Contain("blockTable"));
+        Assert.Throws<ArgumentOutOfRangeException>(() => FlashAttention.Check(View<float>(1 << 20), View<Half>(1 << 20), View<Half>(1 << 20), View<int>(64),
+            View<float>(1 << 20), 2, 2, 2, 512, 0));
+        Assert.Throws<ArgumentOutOfRangeException>(() => FlashAttention.Check(View<float>(1 << 20), View<Half>(1 << 20), View<Half>(1 << 20), View<int>(64),
+            View<float>(1 << 20), 2, 2, 2, 63, 0));
+    }
+
+    [Test]
+    public void SampleTopK_limits_candidates_and_checks_options()
+    {
+        Assert.DoesNotThrow(() => SampleTopK.Check(View<float>(128256), 128256, 40, 0.95f, 0.05f, 0.8f, 0.5, View<int>(1)));
+        Assert.DoesNotThrow(() => SampleTopK.Check(View<float>(128256), 128256, 0, 1f, 0f, 0f, 0.5, View<int>(1)));  // greedy: 1 candidate
+        Assert.That(Assert.Throws<ArgumentOutOfRangeException>(() => SampleTopK.Check(View<float>(50000), 50000, 0, 0.9f, 0f, 1f, 0.5, View<int>(1)))!.Message,
+            Does.Contain("sample_topk_f32").And.Contain("50000 candidates"));
+        Assert.Throws<ArgumentOutOfRangeException>(() => SampleTopK.Check(View<float>(100), 100, 40, 0.9f, 0f, 1f, 1.0, View<int>(1)));
+        Assert.Throws<ArgumentOutOfRangeException>(() => SampleTopK.Check(View<float>(100), 100, 40, 0f, 0f, 1f, 0.5, View<int>(1)));
+        Assert.Throws<ArgumentException>(() => SampleTopK.Check(View<float>(99), 100, 40, 0.9f, 0f, 1f, 0.5, View<int>(1)));
+    }
+
+    [Test]
     public void Rope_rejects_odd_head_dim_and_short_input()
     {
         Assert.Throws<ArgumentOutOfRangeException>(() => Rope.Check(View<float>(1000), 1, 2, 7, 0, 10000f));
@@ -77,7 +121,10 @@ public class LauncherValidationTests
     {
         Assert.Throws<ArgumentOutOfRangeException>(() => Add.Check(View<float>(4), View<float>(4), 0));
         Assert.Throws<ArgumentException>(() => SwiGlu.Check(View<float>(4), View<float>(3), 4));
-        Assert.Throws<ArgumentException>(() => KvAppend.Check(View<float>(8), View<float>(8), View<Half>(8), View<Half>(7), 8));
+        Assert.Throws<ArgumentException>(() => KvAppend.Check(View<float>(8), View<float>(8), View<Half>(8), View<Half>(7), 1, 8, 0));
+        // rows 2 at position 3 with kv_dim 4: the cache must reach (3 + 2) * 4 = 20 halves.
+        Assert.DoesNotThrow(() => KvAppend.Check(View<float>(8), View<float>(8), View<Half>(20), View<Half>(20), 2, 4, 3));
+        Assert.Throws<ArgumentException>(() => KvAppend.Check(View<float>(8), View<float>(8), View<Half>(19), View<Half>(20), 2, 4, 3));
         Assert.Throws<ArgumentException>(() => Argmax.Check(View<float>(8), 8, View<int>(0)));
     }
 

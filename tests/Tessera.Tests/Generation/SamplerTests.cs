@@ -37,6 +37,30 @@ public class SamplerTests
     }
 
     [Test]
+    public void An_explicit_uniform_draw_picks_by_cumulative_probability()
+    {
+        // Temperature 1, no truncation: probabilities of the logits sorted descending (ids 1, 5, 2, 0, 4, 3) are
+        // e^3, e^2.9, e^2.5, ... / Z; u just below / above the first cumulative boundary picks id 1 / id 5.
+        var s = new Sampler(new SamplingOptions { Temperature = 1.0f, TopK = 0, TopP = 1, MinP = 0, Seed = 1 }, 6);
+        double[] e = [.. new[] { 3.0, 2.9, 2.5, 1.0, 0.5, -1.0 }.Select(x => Math.Exp(x - 3.0))];
+        double p0 = e[0] / e.Sum();
+        Assert.That(s.Sample(Logits(), p0 - 1e-6), Is.EqualTo(1));
+        Assert.That(s.Sample(Logits(), p0 + 1e-6), Is.EqualTo(5));
+        Assert.That(s.Sample(Logits(), 0.999999), Is.EqualTo(3));
+        Assert.Throws<ArgumentOutOfRangeException>(() => s.Sample(Logits(), 1.0));
+        Assert.Throws<ArgumentOutOfRangeException>(() => s.Sample(Logits(), double.NaN));
+    }
+
+    [Test]
+    public void Sample_draws_the_same_as_an_explicit_uniform_from_the_same_sequence()
+    {
+        var o = new SamplingOptions { Temperature = 1.0f, TopK = 0, TopP = 1, MinP = 0, Seed = 7 };
+        var a = new Sampler(o, 6);
+        var b = new Sampler(o, 6);
+        for (int i = 0; i < 32; i++) Assert.That(a.Sample(Logits()), Is.EqualTo(b.Sample(Logits(), b.NextUniform())));
+    }
+
+    [Test]
     public void DrawsFollowTheSoftmax()
     {
         // With no truncation, frequencies must approach softmax(logits / T).

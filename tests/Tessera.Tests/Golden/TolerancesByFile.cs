@@ -13,13 +13,7 @@ namespace Tessera.Tests.Golden;
 internal static class TolerancesByFile
 {
     /// <summary>Bound for every position of the prompt and of the greedy continuation.</summary>
-    public static double Get(string file) => TypeOf(file) switch
-    {
-        "f32" => 1e-6,   // only F16 KV-cache rounding flips
-        "f16" => 1e-5,   // activations rounded to F16 for the dot product, as llama.cpp does
-        "bf16" => 1e-4,  // activations rounded to BF16: 8-bit mantissa, so a flip moves more
-        _ => 2e-3,       // 8-bit activations (Q8_0 / Q8_1 / Q8_K): a flip moves a value by 1/127 of its block's max
-    };
+    public static double Get(string file) => Tessera.Evaluation.GoldenCheck.Tolerance(file);
 
     /// <summary>Bound for the first position (BOS only), where no cascade has had room to start.</summary>
     public static double FirstPosition(string file) => TypeOf(file) == "f16" ? 1e-6 : 1e-9;

@@ -28,7 +28,7 @@ public class OpSuiteTests
     public void Every_backend_op_has_cases()
     {
         var ops = OpCases.All.Select(c => c.Op).Distinct().ToList();
-        Assert.That(ops, Is.EquivalentTo(new[] { "embed", "rmsnorm", "rope", "swiglu", "add", "matmul", "attention" }));
+        Assert.That(ops, Is.EquivalentTo(new[] { "embed", "rmsnorm", "rope", "swiglu", "add", "matmul", "attention", "sample_topk" }));
         Assert.That(OpCases.All.Select(c => c.Name), Is.Unique);
     }
 

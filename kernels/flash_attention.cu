@@ -1,0 +1,107 @@
+// Causal flash attention for prefill with grouped-query heads, over a paged F16 KV cache.
+// Paged layout (shared with the serving side): per layer, K and V pools [num_blocks][16][kv_dim] F16; a sequence's
+// block table maps position p to pool block table[p / 16], slot p % 16.
+// Grid (ceil(rows / 16), heads), 128 threads (4 warps). A block takes 16 query rows of one head; each warp 4 of them.
+// Query row i is at position start_pos + i and sees positions 0 .. start_pos + i. Query head h reads key/value head
+// h / (heads / kv_heads). Keys and values go through shared memory one page (16 positions) at a time, and each row
+// keeps an online softmax (running max m, sum l, unnormalized output o in registers), so the scores never leave the
+// chip. As llama.cpp and the decode kernel, q is rounded to F16 before the dot product with the F16 keys.
+// Dynamic shared memory: FA_BQ * head_dim floats (q) + 16 * (head_dim + 1) floats (K; +1 so that the 16 lanes
+// reading 16 keys hit distinct banks) + 16 * head_dim halves (V). head_dim even, at most FA_MAXD.
+#include "common.cuh"
+
+#define FA_BQ 16      // query rows per block
+#define FA_PAGE 16    // positions per KV page (the paged layout's block size)
+#define FA_MAXD 256   // largest head_dim: each lane keeps FA_MAXD / 32 output values per row
+#define FA_ROWS 4     // query rows per warp (FA_BQ / 4 warps)
+
+extern "C" __global__ void __launch_bounds__(128) flash_attention_f16(
+    const float* __restrict__ q, const __half* __restrict__ k_pool, const __half* __restrict__ v_pool,
+    const int* __restrict__ block_table, float* __restrict__ out,
+    int rows, int heads, int kv_heads, int head_dim, int start_pos, float scale) {
+    extern __shared__ float smem[];
+    const int hd = head_dim, kst = hd + 1;
+    float* qs = smem;                                   // [FA_BQ][hd]
+    float* ks = qs + FA_BQ * hd;                        // [FA_PAGE][hd + 1]
+    __half* vs = (__half*)(ks + FA_PAGE * kst);         // [FA_PAGE][hd]
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int q0 = blockIdx.x * FA_BQ, h = blockIdx.y;
+    const int kvh = h / (heads / kv_heads), kv_dim = kv_heads * hd;
+    const int q_end = min(q0 + FA_BQ, rows);            // rows of this block that exist
+    const int last_pos = start_pos + q_end - 1;         // the furthest position any of them sees
+
+    for (int i = tid; i < FA_BQ * hd; i += blockDim.x) {
+        const int r = i / hd, d = i - r * hd;
+        qs[i] = q0 + r < rows ? __half2float(__float2half_rn(q[((long)(q0 + r) * heads + h) * hd + d])) : 0.0f;
+    }
+
+    float m[FA_ROWS], l[FA_ROWS], o[FA_ROWS][FA_MAXD / 32];
+#pragma unroll
+    for (int rr = 0; rr < FA_ROWS; ++rr) {
+        m[rr] = -INFINITY;
+        l[rr] = 0.0f;
+#pragma unroll
+        for (int i = 0; i < FA_MAXD / 32; ++i) o[rr][i] = 0.0f;
+    }
+    const int key = lane & 15, half_sel = lane >> 4, hd2 = hd >> 1;
+
+    for (int page = 0; page * FA_PAGE <= last_pos; ++page) {
+        const long base = (long)block_table[page] * FA_PAGE * kv_dim + kvh * hd;
+        __syncthreads();  // the previous page's tiles (and, the first time, nothing) are no longer read
+        for (int i = tid; i < FA_PAGE * hd; i += blockDim.x) {
+            const int s = i / hd, d = i - s * hd;
+            // Slots past the last position were never written (any bits, NaN included): zeros keep p * v finite.
+            const bool live = page * FA_PAGE + s <= last_pos;
+            const long src = base + (long)s * kv_dim + d;
+            ks[s * kst + d] = live ? __half2float(k_pool[src]) : 0.0f;
+            vs[s * hd + d] = live ? v_pool[src] : __float2half(0.0f);
+        }
+        __syncthreads();
+
+#pragma unroll
+        for (int rr = 0; rr < FA_ROWS; ++rr) {
+            const int qi = warp * FA_ROWS + rr, row = q0 + qi;
+            const int pos = start_pos + row;
+            if (row >= rows || page * FA_PAGE > pos) continue;  // warp-uniform: no key of this page is visible
+            // Score of key (lane % 16): each half-warp sums half of the head dimension.
+            const float* qr = qs + qi * hd + half_sel * hd2;
+            const float* kr = ks + key * kst + half_sel * hd2;
+            float s = 0.0f;
+            for (int d = 0; d < hd2; ++d) s += qr[d] * kr[d];
+            s += __shfl_xor_sync(0xffffffffu, s, 16);
+            const bool visible = page * FA_PAGE + key <= pos;
+            s = visible ? s * scale : -INFINITY;
+            // Key 0 is visible to every row and lies in page 0, so m is finite from the first page on.
+            const float m_new = fmaxf(m[rr], ts_warp_max(s));
+            const float alpha = expf(m[rr] - m_new);  // 0 on the first page (m = -inf)
+            const float p = visible ? expf(s - m_new) : 0.0f;
+            l[rr] = l[rr] * alpha + ts_warp_sum(lane < 16 ? p : 0.0f);
+            m[rr] = m_new;
+#pragma unroll
+            for (int i = 0; i < FA_MAXD / 32; ++i) o[rr][i] *= alpha;
+#pragma unroll
+            for (int j = 0; j < FA_PAGE; ++j) {
+                const float pj = __shfl_sync(0xffffffffu, p, j);
+                const __half* vr = vs + j * hd;
+#pragma unroll
+                for (int i = 0; i < FA_MAXD / 32; ++i) {
+                    const int d = lane + 32 * i;
+                    if (d < hd) o[rr][i] += pj * __half2float(vr[d]);
+                }
+            }
+        }
+    }
+
+#pragma unroll
+    for (int rr = 0; rr < FA_ROWS; ++rr) {
+        const int row = q0 + warp * FA_ROWS + rr;
+        if (row >= rows) continue;
+        const float inv = 1.0f / l[rr];
+        float* orow = out + ((long)row * heads + h) * hd;
+#pragma unroll
+        for (int i = 0; i < FA_MAXD / 32; ++i) {
+            const int d = lane + 32 * i;
+            if (d < hd) orow[d] = o[rr][i] * inv;
+        }
+    }
+}
