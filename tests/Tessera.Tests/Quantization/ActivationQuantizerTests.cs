@@ -119,6 +119,54 @@ public class ActivationQuantizerTests
         Assert.That(S(3, 0), Is.EqualTo(0));
     }
 
+    /// <summary>Random rows (with exact ties planted) against the reference formulas written out here element by
+    /// element, so the vectorized quantizers must reproduce llama.cpp's scalar arithmetic byte for byte.</summary>
+    [TestCase(1)] [TestCase(2)] [TestCase(3)]
+    public void Q8_0_And_Q8_K_MatchScalarFormulasOnRandomRows(int seed)
+    {
+        var rng = new Random(seed);
+        var x = new float[4 * 256];
+        for (int i = 0; i < x.Length; i++) x[i] = (float)((rng.NextDouble() * 2 - 1) * Math.Pow(10, rng.Next(-3, 3)));
+        // Ties: a block whose largest magnitude is 127 (scale 1) holding k + 0.5 values, in both types' block sizes.
+        x[300] = -127f;
+        for (int j = 301; j < 320; j++) x[j] = (j % 7) - 3.5f;
+
+        var q80 = new byte[GgmlTypeInfo.RowBytes(GgmlType.Q8_0, x.Length)];
+        ActivationQuantizer.QuantizeRow(GgmlType.Q8_0, x, q80);
+        for (int b = 0; b < x.Length / 32; b++)
+        {
+            float amax = 0;
+            for (int j = 0; j < 32; j++) amax = MathF.Max(amax, MathF.Abs(x[b * 32 + j]));
+            float id = amax != 0 ? 127f / amax : 0f;
+            Assert.That(BinaryPrimitives.ReadUInt16LittleEndian(q80.AsSpan(b * 34)), Is.EqualTo(Fp16.FromSingle(amax / 127)), $"Q8_0 d of block {b}");
+            for (int j = 0; j < 32; j++)
+                Assert.That((sbyte)q80[b * 34 + 2 + j], Is.EqualTo((sbyte)MathF.Round(x[b * 32 + j] * id, MidpointRounding.ToEven)), $"Q8_0 block {b} q[{j}]");
+        }
+
+        var q8k = new byte[GgmlTypeInfo.RowBytes(GgmlType.Q8_K, x.Length)];
+        ActivationQuantizer.QuantizeRow(GgmlType.Q8_K, x, q8k);
+        for (int b = 0; b < x.Length / 256; b++)
+        {
+            float max = 0, amax = 0;
+            for (int j = 0; j < 256; j++)
+                if (MathF.Abs(x[b * 256 + j]) > amax) { amax = MathF.Abs(x[b * 256 + j]); max = x[b * 256 + j]; }
+            float iscale = -127f / max;
+            Assert.That(BinaryPrimitives.ReadSingleLittleEndian(q8k.AsSpan(b * 292)), Is.EqualTo(1 / iscale), $"Q8_K d of block {b}");
+            for (int g = 0; g < 16; g++)
+            {
+                int sum = 0;
+                for (int j = g * 16; j < g * 16 + 16; j++)
+                {
+                    float v = iscale * x[b * 256 + j];
+                    int q = Math.Min(127, (int)Math.Round(v, MidpointRounding.ToEven));
+                    sum += q;
+                    Assert.That((sbyte)q8k[b * 292 + 4 + j], Is.EqualTo((sbyte)q), $"Q8_K block {b} q[{j}]");
+                }
+                Assert.That(BinaryPrimitives.ReadInt16LittleEndian(q8k.AsSpan(b * 292 + 260 + 2 * g)), Is.EqualTo((short)sum), $"Q8_K block {b} bsum {g}");
+            }
+        }
+    }
+
     [Test]
     public void FloatTypes_ConvertWithRoundToNearestEven()
     {
