@@ -43,7 +43,7 @@ internal static unsafe class Q4KTile
     {
         uint* u = stackalloc uint[16]; // unpacked scales and mins of the four rows, 16 bytes each: 8 scales, 8 mins
         Vector512<float> acc00 = Vector512<float>.Zero, acc01 = acc00, acc10 = acc00, acc11 = acc00; // [act][row pair]
-        float m00 = 0, m01 = 0, m02 = 0, m03 = 0, m10 = 0, m11 = 0, m12 = 0, m13 = 0;                 // mins, [act][row]
+        Vector128<float> mins0 = Vector128<float>.Zero, mins1 = mins0;                                  // [act], lane = row
         byte* a1base = acts > 1 ? a + actBytes : a;
         Vector512<short> scaleIdx0 = ScaleIndex[0], scaleIdx1 = ScaleIndex[1], scaleIdx2 = ScaleIndex[2], scaleIdx3 = ScaleIndex[3];
         Vector512<short> scaleIdx4 = ScaleIndex[4], scaleIdx5 = ScaleIndex[5], scaleIdx6 = ScaleIndex[6], scaleIdx7 = ScaleIndex[7];
@@ -103,7 +103,7 @@ internal static unsafe class Q4KTile
 
             Vector512<float> dA = Vector512.Create(Vector256.Create(Fp16.Load(x0)), Vector256.Create(Fp16.Load(x1)));
             Vector512<float> dB = Vector512.Create(Vector256.Create(Fp16.Load(x2)), Vector256.Create(Fp16.Load(x3)));
-            float dm0 = Fp16.Load(x0 + 2), dm1 = Fp16.Load(x1 + 2), dm2 = Fp16.Load(x2 + 2), dm3 = Fp16.Load(x3 + 2);
+            Vector128<float> dmin = Vector128.Create(Fp16.Load(x0 + 2), Fp16.Load(x1 + 2), Fp16.Load(x2 + 2), Fp16.Load(x3 + 2));
 
             float yd = *(float*)y0;
             Vector256<short> bs = Vector256.Load((short*)(y0 + Q8_K.BsumsOffset));
@@ -111,10 +111,7 @@ internal static unsafe class Q4KTile
             Vector512<int> mA = Avx512BW.MultiplyAddAdjacent(bs2, minA), mB = Avx512BW.MultiplyAddAdjacent(bs2, minB);
             acc00 = Avx512F.FusedMultiplyAdd(dA * yd, Avx512F.ConvertToVector512Single(i00), acc00);
             acc01 = Avx512F.FusedMultiplyAdd(dB * yd, Avx512F.ConvertToVector512Single(i01), acc01);
-            m00 += dm0 * yd * Vector256.Sum(mA.GetLower());
-            m01 += dm1 * yd * Vector256.Sum(mA.GetUpper());
-            m02 += dm2 * yd * Vector256.Sum(mB.GetLower());
-            m03 += dm3 * yd * Vector256.Sum(mB.GetUpper());
+            mins0 += dmin * yd * Vector128.ConvertToSingle(RowSums(mA, mB));
             if (acts < 2) continue;
 
             yd = *(float*)y1;
@@ -124,19 +121,31 @@ internal static unsafe class Q4KTile
             mB = Avx512BW.MultiplyAddAdjacent(bs2, minB);
             acc10 = Avx512F.FusedMultiplyAdd(dA * yd, Avx512F.ConvertToVector512Single(i10), acc10);
             acc11 = Avx512F.FusedMultiplyAdd(dB * yd, Avx512F.ConvertToVector512Single(i11), acc11);
-            m10 += dm0 * yd * Vector256.Sum(mA.GetLower());
-            m11 += dm1 * yd * Vector256.Sum(mA.GetUpper());
-            m12 += dm2 * yd * Vector256.Sum(mB.GetLower());
-            m13 += dm3 * yd * Vector256.Sum(mB.GetUpper());
+            mins1 += dmin * yd * Vector128.ConvertToSingle(RowSums(mA, mB));
         }
-        y[0] = SimdHelpers.HSum(acc00.GetLower()) - m00;
-        y[1] = SimdHelpers.HSum(acc00.GetUpper()) - m01;
-        y[2] = SimdHelpers.HSum(acc01.GetLower()) - m02;
-        y[3] = SimdHelpers.HSum(acc01.GetUpper()) - m03;
+        y[0] = SimdHelpers.HSum(acc00.GetLower()) - mins0[0];
+        y[1] = SimdHelpers.HSum(acc00.GetUpper()) - mins0[1];
+        y[2] = SimdHelpers.HSum(acc01.GetLower()) - mins0[2];
+        y[3] = SimdHelpers.HSum(acc01.GetUpper()) - mins0[3];
         if (acts < 2) return;
-        y[yStride] = SimdHelpers.HSum(acc10.GetLower()) - m10;
-        y[yStride + 1] = SimdHelpers.HSum(acc10.GetUpper()) - m11;
-        y[yStride + 2] = SimdHelpers.HSum(acc11.GetLower()) - m12;
-        y[yStride + 3] = SimdHelpers.HSum(acc11.GetUpper()) - m13;
+        y[yStride] = SimdHelpers.HSum(acc10.GetLower()) - mins1[0];
+        y[yStride + 1] = SimdHelpers.HSum(acc10.GetUpper()) - mins1[1];
+        y[yStride + 2] = SimdHelpers.HSum(acc11.GetLower()) - mins1[2];
+        y[yStride + 3] = SimdHelpers.HSum(acc11.GetUpper()) - mins1[3];
+    }
+
+    /// <summary>The four rows' sums of 8 ints: rows 0 and 1 are the halves of <paramref name="a"/>, rows 2 and 3 those of
+    /// <paramref name="b"/>. Integer sums are exact in any order, so one transposing reduction replaces four horizontal
+    /// sums; the float steps after it then run on the four rows side by side, each lane as the scalar code would.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector128<int> RowSums(Vector512<int> a, Vector512<int> b)
+    {
+        // 128-bit lanes a = [a0 a1 | a2 a3], b = [b0 b1 | b2 b3]: row sums are a0+a1, a2+a3, b0+b1, b2+b3.
+        Vector512<int> even = Avx512F.Shuffle4x128(a, b, 0b10_00_10_00); // [a0 a2 b0 b2]
+        Vector512<int> odd = Avx512F.Shuffle4x128(a, b, 0b11_01_11_01);  // [a1 a3 b1 b3]
+        Vector512<int> z = even + odd;
+        z += Avx512F.Shuffle(z, 0b01_00_11_10);                           // + the other 64-bit half, per 128-bit lane
+        z += Avx512F.Shuffle(z, 0b10_11_00_01);                           // + the neighbour: every element holds its lane's sum
+        return Avx512F.PermuteVar16x32(z, Vector512.Create(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)).GetLower().GetLower();
     }
 }
