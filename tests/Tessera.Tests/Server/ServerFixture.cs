@@ -24,7 +24,7 @@ public sealed class ServerFixture
     public async Task Start()
     {
         _engine = await InferenceEngine.LoadAsync(SharedData.Model(ModelId + ".gguf"));
-        _server = await TesseraServer.StartAsync(_engine, new ServerOptions("127.0.0.1", 0, 1, ModelId));
+        _server = await TesseraServer.StartAsync(_engine, new ServerOptions("127.0.0.1", 0, ModelId));
         // A hang guard only (never a timing assertion): a stuck server fails the test instead of the whole run.
         _http = new HttpClient { BaseAddress = _server.Address, Timeout = TimeSpan.FromSeconds(120) };
     }
