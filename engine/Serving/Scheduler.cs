@@ -210,6 +210,7 @@ internal sealed class Scheduler : IDisposable
             }
             _waiting.RemoveFirst();
             _running.Add(seq);
+            if (!seq.Admitted) seq.AdmittedStep = Steps;
             seq.Admitted = true;
             _plan.Add((seq, n));
             budget -= n;
@@ -276,6 +277,7 @@ internal sealed class Scheduler : IDisposable
         ReleaseBlocks(seq);
         _waiting.AddFirst(seq);
         Interlocked.Increment(ref _preemptions);
+        seq.TimesPreempted++;
     }
 
     /// <summary>Starts <paramref name="seq"/> from the cached full blocks of its tokens (never the last token: its
@@ -340,6 +342,10 @@ internal sealed class Scheduler : IDisposable
     {
         var o = seq.Options;
         if (seq.RawLogits is { } raw) logits.CopyTo(raw);
+        long step = Steps - 1; // Advance runs after the step was counted
+        if (seq.FirstTokenStep < 0) seq.FirstTokenStep = step;
+        else seq.MaxStepsBetweenTokens = Math.Max(seq.MaxStepsBetweenTokens, step - seq.LastTokenStep);
+        seq.LastTokenStep = step;
         int token = seq.Sampler.Sample(logits);
         var logProb = seq.RawLogits is null ? null : TokenLogProb.Compute(seq.RawLogits, token, o.LogProbs!.Value);
         seq.Sampler.Accept(token);

@@ -54,6 +54,13 @@ internal sealed class Sequence
     /// <summary>Prompt tokens served from cached blocks instead of computed (first admission only).</summary>
     public int PrefixHitTokens { get; set; }
     public bool Admitted { get; set; }
+    /// <summary>Scheduler step of the first admission, of the first sampled token, of the last one; and the most
+    /// steps between two consecutive tokens (1 when the sequence decoded in every step). For tests of the policy.</summary>
+    public long AdmittedStep { get; set; } = -1;
+    public long FirstTokenStep { get; set; } = -1;
+    public long LastTokenStep { get; set; } = -1;
+    public long MaxStepsBetweenTokens { get; set; }
+    public int TimesPreempted { get; set; }
 
     public ChannelReader<GenerationChunk> Output => _output.Reader;
     public bool IsCancelled => _cancelled;
