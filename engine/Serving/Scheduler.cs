@@ -131,24 +131,27 @@ internal sealed class Scheduler : IDisposable
                 _wake.WaitOne();
                 continue;
             }
-            Schedule();
-            if (_plan.Count == 0)
-            {
-                // Nothing could run: only possible when no sequence is running and the head of the queue cannot get
-                // blocks, which the limits rule out (a full context always fits). Wait rather than spin.
-                _wake.WaitOne(10);
-                continue;
-            }
             try
             {
+                Schedule();
+                if (_plan.Count == 0)
+                {
+                    // Nothing could run: only possible when no sequence is running and the head of the queue cannot
+                    // get blocks, which the limits rule out (a full context always fits). Wait rather than spin.
+                    _wake.WaitOne(10);
+                    continue;
+                }
                 _model.Forward(_state, _batch);
                 Interlocked.Increment(ref _steps);
                 Advance();
             }
             catch (Exception e)
             {
-                // A failed step fails the requests in it, never the loop: the others keep being served.
-                foreach (var (seq, _) in _plan) Finish(seq, e);
+                // A failed step fails the requests in it, never the loop: the others keep being served. A failure
+                // before anything was planned fails everyone rather than repeating forever.
+                var failed = _plan.Count > 0 ? _plan.Select(p => p.Seq).ToArray() : [.. _running, .. _waiting];
+                foreach (var seq in failed) Finish(seq, e);
+                Publish();
             }
         }
         while (_incoming.TryDequeue(out var s)) _waiting.AddLast(s);
