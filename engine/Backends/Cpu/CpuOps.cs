@@ -54,21 +54,25 @@ internal static class CpuOps
     /// </summary>
     public static void Rope(float[] x, int rows, int heads, int headDim, int startPos, float theta, RopeLayout layout)
     {
-        for (int r = 0; r < rows; r++) RopeRow(x, r, startPos + r, heads, headDim, theta, layout);
+        Span<float> cos = stackalloc float[headDim / 2];
+        Span<float> sin = stackalloc float[headDim / 2];
+        float thetaScale = MathF.Pow(theta, -2.0f / headDim);
+        for (int r = 0; r < rows; r++) RopeRow(x, r, startPos + r, heads, headDim, thetaScale, layout, cos, sin);
     }
 
     /// <summary>RoPE of rows at their own positions (a ragged batch: several sequences in one buffer).</summary>
     public static void Rope(float[] x, ReadOnlySpan<int> positions, int heads, int headDim, float theta, RopeLayout layout)
     {
-        for (int r = 0; r < positions.Length; r++) RopeRow(x, r, positions[r], heads, headDim, theta, layout);
+        Span<float> cos = stackalloc float[headDim / 2];
+        Span<float> sin = stackalloc float[headDim / 2];
+        float thetaScale = MathF.Pow(theta, -2.0f / headDim);
+        for (int r = 0; r < positions.Length; r++) RopeRow(x, r, positions[r], heads, headDim, thetaScale, layout, cos, sin);
     }
 
-    private static void RopeRow(float[] x, int r, int pos, int heads, int headDim, float theta, RopeLayout layout)
+    private static void RopeRow(float[] x, int r, int pos, int heads, int headDim, float thetaScale, RopeLayout layout,
+        Span<float> cos, Span<float> sin)
     {
         int half = headDim / 2;
-        Span<float> cos = stackalloc float[half];
-        Span<float> sin = stackalloc float[half];
-        float thetaScale = MathF.Pow(theta, -2.0f / headDim);
         float t = pos;
         for (int i = 0; i < half; i++)
         {
