@@ -19,10 +19,19 @@ internal static class BenchCommand
         var json = new Option<string>("--json") { Description = "write the results as a JSON array to FILE ('-' = stdout, instead of the table)" };
         var compare = new Option<string>("--compare") { Description = "print new/old tokens/s ratios against an earlier --json FILE" };
         var backend = CommonOptions.Backend();
+        var concurrency = new Option<string>("--concurrency") { Description = "instead of pp/tg: serving throughput with this many concurrent requests, comma-separated (e.g. 1,4,16,64); prompt length from -p (first value), tokens per request from -n" };
         var cmd = new Command("bench", "measure prompt processing (pp) and generation (tg) speed, like llama-bench")
-            { model, prompts, gen, threads, reps, json, compare, backend };
+            { model, prompts, gen, threads, reps, json, compare, backend, concurrency };
         cmd.SetAction(r => io.Guard(() =>
         {
+            if (r.GetValue(concurrency) is { } levels)
+            {
+                if (r.GetValue(backend) is { } b && b != "cpu")
+                    throw new ArgumentException($"--concurrency runs the batching scheduler, which has only the CPU backend so far, not '{b}'");
+                if (r.GetValue(threads) != 0) Tessera.Quantization.QuantizedMatMul.MaxThreads = r.GetValue(threads);
+                return Serving(io, r.GetValue(model)!, ParseLengths(levels, "--concurrency"),
+                    ParseLengths(r.GetValue(prompts) ?? "", "--prompt-lengths")[0], r.GetValue(gen));
+            }
             var options = new BenchOptions
             {
                 PromptLengths = ParseLengths(r.GetValue(prompts) ?? ""),
@@ -69,15 +78,29 @@ internal static class BenchCommand
     }
 
     /// <summary>"64,512" → [64, 512]; names the option and the bad item otherwise.</summary>
-    internal static int[] ParseLengths(string text)
+    internal static int[] ParseLengths(string text, string option = "--prompt-lengths")
     {
         var items = text.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
-        if (items.Length == 0) throw new ArgumentException($"--prompt-lengths '{text}': give one or more lengths, e.g. 64,512");
+        if (items.Length == 0) throw new ArgumentException($"{option} '{text}': give one or more numbers, e.g. 64,512");
         var result = new int[items.Length];
         for (int i = 0; i < items.Length; i++)
             if (!int.TryParse(items[i], NumberStyles.Integer, CultureInfo.InvariantCulture, out result[i]))
-                throw new ArgumentException($"--prompt-lengths '{text}': '{items[i]}' is not a whole number");
+                throw new ArgumentException($"{option} '{text}': '{items[i]}' is not a whole number");
         return result;
+    }
+
+    /// <summary><c>--concurrency</c>: the serving benchmark, as a plain table.</summary>
+    private static int Serving(CliIo io, string path, int[] levels, int prompt, int gen)
+    {
+        var results = ServingBench.Run(path, levels, prompt, gen, msg => io.Err.WriteLine(msg));
+        var m = MachineInfo.Describe();
+        io.Out.WriteLine($"model {Path.GetFileName(path)}, prompt {prompt} tokens, {gen} generated per request; {m}");
+        io.Out.WriteLine("| concurrent | aggregate tok/s | decode tok/s | TTFT mean (s) | TTFT max (s) | wall (s) |");
+        io.Out.WriteLine("|---:|---:|---:|---:|---:|---:|");
+        foreach (var x in results)
+            io.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"| {x.Concurrency} | {x.AggregateTokensPerSecond:F1} | {x.DecodeTokensPerSecond:F1} | {x.MeanTimeToFirstToken.TotalSeconds:F2} | {x.MaxTimeToFirstToken.TotalSeconds:F2} | {x.Seconds:F1} |"));
+        return 0;
     }
 
     /// <summary>Progress only on a real terminal: never into captured or redirected output.</summary>

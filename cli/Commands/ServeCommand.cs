@@ -12,18 +12,25 @@ internal static class ServeCommand
         var model = CommonOptions.Model();
         var host = new Option<string>("--host") { Description = "address to listen on", DefaultValueFactory = _ => "127.0.0.1" };
         var port = new Option<int>("--port") { Description = "TCP port (0 picks a free one)", DefaultValueFactory = _ => 8080 };
-        var parallel = new Option<int>("--parallel") { Description = "most requests generating at once (the engine runs one at a time until the batching scheduler lands)", DefaultValueFactory = _ => 1 };
+        var parallel = new Option<int>("--parallel") { Description = "most requests generating at once, batched in each step (more wait in the queue)", DefaultValueFactory = _ => 16 };
         var context = CommonOptions.Context();
         var cmd = new Command("serve", "serve an OpenAI-compatible HTTP API (/v1/completions, /v1/chat/completions, /v1/models, /health, /metrics)")
             { model, host, port, parallel, context };
         cmd.SetAction(r => io.Guard(() =>
         {
             string path = r.GetValue(model)!;
-            var options = new ServerOptions(r.GetValue(host)!, r.GetValue(port), r.GetValue(parallel), ModelId(path));
-            if (options.Parallel < 1) throw new ArgumentException($"--parallel {options.Parallel}: must be 1 or more");
+            var options = new ServerOptions(r.GetValue(host)!, r.GetValue(port), ModelId(path));
+            int n = r.GetValue(parallel);
+            if (n < 1) throw new ArgumentException($"--parallel {n}: must be 1 or more");
             if (options.Port is < 0 or > 65535) throw new ArgumentException($"--port {options.Port}: must be 0 to 65535");
             if (r.GetValue(context) < 0) throw new ArgumentException($"--context {r.GetValue(context)}: must be positive");
-            using var engine = InferenceEngine.LoadAsync(path, new EngineOptions { ContextSize = r.GetValue(context) }).GetAwaiter().GetResult();
+            using var engine = InferenceEngine.LoadAsync(path, new EngineOptions
+            {
+                ContextSize = r.GetValue(context),
+                MaxSequences = n,
+                // Room for each running request's decode token plus prompt chunks.
+                MaxTokensPerStep = Math.Max(256, n),
+            }).GetAwaiter().GetResult();
             var server = TesseraServer.StartAsync(engine, options, io.Err).GetAwaiter().GetResult();
             try { server.WaitForShutdownAsync().GetAwaiter().GetResult(); }
             finally { server.DisposeAsync().AsTask().GetAwaiter().GetResult(); }

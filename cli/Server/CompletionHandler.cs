@@ -11,7 +11,7 @@ namespace Tessera.Cli.Server;
 /// <summary>Serves <c>POST /v1/completions</c> and <c>POST /v1/chat/completions</c>, streamed (server-sent events)
 /// or whole. The request's <see cref="HttpContext.RequestAborted"/> is the generation's cancellation token, so a
 /// client that disconnects stops its request at the next token.</summary>
-internal sealed class CompletionHandler(InferenceEngine engine, ServerMetrics metrics, string modelId, SemaphoreSlim parallel)
+internal sealed class CompletionHandler(InferenceEngine engine, ServerMetrics metrics, string modelId)
 {
     private const int DefaultCompletionMaxTokens = 16; // OpenAI's default for /v1/completions
     private static readonly byte[] DataPrefix = "data: "u8.ToArray(), EventEnd = "\n\n"u8.ToArray(), Done = "data: [DONE]\n\n"u8.ToArray();
@@ -34,10 +34,7 @@ internal sealed class CompletionHandler(InferenceEngine engine, ServerMetrics me
             try { options.Validate(); }
             catch (ArgumentException e) { throw new ApiException(e.Message, e.ParamName); }
 
-            metrics.Waiting(+1);
-            try { await parallel.WaitAsync(aborted).ConfigureAwait(false); }
-            finally { metrics.Waiting(-1); }
-            try
+            // No admission here: the engine's scheduler queues the request and batches it with the running ones.
             {
                 metrics.PromptTokens(promptTokens);
                 var chunks = isChat ? engine.GenerateAsync(req.Messages!, options, aborted) : engine.GenerateAsync(req.Prompt!, options, aborted);
@@ -50,7 +47,6 @@ internal sealed class CompletionHandler(InferenceEngine engine, ServerMetrics me
                 if (req.Stream) await StreamAsync(ctx, run, e, any).ConfigureAwait(false);
                 else await WholeAsync(ctx, run, e, any).ConfigureAwait(false);
             }
-            finally { parallel.Release(); }
         }
         catch (ApiException ex)
         {

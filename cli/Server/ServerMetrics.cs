@@ -20,10 +20,6 @@ internal sealed class ServerMetrics(InferenceEngine engine)
     private readonly Stopwatch _clock = Stopwatch.StartNew();
     private double _ttftSum;
     private long _ttftCount, _generated, _prompt, _cancelled;
-    private int _waiting;
-
-    /// <summary>Marks a request waiting for a <c>--parallel</c> slot (the server's queue, before the engine's).</summary>
-    public void Waiting(int delta) => Interlocked.Add(ref _waiting, delta);
 
     public void Request(string endpoint, int status) => _requests.AddOrUpdate((endpoint, status), 1, (_, v) => v + 1);
 
@@ -77,10 +73,13 @@ internal sealed class ServerMetrics(InferenceEngine engine)
         Metric(sb, "tessera_prompt_tokens_total", "counter", "prompt tokens of accepted generation requests", Interlocked.Read(ref _prompt));
         Metric(sb, "tessera_generated_tokens_total", "counter", "tokens generated", Interlocked.Read(ref _generated));
         Metric(sb, "tessera_tokens_per_second", "gauge", $"tokens generated per second, all requests, averaged over the last {RateWindowSeconds} s", TokensPerSecond());
-        Metric(sb, "tessera_queue_length", "gauge", "requests accepted and waiting for their turn", Volatile.Read(ref _waiting) + engine.QueueLength);
+        Metric(sb, "tessera_queue_length", "gauge", "requests accepted and waiting for their turn (preempted ones included)", engine.QueueLength);
         Metric(sb, "tessera_requests_running", "gauge", "requests generating now", engine.RunningRequests);
-        Metric(sb, "tessera_kv_cache_bytes_in_use", "gauge",
-            "bytes of KV cache held by running requests (a whole context each; KV blocks in use arrive with the paged cache)", engine.KvCacheBytesInUse);
+        Metric(sb, "tessera_kv_blocks_in_use", "gauge", "paged KV cache blocks held by running requests", engine.KvBlocksInUse);
+        Metric(sb, "tessera_kv_blocks_total", "gauge", "paged KV cache blocks", engine.KvBlocksTotal);
+        Metric(sb, "tessera_kv_cache_bytes_in_use", "gauge", "bytes of KV cache held by running requests", engine.KvCacheBytesInUse);
+        Metric(sb, "tessera_preemptions_total", "counter", "requests preempted (blocks freed, recomputed later) because the KV cache was full", engine.Preemptions);
+        Metric(sb, "tessera_prefix_cache_hit_tokens_total", "counter", "prompt tokens served from cached KV blocks instead of computed", engine.PrefixHitTokens);
         Header(sb, "tessera_time_to_first_token_seconds", "histogram", "from request arrival to the first generated token");
         lock (_lock)
         {

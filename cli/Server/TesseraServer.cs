@@ -16,20 +16,17 @@ namespace Tessera.Cli.Server;
 /// <summary>Where and how the server listens.</summary>
 /// <param name="Host">Address to bind (an IP address or <c>localhost</c>).</param>
 /// <param name="Port">TCP port; 0 picks a free one (see <see cref="TesseraServer.Address"/>).</param>
-/// <param name="Parallel">Most requests admitted to the engine at once; the rest wait in the queue.</param>
 /// <param name="ModelId">The name <c>/v1/models</c> lists and responses carry when a request names none.</param>
-internal sealed record ServerOptions(string Host, int Port, int Parallel, string ModelId);
+internal sealed record ServerOptions(string Host, int Port, string ModelId);
 
 /// <summary>The OpenAI-compatible HTTP server: Kestrel with minimal-API routes over one <see cref="InferenceEngine"/>.</summary>
 internal sealed class TesseraServer : IAsyncDisposable
 {
     private readonly WebApplication _app;
-    private readonly SemaphoreSlim _parallel;
 
-    private TesseraServer(WebApplication app, SemaphoreSlim parallel, Uri address)
+    private TesseraServer(WebApplication app, Uri address)
     {
         _app = app;
-        _parallel = parallel;
         Address = address;
     }
 
@@ -39,15 +36,13 @@ internal sealed class TesseraServer : IAsyncDisposable
     /// <summary>Starts listening; the engine stays owned by the caller.</summary>
     public static async Task<TesseraServer> StartAsync(InferenceEngine engine, ServerOptions options, TextWriter? log = null)
     {
-        if (options.Parallel < 1) throw new ArgumentException($"--parallel {options.Parallel}: must be 1 or more");
         if (options.Port is < 0 or > 65535) throw new ArgumentException($"--port {options.Port}: must be 0 to 65535");
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
         builder.WebHost.UseUrls($"http://{(options.Host.Contains(':') ? $"[{options.Host}]" : options.Host)}:{options.Port}");
         var app = builder.Build();
-        var parallel = new SemaphoreSlim(options.Parallel, options.Parallel);
         var metrics = new ServerMetrics(engine);
-        var completions = new CompletionHandler(engine, metrics, options.ModelId, parallel);
+        var completions = new CompletionHandler(engine, metrics, options.ModelId);
 
         app.MapPost("/v1/completions", (RequestDelegate)(ctx => completions.HandleAsync(ctx, isChat: false)));
         app.MapPost("/v1/chat/completions", (RequestDelegate)(ctx => completions.HandleAsync(ctx, isChat: true)));
@@ -76,7 +71,7 @@ internal sealed class TesseraServer : IAsyncDisposable
         }
         string bound = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
         log?.WriteLine($"tessera: serving {options.ModelId} on {bound} (OpenAI API under /v1)");
-        return new TesseraServer(app, parallel, new Uri(bound.Replace("0.0.0.0", "127.0.0.1", StringComparison.Ordinal)));
+        return new TesseraServer(app, new Uri(bound.Replace("0.0.0.0", "127.0.0.1", StringComparison.Ordinal)));
     }
 
     /// <summary>Completes when the host is asked to stop (Ctrl+C, SIGTERM).</summary>
@@ -111,6 +106,5 @@ internal sealed class TesseraServer : IAsyncDisposable
     {
         await _app.StopAsync().ConfigureAwait(false);
         await _app.DisposeAsync().ConfigureAwait(false);
-        _parallel.Dispose();
     }
 }

@@ -3,23 +3,24 @@ using System.Text;
 using Tessera.Chat;
 using Tessera.Generation;
 using Tessera.Model;
+using Tessera.Serving;
 
 namespace Tessera.Api;
 
 /// <summary>
 /// Tessera as a library: load a model once, then generate from prompts or chat messages, streamed as
-/// <see cref="IAsyncEnumerable{T}"/>. The weights are shared by all requests; each request has its own KV cache.
-/// Requests currently run one at a time in arrival order (continuous batching of many sequences comes with the
-/// scheduler); a cancelled request stops at its next token and frees its cache.
+/// <see cref="IAsyncEnumerable{T}"/>. All requests go through one continuous-batching scheduler: up to
+/// <see cref="EngineOptions.MaxSequences"/> run together in each forward step over a shared paged KV cache (a prompt
+/// that starts like an earlier one reuses its cached blocks); a cancelled request frees its blocks at the next step.
+/// A seeded request gives the same tokens alone or under load.
 /// </summary>
 public sealed class InferenceEngine : IDisposable
 {
     private readonly LoadedModel _model;
     private readonly EngineOptions _options;
-    private readonly SemaphoreSlim _turn = new(1, 1);
+    private readonly Scheduler _scheduler;
     private readonly ChatFormatter? _chat;
     private readonly string? _chatError;
-    private int _queued, _running;
 
     private InferenceEngine(LoadedModel model, EngineOptions options)
     {
@@ -30,22 +31,51 @@ public sealed class InferenceEngine : IDisposable
         ContextSize = options.ContextSize > 0 ? options.ContextSize : Math.Min(model.Config.ContextLength, 4096);
         if (ContextSize > model.Config.ContextLength)
             throw new ArgumentException($"ContextSize {ContextSize}: the model supports at most {model.Config.ContextLength}", nameof(options));
+        var c = model.Config;
+        int bs = options.KvBlockSize;
+        KvBlockBytes = 2L * c.Layers * bs * c.KvDim * sizeof(ushort); // K and V, F16
+        int perContext = (ContextSize + bs - 1) / bs;
+        int blocks = options.KvBlocks;
+        if (blocks == 0)
+            blocks = (int)Math.Max(perContext, Math.Min((long)options.MaxSequences * perContext, options.KvCacheBytes / KvBlockBytes));
+        else if (blocks < perContext)
+            throw new ArgumentException($"KvBlocks {blocks}: one request may hold {ContextSize} tokens, which take {perContext} blocks of {bs}", nameof(options));
+        _scheduler = new Scheduler(model.Model, model.Tokenizer,
+            new SchedulerLimits(options.MaxSequences, options.MaxTokensPerStep, ContextSize, blocks, bs));
     }
 
     /// <summary>Tokens one request may hold (prompt and generated).</summary>
     public int ContextSize { get; }
 
-    /// <summary>Requests waiting for their turn (accepted, not yet generating).</summary>
-    public int QueueLength => Volatile.Read(ref _queued);
+    /// <summary>Requests waiting for their turn (accepted, not generating; preempted ones included).</summary>
+    public int QueueLength => _scheduler.QueueLength;
 
-    /// <summary>Requests generating now.</summary>
-    public int RunningRequests => Volatile.Read(ref _running);
+    /// <summary>Requests generating now (admitted by the scheduler, holding KV blocks).</summary>
+    public int RunningRequests => _scheduler.RunningSequences;
 
-    /// <summary>Bytes of KV cache held by running requests (each holds a cache of <see cref="ContextSize"/>
-    /// positions until paged blocks arrive with the scheduler).</summary>
-    public long KvCacheBytesInUse => RunningRequests * KvCacheBytesPerRequest;
+    /// <summary>Most requests generating at once.</summary>
+    public int MaxSequences => _scheduler.Limits.MaxSequences;
 
-    private long KvCacheBytesPerRequest => 2L * Config.Layers * ContextSize * Config.KvDim * sizeof(ushort); // K and V, fp16
+    /// <summary>KV blocks held by running requests.</summary>
+    public int KvBlocksInUse => _scheduler.KvBlocksInUse;
+
+    /// <summary>KV blocks in the paged cache.</summary>
+    public int KvBlocksTotal => _scheduler.Limits.KvBlocks;
+
+    /// <summary>Bytes of one KV block (keys and values of every layer for <see cref="EngineOptions.KvBlockSize"/> positions).</summary>
+    public long KvBlockBytes { get; }
+
+    /// <summary>Bytes of KV cache held by running requests.</summary>
+    public long KvCacheBytesInUse => KvBlocksInUse * KvBlockBytes;
+
+    /// <summary>Times a request was preempted (its blocks freed, to be recomputed) because the KV cache was full.</summary>
+    public long Preemptions => _scheduler.Preemptions;
+
+    /// <summary>Prompt tokens served from cached prefix blocks instead of being computed.</summary>
+    public long PrefixHitTokens => _scheduler.PrefixHitTokens;
+
+    /// <summary>The scheduler (tests pause it to hold requests mid-stream).</summary>
+    internal Scheduler Scheduler => _scheduler;
 
     /// <summary>The model's hyper-parameters.</summary>
     public LlamaConfig Config => _model.Config;
@@ -126,39 +156,34 @@ public sealed class InferenceEngine : IDisposable
         options.Validate();
         if (prompt.Count >= ContextSize)
             throw new ArgumentException($"the prompt is {prompt.Count} tokens, which does not fit the context of {ContextSize}", nameof(prompt));
-        Interlocked.Increment(ref _queued);
-        try { await _turn.WaitAsync(cancellation).ConfigureAwait(false); }
-        finally { Interlocked.Decrement(ref _queued); }
-        Interlocked.Increment(ref _running);
+        cancellation.ThrowIfCancellationRequested();
+        var seq = _scheduler.Submit(prompt, options, cancellation);
         try
         {
-            // Generation is CPU-bound; run it off the caller's thread, one token per step so that cancellation and
-            // the consumer's pace are honoured between tokens.
-            using var state = _model.Model.CreateState(ContextSize);
-            var stats = new GenerationStats();
-            using var steps = new TextGenerator(_model.Model, _model.Tokenizer)
-                .Generate(state, prompt, options, stats, cancellation).GetEnumerator();
-            while (await Task.Run(steps.MoveNext, cancellation).ConfigureAwait(false))
-            {
-                var s = steps.Current;
-                yield return new GenerationChunk(s.Text, s.Token >= 0 ? [s.Token] : [], null)
+            var output = seq.Output;
+            while (await output.WaitToReadAsync(cancellation).ConfigureAwait(false))
+                while (output.TryRead(out var chunk))
                 {
-                    LogProbs = s.LogProb is { } lp ? [lp] : [],
-                };
-            }
-            yield return new GenerationChunk("", [], stats.FinishReason);
+                    // Chunks may be queued ahead of the reader; a cancelled request stops at once, not after them.
+                    cancellation.ThrowIfCancellationRequested();
+                    yield return chunk;
+                }
         }
         finally
         {
-            Interlocked.Decrement(ref _running);
-            _turn.Release();
+            // A consumer that stops early (cancelled, or simply done reading) frees the sequence at the next step.
+            if (!seq.Finished)
+            {
+                seq.Abandon();
+                _scheduler.Wake();
+            }
         }
     }
 
     /// <summary>Unloads the model.</summary>
     public void Dispose()
     {
+        _scheduler.Dispose();
         _model.Dispose();
-        _turn.Dispose();
     }
 }

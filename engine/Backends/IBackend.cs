@@ -58,6 +58,10 @@ public interface IBackend : IDisposable
     /// <summary>A cache of <paramref name="capacity"/> positions for the model's layers and key/value width.</summary>
     KvCache CreateKvCache(LlamaConfig config, int capacity);
 
+    /// <summary>A paged cache shared by many sequences: per layer a K pool and a V pool of
+    /// <paramref name="blocks"/> x <paramref name="blockSize"/> x kvDim F16 (the layout of <see cref="RaggedBatch"/>).</summary>
+    KvCache CreatePagedKvCache(LlamaConfig config, int blocks, int blockSize);
+
     /// <summary>output (n, dim) = rows <paramref name="tokens"/> of the embedding table, as float32.</summary>
     void Embed(BackendWeight table, ReadOnlySpan<int> tokens, Activation output);
 
@@ -81,6 +85,10 @@ public interface IBackend : IDisposable
     /// <summary>Rotates x (rows, heads * headDim) in place; row i is at position <c>startPos + i</c>.</summary>
     void Rope(Activation x, int rows, int heads, int headDim, int startPos, float theta, RopeLayout layout);
 
+    /// <summary>Rotates x (batch.Rows, heads * headDim) in place; row i is at position <c>batch.Positions[i]</c>.
+    /// Row for row the same numbers as the startPos overload.</summary>
+    void Rope(Activation x, RaggedBatch batch, int heads, int headDim, float theta, RopeLayout layout);
+
     /// <summary>gate (rows, width) = silu(gate) * up.</summary>
     void SwiGlu(Activation gate, Activation up, int count);
 
@@ -93,6 +101,15 @@ public interface IBackend : IDisposable
     /// <summary>Causal grouped-query attention: output (rows, heads * headDim) for queries q at positions
     /// startPos .. startPos + rows - 1 over the cached keys and values at positions 0 .. their own.</summary>
     void Attention(Activation q, KvCache cache, int layer, int rows, int startPos, Activation output);
+
+    /// <summary>Writes k and v (batch.Rows, kvDim) of every sequence of <paramref name="batch"/> into the paged
+    /// <paramref name="cache"/> through each sequence's block table.</summary>
+    void StoreKv(KvCache cache, int layer, Activation k, Activation v, RaggedBatch batch);
+
+    /// <summary>Causal grouped-query attention for every sequence of <paramref name="batch"/>: each row attends to the
+    /// positions 0 .. its own of its sequence, read through that sequence's block table. Row for row the same numbers
+    /// as the contiguous overload.</summary>
+    void Attention(Activation q, KvCache cache, int layer, RaggedBatch batch, Activation output);
 
     /// <summary>dst[dstOffset ..] = src[srcOffset ..] for <paramref name="count"/> elements.</summary>
     void Copy(Activation src, int srcOffset, Activation dst, int dstOffset, int count);

@@ -41,6 +41,56 @@ public sealed class LlamaModel : IDisposable
     /// KV cache of <paramref name="contextSize"/> positions.</summary>
     public RunState CreateState(int contextSize, int maxBatch = 256) => new(Config, Backend, contextSize, maxBatch);
 
+    /// <summary>A state for ragged batched steps of up to <paramref name="maxRows"/> tokens from up to
+    /// <paramref name="maxSequences"/> sequences over a paged cache of <paramref name="kvBlocks"/> blocks.</summary>
+    public BatchState CreateBatchState(int maxRows, int maxSequences, int kvBlocks, int blockSize) =>
+        new(Config, Backend, maxRows, maxSequences, kvBlocks, blockSize);
+
+    /// <summary>
+    /// One ragged step: the rows of every sequence of <paramref name="batch"/> run as one batch through the matrix
+    /// products (weights read once for all), attention runs per sequence through its block table. Afterwards
+    /// <see cref="BatchState.SequenceLogits"/> holds each sequence's last-row logits. Every op works row by row, so a
+    /// sequence gets the same numbers, bit for bit, alone or beside others, and the same as <see cref="Forward(RunState, ReadOnlySpan{int}, Span{float})"/>.
+    /// </summary>
+    public void Forward(BatchState s, RaggedBatch batch)
+    {
+        var c = Config;
+        var b = Backend;
+        int n = batch.Rows;
+        if (n == 0) throw new ArgumentException("the batch is empty", nameof(batch));
+        if (n > s.MaxRows) throw new ArgumentException($"the batch has {n} rows; the state holds {s.MaxRows}", nameof(batch));
+        if (batch.Sequences > s.MaxSequences) throw new ArgumentException($"the batch has {batch.Sequences} sequences; the state holds {s.MaxSequences}", nameof(batch));
+
+        b.Embed(_embedding, batch.Tokens.AsSpan(0, n), s.X);               // x (n, dim)
+        for (int l = 0; l < _layers.Length; l++)
+        {
+            var w = _layers[l];
+            // attention
+            b.RmsNorm(s.X, w.AttnNorm, s.Xb, n, c.NormEps);                // xb (n, dim)
+            b.MatMulShared(s.Xb, n, w.Wq, s.Q, w.Wk, s.K, w.Wv, s.V);      // q (n, q_dim), k and v (n, kv_dim)
+            b.Rope(s.Q, batch, c.Heads, c.HeadDim, c.RopeTheta, c.RopeLayout);
+            b.Rope(s.K, batch, c.KvHeads, c.HeadDim, c.RopeTheta, c.RopeLayout);
+            b.StoreKv(s.Cache, l, s.K, s.V, batch);
+            b.Attention(s.Q, s.Cache, l, batch, s.Att);                    // att (n, q_dim), per sequence
+            b.MatMul(w.Wo, s.Att, s.Xb, n);                                // xb (n, dim)
+            b.Add(s.X, s.Xb, n * c.Dim);                                   // residual
+            // feed-forward
+            b.RmsNorm(s.X, w.FfnNorm, s.Xb, n, c.NormEps);
+            b.MatMulShared(s.Xb, n, w.Gate, s.Hb, w.Up, s.Hb2);            // hb (n, ffn) gate, hb2 (n, ffn) up
+            b.SwiGlu(s.Hb, s.Hb2, n * c.FfnDim);                           // hb = silu(hb) * hb2
+            b.MatMul(w.Down, s.Hb, s.Xb, n);                               // xb (n, dim)
+            b.Add(s.X, s.Xb, n * c.Dim);                                   // residual
+        }
+
+        b.RmsNorm(s.X, _outputNorm, s.Xb, n, c.NormEps);                   // xb (n, dim)
+        // Only each sequence's last row continues it: gather those rows and project them together.
+        int seqs = batch.Sequences;
+        for (int q = 0; q < seqs; q++)
+            b.Copy(s.Xb, (batch.RowStart[q] + batch.RowCount[q] - 1) * c.Dim, s.Last, q * c.Dim, c.Dim); // last (seqs, dim)
+        b.MatMul(_output, s.Last, s.LogitsBuffer, seqs);                   // logits (seqs, vocab)
+        b.Read(s.LogitsBuffer, 0, s.Logits.AsSpan(0, seqs * c.VocabSize));
+    }
+
     /// <summary>
     /// Runs <paramref name="tokens"/> at positions <c>state.Position ..</c>, appending their keys and values to the
     /// cache. Afterwards <c>state.Logits</c> holds the logits of the last token; when <paramref name="allLogits"/> is

@@ -1,4 +1,5 @@
 using System.Numerics;
+using System.Runtime.CompilerServices;
 using System.Numerics.Tensors;
 using Tessera.Model;
 using Tessera.Quantization;
@@ -16,9 +17,22 @@ internal static class CpuAttention
 {
     [ThreadStatic] private static AttentionJob? t_job;
 
-    public static void Compute(float[] q, Half[] k, Half[] v, LlamaConfig c, int rows, int startPos, float[] output)
+    /// <summary>Contiguous cache: row r is at position startPos + r and reads slots 0 .. its position.</summary>
+    public static void Compute(float[] q, Half[] k, Half[] v, LlamaConfig c, int rows, int startPos, float[] output) =>
+        Compute(q, k, v, c, rows, startPos, null, output);
+
+    /// <summary>Paged cache: each row of the ragged batch reads its sequence's positions through its block table.</summary>
+    public static void Compute(float[] q, Half[] k, Half[] v, LlamaConfig c, RaggedBatch batch, float[] output)
+    {
+        int maxPos = 0;
+        for (int r = 0; r < batch.Rows; r++) maxPos = Math.Max(maxPos, batch.Positions[r]);
+        Compute(q, k, v, c, batch.Rows, maxPos + 1 - batch.Rows, batch, output);
+    }
+
+    private static void Compute(float[] q, Half[] k, Half[] v, LlamaConfig c, int rows, int startPos, RaggedBatch? batch, float[] output)
     {
         var job = t_job ??= new AttentionJob();
+        job.Batch = batch;
         job.Q = q;
         job.K = k;
         job.V = v;
@@ -32,6 +46,7 @@ internal static class CpuAttention
         else job.Run();
         job.Q = job.Output = null!;
         job.K = job.V = null!;
+        job.Batch = null;
     }
 
     private sealed class AttentionJob : PoolJob
@@ -43,13 +58,17 @@ internal static class CpuAttention
         public Half[] K = null!, V = null!;
         public LlamaConfig Config = null!;
         public int Rows, StartPos;
+        public RaggedBatch? Batch;
 
         public override unsafe void Run()
         {
             var c = Config;
             int heads = c.Heads, hd = c.HeadDim, kvDim = c.KvDim, group = c.GroupSize;
             float scale = 1.0f / MathF.Sqrt(hd);
+            // Scratch for the longest row: StartPos + Rows is one past the largest position (also for a batch).
             int maxN = StartPos + Rows;
+            var batch = Batch;
+            int shift = batch == null ? 0 : BitOperations.Log2((uint)batch.BlockSize), mask = batch == null ? -1 : batch.BlockSize - 1;
             // Grown in powers of two, so a decode allocates only when the context passes one.
             if (t_scores == null || t_scores.Length < maxN) t_scores = new float[Math.Max(256, (int)BitOperations.RoundUpToPowerOf2((uint)maxN))];
             if (t_row == null || t_row.Length < hd) { t_row = new float[hd]; t_q = new Half[hd]; }
@@ -58,8 +77,10 @@ internal static class CpuAttention
             for (int item = NextChunk(); item >= 0; item = NextChunk())
             {
                 int r = item / heads, h = item % heads;
-                int n = StartPos + r + 1;
+                int n = (batch == null ? StartPos + r : batch.Positions[r]) + 1;
                 int kvh = h / group;
+                // Slot of position p: p itself in a contiguous cache, else table[p / block] * block + p % block.
+                ReadOnlySpan<int> table = batch == null ? default : batch.Table(batch.RowSequence[r]);
                 // llama.cpp converts q to the cache type (F16); the score is then an F16 x F16 dot product (ggml_vec_dot_f16).
                 TensorPrimitives.ConvertToHalf(Q.AsSpan((r * heads + h) * hd, hd), qh);
                 var scores = t_scores.AsSpan(0, n);
@@ -67,7 +88,7 @@ internal static class CpuAttention
                 fixed (Half* pq = qh)
                 {
                     for (int p = 0; p < n; p++)
-                        scores[p] = F16.Dot((byte*)(pk + (long)p * kvDim + kvh * hd), (byte*)pq, hd) * scale;
+                        scores[p] = F16.Dot((byte*)(pk + Slot(table, p, shift, mask) * kvDim + kvh * hd), (byte*)pq, hd) * scale;
                 }
                 float max = TensorPrimitives.Max(scores);
                 TensorPrimitives.Subtract(scores, max, scores);
@@ -80,10 +101,14 @@ internal static class CpuAttention
                 for (int p = 0; p < n; p++)
                 {
                     float w = (float)(Half)(scores[p] * inv);
-                    TensorPrimitives.ConvertToSingle(V.AsSpan(p * kvDim + kvh * hd, hd), row);
+                    TensorPrimitives.ConvertToSingle(V.AsSpan((int)(Slot(table, p, shift, mask) * kvDim) + kvh * hd, hd), row);
                     TensorPrimitives.MultiplyAdd(row, w, o, o);
                 }
             }
         }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static long Slot(ReadOnlySpan<int> table, int p, int shift, int mask) =>
+            table.IsEmpty ? p : ((long)table[p >> shift] << shift) | (uint)(p & mask);
     }
 }

@@ -1,3 +1,4 @@
+using System.Numerics;
 using System.Numerics.Tensors;
 using Tessera.Model;
 using Tessera.Quantization;
@@ -35,6 +36,17 @@ public sealed class CpuBackend : IBackend
 
     /// <inheritdoc/>
     public KvCache CreateKvCache(LlamaConfig config, int capacity) => new CpuKvCache(config, capacity);
+
+    /// <inheritdoc/>
+    public KvCache CreatePagedKvCache(LlamaConfig config, int blocks, int blockSize)
+    {
+        if (blocks <= 0) throw new ArgumentOutOfRangeException(nameof(blocks), $"KV blocks {blocks}: must be positive");
+        if (blockSize <= 0 || (blockSize & (blockSize - 1)) != 0)
+            throw new ArgumentOutOfRangeException(nameof(blockSize), $"KV block size {blockSize}: must be a power of two");
+        if ((long)blocks * blockSize * config.KvDim > Array.MaxLength)
+            throw new ArgumentOutOfRangeException(nameof(blocks), $"KV blocks {blocks}: a layer's pool would exceed {Array.MaxLength} values");
+        return new CpuKvCache(config, blocks * blockSize, blockSize);
+    }
 
     private static float[] D(Activation a) => ((CpuActivation)a).Data;
 
@@ -107,6 +119,10 @@ public sealed class CpuBackend : IBackend
         CpuOps.Rope(D(x), rows, heads, headDim, startPos, theta, layout);
 
     /// <inheritdoc/>
+    public void Rope(Activation x, RaggedBatch batch, int heads, int headDim, float theta, RopeLayout layout) =>
+        CpuOps.Rope(D(x), batch.Positions.AsSpan(0, batch.Rows), heads, headDim, theta, layout);
+
+    /// <inheritdoc/>
     public void SwiGlu(Activation gate, Activation up, int count) => CpuOps.SwiGlu(D(gate), D(up), count);
 
     /// <inheritdoc/>
@@ -128,6 +144,42 @@ public sealed class CpuBackend : IBackend
     {
         var c = (CpuKvCache)cache;
         CpuAttention.Compute(D(q), c.K[layer], c.V[layer], c.Config, rows, startPos, D(output));
+    }
+
+    /// <inheritdoc/>
+    public void StoreKv(KvCache cache, int layer, Activation k, Activation v, RaggedBatch batch)
+    {
+        var c = Paged(cache, batch);
+        int kvDim = c.Config.KvDim, shift = BitOperations.Log2((uint)c.BlockSize), mask = c.BlockSize - 1;
+        float[] dk = D(k), dv = D(v);
+        for (int r = 0; r < batch.Rows; r++)
+        {
+            int s = batch.RowSequence[r], pos = batch.Positions[r];
+            var table = batch.Table(s);
+            long slot = ((long)table[pos >> shift] << shift | (uint)(pos & mask)) * kvDim;
+            TensorPrimitives.ConvertToHalf(dk.AsSpan(r * kvDim, kvDim), c.K[layer].AsSpan((int)slot, kvDim));
+            TensorPrimitives.ConvertToHalf(dv.AsSpan(r * kvDim, kvDim), c.V[layer].AsSpan((int)slot, kvDim));
+        }
+    }
+
+    /// <inheritdoc/>
+    public void Attention(Activation q, KvCache cache, int layer, RaggedBatch batch, Activation output)
+    {
+        var c = Paged(cache, batch);
+        CpuAttention.Compute(D(q), c.K[layer], c.V[layer], c.Config, batch, D(output));
+    }
+
+    private static CpuKvCache Paged(KvCache cache, RaggedBatch batch)
+    {
+        var c = (CpuKvCache)cache;
+        if (c.BlockSize != batch.BlockSize)
+            throw new ArgumentException($"the batch's block size {batch.BlockSize} differs from the cache's {c.BlockSize} (a contiguous cache has 0)", nameof(batch));
+        int blocks = c.Cap / c.BlockSize;
+        for (int s = 0; s < batch.Sequences; s++)
+            foreach (int b in batch.Table(s))
+                if ((uint)b >= (uint)blocks)
+                    throw new ArgumentException($"the block table of sequence {s} names block {b}; the cache has {blocks}", nameof(batch));
+        return c;
     }
 
     /// <inheritdoc/>

@@ -54,39 +54,51 @@ internal static class CpuOps
     /// </summary>
     public static void Rope(float[] x, int rows, int heads, int headDim, int startPos, float theta, RopeLayout layout)
     {
-        int half = headDim / 2;
-        Span<float> cos = stackalloc float[half];
-        Span<float> sin = stackalloc float[half];
+        Span<float> cos = stackalloc float[headDim / 2];
+        Span<float> sin = stackalloc float[headDim / 2];
         float thetaScale = MathF.Pow(theta, -2.0f / headDim);
-        for (int r = 0; r < rows; r++)
+        for (int r = 0; r < rows; r++) RopeRow(x, r, startPos + r, heads, headDim, thetaScale, layout, cos, sin);
+    }
+
+    /// <summary>RoPE of rows at their own positions (a ragged batch: several sequences in one buffer).</summary>
+    public static void Rope(float[] x, ReadOnlySpan<int> positions, int heads, int headDim, float theta, RopeLayout layout)
+    {
+        Span<float> cos = stackalloc float[headDim / 2];
+        Span<float> sin = stackalloc float[headDim / 2];
+        float thetaScale = MathF.Pow(theta, -2.0f / headDim);
+        for (int r = 0; r < positions.Length; r++) RopeRow(x, r, positions[r], heads, headDim, thetaScale, layout, cos, sin);
+    }
+
+    private static void RopeRow(float[] x, int r, int pos, int heads, int headDim, float thetaScale, RopeLayout layout,
+        Span<float> cos, Span<float> sin)
+    {
+        int half = headDim / 2;
+        float t = pos;
+        for (int i = 0; i < half; i++)
         {
-            float t = startPos + r;
-            for (int i = 0; i < half; i++)
+            cos[i] = MathF.Cos(t);
+            sin[i] = MathF.Sin(t);
+            t *= thetaScale;
+        }
+        for (int h = 0; h < heads; h++)
+        {
+            var v = x.AsSpan((r * heads + h) * headDim, headDim);
+            if (layout == RopeLayout.AdjacentPairs)
             {
-                cos[i] = MathF.Cos(t);
-                sin[i] = MathF.Sin(t);
-                t *= thetaScale;
-            }
-            for (int h = 0; h < heads; h++)
-            {
-                var v = x.AsSpan((r * heads + h) * headDim, headDim);
-                if (layout == RopeLayout.AdjacentPairs)
+                for (int i = 0; i < half; i++)
                 {
-                    for (int i = 0; i < half; i++)
-                    {
-                        float x0 = v[2 * i], x1 = v[2 * i + 1];
-                        v[2 * i] = x0 * cos[i] - x1 * sin[i];
-                        v[2 * i + 1] = x0 * sin[i] + x1 * cos[i];
-                    }
+                    float x0 = v[2 * i], x1 = v[2 * i + 1];
+                    v[2 * i] = x0 * cos[i] - x1 * sin[i];
+                    v[2 * i + 1] = x0 * sin[i] + x1 * cos[i];
                 }
-                else
+            }
+            else
+            {
+                for (int i = 0; i < half; i++)
                 {
-                    for (int i = 0; i < half; i++)
-                    {
-                        float x0 = v[i], x1 = v[i + half];
-                        v[i] = x0 * cos[i] - x1 * sin[i];
-                        v[i + half] = x0 * sin[i] + x1 * cos[i];
-                    }
+                    float x0 = v[i], x1 = v[i + half];
+                    v[i] = x0 * cos[i] - x1 * sin[i];
+                    v[i + half] = x0 * sin[i] + x1 * cos[i];
                 }
             }
         }

@@ -148,6 +148,22 @@ public sealed unsafe class CudaBackend : IBackend
     /// <inheritdoc/>
     public KvCache CreateKvCache(LlamaConfig config, int capacity) => new CudaKvCache(_context, _stream, config, capacity);
 
+    // The paged, ragged-batch ops (continuous batching) have no CUDA kernels yet; they say so instead of guessing.
+    private static NotSupportedException NoPagedKernels(string op) =>
+        new($"{op}: the CUDA backend has no paged-KV / ragged-batch kernels yet; serve many sequences on the CPU backend");
+
+    /// <inheritdoc/>
+    public KvCache CreatePagedKvCache(LlamaConfig config, int blocks, int blockSize) => throw NoPagedKernels(nameof(CreatePagedKvCache));
+
+    /// <inheritdoc/>
+    public void Rope(Activation x, RaggedBatch batch, int heads, int headDim, float theta, RopeLayout layout) => throw NoPagedKernels(nameof(Rope));
+
+    /// <inheritdoc/>
+    public void StoreKv(KvCache cache, int layer, Activation k, Activation v, RaggedBatch batch) => throw NoPagedKernels(nameof(StoreKv));
+
+    /// <inheritdoc/>
+    public void Attention(Activation q, KvCache cache, int layer, RaggedBatch batch, Activation output) => throw NoPagedKernels(nameof(Attention));
+
     /// <inheritdoc/>
     public void Embed(BackendWeight table, ReadOnlySpan<int> tokens, Activation output)
     {

@@ -45,7 +45,7 @@ public sealed class CudaDecodeGraph : IDisposable
     public bool Captured => Graph is not null;
 
     /// <summary>Runs <paramref name="token"/> at <c>state.Position</c>; afterwards <c>state.Logits</c> holds its logits,
-    /// exactly as <see cref="LlamaModel.Forward"/> with one token.</summary>
+    /// exactly as <see cref="LlamaModel.Forward(RunState, ReadOnlySpan{int}, Span{float})"/> with one token.</summary>
     public void Step(int token)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);

@@ -30,7 +30,7 @@ public class ServeCommandTests
     public void APortInUseIsAnErrorNamingIt()
     {
         var e = Assert.ThrowsAsync<IOException>(async () =>
-            await TesseraServer.StartAsync(Engine, new ServerOptions("127.0.0.1", Address.Port, 1, ModelId)));
+            await TesseraServer.StartAsync(Engine, new ServerOptions("127.0.0.1", Address.Port, ModelId)));
         Assert.That(e!.Message, Does.StartWith($"--host 127.0.0.1 --port {Address.Port}: cannot listen"));
     }
 

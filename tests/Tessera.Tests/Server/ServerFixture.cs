@@ -23,8 +23,9 @@ public sealed class ServerFixture
     [OneTimeSetUp]
     public async Task Start()
     {
-        _engine = await InferenceEngine.LoadAsync(SharedData.Model(ModelId + ".gguf"));
-        _server = await TesseraServer.StartAsync(_engine, new ServerOptions("127.0.0.1", 0, 1, ModelId));
+        // Room for the load test's 64 streams in one batch.
+        _engine = await InferenceEngine.LoadAsync(SharedData.Model(ModelId + ".gguf"), new EngineOptions { MaxSequences = 64 });
+        _server = await TesseraServer.StartAsync(_engine, new ServerOptions("127.0.0.1", 0, ModelId));
         // A hang guard only (never a timing assertion): a stuck server fails the test instead of the whole run.
         _http = new HttpClient { BaseAddress = _server.Address, Timeout = TimeSpan.FromSeconds(120) };
     }
@@ -46,10 +47,13 @@ public sealed class ServerFixture
     }
 
     /// <summary>Posts a streaming request and returns the parsed <c>data:</c> events (up to <c>[DONE]</c>, which must come).</summary>
-    internal static async Task<List<JsonElement>> PostStream(string path, string json)
+    internal static Task<List<JsonElement>> PostStream(string path, string json) => PostStream(Http, path, json);
+
+    /// <summary><see cref="PostStream(string, string)"/> to another server.</summary>
+    internal static async Task<List<JsonElement>> PostStream(HttpClient http, string path, string json)
     {
         using var req = new HttpRequestMessage(HttpMethod.Post, path) { Content = new StringContent(json, Encoding.UTF8, "application/json") };
-        using var r = await Http.SendAsync(req, HttpCompletionOption.ResponseHeadersRead);
+        using var r = await http.SendAsync(req, HttpCompletionOption.ResponseHeadersRead);
         Assert.That((int)r.StatusCode, Is.EqualTo(200), await Body(r));
         Assert.That(r.Content.Headers.ContentType?.MediaType, Is.EqualTo("text/event-stream"));
         using var reader = new StreamReader(await r.Content.ReadAsStreamAsync());

@@ -1,0 +1,397 @@
+using System.Collections.Concurrent;
+using System.Runtime.InteropServices;
+using Tessera.Api;
+using Tessera.Backends;
+using Tessera.Generation;
+using Tessera.Kv;
+using Tessera.Model;
+using Tessera.Sampling;
+using Tessera.Tokenization;
+
+namespace Tessera.Serving;
+
+/// <summary>Limits of the continuous-batching scheduler.</summary>
+/// <param name="MaxSequences">Sequences running (admitted, holding KV blocks) at once; the rest wait.</param>
+/// <param name="MaxTokensPerStep">Tokens (decode and prefill, all sequences) in one forward step.</param>
+/// <param name="ContextSize">Most tokens one sequence may hold.</param>
+/// <param name="KvBlocks">Blocks in the paged KV cache.</param>
+/// <param name="BlockSize">Positions per block.</param>
+internal sealed record SchedulerLimits(int MaxSequences, int MaxTokensPerStep, int ContextSize, int KvBlocks, int BlockSize);
+
+/// <summary>
+/// Continuous batching on one loop (one thread). Each step has a token budget: every running sequence that is
+/// decoding contributes its one token first (decode-first keeps the time between tokens low), then prompts are
+/// prefilled in chunks that fill the rest (chunked prefill: a long prompt never stalls running streams); all of it
+/// runs as one ragged forward pass. KV blocks come from a <see cref="BlockManager"/>: a new prompt starts from the
+/// cached full blocks of its prefix. When blocks run out the newest running sequence is preempted: its blocks are
+/// released (its full ones stay cached) and it waits at the head of the queue to be recomputed, which gives the same
+/// numbers, so its output does not change. Every sequence samples with its own sampler, so a seeded request gives
+/// the same tokens alone or under load.
+/// </summary>
+internal sealed class Scheduler : IDisposable
+{
+    private readonly LlamaModel _model;
+    private readonly Tokenizer _tokenizer;
+    private readonly BatchState _state;
+    private readonly BlockManager _blocks;
+    private readonly RaggedBatch _batch;
+    private readonly ConcurrentQueue<Sequence> _incoming = new();
+    private readonly LinkedList<Sequence> _waiting = new();
+    private readonly List<Sequence> _running = [];           // admission order: the last is the newest
+    private readonly List<(Sequence Seq, int Tokens)> _plan = [];
+    private readonly AutoResetEvent _wake = new(false);
+    private readonly Thread _thread;
+    private volatile bool _stopping, _paused;
+    private long _nextId;
+    private int _queued, _runningCount, _blocksInUse;
+    private long _preemptions, _prefixHitTokens, _steps;
+
+    public Scheduler(LlamaModel model, Tokenizer tokenizer, SchedulerLimits limits)
+    {
+        if (limits.MaxSequences < 1) throw new ArgumentException($"MaxSequences {limits.MaxSequences}: must be 1 or more", nameof(limits));
+        if (limits.MaxTokensPerStep < limits.MaxSequences)
+            throw new ArgumentException($"MaxTokensPerStep {limits.MaxTokensPerStep}: must be at least MaxSequences ({limits.MaxSequences}), so every running sequence can decode each step", nameof(limits));
+        if ((long)limits.KvBlocks * limits.BlockSize < limits.ContextSize)
+            throw new ArgumentException($"KvBlocks {limits.KvBlocks}: {limits.KvBlocks} x {limits.BlockSize} positions cannot hold one full context of {limits.ContextSize}", nameof(limits));
+        _model = model;
+        _tokenizer = tokenizer;
+        Limits = limits;
+        _blocks = new BlockManager(limits.KvBlocks, limits.BlockSize);
+        int tablePerSeq = (limits.ContextSize + limits.BlockSize - 1) / limits.BlockSize;
+        _batch = new RaggedBatch(limits.MaxTokensPerStep, limits.MaxSequences, limits.MaxSequences * tablePerSeq, limits.BlockSize);
+        _state = model.CreateBatchState(limits.MaxTokensPerStep, limits.MaxSequences, limits.KvBlocks, limits.BlockSize);
+        _thread = new Thread(Loop) { IsBackground = true, Name = "tessera-scheduler" };
+        _thread.Start();
+    }
+
+    public SchedulerLimits Limits { get; }
+    /// <summary>Requests accepted and not running (new, or preempted and waiting to be recomputed).</summary>
+    public int QueueLength => Volatile.Read(ref _queued);
+    /// <summary>Sequences admitted and holding KV blocks.</summary>
+    public int RunningSequences => Volatile.Read(ref _runningCount);
+    /// <summary>KV blocks referenced by running sequences (cached unreferenced blocks do not count).</summary>
+    public int KvBlocksInUse => Volatile.Read(ref _blocksInUse);
+    /// <summary>Times a sequence was preempted for lack of KV blocks.</summary>
+    public long Preemptions => Interlocked.Read(ref _preemptions);
+    /// <summary>Prompt tokens taken from cached prefix blocks instead of computed.</summary>
+    public long PrefixHitTokens => Interlocked.Read(ref _prefixHitTokens);
+    /// <summary>Forward steps run.</summary>
+    public long Steps => Interlocked.Read(ref _steps);
+
+    /// <summary>Test hook: while paused the loop runs no step but still frees cancelled sequences, so a test can
+    /// hold a request mid-stream without racing its end.</summary>
+    internal bool Paused
+    {
+        get => _paused;
+        set { _paused = value; _wake.Set(); }
+    }
+
+    /// <summary>Queues a request; its chunks arrive on the returned sequence's <see cref="Sequence.Output"/>.</summary>
+    public Sequence Submit(IReadOnlyList<int> prompt, GenerationOptions options, CancellationToken cancellation)
+    {
+        ObjectDisposedException.ThrowIf(_stopping, this);
+        if (prompt.Count == 0) throw new ArgumentException("the prompt is empty: give at least one token (or let the tokenizer add BOS)", nameof(prompt));
+        if (prompt.Count >= Limits.ContextSize)
+            throw new ArgumentException($"the prompt is {prompt.Count} tokens, which does not fit the context of {Limits.ContextSize}", nameof(prompt));
+        int vocab = _model.Config.VocabSize;
+        foreach (int t in prompt)
+            if ((uint)t >= (uint)vocab) throw new ArgumentException($"prompt token {t} is outside the vocabulary (0..{vocab - 1})", nameof(prompt));
+        var sampler = new Sampler(options.Sampling, vocab);
+        foreach (int t in prompt) sampler.Accept(t);
+        var seq = new Sequence(Interlocked.Increment(ref _nextId), prompt, options, sampler,
+            new Utf8StreamDecoder(_tokenizer), new StopStringFilter(options.StopStrings))
+        {
+            RawLogits = options.LogProbs is null ? null : new float[vocab],
+        };
+        if (options.MaxTokens == 0)
+        {
+            seq.Emit(new GenerationChunk("", [], FinishReason.MaxTokens));
+            seq.Complete();
+            return seq;
+        }
+        seq.Watch(cancellation, () => _wake.Set());
+        Interlocked.Increment(ref _queued);
+        _incoming.Enqueue(seq);
+        _wake.Set();
+        return seq;
+    }
+
+    /// <summary>Wakes the loop (a consumer abandoned its sequence).</summary>
+    public void Wake() => _wake.Set();
+
+    private void Loop()
+    {
+        while (!_stopping)
+        {
+            while (_incoming.TryDequeue(out var s)) _waiting.AddLast(s);
+            ReapCancelled();
+            Publish();
+            if (_paused || (_running.Count == 0 && _waiting.Count == 0))
+            {
+                _wake.WaitOne();
+                continue;
+            }
+            try
+            {
+                Schedule();
+                if (_plan.Count == 0)
+                {
+                    // Nothing could run: only possible when no sequence is running and the head of the queue cannot
+                    // get blocks, which the limits rule out (a full context always fits). Wait rather than spin.
+                    _wake.WaitOne(10);
+                    continue;
+                }
+                _model.Forward(_state, _batch);
+                Interlocked.Increment(ref _steps);
+                Advance();
+            }
+            catch (Exception e)
+            {
+                // A failed step fails the requests in it, never the loop: the others keep being served. A failure
+                // before anything was planned fails everyone rather than repeating forever.
+                var failed = _plan.Count > 0 ? _plan.Select(p => p.Seq).ToArray() : [.. _running, .. _waiting];
+                foreach (var seq in failed) Finish(seq, e);
+                Publish();
+            }
+        }
+        while (_incoming.TryDequeue(out var s)) _waiting.AddLast(s);
+        var gone = new ObjectDisposedException(nameof(InferenceEngine), "the engine was disposed");
+        foreach (var s in _running.ToArray()) Finish(s, gone);
+        foreach (var s in _waiting.ToArray()) Finish(s, gone);
+    }
+
+    private void Publish()
+    {
+        Volatile.Write(ref _queued, _waiting.Count + _incoming.Count);
+        Volatile.Write(ref _runningCount, _running.Count);
+        Volatile.Write(ref _blocksInUse, _blocks.BlocksInUse);
+    }
+
+    private void ReapCancelled()
+    {
+        for (int i = _running.Count - 1; i >= 0; i--)
+            if (_running[i].IsCancelled) Finish(_running[i], new OperationCanceledException("the request was cancelled"));
+        for (var node = _waiting.First; node != null;)
+        {
+            var next = node.Next;
+            if (node.Value.IsCancelled) Finish(node.Value, new OperationCanceledException("the request was cancelled"));
+            node = next;
+        }
+    }
+
+    /// <summary>Fills <see cref="_plan"/> and <see cref="_batch"/> for one step.</summary>
+    private void Schedule()
+    {
+        _plan.Clear();
+        int budget = Limits.MaxTokensPerStep;
+        // 1. Decode-first: every running sequence with just its sampled token to run.
+        for (int i = 0; i < _running.Count && budget > 0; i++)
+        {
+            var seq = _running[i];
+            if (seq.Remaining != 1) continue;
+            if (!Reserve(seq, 1, ref budget)) break; // seq was the newest left: nothing after it runs
+        }
+        // 2. Running prompts not yet fully prefilled (admitted earlier, or shrunk by the budget): next chunks.
+        for (int i = 0; i < _running.Count && budget > 0; i++)
+        {
+            var seq = _running[i];
+            if (seq.Remaining == 1 || Planned(seq) >= 0) continue;
+            if (!Reserve(seq, Math.Min(seq.Remaining, budget), ref budget)) break;
+        }
+        // 3. Admit waiting requests (preempted ones first) while there is room, budget and blocks.
+        while (_waiting.First is { } node && _running.Count < Limits.MaxSequences && budget > 0)
+        {
+            var seq = node.Value;
+            if (seq.Blocks.Count == 0) TakeCachedPrefix(seq);
+            int n = Math.Min(seq.Remaining, budget);
+            n = Math.Min(n, (seq.Blocks.Count + _blocks.AvailableBlocks) * Limits.BlockSize - seq.Computed);
+            if (n <= 0 || !Grow(seq, seq.Computed + n))
+            {
+                // No blocks for it now: give back what the prefix lookup took (it stays cached) and wait.
+                ReleaseBlocks(seq);
+                break;
+            }
+            _waiting.RemoveFirst();
+            _running.Add(seq);
+            if (!seq.Admitted) seq.AdmittedStep = Steps;
+            seq.Admitted = true;
+            _plan.Add((seq, n));
+            budget -= n;
+        }
+        // The ragged batch, in plan order.
+        _batch.Clear();
+        foreach (var (seq, n) in _plan)
+            _batch.Add(CollectionsMarshal.AsSpan(seq.Tokens).Slice(seq.Computed, n), seq.Computed, CollectionsMarshal.AsSpan(seq.Blocks));
+        Publish();
+    }
+
+    private int Planned(Sequence seq)
+    {
+        for (int i = 0; i < _plan.Count; i++) if (ReferenceEquals(_plan[i].Seq, seq)) return i;
+        return -1;
+    }
+
+    /// <summary>Plans <paramref name="n"/> tokens of running <paramref name="seq"/>, preempting the newest running
+    /// sequences until its blocks fit. Returns false when <paramref name="seq"/> itself was preempted; a preempted
+    /// sequence already planned gives its budget back.</summary>
+    private bool Reserve(Sequence seq, int n, ref int budget)
+    {
+        while (true)
+        {
+            // A prefill chunk shrinks to the blocks there are before anyone is preempted for it.
+            int fit = (seq.Blocks.Count + _blocks.AvailableBlocks) * Limits.BlockSize - seq.Computed;
+            if (n > 1 && fit > 0) n = Math.Min(n, fit);
+            if (Grow(seq, seq.Computed + n))
+            {
+                _plan.Add((seq, n));
+                budget -= n;
+                return true;
+            }
+            var victim = _running[^1];
+            int at = Planned(victim);
+            if (at >= 0)
+            {
+                budget += _plan[at].Tokens;
+                _plan.RemoveAt(at);
+            }
+            Preempt(victim);
+            if (ReferenceEquals(victim, seq)) return false;
+        }
+    }
+
+    /// <summary>Gives <paramref name="seq"/> blocks for positions up to <paramref name="positions"/> - 1; on failure
+    /// keeps what it had (blocks taken here are given back).</summary>
+    private bool Grow(Sequence seq, int positions)
+    {
+        int need = (positions + Limits.BlockSize - 1) / Limits.BlockSize - seq.Blocks.Count;
+        if (need <= 0) return true;
+        if (need > _blocks.AvailableBlocks) return false;
+        for (int i = 0; i < need; i++)
+        {
+            _blocks.TryAllocate(out int b); // cannot fail: checked above, and nothing else allocates meanwhile
+            seq.Blocks.Add(b);
+        }
+        return true;
+    }
+
+    private void Preempt(Sequence seq)
+    {
+        _running.Remove(seq);
+        ReleaseBlocks(seq);
+        _waiting.AddFirst(seq);
+        Interlocked.Increment(ref _preemptions);
+        seq.TimesPreempted++;
+    }
+
+    /// <summary>Starts <paramref name="seq"/> from the cached full blocks of its tokens (never the last token: its
+    /// logits must be computed).</summary>
+    private void TakeCachedPrefix(Sequence seq)
+    {
+        int bs = Limits.BlockSize;
+        var tokens = CollectionsMarshal.AsSpan(seq.Tokens);
+        ulong parent = 0;
+        for (int b = 0; (b + 1) * bs <= tokens.Length - 1; b++)
+        {
+            var span = tokens.Slice(b * bs, bs);
+            ulong hash = BlockManager.ChainHash(parent, span);
+            int block = _blocks.Lookup(hash, parent, span);
+            if (block < 0) break;
+            seq.Blocks.Add(block);
+            seq.BlockHashes.Add(hash);
+            parent = hash;
+        }
+        seq.Computed = seq.Blocks.Count * bs;
+        if (!seq.Admitted)
+        {
+            seq.PrefixHitTokens = seq.Computed;
+            Interlocked.Add(ref _prefixHitTokens, seq.Computed);
+        }
+    }
+
+    private void ReleaseBlocks(Sequence seq)
+    {
+        foreach (int b in seq.Blocks) _blocks.Release(b);
+        seq.Blocks.Clear();
+        seq.BlockHashes.Clear();
+        seq.Computed = 0;
+    }
+
+    /// <summary>After a step: move each planned sequence on, register its newly full blocks, sample where its
+    /// logits are due.</summary>
+    private void Advance()
+    {
+        int bs = Limits.BlockSize;
+        for (int i = 0; i < _plan.Count; i++)
+        {
+            var (seq, n) = _plan[i];
+            seq.Computed += n;
+            var tokens = CollectionsMarshal.AsSpan(seq.Tokens);
+            while ((seq.BlockHashes.Count + 1) * bs <= seq.Computed)
+            {
+                int b = seq.BlockHashes.Count;
+                ulong parent = b == 0 ? 0 : seq.BlockHashes[b - 1];
+                var span = tokens.Slice(b * bs, bs);
+                ulong hash = BlockManager.ChainHash(parent, span);
+                _blocks.Register(seq.Blocks[b], hash, parent, span);
+                seq.BlockHashes.Add(hash);
+            }
+            if (seq.Remaining == 0) Sample(seq, _state.SequenceLogits(i));
+        }
+        Publish();
+    }
+
+    /// <summary>The same steps, in the same order, as <see cref="TextGenerator"/> after each forward pass.</summary>
+    private void Sample(Sequence seq, Span<float> logits)
+    {
+        var o = seq.Options;
+        if (seq.RawLogits is { } raw) logits.CopyTo(raw);
+        long step = Steps - 1; // Advance runs after the step was counted
+        if (seq.FirstTokenStep < 0) seq.FirstTokenStep = step;
+        else seq.MaxStepsBetweenTokens = Math.Max(seq.MaxStepsBetweenTokens, step - seq.LastTokenStep);
+        seq.LastTokenStep = step;
+        int token = seq.Sampler.Sample(logits);
+        var logProb = seq.RawLogits is null ? null : TokenLogProb.Compute(seq.RawLogits, token, o.LogProbs!.Value);
+        seq.Sampler.Accept(token);
+        seq.Generated++;
+        if (o.StopAtEndOfGeneration && _tokenizer.IsEndOfGeneration(token))
+        {
+            End(seq, FinishReason.EndOfGeneration);
+            return;
+        }
+        var (text, stopped) = seq.Stops.Add(seq.Decoder.Add(token));
+        seq.Emit(new GenerationChunk(text, [token], null) { LogProbs = logProb is null ? [] : [logProb] });
+        if (stopped) End(seq, FinishReason.StopString);
+        else if (seq.Computed >= Limits.ContextSize) End(seq, FinishReason.ContextFull);
+        else if (seq.Generated >= o.MaxTokens) End(seq, FinishReason.MaxTokens);
+        else seq.Tokens.Add(token);
+    }
+
+    private void End(Sequence seq, FinishReason reason)
+    {
+        if (reason != FinishReason.StopString)
+        {
+            string tail = seq.Stops.Add(seq.Decoder.Flush()).Release + seq.Stops.Flush();
+            if (tail.Length > 0) seq.Emit(new GenerationChunk(tail, [], null));
+        }
+        seq.Emit(new GenerationChunk("", [], reason));
+        Finish(seq, null);
+    }
+
+    /// <summary>Frees the sequence's blocks and slot and closes its stream.</summary>
+    private void Finish(Sequence seq, Exception? error)
+    {
+        if (_running.Remove(seq) || _waiting.Remove(seq)) ReleaseBlocks(seq);
+        seq.Complete(error);
+    }
+
+    /// <summary>Stops the loop; requests still queued or running end with <see cref="ObjectDisposedException"/>.</summary>
+    public void Dispose()
+    {
+        if (_stopping) return;
+        _stopping = true;
+        _wake.Set();
+        _thread.Join();
+        _state.Dispose();
+        _wake.Dispose();
+    }
+}

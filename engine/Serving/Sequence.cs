@@ -1,0 +1,88 @@
+using System.Threading.Channels;
+using Tessera.Api;
+using Tessera.Generation;
+using Tessera.Sampling;
+
+namespace Tessera.Serving;
+
+/// <summary>
+/// One request inside the scheduler: its tokens (prompt, then generated), how many of them are in the KV cache,
+/// its block table, and its own sampler and text decoding. Only the scheduler's loop touches the mutable state; the
+/// consumer reads <see cref="Output"/> and may flag cancellation from any thread.
+/// </summary>
+internal sealed class Sequence
+{
+    private readonly Channel<GenerationChunk> _output =
+        Channel.CreateUnbounded<GenerationChunk>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
+    private CancellationTokenRegistration _registration;
+    private volatile bool _cancelled, _finished;
+
+    public Sequence(long id, IReadOnlyList<int> prompt, GenerationOptions options, Sampler sampler,
+        Utf8StreamDecoder decoder, StopStringFilter stops)
+    {
+        Id = id;
+        Tokens = new List<int>(prompt.Count + Math.Min(options.MaxTokens, 4096));
+        Tokens.AddRange(prompt);
+        PromptLength = prompt.Count;
+        Options = options;
+        Sampler = sampler;
+        Decoder = decoder;
+        Stops = stops;
+    }
+
+    /// <summary>Arrival order (also the admission order: older sequences are never preempted for newer ones).</summary>
+    public long Id { get; }
+    /// <summary>Prompt, then every generated token; the last one is not yet in the cache while running.</summary>
+    public List<int> Tokens { get; }
+    public int PromptLength { get; }
+    /// <summary>Tokens whose keys and values are in the cache (positions 0 .. Computed - 1).</summary>
+    public int Computed { get; set; }
+    /// <summary>Tokens still to run before the next logits: the prompt's rest, or the one sampled token.</summary>
+    public int Remaining => Tokens.Count - Computed;
+    /// <summary>Physical KV block ids, in position order.</summary>
+    public List<int> Blocks { get; } = [];
+    /// <summary>Chain hashes of the leading full blocks already registered for prefix reuse.</summary>
+    public List<ulong> BlockHashes { get; } = [];
+    public GenerationOptions Options { get; }
+    public Sampler Sampler { get; }
+    public Utf8StreamDecoder Decoder { get; }
+    public StopStringFilter Stops { get; }
+    /// <summary>A copy of the raw logits for log-probabilities (the sampler's penalties change them in place).</summary>
+    public float[]? RawLogits { get; set; }
+    public int Generated { get; set; }
+    public bool Finished => _finished;
+    /// <summary>Prompt tokens served from cached blocks instead of computed (first admission only).</summary>
+    public int PrefixHitTokens { get; set; }
+    public bool Admitted { get; set; }
+    /// <summary>Scheduler step of the first admission, of the first sampled token, of the last one; and the most
+    /// steps between two consecutive tokens (1 when the sequence decoded in every step). For tests of the policy.</summary>
+    public long AdmittedStep { get; set; } = -1;
+    public long FirstTokenStep { get; set; } = -1;
+    public long LastTokenStep { get; set; } = -1;
+    public long MaxStepsBetweenTokens { get; set; }
+    public int TimesPreempted { get; set; }
+
+    public ChannelReader<GenerationChunk> Output => _output.Reader;
+    public bool IsCancelled => _cancelled;
+
+    /// <summary>Ties the request's token to this sequence: a cancel flags it and wakes the scheduler.</summary>
+    public void Watch(CancellationToken cancellation, Action wake)
+    {
+        if (cancellation.CanBeCanceled)
+            _registration = cancellation.Register(() => { _cancelled = true; wake(); });
+    }
+
+    /// <summary>The consumer stopped reading (cancelled or walked away): the scheduler frees the sequence at its next step.</summary>
+    public void Abandon() => _cancelled = true;
+
+    public void Emit(GenerationChunk chunk) => _output.Writer.TryWrite(chunk);
+
+    /// <summary>Ends the stream (with <paramref name="error"/> when the request failed).</summary>
+    public void Complete(Exception? error = null)
+    {
+        if (_finished) return;
+        _finished = true;
+        _registration.Dispose();
+        _output.Writer.TryComplete(error);
+    }
+}
