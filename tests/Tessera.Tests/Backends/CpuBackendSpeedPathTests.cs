@@ -79,7 +79,10 @@ public unsafe class CpuBackendSpeedPathTests
         }
     }
 
-    /// <summary>A decode step allocates nothing on any thread once buffers exist (the brief's "no per-token allocation").</summary>
+    /// <summary>A decode step allocates nothing on any thread once buffers exist (the brief's "no per-token allocation").
+    /// The count is process-wide, so background work of earlier tests (a server's threads winding down, the JIT
+    /// promoting methods) can land in a window; a per-token allocation would land in every one. So the test takes up to
+    /// five windows of 8 steps and requires one of them to be clean.</summary>
     [Test]
     public void DecodeStep_AllocatesNothing()
     {
@@ -89,13 +92,17 @@ public unsafe class CpuBackendSpeedPathTests
         m.Model.Forward(s, prompt);
         int t = 700;
         for (int i = 0; i < 3; i++) m.Model.Forward(s, new ReadOnlySpan<int>(ref t)); // warm: JIT, thread-local scratch
-        long before = GC.GetTotalAllocatedBytes(precise: true);
-        for (int i = 0; i < 8; i++)
+        var windows = new List<long>();
+        for (int w = 0; w < 5 && (windows.Count == 0 || windows[^1] != 0); w++)
         {
-            m.Model.Forward(s, new ReadOnlySpan<int>(ref t));
-            t = Tessera.Sampling.Sampler.ArgMax(s.Logits);
+            long before = GC.GetTotalAllocatedBytes(precise: true);
+            for (int i = 0; i < 8; i++)
+            {
+                m.Model.Forward(s, new ReadOnlySpan<int>(ref t));
+                t = Tessera.Sampling.Sampler.ArgMax(s.Logits);
+            }
+            windows.Add(GC.GetTotalAllocatedBytes(precise: true) - before);
         }
-        long after = GC.GetTotalAllocatedBytes(precise: true);
-        Assert.That(after - before, Is.EqualTo(0), "bytes allocated by 8 decode steps");
+        Assert.That(windows.Min(), Is.EqualTo(0), $"bytes allocated by each window of 8 decode steps: {string.Join(", ", windows)}");
     }
 }
