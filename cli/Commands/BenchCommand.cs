@@ -94,7 +94,7 @@ internal static class BenchCommand
     {
         var results = ServingBench.Run(path, levels, prompt, gen, msg => io.Err.WriteLine(msg));
         var m = MachineInfo.Describe();
-        io.Out.WriteLine($"model {Path.GetFileName(path)}, prompt {prompt} tokens, {gen} generated per request; {m}");
+        io.Out.WriteLine($"model {Path.GetFileName(path)}, prompt {prompt} tokens, {gen} generated per request; {m.CpuModel}, {m.Cores} cores, {m.Os}");
         io.Out.WriteLine("| concurrent | aggregate tok/s | decode tok/s | TTFT mean (s) | TTFT max (s) | wall (s) |");
         io.Out.WriteLine("|---:|---:|---:|---:|---:|---:|");
         foreach (var x in results)
