@@ -72,14 +72,7 @@ public sealed class LlamaModel : IDisposable
             b.Rope(s.K, batch, c.KvHeads, c.HeadDim, c.RopeTheta, c.RopeLayout);
             b.StoreKv(s.Cache, l, s.K, s.V, batch);
             b.Attention(s.Q, s.Cache, l, batch, s.Att);                    // att (n, q_dim), per sequence
-            b.MatMul(w.Wo, s.Att, s.Xb, n);                                // xb (n, dim)
-            b.Add(s.X, s.Xb, n * c.Dim);                                   // residual
-            // feed-forward
-            b.RmsNorm(s.X, w.FfnNorm, s.Xb, n, c.NormEps);
-            b.MatMulShared(s.Xb, n, w.Gate, s.Hb, w.Up, s.Hb2);            // hb (n, ffn) gate, hb2 (n, ffn) up
-            b.SwiGlu(s.Hb, s.Hb2, n * c.FfnDim);                           // hb = silu(hb) * hb2
-            b.MatMul(w.Down, s.Hb, s.Xb, n);                               // xb (n, dim)
-            b.Add(s.X, s.Xb, n * c.Dim);                                   // residual
+            OutputAndFeedForward(w, s.X, s.Xb, s.Att, s.Hb, s.Hb2, n);
         }
 
         b.RmsNorm(s.X, _outputNorm, s.Xb, n, c.NormEps);                   // xb (n, dim)
@@ -129,14 +122,7 @@ public sealed class LlamaModel : IDisposable
             b.Rope(s.K, n, c.KvHeads, c.HeadDim, pos, c.RopeTheta, c.RopeLayout);
             b.StoreKv(s.Cache, l, s.K, s.V, n, pos);
             b.Attention(s.Q, s.Cache, l, n, pos, s.Att);                   // att (n, heads * head_dim)
-            b.MatMul(w.Wo, s.Att, s.Xb, n);                                // xb (n, dim)
-            b.Add(s.X, s.Xb, n * c.Dim);                                   // residual
-            // feed-forward
-            b.RmsNorm(s.X, w.FfnNorm, s.Xb, n, c.NormEps);
-            b.MatMulShared(s.Xb, n, w.Gate, s.Hb, w.Up, s.Hb2);            // hb (n, ffn) gate, hb2 (n, ffn) up
-            b.SwiGlu(s.Hb, s.Hb2, n * c.FfnDim);                           // hb = silu(hb) * hb2
-            b.MatMul(w.Down, s.Hb, s.Xb, n);                               // xb (n, dim)
-            b.Add(s.X, s.Xb, n * c.Dim);                                   // residual
+            OutputAndFeedForward(w, s.X, s.Xb, s.Att, s.Hb, s.Hb2, n);
         }
         s.Position += n;
 
@@ -155,6 +141,21 @@ public sealed class LlamaModel : IDisposable
             b.MatMul(_output, s.Last, s.LogitsBuffer, 1);                  // logits (1, vocab)
             b.Read(s.LogitsBuffer, 0, s.Logits);
         }
+    }
+
+    /// <summary>The rest of a block once attention is done, the same for both forward passes: output projection and
+    /// residual, then RMSNorm → SwiGLU → residual. x (n, dim) is the residual stream; xb, att, hb, hb2 are scratch.</summary>
+    private void OutputAndFeedForward(PreparedLayer w, Activation x, Activation xb, Activation att, Activation hb, Activation hb2, int n)
+    {
+        var c = Config;
+        var b = Backend;
+        b.MatMul(w.Wo, att, xb, n);                                        // xb (n, dim)
+        b.Add(x, xb, n * c.Dim);                                           // residual
+        b.RmsNorm(x, w.FfnNorm, xb, n, c.NormEps);
+        b.MatMulShared(xb, n, w.Gate, hb, w.Up, hb2);                      // hb (n, ffn) gate, hb2 (n, ffn) up
+        b.SwiGlu(hb, hb2, n * c.FfnDim);                                   // hb = silu(hb) * hb2
+        b.MatMul(w.Down, hb, xb, n);                                       // xb (n, dim)
+        b.Add(x, xb, n * c.Dim);                                           // residual
     }
 
     /// <summary>Nothing to free beyond what the backend owns.</summary>
