@@ -143,6 +143,119 @@ internal static unsafe class Q4KTile
         y[yStride + 3] = SimdHelpers.HSum(acc11.GetUpper()) - mins1[3];
     }
 
+    /// <summary>Bytes <see cref="Pack"/> writes per super-block of a 4-row tile (a multiple of 64, for aligned loads).</summary>
+    public const int PackedBlockBytes = 2368;
+
+    // Layout of one packed super-block: nibbles [j][loA, hiA, loB, hiB] at 0, scales [j][loA, hiA, loB, hiB] at 1024,
+    // mins A, B at 2048, d A, B at 2176, dmin of the 4 rows at 2304.
+    private const int ScalesAt = 1024, MinsAt = 2048, DAt = 2176, DminAt = 2304;
+
+    /// <summary>Prefill with many activation rows: unpacks a 4-row tile's nibbles, scales, mins and d once into
+    /// <paramref name="packed"/> (<paramref name="nb"/> x <see cref="PackedBlockBytes"/>, 64-byte aligned), so that
+    /// <see cref="MultiplyPacked"/> spends its instructions on the products only. The values are the ones
+    /// <see cref="Multiply"/> computes in registers, so the results are the same bit for bit.</summary>
+    public static void Pack(byte* w, long rowBytes, int nb, byte* packed)
+    {
+        uint* u = stackalloc uint[16];
+        Vector512<byte> mask = Vector512.Create((byte)0x0F);
+        for (int i = 0; i < nb; i++)
+        {
+            byte* x0 = w + (long)i * Q4_K.BlockBytes, x1 = x0 + rowBytes, x2 = x1 + rowBytes, x3 = x2 + rowBytes;
+            byte* o = packed + (long)i * PackedBlockBytes;
+            Q4_K.UnpackScales(x0 + 4, u);
+            Q4_K.UnpackScales(x1 + 4, u + 4);
+            Q4_K.UnpackScales(x2 + 4, u + 8);
+            Q4_K.UnpackScales(x3 + 4, u + 12);
+            Vector512<short> sA = Avx2.ConvertToVector256Int16(Vector128.Create(*(ulong*)u, *(ulong*)(u + 4)).AsByte()).ToVector512Unsafe();
+            Vector512<short> sB = Avx2.ConvertToVector256Int16(Vector128.Create(*(ulong*)(u + 8), *(ulong*)(u + 12)).AsByte()).ToVector512Unsafe();
+            for (int j = 0; j < 4; j++)
+            {
+                Vector512<byte> qA = Vector512.Create(Vector256.Load(x0 + 16 + 32 * j), Vector256.Load(x1 + 16 + 32 * j));
+                Vector512<byte> qB = Vector512.Create(Vector256.Load(x2 + 16 + 32 * j), Vector256.Load(x3 + 16 + 32 * j));
+                (qA & mask).StoreAligned(o + 256 * j);
+                (Vector512.ShiftRightLogical(qA.AsUInt16(), 4).AsByte() & mask).StoreAligned(o + 256 * j + 64);
+                (qB & mask).StoreAligned(o + 256 * j + 128);
+                (Vector512.ShiftRightLogical(qB.AsUInt16(), 4).AsByte() & mask).StoreAligned(o + 256 * j + 192);
+                Avx512BW.PermuteVar32x16(sA, ScaleIndex[2 * j]).StoreAligned((short*)(o + ScalesAt + 256 * j));
+                Avx512BW.PermuteVar32x16(sA, ScaleIndex[2 * j + 1]).StoreAligned((short*)(o + ScalesAt + 256 * j + 64));
+                Avx512BW.PermuteVar32x16(sB, ScaleIndex[2 * j]).StoreAligned((short*)(o + ScalesAt + 256 * j + 128));
+                Avx512BW.PermuteVar32x16(sB, ScaleIndex[2 * j + 1]).StoreAligned((short*)(o + ScalesAt + 256 * j + 192));
+            }
+            Avx512BW.PermuteVar32x16(Avx2.ConvertToVector256Int16(Vector128.Create(*(ulong*)(u + 2), *(ulong*)(u + 6)).AsByte()).ToVector512Unsafe(), MinIndex)
+                .StoreAligned((short*)(o + MinsAt));
+            Avx512BW.PermuteVar32x16(Avx2.ConvertToVector256Int16(Vector128.Create(*(ulong*)(u + 10), *(ulong*)(u + 14)).AsByte()).ToVector512Unsafe(), MinIndex)
+                .StoreAligned((short*)(o + MinsAt + 64));
+            Vector512.Create(Vector256.Create(Fp16.Load(x0)), Vector256.Create(Fp16.Load(x1))).StoreAligned((float*)(o + DAt));
+            Vector512.Create(Vector256.Create(Fp16.Load(x2)), Vector256.Create(Fp16.Load(x3))).StoreAligned((float*)(o + DAt + 64));
+            Vector128.Create(Fp16.Load(x0 + 2), Fp16.Load(x1 + 2), Fp16.Load(x2 + 2), Fp16.Load(x3 + 2)).StoreAligned((float*)(o + DminAt));
+        }
+    }
+
+    /// <summary><see cref="Multiply"/> over a tile packed by <see cref="Pack"/>: the same operations on the same values.</summary>
+    public static void MultiplyPacked(byte* packed, byte* a, long actBytes, int acts, int nb, float* y, long yStride)
+    {
+        Vector512<float> acc00 = Vector512<float>.Zero, acc01 = acc00, acc10 = acc00, acc11 = acc00; // [act][row pair]
+        Vector128<float> mins0 = Vector128<float>.Zero, mins1 = mins0;                                  // [act], lane = row
+        byte* a1base = acts > 1 ? a + actBytes : a;
+        for (int i = 0; i < nb; i++)
+        {
+            byte* o = packed + (long)i * PackedBlockBytes;
+            byte* y0 = a + (long)i * Q8_K.BlockBytes, y1 = a1base + (long)i * Q8_K.BlockBytes;
+            Vector512<int> i00 = Vector512<int>.Zero, i01 = i00, i10 = i00, i11 = i00;
+            for (int j = 0; j < 4; j++)
+            {
+                byte* q = o + 256 * j;
+                short* sc = (short*)(o + ScalesAt + 256 * j);
+                Vector512<byte> loA = Vector512.LoadAligned(q), hiA = Vector512.LoadAligned(q + 64);
+                Vector512<byte> loB = Vector512.LoadAligned(q + 128), hiB = Vector512.LoadAligned(q + 192);
+                Vector512<short> scLoA = Vector512.LoadAligned(sc), scHiA = Vector512.LoadAligned(sc + 32);
+                Vector512<short> scLoB = Vector512.LoadAligned(sc + 64), scHiB = Vector512.LoadAligned(sc + 96);
+                Vector256<sbyte> ql = Vector256.Load((sbyte*)(y0 + Q8_K.QsOffset + 64 * j));
+                Vector256<sbyte> qh = Vector256.Load((sbyte*)(y0 + Q8_K.QsOffset + 64 * j + 32));
+                Vector512<sbyte> l0 = Vector512.Create(ql, ql), h0 = Vector512.Create(qh, qh);
+                i00 += Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(loA, l0), scLoA)
+                     + Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(hiA, h0), scHiA);
+                i01 += Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(loB, l0), scLoB)
+                     + Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(hiB, h0), scHiB);
+                if (acts < 2) continue;
+                ql = Vector256.Load((sbyte*)(y1 + Q8_K.QsOffset + 64 * j));
+                qh = Vector256.Load((sbyte*)(y1 + Q8_K.QsOffset + 64 * j + 32));
+                Vector512<sbyte> l1 = Vector512.Create(ql, ql), h1 = Vector512.Create(qh, qh);
+                i10 += Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(loA, l1), scLoA)
+                     + Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(hiA, h1), scHiA);
+                i11 += Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(loB, l1), scLoB)
+                     + Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(hiB, h1), scHiB);
+            }
+            Vector512<short> minA = Vector512.LoadAligned((short*)(o + MinsAt)), minB = Vector512.LoadAligned((short*)(o + MinsAt + 64));
+            Vector512<float> dA = Vector512.LoadAligned((float*)(o + DAt)), dB = Vector512.LoadAligned((float*)(o + DAt + 64));
+            Vector128<float> dmin = Vector128.LoadAligned((float*)(o + DminAt));
+
+            float yd = *(float*)y0;
+            Vector256<short> bs = Vector256.Load((short*)(y0 + Q8_K.BsumsOffset));
+            Vector512<short> bs2 = Vector512.Create(bs, bs);
+            acc00 = Avx512F.FusedMultiplyAdd(dA * yd, Avx512F.ConvertToVector512Single(i00), acc00);
+            acc01 = Avx512F.FusedMultiplyAdd(dB * yd, Avx512F.ConvertToVector512Single(i01), acc01);
+            mins0 += dmin * yd * Vector128.ConvertToSingle(RowSums(Avx512BW.MultiplyAddAdjacent(bs2, minA), Avx512BW.MultiplyAddAdjacent(bs2, minB)));
+            if (acts < 2) continue;
+
+            yd = *(float*)y1;
+            bs = Vector256.Load((short*)(y1 + Q8_K.BsumsOffset));
+            bs2 = Vector512.Create(bs, bs);
+            acc10 = Avx512F.FusedMultiplyAdd(dA * yd, Avx512F.ConvertToVector512Single(i10), acc10);
+            acc11 = Avx512F.FusedMultiplyAdd(dB * yd, Avx512F.ConvertToVector512Single(i11), acc11);
+            mins1 += dmin * yd * Vector128.ConvertToSingle(RowSums(Avx512BW.MultiplyAddAdjacent(bs2, minA), Avx512BW.MultiplyAddAdjacent(bs2, minB)));
+        }
+        y[0] = SimdHelpers.HSum(acc00.GetLower()) - mins0[0];
+        y[1] = SimdHelpers.HSum(acc00.GetUpper()) - mins0[1];
+        y[2] = SimdHelpers.HSum(acc01.GetLower()) - mins0[2];
+        y[3] = SimdHelpers.HSum(acc01.GetUpper()) - mins0[3];
+        if (acts < 2) return;
+        y[yStride] = SimdHelpers.HSum(acc10.GetLower()) - mins1[0];
+        y[yStride + 1] = SimdHelpers.HSum(acc10.GetUpper()) - mins1[1];
+        y[yStride + 2] = SimdHelpers.HSum(acc11.GetLower()) - mins1[2];
+        y[yStride + 3] = SimdHelpers.HSum(acc11.GetUpper()) - mins1[3];
+    }
+
     /// <summary>The four rows' sums of 8 ints: rows 0 and 1 are the halves of <paramref name="a"/>, rows 2 and 3 those of
     /// <paramref name="b"/>. Integer sums are exact in any order, so one transposing reduction replaces four horizontal
     /// sums; the float steps after it then run on the four rows side by side, each lane as the scalar code would.</summary>

@@ -175,6 +175,7 @@ public static unsafe class QuantizedMatMul
     {
         [ThreadStatic] private static MatMulJob? t_job;
         [ThreadStatic] private static float[]? t_widened;
+        [ThreadStatic] private static byte[]? t_packed;
         public static MatMulJob ForThisThread => t_job ??= new MatMulJob();
 
         private delegate*<byte*, byte*, int, float> _kernel;
@@ -250,6 +251,7 @@ public static unsafe class QuantizedMatMul
                 case TilePath.F16Widened: RunRowsWidened(weights, rowBytes, rows, y, r0, r1); return;
                 case TilePath.Q8_0: RunRowsTiled<Q8_0Weights>(weights, rowBytes, rows, y, r0, r1); return;
                 case TilePath.Q4_0: RunRowsTiled<Q4_0Weights>(weights, rowBytes, rows, y, r0, r1); return;
+                case TilePath.Q4_K when Batch >= 3: RunRowsQ4KPacked(weights, rowBytes, rows, y, r0, r1); return;
                 case TilePath.Q4_K: RunRowsK(&Q4KTile.Multiply, weights, rowBytes, rows, y, r0, r1); return;
                 case TilePath.Q6_K: RunRowsK(&Q6KTile.Multiply, weights, rowBytes, rows, y, r0, r1); return;
             }
@@ -277,6 +279,30 @@ public static unsafe class QuantizedMatMul
             for (; r < r1; r++)
                 for (int b = 0; b < batch; b++)
                     y[(long)b * rows + r] = kernel(weights + r * rowBytes, _act + b * _actBytes, Cols);
+        }
+
+        /// <summary>Q4_K with three or more activation rows: each 4-row tile is unpacked once (<see cref="Q4KTile.Pack"/>,
+        /// into a thread-local buffer that stays in L1/L2) and then multiplied with every pair of activation rows.</summary>
+        private void RunRowsQ4KPacked(byte* weights, long rowBytes, int rows, float* y, int r0, int r1)
+        {
+            int nb = Cols / 256, batch = Batch;
+            int need = nb * Q4KTile.PackedBlockBytes + 64;
+            if (t_packed == null || t_packed.Length < need) t_packed = new byte[need];
+            fixed (byte* raw = t_packed)
+            {
+                byte* packed = (byte*)(((nint)raw + 63) & ~(nint)63);
+                int r = r0;
+                for (; r + 4 <= r1; r += 4)
+                {
+                    Q4KTile.Pack(weights + r * rowBytes, rowBytes, nb, packed);
+                    for (int b = 0; b < batch; b += 2)
+                        Q4KTile.MultiplyPacked(packed, _act + b * _actBytes, _actBytes, Math.Min(2, batch - b), nb, y + (long)b * rows + r, rows);
+                }
+                var kernel = _kernel;
+                for (; r < r1; r++)
+                    for (int b = 0; b < batch; b++)
+                        y[(long)b * rows + r] = kernel(weights + r * rowBytes, _act + b * _actBytes, Cols);
+            }
         }
 
         /// <summary>K-quants: tiles of 4 weight rows x up to 2 activation rows (<see cref="Q4KTile"/>, <see cref="Q6KTile"/>).</summary>
