@@ -24,12 +24,20 @@ internal sealed unsafe class MappedFile : IDisposable
     /// <summary>First byte of the mapping; null after <see cref="Dispose"/>.</summary>
     public byte* Pointer { get; private set; }
 
+    /// <summary>The size of the file <paramref name="path"/> names, following symbolic links (model caches such as
+    /// Hugging Face's are links; <see cref="FileInfo.Length"/> would give the link's own size).</summary>
+    internal static long LengthOf(string path)
+    {
+        using var f = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 1);
+        return f.Length;
+    }
+
     /// <summary>Maps <paramref name="path"/>; <paramref name="what"/> names the expected format in messages.</summary>
     public static MappedFile Open(string path, string what)
     {
         if (Directory.Exists(path)) throw new ModelFormatException(path, $"is a directory, not a {what} file");
         if (!File.Exists(path)) throw new ModelFormatException(path, "file not found");
-        long length = new FileInfo(path).Length;
+        long length = LengthOf(path);
         if (length == 0) throw new ModelFormatException(path, "file is empty (0 bytes)");
         var file = new MappedFile(path, length);
         try

@@ -60,7 +60,7 @@ public sealed unsafe class GgufFile : IDisposable
     {
         if (Directory.Exists(path)) throw new ModelFormatException(path, "is a directory, not a GGUF file");
         if (!File.Exists(path)) throw new ModelFormatException(path, "file not found");
-        long length = new FileInfo(path).Length;
+        long length = MappedFile.LengthOf(path);
         // An empty file cannot be memory-mapped at all, so it needs its own message rather than an IOException.
         if (length == 0) throw new ModelFormatException(path, "file is empty (0 bytes)");
         if (length < 24)

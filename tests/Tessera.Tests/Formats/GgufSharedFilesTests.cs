@@ -14,6 +14,24 @@ public class GgufSharedFilesTests
             .Select(p => Path.GetRelativePath(SharedData.Path(), p))
             .Order(StringComparer.Ordinal);
 
+    /// <summary>Model caches (Hugging Face's among them) hand out symbolic links; the link's own size is not the file's.</summary>
+    [Test]
+    public void OpensThroughASymbolicLink()
+    {
+        string target = SharedData.Path("models/tinystories-656k-q8_0.gguf");
+        string link = Path.Combine(Path.GetTempPath(), $"tessera-link-{Guid.NewGuid():N}.gguf");
+        try
+        {
+            try { File.CreateSymbolicLink(link, target); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { Assert.Ignore($"cannot create a symbolic link here: {e.Message}"); }
+            using var viaLink = GgufFile.Open(link);
+            using var direct = GgufFile.Open(target);
+            Assert.That(viaLink.FileLength, Is.EqualTo(direct.FileLength).And.EqualTo(new FileInfo(target).Length));
+            Assert.That(viaLink.Tensors.Count, Is.EqualTo(direct.Tensors.Count));
+        }
+        finally { File.Delete(link); }
+    }
+
     [Test]
     public void ThereAreFilesToCheck() => Assert.That(SharedGgufFiles().Count(), Is.GreaterThanOrEqualTo(25));
 
