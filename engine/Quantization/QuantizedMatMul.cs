@@ -255,6 +255,13 @@ public static unsafe class QuantizedMatMul
                 case TilePath.Q4_K: RunRowsK(&Q4KTile.Multiply, weights, rowBytes, rows, y, r0, r1); return;
                 case TilePath.Q6_K: RunRowsK(&Q6KTile.Multiply, weights, rowBytes, rows, y, r0, r1); return;
             }
+            RunPairs(weights, rowBytes, rows, y, r0, r1);
+        }
+
+        /// <summary>Every (weight row, activation row) pair through the single-pair kernel: the untiled path, and the
+        /// rows a tile leaves over.</summary>
+        private void RunPairs(byte* weights, long rowBytes, int rows, float* y, int r0, int r1)
+        {
             var kernel = _kernel;
             int cols = Cols, batch = Batch;
             for (int r = r0; r < r1; r++)
@@ -275,10 +282,7 @@ public static unsafe class QuantizedMatMul
                 for (int b = 0; b < batch; b += 2)
                     Q8Tile.Multiply<TW>(weights + r * rowBytes, rowBytes, _act + b * _actBytes, _actBytes,
                         Math.Min(2, batch - b), nb, y + (long)b * rows + r, rows);
-            var kernel = _kernel;
-            for (; r < r1; r++)
-                for (int b = 0; b < batch; b++)
-                    y[(long)b * rows + r] = kernel(weights + r * rowBytes, _act + b * _actBytes, Cols);
+            RunPairs(weights, rowBytes, rows, y, r, r1);
         }
 
         /// <summary>Q4_K with three or more activation rows: each 4-row tile is unpacked once (<see cref="Q4KTile.Pack"/>,
@@ -298,10 +302,7 @@ public static unsafe class QuantizedMatMul
                     for (int b = 0; b < batch; b += 2)
                         Q4KTile.MultiplyPacked(packed, _act + b * _actBytes, _actBytes, Math.Min(2, batch - b), nb, y + (long)b * rows + r, rows);
                 }
-                var kernel = _kernel;
-                for (; r < r1; r++)
-                    for (int b = 0; b < batch; b++)
-                        y[(long)b * rows + r] = kernel(weights + r * rowBytes, _act + b * _actBytes, Cols);
+                RunPairs(weights, rowBytes, rows, y, r, r1);
             }
         }
 
@@ -315,10 +316,7 @@ public static unsafe class QuantizedMatMul
                 for (int b = 0; b < batch; b += 2)
                     tile(weights + r * rowBytes, rowBytes, _act + b * _actBytes, _actBytes,
                         Math.Min(2, batch - b), nb, y + (long)b * rows + r, rows);
-            var kernel = _kernel;
-            for (; r < r1; r++)
-                for (int b = 0; b < batch; b++)
-                    y[(long)b * rows + r] = kernel(weights + r * rowBytes, _act + b * _actBytes, Cols);
+            RunPairs(weights, rowBytes, rows, y, r, r1);
         }
 
         /// <summary>F16 weights, several activation rows: four weight rows are widened to floats (thread-local buffer,
