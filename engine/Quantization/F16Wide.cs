@@ -172,18 +172,28 @@ internal static unsafe class F16Wide
     /// <summary>Widens a weight row for <see cref="DotWidened4"/> (exact).</summary>
     public static void WidenRow(byte* w, float* dst, int n) => F16.Dequantize(w, dst, n);
 
-    /// <summary>16 halves to floats, exactly. Sign-extending the 16 bits and shifting by 13 puts the sign in bit 31 (and
-    /// copies of it in bits 30..28, cleared), the exponent and mantissa under the float's; multiplying by 2^112 then
-    /// rebiases the exponent, exact for normals and subnormals alike, sign included. Only infinities and NaNs (exponent
-    /// 31) need a patch: the float exponent is set to all ones. Seven integer/float ops per 16 values.</summary>
+    /// <summary>16 halves to floats, exactly, in integer steps plus one float subtraction of normal numbers
+    /// (F. Giesen's conversion). Sign-extending the 16 bits and shifting by 13 puts the half's exponent and mantissa
+    /// under the float's; adding (127 - 15) &lt;&lt; 23 rebiases normals; infinities and NaNs (exponent 31) get the rest
+    /// of the exponent; for zeros and subnormals, 2^-14 · (1 + m/1024) - 2^-14 = m · 2^-24 exactly (Sterbenz); the
+    /// sign-extended top bit is the sign.
+    /// <para>Why not the shorter multiply by 2^112: a subnormal half becomes a denormal float there, and an Intel core
+    /// takes a microcode assist of ~150 cycles on every multiply with a denormal operand. Weights of std 0.02 hold
+    /// 0.24% subnormal halves, so 4% of 16-value chunks have one, and F16 decode ran 1.8-2.2x slower than on the same
+    /// weights without them. With this conversion both run at the same speed (a version that branched to it only for
+    /// such chunks was no faster on realistic weights).</para></summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector512<float> Widen16(ushort* p)
     {
-        Vector512<int> t = Vector512.ShiftLeft(Avx512BW.ConvertToVector512Int32(Vector256.Load((short*)p)), 13)
-                           & Vector512.Create(unchecked((int)0x8FFFFFFF));
-        Vector512<float> f = t.AsSingle() * Vector512.Create(5.192296858534828e33f); // 2^112
-        Vector512<int> infNan = Vector512.Equals(t & Vector512.Create(0x0F800000), Vector512.Create(0x0F800000));
-        return Vector512.ConditionalSelect(infNan, t | Vector512.Create(0x7F800000), f.AsInt32()).AsSingle();
+        Vector512<int> x = Avx512BW.ConvertToVector512Int32(Vector256.Load((short*)p)); // sign-extended
+        Vector512<int> o = Vector512.ShiftLeft(x, 13) & Vector512.Create(0x0FFFE000);
+        Vector512<int> exp = o & Vector512.Create(0x0F800000);
+        Vector512<int> normal = o + Vector512.Create(0x38000000);
+        Vector512<int> infNan = normal + Vector512.Create(0x38000000);
+        Vector512<int> small = ((o + Vector512.Create(0x38800000)).AsSingle() - Vector512.Create(6.103515625e-05f)).AsInt32();
+        Vector512<int> r = Vector512.ConditionalSelect(Vector512.Equals(exp, Vector512<int>.Zero), small,
+            Vector512.ConditionalSelect(Vector512.Equals(exp, Vector512.Create(0x0F800000)), infNan, normal));
+        return (r | (x & Vector512.Create(int.MinValue))).AsSingle();
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

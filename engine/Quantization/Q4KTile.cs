@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
@@ -20,18 +21,18 @@ internal static unsafe class Q4KTile
 
     // vpermw indices: sub-block s's scale for both rows (row r's 8 scales are lanes 0..7 of the table, row r+1's 8..15),
     // and the mins spread over the 16 bsums (bsum j pairs with min j / 2).
-    private static readonly Vector512<short>[] ScaleIndex = BuildScaleIndex();
+    // Native memory, so that vpermw takes them as memory operands without bounds checks.
+    private static readonly Vector512<short>* ScaleIndex = BuildScaleIndex();
     private static readonly Vector512<short> MinIndex = Vector512.Create(
         (short)0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15);
 
-    private static Vector512<short>[] BuildScaleIndex()
+    private static Vector512<short>* BuildScaleIndex()
     {
-        var idx = new Vector512<short>[8];
-        Span<short> lanes = stackalloc short[32];
+        var idx = (Vector512<short>*)NativeMemory.AlignedAlloc(8 * 64, 64); // lives as long as the process
         for (int s = 0; s < 8; s++)
         {
+            short* lanes = (short*)(idx + s);
             for (int l = 0; l < 32; l++) lanes[l] = (short)(l < 16 ? s : 8 + s);
-            idx[s] = Vector512.Create((ReadOnlySpan<short>)lanes);
         }
         return idx;
     }
@@ -41,12 +42,18 @@ internal static unsafe class Q4KTile
     /// super-blocks per row.</summary>
     public static void Multiply(byte* w, long rowBytes, byte* a, long actBytes, int acts, int nb, float* y, long yStride)
     {
-        uint* u = stackalloc uint[16]; // unpacked scales and mins of the four rows, 16 bytes each: 8 scales, 8 mins
+        if (acts > 1) Run<TwoActs>(w, rowBytes, a, a + actBytes, nb, y, yStride);
+        else Run<OneAct>(w, rowBytes, a, a, nb, y, yStride);
+    }
+
+    // Not inlined into Multiply: the JIT's inlining budget is per method (see Q6KTile.Run).
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void Run<TActs>(byte* w, long rowBytes, byte* a0, byte* a1, int nb, float* y, long yStride)
+        where TActs : struct, IActCount
+    {
         Vector512<float> acc00 = Vector512<float>.Zero, acc01 = acc00, acc10 = acc00, acc11 = acc00; // [act][row pair]
         Vector128<float> mins0 = Vector128<float>.Zero, mins1 = mins0;                                  // [act], lane = row
-        byte* a1base = acts > 1 ? a + actBytes : a;
-        Vector512<short> scaleIdx0 = ScaleIndex[0], scaleIdx1 = ScaleIndex[1], scaleIdx2 = ScaleIndex[2], scaleIdx3 = ScaleIndex[3];
-        Vector512<short> scaleIdx4 = ScaleIndex[4], scaleIdx5 = ScaleIndex[5], scaleIdx6 = ScaleIndex[6], scaleIdx7 = ScaleIndex[7];
+        Vector512<byte> mask = Vector512.Create((byte)0x0F);
         for (int i = 0; i < nb; i++)
         {
             byte* x0 = w + (long)i * Q4_K.BlockBytes, x1 = x0 + rowBytes, x2 = x1 + rowBytes, x3 = x2 + rowBytes;
@@ -59,88 +66,123 @@ internal static unsafe class Q4KTile
             Sse.Prefetch0(x1 + Ahead); Sse.Prefetch0(x1 + Ahead + 64); Sse.Prefetch0(x1 + Ahead + 128);
             Sse.Prefetch0(x2 + Ahead); Sse.Prefetch0(x2 + Ahead + 64); Sse.Prefetch0(x2 + Ahead + 128);
             Sse.Prefetch0(x3 + Ahead); Sse.Prefetch0(x3 + Ahead + 64); Sse.Prefetch0(x3 + Ahead + 128);
-            Q4_K.UnpackScales(x0 + 4, u);
-            Q4_K.UnpackScales(x1 + 4, u + 4);
-            Q4_K.UnpackScales(x2 + 4, u + 8);
-            Q4_K.UnpackScales(x3 + 4, u + 12);
-            // Tables for vpermw: scales of rows (0, 1) and (2, 3), and their mins.
-            Vector512<short> sA = Avx2.ConvertToVector256Int16(Vector128.Create(*(ulong*)u, *(ulong*)(u + 4)).AsByte()).ToVector512Unsafe();
-            Vector512<short> sB = Avx2.ConvertToVector256Int16(Vector128.Create(*(ulong*)(u + 8), *(ulong*)(u + 12)).AsByte()).ToVector512Unsafe();
-            Vector512<short> minA = Avx512BW.PermuteVar32x16(
-                Avx2.ConvertToVector256Int16(Vector128.Create(*(ulong*)(u + 2), *(ulong*)(u + 6)).AsByte()).ToVector512Unsafe(), MinIndex);
-            Vector512<short> minB = Avx512BW.PermuteVar32x16(
-                Avx2.ConvertToVector256Int16(Vector128.Create(*(ulong*)(u + 10), *(ulong*)(u + 14)).AsByte()).ToVector512Unsafe(), MinIndex);
+            var hd = Header.Load(x0, x1, x2, x3);
 
-            byte* y0 = a + (long)i * Q8_K.BlockBytes, y1 = a1base + (long)i * Q8_K.BlockBytes;
+            byte* y0 = a0 + (long)i * Q8_K.BlockBytes, y1 = a1 + (long)i * Q8_K.BlockBytes;
             Vector512<int> i00 = Vector512<int>.Zero, i01 = i00, i10 = i00, i11 = i00;
             for (int j = 0; j < 4; j++)
             {
-                Vector512<short> scLoA, scHiA, scLoB, scHiB;
-                switch (j)
-                {
-                    case 0: scLoA = Avx512BW.PermuteVar32x16(sA, scaleIdx0); scHiA = Avx512BW.PermuteVar32x16(sA, scaleIdx1);
-                            scLoB = Avx512BW.PermuteVar32x16(sB, scaleIdx0); scHiB = Avx512BW.PermuteVar32x16(sB, scaleIdx1); break;
-                    case 1: scLoA = Avx512BW.PermuteVar32x16(sA, scaleIdx2); scHiA = Avx512BW.PermuteVar32x16(sA, scaleIdx3);
-                            scLoB = Avx512BW.PermuteVar32x16(sB, scaleIdx2); scHiB = Avx512BW.PermuteVar32x16(sB, scaleIdx3); break;
-                    case 2: scLoA = Avx512BW.PermuteVar32x16(sA, scaleIdx4); scHiA = Avx512BW.PermuteVar32x16(sA, scaleIdx5);
-                            scLoB = Avx512BW.PermuteVar32x16(sB, scaleIdx4); scHiB = Avx512BW.PermuteVar32x16(sB, scaleIdx5); break;
-                    default: scLoA = Avx512BW.PermuteVar32x16(sA, scaleIdx6); scHiA = Avx512BW.PermuteVar32x16(sA, scaleIdx7);
-                            scLoB = Avx512BW.PermuteVar32x16(sB, scaleIdx6); scHiB = Avx512BW.PermuteVar32x16(sB, scaleIdx7); break;
-                }
+                // The scale index comes from memory (vpermw's memory operand), so the four steps are one loop body.
+                Vector512<short> scLoA = Avx512BW.PermuteVar32x16(hd.ScalesA, ScaleIndex[2 * j]);
+                Vector512<short> scHiA = Avx512BW.PermuteVar32x16(hd.ScalesA, ScaleIndex[2 * j + 1]);
+                Vector512<short> scLoB = Avx512BW.PermuteVar32x16(hd.ScalesB, ScaleIndex[2 * j]);
+                Vector512<short> scHiB = Avx512BW.PermuteVar32x16(hd.ScalesB, ScaleIndex[2 * j + 1]);
                 Vector512<byte> qA = Vector512.Create(Vector256.Load(x0 + 16 + 32 * j), Vector256.Load(x1 + 16 + 32 * j));
                 Vector512<byte> qB = Vector512.Create(Vector256.Load(x2 + 16 + 32 * j), Vector256.Load(x3 + 16 + 32 * j));
-                Vector512<byte> mask = Vector512.Create((byte)0x0F);
                 Vector512<byte> loA = qA & mask, hiA = Vector512.ShiftRightLogical(qA.AsUInt16(), 4).AsByte() & mask;
                 Vector512<byte> loB = qB & mask, hiB = Vector512.ShiftRightLogical(qB.AsUInt16(), 4).AsByte() & mask;
 
-                Vector256<sbyte> ql = Vector256.Load((sbyte*)(y0 + Q8_K.QsOffset + 64 * j));
-                Vector256<sbyte> qh = Vector256.Load((sbyte*)(y0 + Q8_K.QsOffset + 64 * j + 32));
-                Vector512<sbyte> l0 = Vector512.Create(ql, ql), h0 = Vector512.Create(qh, qh);
-                i00 += Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(loA, l0), scLoA)
-                     + Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(hiA, h0), scHiA);
-                i01 += Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(loB, l0), scLoB)
-                     + Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(hiB, h0), scHiB);
-                if (acts < 2) continue;
-                ql = Vector256.Load((sbyte*)(y1 + Q8_K.QsOffset + 64 * j));
-                qh = Vector256.Load((sbyte*)(y1 + Q8_K.QsOffset + 64 * j + 32));
-                Vector512<sbyte> l1 = Vector512.Create(ql, ql), h1 = Vector512.Create(qh, qh);
-                i10 += Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(loA, l1), scLoA)
-                     + Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(hiA, h1), scHiA);
-                i11 += Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(loB, l1), scLoB)
-                     + Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(hiB, h1), scHiB);
+                Vector512<sbyte> l0 = Broadcast(y0 + Q8_K.QsOffset + 64 * j), h0 = Broadcast(y0 + Q8_K.QsOffset + 64 * j + 32);
+                i00 += Products(loA, hiA, l0, h0, scLoA, scHiA);
+                i01 += Products(loB, hiB, l0, h0, scLoB, scHiB);
+                if (!TActs.Two) continue;
+                Vector512<sbyte> l1 = Broadcast(y1 + Q8_K.QsOffset + 64 * j), h1 = Broadcast(y1 + Q8_K.QsOffset + 64 * j + 32);
+                i10 += Products(loA, hiA, l1, h1, scLoA, scHiA);
+                i11 += Products(loB, hiB, l1, h1, scLoB, scHiB);
             }
-
-            Vector512<float> dA = Vector512.Create(Vector256.Create(Fp16.Load(x0)), Vector256.Create(Fp16.Load(x1)));
-            Vector512<float> dB = Vector512.Create(Vector256.Create(Fp16.Load(x2)), Vector256.Create(Fp16.Load(x3)));
-            Vector128<float> dmin = Vector128.Create(Fp16.Load(x0 + 2), Fp16.Load(x1 + 2), Fp16.Load(x2 + 2), Fp16.Load(x3 + 2));
 
             float yd = *(float*)y0;
             Vector256<short> bs = Vector256.Load((short*)(y0 + Q8_K.BsumsOffset));
             Vector512<short> bs2 = Vector512.Create(bs, bs);
-            Vector512<int> mA = Avx512BW.MultiplyAddAdjacent(bs2, minA), mB = Avx512BW.MultiplyAddAdjacent(bs2, minB);
-            acc00 = Avx512F.FusedMultiplyAdd(dA * yd, Avx512F.ConvertToVector512Single(i00), acc00);
-            acc01 = Avx512F.FusedMultiplyAdd(dB * yd, Avx512F.ConvertToVector512Single(i01), acc01);
-            mins0 += dmin * yd * Vector128.ConvertToSingle(RowSums(mA, mB));
-            if (acts < 2) continue;
+            Vector512<int> mA = Avx512BW.MultiplyAddAdjacent(bs2, hd.MinsA), mB = Avx512BW.MultiplyAddAdjacent(bs2, hd.MinsB);
+            acc00 = Avx512F.FusedMultiplyAdd(hd.DA * yd, Avx512F.ConvertToVector512Single(i00), acc00);
+            acc01 = Avx512F.FusedMultiplyAdd(hd.DB * yd, Avx512F.ConvertToVector512Single(i01), acc01);
+            mins0 += hd.Dmin * yd * Vector128.ConvertToSingle(RowSums(mA, mB));
+            if (!TActs.Two) continue;
 
             yd = *(float*)y1;
             bs = Vector256.Load((short*)(y1 + Q8_K.BsumsOffset));
             bs2 = Vector512.Create(bs, bs);
-            mA = Avx512BW.MultiplyAddAdjacent(bs2, minA);
-            mB = Avx512BW.MultiplyAddAdjacent(bs2, minB);
-            acc10 = Avx512F.FusedMultiplyAdd(dA * yd, Avx512F.ConvertToVector512Single(i10), acc10);
-            acc11 = Avx512F.FusedMultiplyAdd(dB * yd, Avx512F.ConvertToVector512Single(i11), acc11);
-            mins1 += dmin * yd * Vector128.ConvertToSingle(RowSums(mA, mB));
+            mA = Avx512BW.MultiplyAddAdjacent(bs2, hd.MinsA);
+            mB = Avx512BW.MultiplyAddAdjacent(bs2, hd.MinsB);
+            acc10 = Avx512F.FusedMultiplyAdd(hd.DA * yd, Avx512F.ConvertToVector512Single(i10), acc10);
+            acc11 = Avx512F.FusedMultiplyAdd(hd.DB * yd, Avx512F.ConvertToVector512Single(i11), acc11);
+            mins1 += hd.Dmin * yd * Vector128.ConvertToSingle(RowSums(mA, mB));
         }
         y[0] = SimdHelpers.HSum(acc00.GetLower()) - mins0[0];
         y[1] = SimdHelpers.HSum(acc00.GetUpper()) - mins0[1];
         y[2] = SimdHelpers.HSum(acc01.GetLower()) - mins0[2];
         y[3] = SimdHelpers.HSum(acc01.GetUpper()) - mins0[3];
-        if (acts < 2) return;
+        if (!TActs.Two) return;
         y[yStride] = SimdHelpers.HSum(acc10.GetLower()) - mins1[0];
         y[yStride + 1] = SimdHelpers.HSum(acc10.GetUpper()) - mins1[1];
         y[yStride + 2] = SimdHelpers.HSum(acc11.GetLower()) - mins1[2];
         y[yStride + 3] = SimdHelpers.HSum(acc11.GetUpper()) - mins1[3];
+    }
+
+    /// <summary>32 activations of a Q8_K row in both halves of a register (one per weight row of a pair).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<sbyte> Broadcast(byte* p) { Vector256<sbyte> v = Vector256.Load((sbyte*)p); return Vector512.Create(v, v); }
+
+    /// <summary>Two sub-blocks of a row pair: Σ scale · (nibble · activation), as Q4_K.DotAvx2 forms it per lane.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<int> Products(Vector512<byte> lo, Vector512<byte> hi, Vector512<sbyte> l, Vector512<sbyte> h,
+        Vector512<short> scLo, Vector512<short> scHi)
+        => Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(lo, l), scLo)
+         + Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(hi, h), scHi);
+
+    /// <summary>The first 16 bytes of a super-block of four rows (d, dmin and the 12 bytes of packed 6-bit scales and
+    /// mins), decoded together: the four rows' headers are transposed so that each 32-bit lane is one row, ggml's
+    /// <c>utmp</c> unpacking then runs on the four rows at once, and the halves are widened exactly (no F16C in .NET)
+    /// — the same values <see cref="Q4_K.UnpackScales"/> and <see cref="Fp16.Load"/> give row by row.</summary>
+    private readonly struct Header
+    {
+        /// <summary>Scales (as shorts) of rows 0 and 1 (lanes 0..7, 8..15) and 2 and 3, the table vpermw spreads.</summary>
+        public readonly Vector512<short> ScalesA, ScalesB;
+        /// <summary>Mins spread over the 16 bsums (bsum j pairs with min j / 2), rows 0 and 1, and 2 and 3.</summary>
+        public readonly Vector512<short> MinsA, MinsB;
+        /// <summary>d of rows 0 and 1 (8 lanes each), and of rows 2 and 3.</summary>
+        public readonly Vector512<float> DA, DB;
+        /// <summary>dmin of the four rows.</summary>
+        public readonly Vector128<float> Dmin;
+
+        private Header(Vector512<short> scalesA, Vector512<short> scalesB, Vector512<short> minsA, Vector512<short> minsB,
+            Vector512<float> dA, Vector512<float> dB, Vector128<float> dmin)
+        {
+            ScalesA = scalesA; ScalesB = scalesB; MinsA = minsA; MinsB = minsB; DA = dA; DB = dB; Dmin = dmin;
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Header Load(byte* x0, byte* x1, byte* x2, byte* x3)
+        {
+            // Rows as [h, u0, u1, u2] (h = d | dmin << 16), transposed to h, u0, u1, u2 of the four rows.
+            Vector128<uint> r0 = Vector128.Load((uint*)x0), r1 = Vector128.Load((uint*)x1);
+            Vector128<uint> r2 = Vector128.Load((uint*)x2), r3 = Vector128.Load((uint*)x3);
+            Vector128<ulong> t0 = Sse2.UnpackLow(r0, r1).AsUInt64(), t1 = Sse2.UnpackHigh(r0, r1).AsUInt64();
+            Vector128<ulong> t2 = Sse2.UnpackLow(r2, r3).AsUInt64(), t3 = Sse2.UnpackHigh(r2, r3).AsUInt64();
+            Vector128<uint> h = Sse2.UnpackLow(t0, t2).AsUInt32(), u0 = Sse2.UnpackHigh(t0, t2).AsUInt32();
+            Vector128<uint> u1 = Sse2.UnpackLow(t1, t3).AsUInt32(), u2 = Sse2.UnpackHigh(t1, t3).AsUInt32();
+
+            // ggml's utmp steps (Q4_K.UnpackScales): scales 0-3, scales 4-7, mins 0-3, mins 4-7 of each row.
+            Vector128<uint> k1 = Vector128.Create(0x3f3f3f3fu), k2 = Vector128.Create(0x0f0f0f0fu), k3 = Vector128.Create(0x03030303u);
+            Vector128<uint> sLo = u0 & k1;
+            Vector128<uint> sHi = (u2 & k2) | Vector128.ShiftLeft(Vector128.ShiftRightLogical(u0, 6) & k3, 4);
+            Vector128<uint> mLo = u1 & k1;
+            Vector128<uint> mHi = (Vector128.ShiftRightLogical(u2, 4) & k2) | Vector128.ShiftLeft(Vector128.ShiftRightLogical(u1, 6) & k3, 4);
+            // Interleaving low and high words gives each row's 8 bytes in order: rows 0, 1 from the low lanes, 2, 3 from the high.
+            Vector512<short> scalesA = Avx2.ConvertToVector256Int16(Sse2.UnpackLow(sLo, sHi).AsByte()).ToVector512Unsafe();
+            Vector512<short> scalesB = Avx2.ConvertToVector256Int16(Sse2.UnpackHigh(sLo, sHi).AsByte()).ToVector512Unsafe();
+            Vector512<short> minsA = Avx512BW.PermuteVar32x16(Avx2.ConvertToVector256Int16(Sse2.UnpackLow(mLo, mHi).AsByte()).ToVector512Unsafe(), MinIndex);
+            Vector512<short> minsB = Avx512BW.PermuteVar32x16(Avx2.ConvertToVector256Int16(Sse2.UnpackHigh(mLo, mHi).AsByte()).ToVector512Unsafe(), MinIndex);
+
+            // d of the four rows in lanes 0..3, dmin in 4..7, widened exactly; d spread over the row pairs' halves.
+            Vector256<float> dd = F16.ToSingle(Vector256.Create(h & Vector128.Create(0xFFFFu), Vector128.ShiftRightLogical(h, 16)));
+            Vector512<float> d16 = dd.ToVector512Unsafe();
+            return new Header(scalesA, scalesB, minsA, minsB,
+                Avx512F.PermuteVar16x32(d16, Vector512.Create(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1)),
+                Avx512F.PermuteVar16x32(d16, Vector512.Create(2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3)),
+                dd.GetUpper());
+        }
     }
 
     /// <summary>Bytes <see cref="Pack"/> writes per super-block of a 4-row tile (a multiple of 64, for aligned loads).</summary>
@@ -156,18 +198,12 @@ internal static unsafe class Q4KTile
     /// <see cref="Multiply"/> computes in registers, so the results are the same bit for bit.</summary>
     public static void Pack(byte* w, long rowBytes, int nb, byte* packed)
     {
-        uint* u = stackalloc uint[16];
         Vector512<byte> mask = Vector512.Create((byte)0x0F);
         for (int i = 0; i < nb; i++)
         {
             byte* x0 = w + (long)i * Q4_K.BlockBytes, x1 = x0 + rowBytes, x2 = x1 + rowBytes, x3 = x2 + rowBytes;
             byte* o = packed + (long)i * PackedBlockBytes;
-            Q4_K.UnpackScales(x0 + 4, u);
-            Q4_K.UnpackScales(x1 + 4, u + 4);
-            Q4_K.UnpackScales(x2 + 4, u + 8);
-            Q4_K.UnpackScales(x3 + 4, u + 12);
-            Vector512<short> sA = Avx2.ConvertToVector256Int16(Vector128.Create(*(ulong*)u, *(ulong*)(u + 4)).AsByte()).ToVector512Unsafe();
-            Vector512<short> sB = Avx2.ConvertToVector256Int16(Vector128.Create(*(ulong*)(u + 8), *(ulong*)(u + 12)).AsByte()).ToVector512Unsafe();
+            var hd = Header.Load(x0, x1, x2, x3);
             for (int j = 0; j < 4; j++)
             {
                 Vector512<byte> qA = Vector512.Create(Vector256.Load(x0 + 16 + 32 * j), Vector256.Load(x1 + 16 + 32 * j));
@@ -176,18 +212,16 @@ internal static unsafe class Q4KTile
                 (Vector512.ShiftRightLogical(qA.AsUInt16(), 4).AsByte() & mask).StoreAligned(o + 256 * j + 64);
                 (qB & mask).StoreAligned(o + 256 * j + 128);
                 (Vector512.ShiftRightLogical(qB.AsUInt16(), 4).AsByte() & mask).StoreAligned(o + 256 * j + 192);
-                Avx512BW.PermuteVar32x16(sA, ScaleIndex[2 * j]).StoreAligned((short*)(o + ScalesAt + 256 * j));
-                Avx512BW.PermuteVar32x16(sA, ScaleIndex[2 * j + 1]).StoreAligned((short*)(o + ScalesAt + 256 * j + 64));
-                Avx512BW.PermuteVar32x16(sB, ScaleIndex[2 * j]).StoreAligned((short*)(o + ScalesAt + 256 * j + 128));
-                Avx512BW.PermuteVar32x16(sB, ScaleIndex[2 * j + 1]).StoreAligned((short*)(o + ScalesAt + 256 * j + 192));
+                Avx512BW.PermuteVar32x16(hd.ScalesA, ScaleIndex[2 * j]).StoreAligned((short*)(o + ScalesAt + 256 * j));
+                Avx512BW.PermuteVar32x16(hd.ScalesA, ScaleIndex[2 * j + 1]).StoreAligned((short*)(o + ScalesAt + 256 * j + 64));
+                Avx512BW.PermuteVar32x16(hd.ScalesB, ScaleIndex[2 * j]).StoreAligned((short*)(o + ScalesAt + 256 * j + 128));
+                Avx512BW.PermuteVar32x16(hd.ScalesB, ScaleIndex[2 * j + 1]).StoreAligned((short*)(o + ScalesAt + 256 * j + 192));
             }
-            Avx512BW.PermuteVar32x16(Avx2.ConvertToVector256Int16(Vector128.Create(*(ulong*)(u + 2), *(ulong*)(u + 6)).AsByte()).ToVector512Unsafe(), MinIndex)
-                .StoreAligned((short*)(o + MinsAt));
-            Avx512BW.PermuteVar32x16(Avx2.ConvertToVector256Int16(Vector128.Create(*(ulong*)(u + 10), *(ulong*)(u + 14)).AsByte()).ToVector512Unsafe(), MinIndex)
-                .StoreAligned((short*)(o + MinsAt + 64));
-            Vector512.Create(Vector256.Create(Fp16.Load(x0)), Vector256.Create(Fp16.Load(x1))).StoreAligned((float*)(o + DAt));
-            Vector512.Create(Vector256.Create(Fp16.Load(x2)), Vector256.Create(Fp16.Load(x3))).StoreAligned((float*)(o + DAt + 64));
-            Vector128.Create(Fp16.Load(x0 + 2), Fp16.Load(x1 + 2), Fp16.Load(x2 + 2), Fp16.Load(x3 + 2)).StoreAligned((float*)(o + DminAt));
+            hd.MinsA.StoreAligned((short*)(o + MinsAt));
+            hd.MinsB.StoreAligned((short*)(o + MinsAt + 64));
+            hd.DA.StoreAligned((float*)(o + DAt));
+            hd.DB.StoreAligned((float*)(o + DAt + 64));
+            hd.Dmin.StoreAligned((float*)(o + DminAt));
         }
     }
 

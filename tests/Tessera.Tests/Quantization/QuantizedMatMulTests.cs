@@ -66,6 +66,66 @@ public class QuantizedMatMulTests
         }
     }
 
+    /// <summary>Scales and weights in the F16 subnormal range (below 2^-14), which the vectorized half conversions must
+    /// widen exactly without float arithmetic on denormals: the tiles' (K-quant headers decoded four rows at a time,
+    /// F16 weights widened 16 at a time) results must still equal the single-pair kernel's, which reads halves through
+    /// the exact table. Realistic weights hold such values: F16 weights of std 0.02 have 0.24% subnormal halves, and a
+    /// Q4_K super-block's d is about max|w| / 945.</summary>
+    [TestCase(GgmlType.Q4_K, 1)]
+    [TestCase(GgmlType.Q4_K, 3)]
+    [TestCase(GgmlType.Q6_K, 1)]
+    [TestCase(GgmlType.Q6_K, 2)]
+    [TestCase(GgmlType.Q8_0, 2)]
+    [TestCase(GgmlType.F16, 4)] // batch 1 is F16Wide.Dot itself; the exhaustive widening test covers it
+    public void SubnormalHalves_MatchSinglePairKernel(GgmlType type, int batch)
+    {
+        const int rows = 9, cols = 512;
+        var rng = new Random(77 + batch);
+        int rb = (int)GgmlTypeInfo.RowBytes(type, cols);
+        byte[] weights = new byte[rows * rb];
+        for (int r = 0; r < rows; r++) QuantTestUtil.RandomRow(type, cols, rng).CopyTo(weights, r * rb);
+        int subnormals = 0;
+        if (type == GgmlType.F16)
+        {
+            // every third weight subnormal, every 97th a zero, both signs
+            for (int i = 0; i < rows * cols; i++)
+            {
+                int sign = rng.Next(2) << 15;
+                if (i % 3 == 0) { BitConverter.TryWriteBytes(weights.AsSpan(2 * i), (ushort)(sign | rng.Next(1, 0x400))); subnormals++; }
+                else if (i % 97 == 0) BitConverter.TryWriteBytes(weights.AsSpan(2 * i), (ushort)sign);
+            }
+        }
+        else
+        {
+            // the half scale fields of every other block subnormal: d (and dmin) at offsets the layout fixes
+            int bb = GgmlTypeInfo.BlockBytes(type);
+            int[] fields = type switch { GgmlType.Q4_K => [0, 2], GgmlType.Q6_K => [208], _ => [0] };
+            for (int blk = 0; blk < weights.Length / bb; blk += 2)
+                foreach (int off in fields)
+                {
+                    BitConverter.TryWriteBytes(weights.AsSpan(blk * bb + off), (ushort)rng.Next(1, 0x400));
+                    subnormals++;
+                }
+        }
+        Assert.That(subnormals, Is.GreaterThan(0));
+        float[] x = QuantTestUtil.RandomFloats(batch * cols, rng, 2f);
+        float[] y = new float[batch * rows];
+        QuantizedMatMul.Multiply(type, weights, rows, cols, x, batch, y, new byte[QuantizedMatMul.ScratchBytes(type, cols, batch)]);
+        for (int b = 0; b < batch; b++)
+        {
+            float[] xb = x.AsSpan(b * cols, cols).ToArray();
+            byte[] a = type == GgmlType.F16 ? [] : QuantTestUtil.QuantizeActivations(type, xb);
+            for (int r = 0; r < rows; r++)
+            {
+                byte[] w = weights.AsSpan(r * rb, rb).ToArray();
+                float want = type == GgmlType.F16 ? F16WideDot(w, xb) : VecDot.Compute(type, w, a, cols);
+                Assert.That(float.IsFinite(want) && want != 0, $"row {r}: a degenerate reference {want}");
+                Assert.That(BitConverter.SingleToInt32Bits(y[b * rows + r]), Is.EqualTo(BitConverter.SingleToInt32Bits(want)),
+                    $"y[{b},{r}] = {y[b * rows + r]}, the single-pair kernel gives {want}");
+            }
+        }
+    }
+
     /// <summary>The F16 single-pair kernel, widening on the fly, over the activations rounded to F16.</summary>
     private static unsafe float F16WideDot(byte[] w, float[] x)
     {
