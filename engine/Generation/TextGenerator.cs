@@ -58,6 +58,9 @@ public sealed class TextGenerator(LlamaModel model, Tokenizer tokenizer)
         sw.Restart();
 
         int[] one = new int[1];
+        // On CUDA the decode step is captured once as a graph and replayed per token, as bench and golden run it.
+        using var graph = model.Backend is Backends.Cuda.CudaBackend && Backends.Cuda.CudaDecodeGraph.Enabled
+            ? new Backends.Cuda.CudaDecodeGraph(model, state) : null;
         // Log-probabilities come from the raw logits; the sampler's penalties change them in place, so keep a copy.
         float[]? raw = options.LogProbs is null ? null : new float[state.Logits.Length];
         stats.FinishReason = FinishReason.MaxTokens;
@@ -87,8 +90,8 @@ public sealed class TextGenerator(LlamaModel model, Tokenizer tokenizer)
                 stats.FinishReason = FinishReason.ContextFull;
                 break;
             }
-            one[0] = token;
-            model.Forward(state, one);
+            if (graph is null) { one[0] = token; model.Forward(state, one); }
+            else graph.Step(token);
             stats.GenerationTime = sw.Elapsed;
         }
         stats.GenerationTime = sw.Elapsed;

@@ -120,9 +120,11 @@ internal static unsafe class Q4KTile
         y[yStride + 3] = SimdHelpers.HSum(acc11.GetUpper()) - mins1[3];
     }
 
-    /// <summary>32 activations of a Q8_K row in both halves of a register (one per weight row of a pair).</summary>
+    /// <summary>32 activations of a Q8_K row in both halves of a register (one per weight row of a pair): one
+    /// vbroadcasti64x4 from memory, which runs on a load port, where a load and an insert would take a shuffle-port
+    /// slot from the products.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<sbyte> Broadcast(byte* p) { Vector256<sbyte> v = Vector256.Load((sbyte*)p); return Vector512.Create(v, v); }
+    internal static Vector512<sbyte> Broadcast(byte* p) => Avx512F.BroadcastVector256ToVector512((long*)p).AsSByte();
 
     /// <summary>Two sub-blocks of a row pair: Σ scale · (nibble · activation), as Q4_K.DotAvx2 forms it per lane.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -244,17 +246,13 @@ internal static unsafe class Q4KTile
                 Vector512<byte> loB = Vector512.LoadAligned(q + 128), hiB = Vector512.LoadAligned(q + 192);
                 Vector512<short> scLoA = Vector512.LoadAligned(sc), scHiA = Vector512.LoadAligned(sc + 32);
                 Vector512<short> scLoB = Vector512.LoadAligned(sc + 64), scHiB = Vector512.LoadAligned(sc + 96);
-                Vector256<sbyte> ql = Vector256.Load((sbyte*)(y0 + Q8_K.QsOffset + 64 * j));
-                Vector256<sbyte> qh = Vector256.Load((sbyte*)(y0 + Q8_K.QsOffset + 64 * j + 32));
-                Vector512<sbyte> l0 = Vector512.Create(ql, ql), h0 = Vector512.Create(qh, qh);
+                Vector512<sbyte> l0 = Broadcast(y0 + Q8_K.QsOffset + 64 * j), h0 = Broadcast(y0 + Q8_K.QsOffset + 64 * j + 32);
                 i00 += Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(loA, l0), scLoA)
                      + Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(hiA, h0), scHiA);
                 i01 += Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(loB, l0), scLoB)
                      + Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(hiB, h0), scHiB);
                 if (acts < 2) continue;
-                ql = Vector256.Load((sbyte*)(y1 + Q8_K.QsOffset + 64 * j));
-                qh = Vector256.Load((sbyte*)(y1 + Q8_K.QsOffset + 64 * j + 32));
-                Vector512<sbyte> l1 = Vector512.Create(ql, ql), h1 = Vector512.Create(qh, qh);
+                Vector512<sbyte> l1 = Broadcast(y1 + Q8_K.QsOffset + 64 * j), h1 = Broadcast(y1 + Q8_K.QsOffset + 64 * j + 32);
                 i10 += Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(loA, l1), scLoA)
                      + Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(hiA, h1), scHiA);
                 i11 += Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(loB, l1), scLoB)
