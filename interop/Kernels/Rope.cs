@@ -34,14 +34,21 @@ public sealed unsafe class Rope(KernelLibrary library)
         Run(stream, x, rows, heads, headDim, startPos, position.Pointer, 0, theta, adjacentPairs);
     }
 
+    /// <summary>Checks the arguments of <see cref="LaunchRows"/> (the positions live on the device: any value is safe,
+    /// it only sets an angle).</summary>
+    internal static void CheckRows(DeviceSpan<float> x, int rows, int heads, int headDim, DeviceSpan<int> positions, float theta)
+    {
+        Check(x, rows, heads, headDim, 0, theta);
+        if (positions.Pointer == 0) throw new ArgumentException("kernel 'rope_f32': no positions given", nameof(positions));
+        positions.RequireLength(rows, "rope_f32", nameof(positions));
+    }
+
     /// <summary>Rotates x (rows, heads × headDim) in place; row i is at position <paramref name="positions"/>[i] (a
     /// ragged batch: several sequences, each at its own positions).</summary>
     public void LaunchRows(CudaStream stream, DeviceSpan<float> x, int rows, int heads, int headDim, DeviceSpan<int> positions, float theta,
         bool adjacentPairs)
     {
-        Check(x, rows, heads, headDim, 0, theta);
-        if (positions.Pointer == 0) throw new ArgumentException("kernel 'rope_f32': the positions view is empty", nameof(positions));
-        positions.RequireLength(rows, "rope_f32", nameof(positions));
+        CheckRows(x, rows, heads, headDim, positions, theta);
         Run(stream, x, rows, heads, headDim, 0, 0, positions.Pointer, theta, adjacentPairs);
     }
 

@@ -48,20 +48,23 @@ internal sealed class CudaRaggedBatch(CudaContext context, CudaStream stream) : 
         return tiles;
     }
 
-    /// <summary>Builds the layout of <paramref name="batch"/> (checking that its arrays agree with each other) and
-    /// uploads it unless the device already holds exactly this layout.</summary>
-    /// <exception cref="ArgumentException">The batch is empty or inconsistent; the message says where.</exception>
-    public void Use(RaggedBatch batch)
+    /// <summary>Ints of the layout of <paramref name="batch"/>.</summary>
+    /// <exception cref="ArgumentException">The batch is empty or its layout would not fit the staging buffer.</exception>
+    internal static int LayoutLength(RaggedBatch batch)
+    {
+        int seqs = batch.Sequences;
+        if (batch.Rows == 0 || seqs == 0) throw new ArgumentException("the ragged batch is empty", nameof(batch));
+        long length = 2L * batch.Rows + (long)FlashAttention.TileInts * TileCount(batch) + batch.TableStart[seqs - 1] + batch.TableLength[seqs - 1];
+        if (length > MaxInts) throw new ArgumentException($"the ragged batch's layout takes {length} ints, more than {MaxInts}", nameof(batch));
+        return (int)length;
+    }
+
+    /// <summary>Writes the layout of <paramref name="batch"/> into <paramref name="layout"/> (<see cref="LayoutLength"/>
+    /// ints), checking that the batch's arrays agree with each other; returns the tile count.</summary>
+    /// <exception cref="ArgumentException">The batch is inconsistent; the message names the row.</exception>
+    internal static int Layout(RaggedBatch batch, Span<int> layout)
     {
         int rows = batch.Rows, seqs = batch.Sequences;
-        if (rows == 0 || seqs == 0) throw new ArgumentException("the ragged batch is empty", nameof(batch));
-        int entries = batch.TableStart[seqs - 1] + batch.TableLength[seqs - 1];
-        int tiles = TileCount(batch);
-        long length64 = 2L * rows + (long)FlashAttention.TileInts * tiles + entries;
-        if (length64 > MaxInts) throw new ArgumentException($"the ragged batch's layout takes {length64} ints, more than {MaxInts}", nameof(batch));
-        int length = (int)length64;
-        if (_host.Length < length) _host = new int[Grow(length)];
-        var h = _host.AsSpan(0, length);
         int shift = BitOperations.Log2((uint)batch.BlockSize), mask = batch.BlockSize - 1;
         int tile = 2 * rows;
         for (int s = 0; s < seqs; s++)
@@ -72,29 +75,41 @@ internal sealed class CudaRaggedBatch(CudaContext context, CudaStream stream) : 
             {
                 int r = start + i, pos = batch.Positions[r];
                 // The kernels take a sequence's rows as consecutive positions from StartPos (RaggedBatch.Add makes
-                // them so); a batch edited by hand that breaks this would attend with the wrong mask.
+                // them so); a batch edited by hand that broke this would attend with the wrong mask.
                 if (batch.RowSequence[r] != s || pos != pos0 + i)
                     throw new ArgumentException($"ragged batch row {r}: sequence {batch.RowSequence[r]} at position {pos}, expected sequence {s} at {pos0 + i}", nameof(batch));
                 if ((pos >> shift) >= table.Length)
                     throw new ArgumentException($"ragged batch row {r}: position {pos} is past the {table.Length} blocks of sequence {s}'s table", nameof(batch));
                 long slot = ((long)table[pos >> shift] << shift) | (uint)(pos & mask);
                 if ((ulong)slot > int.MaxValue) throw new ArgumentException($"ragged batch row {r}: slot {slot} is outside any pool", nameof(batch));
-                h[r] = pos;
-                h[rows + r] = (int)slot;
+                layout[r] = pos;
+                layout[rows + r] = (int)slot;
             }
             for (int r0 = 0; r0 < count; r0 += FlashAttention.RowsPerBlock)
             {
-                h[tile++] = start + r0;
-                h[tile++] = Math.Min(FlashAttention.RowsPerBlock, count - r0);
-                h[tile++] = pos0 + r0;
-                h[tile++] = batch.TableStart[s];
+                layout[tile++] = start + r0;
+                layout[tile++] = Math.Min(FlashAttention.RowsPerBlock, count - r0);
+                layout[tile++] = pos0 + r0;
+                layout[tile++] = batch.TableStart[s];
             }
         }
-        batch.Tables.AsSpan(0, entries).CopyTo(h[tile..]);
+        int entries = batch.TableStart[seqs - 1] + batch.TableLength[seqs - 1];
+        batch.Tables.AsSpan(0, entries).CopyTo(layout[tile..]);
+        return (tile - 2 * rows) / FlashAttention.TileInts;
+    }
 
-        Rows = rows;
+    /// <summary>Builds the layout of <paramref name="batch"/> and uploads it unless the device already holds exactly
+    /// this layout.</summary>
+    /// <exception cref="ArgumentException">The batch is empty or inconsistent; the message says where.</exception>
+    public void Use(RaggedBatch batch)
+    {
+        int length = LayoutLength(batch);
+        if (_host.Length < length) _host = new int[Grow(length)];
+        var h = _host.AsSpan(0, length);
+        int tiles = Layout(batch, h);
+        Rows = batch.Rows;
         Tiles = tiles;
-        _tableEntries = entries;
+        _tableEntries = length - 2 * Rows - FlashAttention.TileInts * tiles;
         if (length == _uploadedLength && h.SequenceEqual(MemoryMarshal.Cast<byte, int>(_staging!.Span)[..length])) return;
 
         _copied?.Synchronize();  // the last upload's copy out of the staging buffer has finished
