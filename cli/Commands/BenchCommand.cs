@@ -26,9 +26,8 @@ internal static class BenchCommand
         {
             if (r.GetValue(concurrency) is { } levels)
             {
-                if (r.GetValue(threads) != 0) Tessera.Quantization.QuantizedMatMul.MaxThreads = r.GetValue(threads);
                 return Serving(io, r.GetValue(model)!, ParseLengths(levels, "--concurrency"),
-                    ParseLengths(r.GetValue(prompts) ?? "", "--prompt-lengths")[0], r.GetValue(gen), r.GetValue(backend)!);
+                    ParseLengths(r.GetValue(prompts) ?? "", "--prompt-lengths")[0], r.GetValue(gen), r.GetValue(backend)!, r.GetValue(threads));
             }
             var options = new BenchOptions
             {
@@ -88,10 +87,11 @@ internal static class BenchCommand
     }
 
     /// <summary><c>--concurrency</c>: the serving benchmark, as a plain table.</summary>
-    private static int Serving(CliIo io, string path, int[] levels, int prompt, int gen, string backendName)
+    private static int Serving(CliIo io, string path, int[] levels, int prompt, int gen, string backendName, int threads)
     {
-        // The backend first: a missing GPU is reported (exit code 3) before the model is read.
-        using var backend = Tessera.Backends.BackendFactory.Create(backendName);
+        // The backend first: a missing GPU is reported (exit code 3) before the model is read. --threads reaches
+        // the CPU backend (0 = all cores).
+        using var backend = Tessera.Backends.BackendFactory.Create(backendName, threads);
         var results = ServingBench.Run(path, levels, prompt, gen, msg => io.Err.WriteLine(msg), backend);
         var m = MachineInfo.Describe();
         string device = backend is Tessera.Backends.Cuda.CudaBackend cuda ? $"cuda ({cuda.Context.Name}); host " : "cpu; ";
