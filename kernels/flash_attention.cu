@@ -1,9 +1,18 @@
 // Causal flash attention for prefill with grouped-query heads, over a paged F16 KV cache.
-// Paged layout (shared with the serving side): per layer, K and V pools [num_blocks][16][kv_dim] F16; a sequence's
-// block table maps position p to pool block table[p / 16], slot p % 16.
-// Grid (ceil(rows / 16), heads), 128 threads (4 warps). A block takes 16 query rows of one head; each warp 4 of them.
-// Query row i is at position start_pos + i and sees positions 0 .. start_pos + i. Query head h reads key/value head
-// h / (heads / kv_heads). Keys and values go through shared memory one page (16 positions) at a time, and each row
+// Paged layout (shared with the serving side): per layer, K and V pools [num_blocks][block][kv_dim] F16; a sequence's
+// block table maps position p to pool block table[p / block], slot p % block (block = 16 for the contiguous cache).
+// 128 threads (4 warps). A block takes a tile of up to 16 consecutive query rows of one sequence and one head; each
+// warp 4 of them. The tile's row i is at position pos0 + i and sees positions 0 .. pos0 + i of its sequence.
+// Two entry points share the body (fa_tile):
+//   flash_attention_f16        one sequence (prefill over a contiguous cache with an identity table): grid
+//                              (ceil(rows / 16), heads); query row r is at position start_pos + r; 16-position blocks.
+//   flash_attention_f16_paged  a ragged batch: grid (tiles, heads); tile t = tiles[4t .. 4t+3] = (first row, rows
+//                              (1..16), position of the first row, offset of its sequence's block table in tables);
+//                              blocks of 2^block_shift positions (any power of two: the tile's 16 positions may span
+//                              several blocks, so each position is looked up on its own). The host cuts each
+//                              sequence's rows into tiles, so a tile never mixes sequences (causality is per sequence),
+//                              and checks every table entry is inside the pool.
+// Query head h reads key/value head h / (heads / kv_heads). Keys and values go through shared memory one page (16 positions) at a time, and each row
 // keeps an online softmax (running max m, sum l, unnormalized output o in registers), so the scores never leave the
 // chip. As llama.cpp and the decode kernel, q is rounded to F16 before the dot product with the F16 keys.
 // Dynamic shared memory: FA_BQ * head_dim floats (q) + 16 * (head_dim + 1) floats (K; +1 so that the 16 lanes
@@ -11,28 +20,27 @@
 #include "common.cuh"
 
 #define FA_BQ 16      // query rows per block
-#define FA_PAGE 16    // positions per KV page (the paged layout's block size)
+#define FA_PAGE 16    // positions per K/V tile in shared memory (the contiguous cache's block size)
 #define FA_MAXD 256   // largest head_dim: each lane keeps FA_MAXD / 32 output values per row
 #define FA_ROWS 4     // query rows per warp (FA_BQ / 4 warps)
 
-extern "C" __global__ void __launch_bounds__(128) flash_attention_f16(
+__device__ __forceinline__ void fa_tile(
     const float* __restrict__ q, const __half* __restrict__ k_pool, const __half* __restrict__ v_pool,
-    const int* __restrict__ block_table, float* __restrict__ out,
-    int rows, int heads, int kv_heads, int head_dim, int start_pos, float scale) {
+    const int* __restrict__ table, float* __restrict__ out,
+    int r0, int n, int pos0, int heads, int kv_heads, int head_dim, int block_shift, float scale) {
     extern __shared__ float smem[];
     const int hd = head_dim, kst = hd + 1;
     float* qs = smem;                                   // [FA_BQ][hd]
     float* ks = qs + FA_BQ * hd;                        // [FA_PAGE][hd + 1]
     __half* vs = (__half*)(ks + FA_PAGE * kst);         // [FA_PAGE][hd]
-    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-    const int q0 = blockIdx.x * FA_BQ, h = blockIdx.y;
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, h = blockIdx.y;
     const int kvh = h / (heads / kv_heads), kv_dim = kv_heads * hd;
-    const int q_end = min(q0 + FA_BQ, rows);            // rows of this block that exist
-    const int last_pos = start_pos + q_end - 1;         // the furthest position any of them sees
+    const int last_pos = pos0 + n - 1;                  // the furthest position any row of the tile sees
+    const int block_mask = (1 << block_shift) - 1;
 
     for (int i = tid; i < FA_BQ * hd; i += blockDim.x) {
         const int r = i / hd, d = i - r * hd;
-        qs[i] = q0 + r < rows ? __half2float(__float2half_rn(q[((long)(q0 + r) * heads + h) * hd + d])) : 0.0f;
+        qs[i] = r < n ? __half2float(__float2half_rn(q[((long)(r0 + r) * heads + h) * hd + d])) : 0.0f;
     }
 
     float m[FA_ROWS], l[FA_ROWS], o[FA_ROWS][FA_MAXD / 32];
@@ -46,23 +54,30 @@ extern "C" __global__ void __launch_bounds__(128) flash_attention_f16(
     const int key = lane & 15, half_sel = lane >> 4, hd2 = hd >> 1;
 
     for (int page = 0; page * FA_PAGE <= last_pos; ++page) {
-        const long base = (long)block_table[page] * FA_PAGE * kv_dim + kvh * hd;
         __syncthreads();  // the previous page's tiles (and, the first time, nothing) are no longer read
         for (int i = tid; i < FA_PAGE * hd; i += blockDim.x) {
-            const int s = i / hd, d = i - s * hd;
+            const int s = i / hd, d = i - s * hd, p = page * FA_PAGE + s;
             // Slots past the last position were never written (any bits, NaN included): zeros keep p * v finite.
-            const bool live = page * FA_PAGE + s <= last_pos;
-            const long src = base + (long)s * kv_dim + d;
-            ks[s * kst + d] = live ? __half2float(k_pool[src]) : 0.0f;
-            vs[s * hd + d] = live ? v_pool[src] : __float2half(0.0f);
+            // Their block may not even be in the table, so it is looked up only for live positions.
+            const bool live = p <= last_pos;
+            float kf = 0.0f;
+            __half vh = __float2half(0.0f);
+            if (live) {
+                const long slot = ((long)table[p >> block_shift] << block_shift) | (p & block_mask);
+                const long src = slot * kv_dim + kvh * hd + d;
+                kf = __half2float(k_pool[src]);
+                vh = v_pool[src];
+            }
+            ks[s * kst + d] = kf;
+            vs[s * hd + d] = vh;
         }
         __syncthreads();
 
 #pragma unroll
         for (int rr = 0; rr < FA_ROWS; ++rr) {
-            const int qi = warp * FA_ROWS + rr, row = q0 + qi;
-            const int pos = start_pos + row;
-            if (row >= rows || page * FA_PAGE > pos) continue;  // warp-uniform: no key of this page is visible
+            const int qi = warp * FA_ROWS + rr;
+            const int pos = pos0 + qi;
+            if (qi >= n || page * FA_PAGE > pos) continue;  // warp-uniform: no key of this page is visible
             // Score of key (lane % 16): each half-warp sums half of the head dimension.
             const float* qr = qs + qi * hd + half_sel * hd2;
             const float* kr = ks + key * kst + half_sel * hd2;
@@ -94,14 +109,31 @@ extern "C" __global__ void __launch_bounds__(128) flash_attention_f16(
 
 #pragma unroll
     for (int rr = 0; rr < FA_ROWS; ++rr) {
-        const int row = q0 + warp * FA_ROWS + rr;
-        if (row >= rows) continue;
+        const int qi = warp * FA_ROWS + rr;
+        if (qi >= n) continue;
         const float inv = 1.0f / l[rr];
-        float* orow = out + ((long)row * heads + h) * hd;
+        float* orow = out + ((long)(r0 + qi) * heads + h) * hd;
 #pragma unroll
         for (int i = 0; i < FA_MAXD / 32; ++i) {
             const int d = lane + 32 * i;
             if (d < hd) orow[d] = o[rr][i] * inv;
         }
     }
+}
+
+extern "C" __global__ void __launch_bounds__(128) flash_attention_f16(
+    const float* __restrict__ q, const __half* __restrict__ k_pool, const __half* __restrict__ v_pool,
+    const int* __restrict__ block_table, float* __restrict__ out,
+    int rows, int heads, int kv_heads, int head_dim, int start_pos, float scale) {
+    const int r0 = blockIdx.x * FA_BQ;
+    fa_tile(q, k_pool, v_pool, block_table, out, r0, min(FA_BQ, rows - r0), start_pos + r0,
+            heads, kv_heads, head_dim, 4 /* 16-position blocks */, scale);
+}
+
+extern "C" __global__ void __launch_bounds__(128) flash_attention_f16_paged(
+    const float* __restrict__ q, const __half* __restrict__ k_pool, const __half* __restrict__ v_pool,
+    const int* __restrict__ tiles, const int* __restrict__ tables, float* __restrict__ out,
+    int heads, int kv_heads, int head_dim, int block_shift, float scale) {
+    const int* t = tiles + 4 * blockIdx.x;
+    fa_tile(q, k_pool, v_pool, tables + t[3], out, t[0], t[1], t[2], heads, kv_heads, head_dim, block_shift, scale);
 }

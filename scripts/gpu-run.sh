@@ -5,6 +5,8 @@
 #   2. golden --backend cuda     llama.cpp's golden outputs for every model in the shared folder
 #   3. bench --backend cuda      pp512 and tg128 on random llama-3.2-1b weights (synthesized here), F16 and Q4_K_M,
 #                                against the device's measured copy bandwidth
+#   4. bench --concurrency       the continuous-batching scheduler on CUDA (paged KV cache, ragged batches): 1, 4 and
+#                                16 concurrent requests on the Q4_K_M model
 # Results go under $OUT (default ./gpu-out): device.txt, summary.txt, one NAME.txt per step, bench-TYPE.json.
 # The shared data folder (golden/, models/) is $TESSERA_SHARED, else ../shared, else ./shared. The synthesized models
 # (about 2.5 GB for F16) go to $TESSERA_WORK (default ${TMPDIR:-/tmp}/tessera-gpu), not to $OUT.
@@ -54,4 +56,11 @@ for type in f16 q4_k_m; do
   fi
   run_step "bench-$type" "$bin" bench -m "$model" -p 512 -n 128 -r 3 --backend cuda --json "$out/bench-$type.json"
 done
+model="$work/llama-3.2-1b-q4_k_m.gguf"
+if [ -s "$model" ]; then
+  run_step serve-bench-q4_k_m "$bin" bench -m "$model" --concurrency 1,4,16 -p 128 -n 64 --backend cuda
+else
+  echo "serve-bench: no $model (its synth step failed); skipped" | tee -a "$out/summary.txt"
+  status=1
+fi
 exit $status

@@ -26,11 +26,8 @@ internal static class BenchCommand
         {
             if (r.GetValue(concurrency) is { } levels)
             {
-                if (r.GetValue(backend) is { } b && b != "cpu")
-                    throw new ArgumentException($"--concurrency runs the batching scheduler, which has only the CPU backend so far, not '{b}'");
-                if (r.GetValue(threads) != 0) Tessera.Quantization.QuantizedMatMul.MaxThreads = r.GetValue(threads);
                 return Serving(io, r.GetValue(model)!, ParseLengths(levels, "--concurrency"),
-                    ParseLengths(r.GetValue(prompts) ?? "", "--prompt-lengths")[0], r.GetValue(gen));
+                    ParseLengths(r.GetValue(prompts) ?? "", "--prompt-lengths")[0], r.GetValue(gen), r.GetValue(backend)!, r.GetValue(threads));
             }
             var options = new BenchOptions
             {
@@ -90,11 +87,15 @@ internal static class BenchCommand
     }
 
     /// <summary><c>--concurrency</c>: the serving benchmark, as a plain table.</summary>
-    private static int Serving(CliIo io, string path, int[] levels, int prompt, int gen)
+    private static int Serving(CliIo io, string path, int[] levels, int prompt, int gen, string backendName, int threads)
     {
-        var results = ServingBench.Run(path, levels, prompt, gen, msg => io.Err.WriteLine(msg));
+        // The backend first: a missing GPU is reported (exit code 3) before the model is read. --threads reaches
+        // the CPU backend (0 = all cores).
+        using var backend = Tessera.Backends.BackendFactory.Create(backendName, threads);
+        var results = ServingBench.Run(path, levels, prompt, gen, msg => io.Err.WriteLine(msg), backend);
         var m = MachineInfo.Describe();
-        io.Out.WriteLine($"model {Path.GetFileName(path)}, prompt {prompt} tokens, {gen} generated per request; {m.CpuModel}, {m.Cores} cores, {m.Os}");
+        string device = backend is Tessera.Backends.Cuda.CudaBackend cuda ? $"cuda ({cuda.Context.Name}); host " : "cpu; ";
+        io.Out.WriteLine($"model {Path.GetFileName(path)}, prompt {prompt} tokens, {gen} generated per request; backend {device}{m.CpuModel}, {m.Cores} cores, {m.Os}");
         io.Out.WriteLine("| concurrent | aggregate tok/s | decode tok/s | TTFT mean (s) | TTFT max (s) | wall (s) |");
         io.Out.WriteLine("|---:|---:|---:|---:|---:|---:|");
         foreach (var x in results)

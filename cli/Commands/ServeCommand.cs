@@ -14,8 +14,9 @@ internal static class ServeCommand
         var port = new Option<int>("--port") { Description = "TCP port (0 picks a free one)", DefaultValueFactory = _ => 8080 };
         var parallel = new Option<int>("--parallel") { Description = "most requests generating at once, batched in each step (more wait in the queue)", DefaultValueFactory = _ => 16 };
         var context = CommonOptions.Context();
+        var backend = CommonOptions.Backend();
         var cmd = new Command("serve", "serve an OpenAI-compatible HTTP API (/v1/completions, /v1/chat/completions, /v1/models, /health, /metrics)")
-            { model, host, port, parallel, context };
+            { model, host, port, parallel, context, backend };
         cmd.SetAction(r => io.Guard(() =>
         {
             string path = r.GetValue(model)!;
@@ -24,7 +25,9 @@ internal static class ServeCommand
             if (n < 1) throw new ArgumentException($"--parallel {n}: must be 1 or more");
             if (options.Port is < 0 or > 65535) throw new ArgumentException($"--port {options.Port}: must be 0 to 65535");
             if (r.GetValue(context) < 0) throw new ArgumentException($"--context {r.GetValue(context)}: must be positive");
-            using var engine = InferenceEngine.LoadAsync(path, new EngineOptions
+            // The backend first: a missing GPU is reported (exit code 3) before the model is read.
+            using var b = Tessera.Backends.BackendFactory.Create(r.GetValue(backend)!);
+            using var engine = InferenceEngine.LoadAsync(path, b, new EngineOptions
             {
                 ContextSize = r.GetValue(context),
                 MaxSequences = n,

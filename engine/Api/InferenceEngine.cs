@@ -82,13 +82,24 @@ public sealed class InferenceEngine : IDisposable
 
     /// <summary>Loads a GGUF file or Hugging Face folder on the CPU backend.</summary>
     /// <exception cref="Formats.ModelFormatException">The files are missing or unusable; the message names them.</exception>
-    public static Task<InferenceEngine> LoadAsync(string path, EngineOptions? options = null, CancellationToken cancellation = default)
+    public static Task<InferenceEngine> LoadAsync(string path, EngineOptions? options = null, CancellationToken cancellation = default) =>
+        LoadAsync(path, null, options, cancellation);
+
+    /// <summary>Loads a GGUF file or Hugging Face folder on <paramref name="backend"/> (the CPU when null), e.g. a
+    /// CUDA backend from <see cref="Backends.BackendFactory.Create"/>: weights, the paged KV cache and every step then
+    /// live there. The caller keeps ownership of the backend and disposes it after the engine.</summary>
+    /// <exception cref="Formats.ModelFormatException">The files are missing or unusable; the message names them.</exception>
+    /// <exception cref="NotSupportedException">The backend cannot run this model's paged cache (the message says why).</exception>
+    public static Task<InferenceEngine> LoadAsync(string path, Backends.IBackend? backend, EngineOptions? options = null,
+        CancellationToken cancellation = default)
     {
         options ??= new EngineOptions();
         options.Validate();
         return Task.Run(() =>
         {
-            var model = LoadedModel.Load(path);
+            // A pool thread: the backend (a CUDA context) is made usable here before the weights are uploaded.
+            backend?.UseOnCurrentThread();
+            var model = LoadedModel.Load(path, backend);
             try { return new InferenceEngine(model, options); }
             catch { model.Dispose(); throw; }
         }, cancellation);

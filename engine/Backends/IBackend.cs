@@ -46,6 +46,11 @@ public interface IBackend : IDisposable
     /// <summary>Short name, e.g. <c>cpu</c>.</summary>
     string Name { get; }
 
+    /// <summary>Makes the backend usable on the calling thread, which must call this before its first op when it is not
+    /// the thread that created the backend (a CUDA context is current per thread; the CPU needs nothing). Ops of one
+    /// backend must still not run on two threads at once.</summary>
+    void UseOnCurrentThread() { }
+
     /// <summary>A new zeroed activation buffer of <paramref name="length"/> floats.</summary>
     Activation Allocate(int length);
 

@@ -25,11 +25,11 @@ public sealed record ServingBenchResult(int Concurrency, int PromptTokens, int G
 /// </summary>
 public static class ServingBench
 {
-    /// <summary>Loads <paramref name="modelPath"/> once and measures each level of <paramref name="concurrency"/>
-    /// after an untimed warm-up.</summary>
+    /// <summary>Loads <paramref name="modelPath"/> once on <paramref name="backend"/> (the CPU when null; the caller
+    /// disposes it) and measures each level of <paramref name="concurrency"/> after an untimed warm-up.</summary>
     /// <exception cref="ArgumentException">A level, length or count is out of range.</exception>
     public static IReadOnlyList<ServingBenchResult> Run(string modelPath, IReadOnlyList<int> concurrency, int promptTokens,
-        int generateTokens, Action<string>? log = null)
+        int generateTokens, Action<string>? log = null, Backends.IBackend? backend = null)
     {
         if (concurrency.Count == 0 || concurrency.Any(c => c < 1))
             throw new ArgumentException("--concurrency: give one or more levels of 1 or more, e.g. 1,4,16,64", nameof(concurrency));
@@ -37,7 +37,7 @@ public static class ServingBench
         if (generateTokens < 1) throw new ArgumentException($"--gen {generateTokens}: must be 1 or more", nameof(generateTokens));
         int max = concurrency.Max();
         int context = promptTokens + generateTokens + 16;
-        using var engine = InferenceEngine.LoadAsync(modelPath, new EngineOptions
+        using var engine = InferenceEngine.LoadAsync(modelPath, backend, new EngineOptions
         {
             ContextSize = context,
             MaxSequences = max,

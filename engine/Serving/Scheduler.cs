@@ -141,6 +141,9 @@ internal sealed class Scheduler : IDisposable
                     _wake.WaitOne(10);
                     continue;
                 }
+                // This loop's thread did not create the backend (a CUDA context is current per thread); cheap enough to
+                // repeat every step, and a failure fails the step's requests with the reason.
+                _model.Backend.UseOnCurrentThread();
                 _model.Forward(_state, _batch);
                 Interlocked.Increment(ref _steps);
                 Advance();
@@ -391,6 +394,7 @@ internal sealed class Scheduler : IDisposable
         _stopping = true;
         _wake.Set();
         _thread.Join();
+        _model.Backend.UseOnCurrentThread();  // device buffers are freed from this thread
         _state.Dispose();
         _wake.Dispose();
     }

@@ -16,8 +16,13 @@ public sealed unsafe class FlashAttention(KernelLibrary library)
     /// <summary>Largest head dimension (the kernel's FA_MAXD).</summary>
     public const int MaxHeadDim = 256;
 
+    /// <summary>Ints per tile of <see cref="LaunchPaged"/>: first row, rows, position of the first row, table offset.</summary>
+    public const int TileInts = 4;
+
     private const string K = "flash_attention_f16";
+    private const string KPaged = "flash_attention_f16_paged";
     private readonly CudaFunction _f = library.Module("flash_attention").Function(K);
+    private readonly CudaFunction _paged = library.Module("flash_attention").Function(KPaged);
 
     /// <summary>Dynamic shared memory for <paramref name="headDim"/>: q tile (floats), K page (floats, rows padded by
     /// one), V page (halves).</summary>
@@ -29,14 +34,8 @@ public sealed unsafe class FlashAttention(KernelLibrary library)
     internal static void Check(DeviceSpan<float> q, DeviceSpan<Half> kPool, DeviceSpan<Half> vPool, DeviceSpan<int> blockTable,
         DeviceSpan<float> output, int rows, int heads, int kvHeads, int headDim, int startPos)
     {
-        Elementwise.RequirePositive(rows, K, nameof(rows));
-        Elementwise.RequirePositive(heads, K, nameof(heads));
-        Elementwise.RequirePositive(kvHeads, K, nameof(kvHeads));
-        if (heads % kvHeads != 0) throw new ArgumentException($"kernel '{K}': {heads} heads are not a multiple of {kvHeads} key/value heads", nameof(kvHeads));
-        if (headDim <= 0 || headDim % 2 != 0 || headDim > MaxHeadDim)
-            throw new ArgumentOutOfRangeException(nameof(headDim), headDim, $"kernel '{K}': head_dim must be even and at most {MaxHeadDim}");
+        CheckHeads(K, rows, heads, kvHeads, headDim);
         ArgumentOutOfRangeException.ThrowIfNegative(startPos);
-        if (heads > 65535) throw new ArgumentOutOfRangeException(nameof(heads), heads, $"kernel '{K}': at most 65535 heads");
         long lastPos = (long)startPos + rows - 1;
         if (lastPos > int.MaxValue) throw new ArgumentOutOfRangeException(nameof(rows), rows, $"kernel '{K}': positions past int range");
         long pages = lastPos / PageSize + 1, page = (long)PageSize * kvHeads * headDim;
@@ -46,6 +45,55 @@ public sealed unsafe class FlashAttention(KernelLibrary library)
         vPool.RequireLength(page, K, nameof(vPool));
         if (kPool.Length != vPool.Length) throw new ArgumentException($"kernel '{K}': the K pool holds {kPool.Length} halves, the V pool {vPool.Length}", nameof(vPool));
         output.RequireLength((long)rows * heads * headDim, K, nameof(output));
+    }
+
+    // Shapes both entry points share: the head layout and the kernel's head_dim limits.
+    private static void CheckHeads(string kernel, int rows, int heads, int kvHeads, int headDim)
+    {
+        Elementwise.RequirePositive(rows, kernel, nameof(rows));
+        Elementwise.RequirePositive(heads, kernel, nameof(heads));
+        Elementwise.RequirePositive(kvHeads, kernel, nameof(kvHeads));
+        if (heads % kvHeads != 0) throw new ArgumentException($"kernel '{kernel}': {heads} heads are not a multiple of {kvHeads} key/value heads", nameof(kvHeads));
+        if (headDim <= 0 || headDim % 2 != 0 || headDim > MaxHeadDim)
+            throw new ArgumentOutOfRangeException(nameof(headDim), headDim, $"kernel '{kernel}': head_dim must be even and at most {MaxHeadDim}");
+        if (heads > 65535) throw new ArgumentOutOfRangeException(nameof(heads), heads, $"kernel '{kernel}': at most 65535 heads");
+    }
+
+    /// <summary>Checks the arguments of <see cref="LaunchPaged"/>. The tiles and tables live on the device and are not
+    /// read here: the caller guarantees that the tiles cover rows 0 .. rows - 1, each within one sequence, at most
+    /// <see cref="RowsPerBlock"/> rows each, and that every table entry a tile reaches is below the pools' block count.</summary>
+    internal static void CheckPaged(DeviceSpan<float> q, DeviceSpan<Half> kPool, DeviceSpan<Half> vPool, DeviceSpan<int> tiles, int tileCount,
+        DeviceSpan<int> tables, DeviceSpan<float> output, int rows, int heads, int kvHeads, int headDim, int blockSize)
+    {
+        CheckHeads(KPaged, rows, heads, kvHeads, headDim);
+        Elementwise.RequirePositive(tileCount, KPaged, nameof(tileCount));
+        if (tileCount > rows) throw new ArgumentOutOfRangeException(nameof(tileCount), tileCount, $"kernel '{KPaged}': {tileCount} tiles for {rows} rows (each tile has at least one)");
+        if (blockSize <= 0 || (blockSize & (blockSize - 1)) != 0)
+            throw new ArgumentOutOfRangeException(nameof(blockSize), blockSize, $"kernel '{KPaged}': the block size must be a power of two");
+        long block = (long)blockSize * kvHeads * headDim;
+        q.RequireLength((long)rows * heads * headDim, KPaged, nameof(q));
+        tiles.RequireLength((long)tileCount * TileInts, KPaged, nameof(tiles));
+        tables.RequireLength(1, KPaged, nameof(tables));
+        kPool.RequireLength(block, KPaged, nameof(kPool));
+        vPool.RequireLength(block, KPaged, nameof(vPool));
+        if (kPool.Length != vPool.Length) throw new ArgumentException($"kernel '{KPaged}': the K pool holds {kPool.Length} halves, the V pool {vPool.Length}", nameof(vPool));
+        if (kPool.Length % block != 0) throw new ArgumentException($"kernel '{KPaged}': the pools hold {kPool.Length} halves, not whole blocks of {block}", nameof(kPool));
+        output.RequireLength((long)rows * heads * headDim, KPaged, nameof(output));
+    }
+
+    /// <summary>A ragged batch: output (rows, heads × headDim) where each tile (<see cref="TileInts"/> ints: first row,
+    /// rows, position of the first row, offset of its sequence's block table in <paramref name="tables"/>) holds up to
+    /// <see cref="RowsPerBlock"/> consecutive rows of one sequence, and its row i, at position p + i, attends to that
+    /// sequence's positions 0 .. p + i through its block table (blocks of <paramref name="blockSize"/> positions).</summary>
+    public void LaunchPaged(CudaStream stream, DeviceSpan<float> q, DeviceSpan<Half> kPool, DeviceSpan<Half> vPool, DeviceSpan<int> tiles,
+        int tileCount, DeviceSpan<int> tables, DeviceSpan<float> output, int rows, int heads, int kvHeads, int headDim, int blockSize)
+    {
+        CheckPaged(q, kPool, vPool, tiles, tileCount, tables, output, rows, heads, kvHeads, headDim, blockSize);
+        ulong pq = q.Pointer, pk = kPool.Pointer, pv = vPool.Pointer, pt = tiles.Pointer, pb = tables.Pointer, po = output.Pointer;
+        int h = heads, kvh = kvHeads, d = headDim, shift = System.Numerics.BitOperations.Log2((uint)blockSize);
+        float scale = 1.0f / MathF.Sqrt(headDim);
+        void** args = stackalloc void*[] { &pq, &pk, &pv, &pt, &pb, &po, &h, &kvh, &d, &shift, &scale };
+        _paged.Launch(new LaunchShape((uint)tileCount, (uint)heads, 1, 128, 1, 1, SharedBytes(headDim)), stream, args);
     }
 
     /// <summary>output (rows, heads × headDim) for queries q at positions startPos .. startPos + rows - 1 over the

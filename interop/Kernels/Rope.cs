@@ -1,6 +1,7 @@
 namespace Tessera.Interop.Kernels;
 
-/// <summary>Launcher of kernels/rope.cu: grid (heads, rows), one thread per rotated pair.</summary>
+/// <summary>Launcher of kernels/rope.cu: grid (heads, rows), one thread per rotated pair; rows at consecutive positions
+/// (<see cref="Launch"/>) or each at its own (<see cref="LaunchRows"/>).</summary>
 public sealed unsafe class Rope(KernelLibrary library)
 {
     private readonly CudaFunction _adjacent = library.Module("rope").Function("rope_f32_adjacent");
@@ -16,6 +17,7 @@ public sealed unsafe class Rope(KernelLibrary library)
             throw new ArgumentOutOfRangeException(nameof(headDim), headDim, $"kernel '{K}': head_dim must be even and at most 2048");
         ArgumentOutOfRangeException.ThrowIfNegative(startPos);
         if (!(theta > 0) || float.IsInfinity(theta)) throw new ArgumentOutOfRangeException(nameof(theta), theta, $"kernel '{K}': theta must be positive");
+        if (rows > 65535) throw new ArgumentOutOfRangeException(nameof(rows), rows, $"kernel '{K}': at most 65535 rows per launch (grid y)");
         if (heads > 65535 && rows > 1) throw new ArgumentOutOfRangeException(nameof(heads), heads, $"kernel '{K}': too many heads");
         x.RequireLength((long)rows * heads * headDim, K, nameof(x));
     }
@@ -29,11 +31,35 @@ public sealed unsafe class Rope(KernelLibrary library)
     {
         Check(x, rows, heads, headDim, startPos, theta);
         if (position.Pointer != 0) position.RequireLength(1, "rope_f32", nameof(position));
-        ulong p = x.Pointer, pp = position.Pointer;
+        Run(stream, x, rows, heads, headDim, startPos, position.Pointer, 0, theta, adjacentPairs);
+    }
+
+    /// <summary>Checks the arguments of <see cref="LaunchRows"/> (the positions live on the device: any value is safe,
+    /// it only sets an angle).</summary>
+    internal static void CheckRows(DeviceSpan<float> x, int rows, int heads, int headDim, DeviceSpan<int> positions, float theta)
+    {
+        Check(x, rows, heads, headDim, 0, theta);
+        if (positions.Pointer == 0) throw new ArgumentException("kernel 'rope_f32': no positions given", nameof(positions));
+        positions.RequireLength(rows, "rope_f32", nameof(positions));
+    }
+
+    /// <summary>Rotates x (rows, heads × headDim) in place; row i is at position <paramref name="positions"/>[i] (a
+    /// ragged batch: several sequences, each at its own positions).</summary>
+    public void LaunchRows(CudaStream stream, DeviceSpan<float> x, int rows, int heads, int headDim, DeviceSpan<int> positions, float theta,
+        bool adjacentPairs)
+    {
+        CheckRows(x, rows, heads, headDim, positions, theta);
+        Run(stream, x, rows, heads, headDim, 0, 0, positions.Pointer, theta, adjacentPairs);
+    }
+
+    private void Run(CudaStream stream, DeviceSpan<float> x, int rows, int heads, int headDim, int startPos, ulong position, ulong positions,
+        float theta, bool adjacentPairs)
+    {
+        ulong p = x.Pointer, pp = position, rp = positions;
         int h = heads, d = headDim, s = startPos;
         // The same float the CPU reference computes, so that the angle recurrence starts from the same scale.
         float scale = MathF.Pow(theta, -2.0f / headDim);
-        void** args = stackalloc void*[] { &p, &h, &d, &s, &pp, &scale };
+        void** args = stackalloc void*[] { &p, &h, &d, &s, &pp, &rp, &scale };
         uint threads = (uint)((headDim / 2 + 31) / 32 * 32);
         (adjacentPairs ? _adjacent : _half).Launch(new LaunchShape((uint)heads, (uint)rows, 1, threads, 1, 1), stream, args);
     }

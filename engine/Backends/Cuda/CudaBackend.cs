@@ -34,6 +34,7 @@ public sealed unsafe class CudaBackend : IBackend
     private DeviceBuffer<int>? _tokens;
     private DeviceBuffer<float>? _scratch;
     private float[] _hostRows = [];
+    private CudaRaggedBatch? _ragged;  // the device layout of the last ragged batch (paged ops)
 
     private CudaBackend(CudaContext context)
     {
@@ -148,21 +149,77 @@ public sealed unsafe class CudaBackend : IBackend
     /// <inheritdoc/>
     public KvCache CreateKvCache(LlamaConfig config, int capacity) => new CudaKvCache(_context, _stream, config, capacity);
 
-    // The paged, ragged-batch ops (continuous batching) have no CUDA kernels yet; they say so instead of guessing.
-    private static NotSupportedException NoPagedKernels(string op) =>
-        new($"{op}: the CUDA backend has no paged-KV / ragged-batch kernels yet; serve many sequences on the CPU backend");
+    /// <inheritdoc/>
+    public void UseOnCurrentThread() => _context.MakeCurrent();
 
     /// <inheritdoc/>
-    public KvCache CreatePagedKvCache(LlamaConfig config, int blocks, int blockSize) => throw NoPagedKernels(nameof(CreatePagedKvCache));
+    public KvCache CreatePagedKvCache(LlamaConfig config, int blocks, int blockSize)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        if (blocks <= 0) throw new ArgumentOutOfRangeException(nameof(blocks), $"KV blocks {blocks}: must be positive");
+        if (blockSize <= 0 || (blockSize & (blockSize - 1)) != 0)
+            throw new ArgumentOutOfRangeException(nameof(blockSize), $"KV block size {blockSize}: must be a power of two");
+        if ((long)blocks * blockSize * config.KvDim > int.MaxValue)
+            throw new ArgumentOutOfRangeException(nameof(blocks), $"KV blocks {blocks}: a layer's pool would exceed {int.MaxValue} values");
+        // The ragged attention is the flash kernel only (no split-KV fallback for a paged cache): say so up front
+        // rather than at the first step.
+        if (config.HeadDim % 2 != 0 || config.HeadDim > FlashAttention.MaxHeadDim)
+            throw new NotSupportedException($"paged KV cache on CUDA: head_dim {config.HeadDim} is not supported (even and at most {FlashAttention.MaxHeadDim}); serve this model on the CPU backend");
+        return new CudaPagedKvCache(_context, _stream, config, blocks, blockSize);
+    }
 
     /// <inheritdoc/>
-    public void Rope(Activation x, RaggedBatch batch, int heads, int headDim, float theta, RopeLayout layout) => throw NoPagedKernels(nameof(Rope));
+    public void Rope(Activation x, RaggedBatch batch, int heads, int headDim, float theta, RopeLayout layout)
+    {
+        var m = Ragged(batch, nameof(Rope));
+        _rope.LaunchRows(_stream, D(x), batch.Rows, heads, headDim, m.Positions, theta, layout == RopeLayout.AdjacentPairs);
+    }
 
     /// <inheritdoc/>
-    public void StoreKv(KvCache cache, int layer, Activation k, Activation v, RaggedBatch batch) => throw NoPagedKernels(nameof(StoreKv));
+    public void StoreKv(KvCache cache, int layer, Activation k, Activation v, RaggedBatch batch)
+    {
+        var c = Paged(cache, layer, batch);
+        var m = Ragged(batch, nameof(StoreKv));
+        _kvAppend.LaunchPaged(_stream, D(k), D(v), c.K[layer].Span, c.V[layer].Span, m.Slots, batch.Rows, c.Config.KvDim, c.Capacity);
+    }
 
     /// <inheritdoc/>
-    public void Attention(Activation q, KvCache cache, int layer, RaggedBatch batch, Activation output) => throw NoPagedKernels(nameof(Attention));
+    public void Attention(Activation q, KvCache cache, int layer, RaggedBatch batch, Activation output)
+    {
+        var c = Paged(cache, layer, batch);
+        var cfg = c.Config;
+        var m = Ragged(batch, nameof(Attention));
+        _flash.LaunchPaged(_stream, D(q), c.K[layer].Span, c.V[layer].Span, m.TileSpan, m.Tiles, m.Tables, D(output),
+            batch.Rows, cfg.Heads, cfg.KvHeads, cfg.HeadDim, batch.BlockSize);
+    }
+
+    // The batch's device layout, uploaded when it changed. Ragged steps are never captured: the decode graph is one
+    // sequence's step.
+    private CudaRaggedBatch Ragged(RaggedBatch batch, string op)
+    {
+        ArgumentNullException.ThrowIfNull(batch);
+        if (_step is not null) throw new InvalidOperationException($"decode graph: {op} over a ragged batch cannot run in a graph step");
+        var m = _ragged ??= new CudaRaggedBatch(_context, _stream);
+        m.Use(batch);
+        return m;
+    }
+
+    // The paged cache of a ragged op, checked against the batch: the same block size, and every block id of every
+    // table inside the pools (the kernels index the pools with them unchecked).
+    private static CudaPagedKvCache Paged(KvCache cache, int layer, RaggedBatch batch)
+    {
+        ArgumentNullException.ThrowIfNull(batch);
+        if (cache is not CudaPagedKvCache c)
+            throw new ArgumentException($"the ragged ops need a paged cache from this backend's CreatePagedKvCache, not a {cache?.GetType().Name ?? "null"}", nameof(cache));
+        if ((uint)layer >= (uint)c.K.Length) throw new ArgumentOutOfRangeException(nameof(layer), $"layer {layer}: the cache has {c.K.Length} layers");
+        if (c.BlockSize != batch.BlockSize)
+            throw new ArgumentException($"the batch's block size {batch.BlockSize} differs from the cache's {c.BlockSize}", nameof(batch));
+        for (int s = 0; s < batch.Sequences; s++)
+            foreach (int b in batch.Table(s))
+                if ((uint)b >= (uint)c.Blocks)
+                    throw new ArgumentException($"the block table of sequence {s} names block {b}; the cache has {c.Blocks}", nameof(batch));
+        return c;
+    }
 
     /// <inheritdoc/>
     public void Embed(BackendWeight table, ReadOnlySpan<int> tokens, Activation output)
@@ -240,7 +297,7 @@ public sealed unsafe class CudaBackend : IBackend
     /// <inheritdoc/>
     public void StoreKv(KvCache cache, int layer, Activation k, Activation v, int rows, int startPos)
     {
-        var c = (CudaKvCache)cache;
+        var c = Contiguous(cache);
         int kvDim = c.Config.KvDim;
         if (startPos + rows > c.Cap) throw new InvalidOperationException($"KV cache holds {c.Cap} positions; cannot store up to {startPos + rows}");
         if (Skip(Sig(6, c.K[layer].Pointer, D(k).Pointer, D(v).Pointer, rows, layer))) return;
@@ -250,7 +307,7 @@ public sealed unsafe class CudaBackend : IBackend
     /// <inheritdoc/>
     public void Attention(Activation q, KvCache cache, int layer, int rows, int startPos, Activation output)
     {
-        var c = (CudaKvCache)cache;
+        var c = Contiguous(cache);
         var cfg = c.Config;
         if (startPos + rows > c.Cap) throw new InvalidOperationException($"KV cache holds {c.Cap} positions; cannot attend up to {startPos + rows}");
         if (Skip(Sig(7, c.K[layer].Pointer, D(q).Pointer, D(output).Pointer, rows, layer))) return;
@@ -281,6 +338,9 @@ public sealed unsafe class CudaBackend : IBackend
         _attention.Launch(_stream, D(q), c.K[layer].Span, c.V[layer].Span, D(output), _scratch.Span,
             rows, cfg.Heads, cfg.KvHeads, cfg.HeadDim, startPos);
     }
+
+    private static CudaKvCache Contiguous(KvCache cache) => cache as CudaKvCache ?? throw new ArgumentException(
+        $"the single-sequence ops need a cache from this backend's CreateKvCache, not a {cache?.GetType().Name ?? "null"} (a paged cache goes with a RaggedBatch)", nameof(cache));
 
     /// <inheritdoc/>
     public void Copy(Activation src, int srcOffset, Activation dst, int dstOffset, int count)
@@ -427,6 +487,7 @@ public sealed unsafe class CudaBackend : IBackend
         _stream.Synchronize();
         _tokens?.Dispose();
         _scratch?.Dispose();
+        _ragged?.Dispose();
         _sampled.Dispose();
         _graphPosition.Dispose();
         _kernels.Dispose();

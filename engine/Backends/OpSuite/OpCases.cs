@@ -65,6 +65,21 @@ public static class OpCases
         // inside a page, head_dim 80 and 256 (not a multiple of 32; the largest supported), rows not a multiple of 16.
         foreach (var (heads, kvHeads, hd, rows, start) in new[] { (4, 2, 64, 37, 0), (8, 2, 128, 20, 100), (4, 1, 80, 33, 7), (2, 2, 256, 17, 15) })
             yield return Attention(heads, kvHeads, hd, rows, start);
+        // Ragged batches over a paged cache (CUDA: rope at per-row positions, kv_append through each row's slot, flash
+        // attention cut into per-sequence tiles): prefill chunks and decodes side by side, a first token (position
+        // 0), chunks starting inside a block, rows not a multiple of 16, a context spanning 19 blocks, blocks smaller
+        // than the kernel's 16-position tile (8) and larger (32), GQA and MHA. Blocks are handed out in a shuffled
+        // order from a pool with spare blocks, so no sequence's blocks are contiguous or in order.
+        foreach (var (heads, kvHeads, hd, block, seqs) in new (int, int, int, int, (int Start, int Rows)[])[]
+                 {
+                     (4, 2, 64, 16, [(0, 37), (300, 1), (45, 20), (0, 1)]),
+                     (8, 2, 128, 16, [(17, 1), (5, 3), (100, 16), (31, 1)]),
+                     (4, 4, 80, 8, [(0, 19), (33, 1), (9, 2)]),
+                     (2, 1, 256, 32, [(70, 2), (0, 17)]),
+                 })
+            yield return PagedAttention(heads, kvHeads, hd, block, seqs);
+        foreach (var layout in new[] { RopeLayout.AdjacentPairs, RopeLayout.RotateHalf })
+            yield return RaggedRope(layout, 3, 64, 10000f, [(0, 3), (1000, 1), (17, 5)]);
         foreach (var c in SampleCases()) yield return c;
     }
 
@@ -196,29 +211,56 @@ public static class OpCases
                 b.Rope(xa, rows, heads, hd, start, theta, layout);
                 return OpInputs.Read(b, xa, x.Length);
             },
-            () =>
+            () => NaiveRope(x, [.. Enumerable.Range(start, rows)], heads, hd, theta, layout));
+    }
+
+    private static OpCase RaggedRope(RopeLayout layout, int heads, int hd, float theta, (int Start, int Rows)[] seqs)
+    {
+        string name = $"rope ragged {(layout == RopeLayout.AdjacentPairs ? "adjacent" : "half")} {heads}x{hd} seqs {Describe(seqs)} theta {theta}";
+        int rows = seqs.Sum(q => q.Rows);
+        var x = OpInputs.Floats(Seed(name), rows * heads * hd);
+        int[] positions = [.. seqs.SelectMany(q => Enumerable.Range(q.Start, q.Rows))];
+        return new OpCase("rope", name, Float32,
+            b =>
             {
-                var y = (float[])x.Clone();
-                float scale = MathF.Pow(theta, -2.0f / hd);
-                for (int r = 0; r < rows; r++)
+                // Rope reads only the positions; one block of the largest position's size covers every table.
+                int block = 1 << 10, blocksPerSeq = seqs.Max(q => q.Start + q.Rows) / block + 1;
+                var batch = new RaggedBatch(rows, seqs.Length, seqs.Length * blocksPerSeq, block);
+                var table = Enumerable.Range(0, blocksPerSeq).ToArray();
+                foreach (var q in seqs) batch.Add(new int[q.Rows], q.Start, table);
+                using var xa = OpInputs.Upload(b, x);
+                b.Rope(xa, batch, heads, hd, theta, layout);
+                return OpInputs.Read(b, xa, x.Length);
+            },
+            () => NaiveRope(x, positions, heads, hd, theta, layout));
+    }
+
+    private static string Describe((int Start, int Rows)[] seqs) => string.Join(",", seqs.Select(q => $"{q.Rows}@{q.Start}"));
+
+    // Row r of x at position positions[r], from the definition.
+    private static float[] NaiveRope(float[] x, int[] positions, int heads, int hd, float theta, RopeLayout layout)
+    {
+        int rows = positions.Length;
+        var y = (float[])x.Clone();
+        float scale = MathF.Pow(theta, -2.0f / hd);
+        for (int r = 0; r < rows; r++)
+        {
+            float t = positions[r];  // ggml's definition: the angle built by float multiplications
+            for (int i = 0; i < hd / 2; i++, t *= scale)
+            {
+                double c = Math.Cos(t), s = Math.Sin(t);
+                for (int h = 0; h < heads; h++)
                 {
-                    float t = start + r;  // ggml's definition: the angle built by float multiplications
-                    for (int i = 0; i < hd / 2; i++, t *= scale)
-                    {
-                        double c = Math.Cos(t), s = Math.Sin(t);
-                        for (int h = 0; h < heads; h++)
-                        {
-                            int b0 = (r * heads + h) * hd;
-                            int i0 = layout == RopeLayout.AdjacentPairs ? b0 + 2 * i : b0 + i;
-                            int i1 = layout == RopeLayout.AdjacentPairs ? i0 + 1 : i0 + hd / 2;
-                            double x0 = x[i0], x1 = x[i1];
-                            y[i0] = (float)(x0 * c - x1 * s);
-                            y[i1] = (float)(x0 * s + x1 * c);
-                        }
-                    }
+                    int b0 = (r * heads + h) * hd;
+                    int i0 = layout == RopeLayout.AdjacentPairs ? b0 + 2 * i : b0 + i;
+                    int i1 = layout == RopeLayout.AdjacentPairs ? i0 + 1 : i0 + hd / 2;
+                    double x0 = x[i0], x1 = x[i1];
+                    y[i0] = (float)(x0 * c - x1 * s);
+                    y[i1] = (float)(x0 * s + x1 * c);
                 }
-                return y;
-            });
+            }
+        }
+        return y;
     }
 
     private static OpCase SwiGlu(int n)
@@ -292,12 +334,7 @@ public static class OpCases
         var k = OpInputs.Floats(Seed(name), positions * kvDim, 2f);
         var v = OpInputs.Floats(Seed(name) + 1, positions * kvDim);
         var q = OpInputs.Floats(Seed(name) + 2, rows * heads * hd, 2f);
-        var config = new LlamaConfig
-        {
-            Architecture = "llama", VocabSize = 1, Dim = heads * hd, FfnDim = 1, Layers = 1, Heads = heads, KvHeads = kvHeads,
-            HeadDim = hd, NormEps = 1e-5f, RopeTheta = 10000f, RopeLayout = RopeLayout.AdjacentPairs, ContextLength = positions,
-            TiedEmbeddings = true,
-        };
+        var config = AttentionConfig(heads, kvHeads, hd, positions);
         return new OpCase("attention", name, F16Act,
             b =>
             {
@@ -312,30 +349,109 @@ public static class OpCases
             },
             () =>
             {
-                // The definition: F16 cache, q rounded to F16 (llama.cpp's K·q in the cache type), exact softmax.
                 var o = new float[rows * heads * hd];
-                double scale = 1 / Math.Sqrt(hd);
-                for (int r = 0; r < rows; r++)
-                    for (int h = 0; h < heads; h++)
+                NaiveAttention(q, 0, k, v, rows, start, heads, kvHeads, hd, o);
+                return o;
+            });
+    }
+
+    // The definition: F16 cache, q rounded to F16 (llama.cpp's K·q in the cache type), exact softmax. Rows
+    // qRow .. qRow + rows - 1 of q, at positions start .., over k and v (positions, kvHeads * hd) of their sequence.
+    private static void NaiveAttention(float[] q, int qRow, float[] k, float[] v, int rows, int start, int heads, int kvHeads, int hd, float[] o)
+    {
+        int kvDim = kvHeads * hd;
+        double scale = 1 / Math.Sqrt(hd);
+        for (int r = qRow; r < qRow + rows; r++)
+            for (int h = 0; h < heads; h++)
+            {
+                int n = start + (r - qRow) + 1, kvh = h / (heads / kvHeads);
+                var s = new double[n];
+                for (int p = 0; p < n; p++)
+                {
+                    double d = 0;
+                    for (int i = 0; i < hd; i++)
+                        d += (double)(float)(Half)q[(r * heads + h) * hd + i] * (float)(Half)k[p * kvDim + kvh * hd + i];
+                    s[p] = d * scale;
+                }
+                double m = s.Max(), sum = 0;
+                for (int p = 0; p < n; p++) sum += s[p] = Math.Exp(s[p] - m);
+                for (int i = 0; i < hd; i++)
+                {
+                    double acc = 0;
+                    for (int p = 0; p < n; p++) acc += s[p] / sum * (float)(Half)v[p * kvDim + kvh * hd + i];
+                    o[(r * heads + h) * hd + i] = (float)acc;
+                }
+            }
+    }
+
+    private static LlamaConfig AttentionConfig(int heads, int kvHeads, int hd, int positions) => new()
+    {
+        Architecture = "llama", VocabSize = 1, Dim = heads * hd, FfnDim = 1, Layers = 1, Heads = heads, KvHeads = kvHeads,
+        HeadDim = hd, NormEps = 1e-5f, RopeTheta = 10000f, RopeLayout = RopeLayout.AdjacentPairs, ContextLength = positions,
+        TiedEmbeddings = true,
+    };
+
+    private static OpCase PagedAttention(int heads, int kvHeads, int hd, int block, (int Start, int Rows)[] seqs)
+    {
+        string name = $"attention paged {heads}/{kvHeads} heads hd {hd} block {block} seqs {Describe(seqs)}";
+        int kvDim = kvHeads * hd, n = seqs.Length, seed = Seed(name);
+        int rows = seqs.Sum(x => x.Rows), history = seqs.Sum(x => x.Start);
+        // Per sequence: keys and values of all its positions (history, then this step's rows).
+        var k = seqs.Select((x, i) => OpInputs.Floats(seed + 3 * i, (x.Start + x.Rows) * kvDim, 2f)).ToArray();
+        var v = seqs.Select((x, i) => OpInputs.Floats(seed + 3 * i + 1, (x.Start + x.Rows) * kvDim)).ToArray();
+        var q = OpInputs.Floats(seed - 1, rows * heads * hd, 2f);
+        // Block tables: each sequence's blocks drawn from a shuffled pool with 5 spare blocks.
+        int[] need = [.. seqs.Select(x => (x.Start + x.Rows + block - 1) / block)];
+        int blocks = need.Sum() + 5;
+        var order = Enumerable.Range(0, blocks).ToArray();
+        new Random(seed).Shuffle(order);
+        var tables = new int[n][];
+        for (int i = 0, used = 0; i < n; used += need[i], i++) tables[i] = order[used..(used + need[i])];
+        var config = AttentionConfig(heads, kvHeads, hd, seqs.Max(x => x.Start + x.Rows));
+        return new OpCase("attention", name, F16Act,
+            b =>
+            {
+                using var cache = b.CreatePagedKvCache(config, blocks, block);
+                // First the history (positions 0 .. start - 1 of each sequence that has one) as one ragged batch, then
+                // this step's rows: stored, then attended, as LlamaModel.Forward does.
+                if (history > 0)
+                {
+                    var hb = new RaggedBatch(history, n, need.Sum(), block);
+                    var hk = new List<float>();
+                    var hv = new List<float>();
+                    for (int i = 0; i < n; i++)
                     {
-                        int n = start + r + 1, kvh = h / (heads / kvHeads);
-                        var s = new double[n];
-                        for (int p = 0; p < n; p++)
-                        {
-                            double d = 0;
-                            for (int i = 0; i < hd; i++)
-                                d += (double)(float)(Half)q[(r * heads + h) * hd + i] * (float)(Half)k[p * kvDim + kvh * hd + i];
-                            s[p] = d * scale;
-                        }
-                        double m = s.Max(), sum = 0;
-                        for (int p = 0; p < n; p++) sum += s[p] = Math.Exp(s[p] - m);
-                        for (int i = 0; i < hd; i++)
-                        {
-                            double acc = 0;
-                            for (int p = 0; p < n; p++) acc += s[p] / sum * (float)(Half)v[p * kvDim + kvh * hd + i];
-                            o[(r * heads + h) * hd + i] = (float)acc;
-                        }
+                        if (seqs[i].Start == 0) continue;
+                        hb.Add(new int[seqs[i].Start], 0, tables[i]);
+                        hk.AddRange(k[i].AsSpan(0, seqs[i].Start * kvDim).ToArray());
+                        hv.AddRange(v[i].AsSpan(0, seqs[i].Start * kvDim).ToArray());
                     }
+                    using var hka = OpInputs.Upload(b, [.. hk]);
+                    using var hva = OpInputs.Upload(b, [.. hv]);
+                    b.StoreKv(cache, 0, hka, hva, hb);
+                }
+                var batch = new RaggedBatch(rows, n, need.Sum(), block);
+                var sk = new List<float>();
+                var sv = new List<float>();
+                for (int i = 0; i < n; i++)
+                {
+                    batch.Add(new int[seqs[i].Rows], seqs[i].Start, tables[i]);
+                    sk.AddRange(k[i].AsSpan(seqs[i].Start * kvDim, seqs[i].Rows * kvDim).ToArray());
+                    sv.AddRange(v[i].AsSpan(seqs[i].Start * kvDim, seqs[i].Rows * kvDim).ToArray());
+                }
+                using var ka = OpInputs.Upload(b, [.. sk]);
+                using var va = OpInputs.Upload(b, [.. sv]);
+                b.StoreKv(cache, 0, ka, va, batch);
+                using var qa = OpInputs.Upload(b, q);
+                using var o = b.Allocate(rows * heads * hd);
+                b.Attention(qa, cache, 0, batch, o);
+                return OpInputs.Read(b, o, rows * heads * hd);
+            },
+            () =>
+            {
+                var o = new float[rows * heads * hd];
+                for (int i = 0, row = 0; i < n; row += seqs[i].Rows, i++)
+                    NaiveAttention(q, row, k[i], v[i], seqs[i].Rows, seqs[i].Start, heads, kvHeads, hd, o);
                 return o;
             });
     }

@@ -68,6 +68,48 @@ public class LauncherValidationTests
     }
 
     [Test]
+    public void FlashAttention_paged_checks_tiles_pools_and_block_size()
+    {
+        // 21 rows in 3 tiles, 4/2 heads of 64, 10 blocks of 16 positions: pools of 10 x 16 x 128 halves.
+        DeviceSpan<Half> Pool(long halves) => View<Half>(halves);
+        Assert.DoesNotThrow(() => FlashAttention.CheckPaged(View<float>(21 * 4 * 64), Pool(10 * 16 * 128), Pool(10 * 16 * 128), View<int>(12), 3,
+            View<int>(10), View<float>(21 * 4 * 64), 21, 4, 2, 64, 16));
+        Assert.That(Assert.Throws<ArgumentException>(() => FlashAttention.CheckPaged(View<float>(21 * 4 * 64), Pool(10 * 16 * 128), Pool(10 * 16 * 128), View<int>(11), 3,
+            View<int>(10), View<float>(21 * 4 * 64), 21, 4, 2, 64, 16))!.Message, Does.Contain("flash_attention_f16_paged").And.Contain("tiles"));
+        Assert.That(Assert.Throws<ArgumentException>(() => FlashAttention.CheckPaged(View<float>(21 * 4 * 64), Pool(10 * 16 * 128 - 1), Pool(10 * 16 * 128 - 1), View<int>(12), 3,
+            View<int>(10), View<float>(21 * 4 * 64), 21, 4, 2, 64, 16))!.Message, Does.Contain("whole blocks"));
+        Assert.That(Assert.Throws<ArgumentOutOfRangeException>(() => FlashAttention.CheckPaged(View<float>(21 * 4 * 64), Pool(10 * 16 * 128), Pool(10 * 16 * 128), View<int>(12), 3,
+            View<int>(10), View<float>(21 * 4 * 64), 21, 4, 2, 64, 12))!.Message, Does.Contain("power of two"));
+        Assert.Throws<ArgumentOutOfRangeException>(() => FlashAttention.CheckPaged(View<float>(21 * 4 * 64), Pool(10 * 16 * 128), Pool(10 * 16 * 128), View<int>(1 << 10), 22,
+            View<int>(10), View<float>(21 * 4 * 64), 21, 4, 2, 64, 16));  // more tiles than rows
+        Assert.Throws<ArgumentException>(() => FlashAttention.CheckPaged(View<float>(21 * 4 * 64), Pool(10 * 16 * 128), Pool(10 * 16 * 128), View<int>(12), 3,
+            View<int>(10), View<float>(21 * 4 * 64 - 1), 21, 4, 2, 64, 16));  // short output
+        Assert.Throws<ArgumentException>(() => FlashAttention.CheckPaged(View<float>(21 * 4 * 64), Pool(10 * 16 * 128), Pool(10 * 16 * 128), View<int>(12), 3,
+            View<int>(10), View<float>(21 * 4 * 64), 21, 4, 3, 64, 16));  // 4 heads over 3 kv heads
+    }
+
+    [Test]
+    public void KvAppend_paged_checks_slots_and_pools()
+    {
+        Assert.DoesNotThrow(() => KvAppend.CheckPaged(View<float>(5 * 128), View<float>(5 * 128), View<Half>(64 * 128), View<Half>(64 * 128), View<int>(5), 5, 128, 64));
+        Assert.That(Assert.Throws<ArgumentException>(() => KvAppend.CheckPaged(View<float>(5 * 128), View<float>(5 * 128), View<Half>(64 * 128), View<Half>(64 * 128), View<int>(4), 5, 128, 64))!.Message,
+            Does.Contain("kv_append_f16_paged").And.Contain("rowSlot"));
+        Assert.That(Assert.Throws<ArgumentException>(() => KvAppend.CheckPaged(View<float>(5 * 128), View<float>(5 * 128), View<Half>(64 * 128), View<Half>(64 * 128 - 1), View<int>(5), 5, 128, 64))!.Message,
+            Does.Contain("vPool"));
+        Assert.Throws<ArgumentException>(() => KvAppend.CheckPaged(View<float>(5 * 128 - 1), View<float>(5 * 128), View<Half>(64 * 128), View<Half>(64 * 128), View<int>(5), 5, 128, 64));
+        Assert.Throws<ArgumentOutOfRangeException>(() => KvAppend.CheckPaged(View<float>(5 * 128), View<float>(5 * 128), View<Half>(64 * 128), View<Half>(64 * 128), View<int>(5), 5, 128, 0));
+    }
+
+    [Test]
+    public void Rope_rows_needs_a_position_per_row()
+    {
+        Assert.DoesNotThrow(() => Rope.CheckRows(View<float>(3 * 2 * 64), 3, 2, 64, View<int>(3), 10000f));
+        Assert.That(Assert.Throws<ArgumentException>(() => Rope.CheckRows(View<float>(3 * 2 * 64), 3, 2, 64, View<int>(2), 10000f))!.Message, Does.Contain("positions"));
+        Assert.Throws<ArgumentException>(() => Rope.CheckRows(View<float>(3 * 2 * 64), 3, 2, 64, default, 10000f));
+        Assert.Throws<ArgumentOutOfRangeException>(() => Rope.CheckRows(View<float>(70000 * 2 * 64), 70000, 2, 64, View<int>(70000), 10000f));
+    }
+
+    [Test]
     public void SampleTopK_limits_candidates_and_checks_options()
     {
         Assert.DoesNotThrow(() => SampleTopK.Check(View<float>(128256), 128256, 40, 0.95f, 0.05f, 0.8f, 0.5, View<int>(1)));

@@ -1,0 +1,151 @@
+using System.Numerics;
+using System.Runtime.InteropServices;
+using Tessera.Interop;
+using Tessera.Interop.Kernels;
+
+namespace Tessera.Backends.Cuda;
+
+/// <summary>
+/// The device copy of a <see cref="RaggedBatch"/>'s layout that the paged kernels read, as one int array:
+/// <c>[positions: rows][slots: rows][tiles: 4 × tiles][tables: entries]</c>. Positions feed rope; a row's slot
+/// (<c>table[pos / block] × block + pos % block</c>, resolved and bounds-checked here) feeds kv_append; tiles (up to
+/// 16 consecutive rows of one sequence: first row, rows, first position, table offset) and the concatenated block
+/// tables feed flash attention.
+/// <para>
+/// The model calls rope, kv_append and attention with the same batch in every layer, so the layout is rebuilt on the
+/// host at each call (cheap: a few ints per row and block) but uploaded only when it differs from the last upload. The
+/// upload goes through one pinned staging buffer, reused; an event recorded after the copy is waited on before the
+/// staging buffer is overwritten. Staging and device buffers grow only when a larger batch arrives.
+/// </para>
+/// </summary>
+internal sealed class CudaRaggedBatch(CudaContext context, CudaStream stream) : IDisposable
+{
+    private int[] _host = [];           // the layout being built
+    private int _uploadedLength = -1;   // ints of the last upload (-1: none)
+    private PinnedBuffer? _staging;     // what the last upload copied from (never written while that copy may run)
+    private DeviceBuffer<int>? _device;
+    private CudaEvent? _copied;         // recorded after the last upload's copy
+
+    /// <summary>Rows of the last batch.</summary>
+    public int Rows { get; private set; }
+    /// <summary>Flash attention tiles of the last batch.</summary>
+    public int Tiles { get; private set; }
+    /// <summary>(rows) position of each row.</summary>
+    public DeviceSpan<int> Positions => _device!.Slice(0, Rows);
+    /// <summary>(rows) pool slot of each row.</summary>
+    public DeviceSpan<int> Slots => _device!.Slice(Rows, Rows);
+    /// <summary>(tiles × 4) the attention tiles.</summary>
+    public DeviceSpan<int> TileSpan => _device!.Slice(2 * Rows, FlashAttention.TileInts * Tiles);
+    /// <summary>All block tables, concatenated (the tiles' table offsets index into it).</summary>
+    public DeviceSpan<int> Tables => _device!.Slice(2 * Rows + FlashAttention.TileInts * Tiles, _tableEntries);
+    private int _tableEntries;
+
+    /// <summary>Number of tiles <paramref name="batch"/> is cut into.</summary>
+    internal static int TileCount(RaggedBatch batch)
+    {
+        int tiles = 0;
+        for (int s = 0; s < batch.Sequences; s++) tiles += (batch.RowCount[s] + FlashAttention.RowsPerBlock - 1) / FlashAttention.RowsPerBlock;
+        return tiles;
+    }
+
+    /// <summary>Ints of the layout of <paramref name="batch"/>.</summary>
+    /// <exception cref="ArgumentException">The batch is empty or its layout would not fit the staging buffer.</exception>
+    internal static int LayoutLength(RaggedBatch batch)
+    {
+        int seqs = batch.Sequences;
+        if (batch.Rows == 0 || seqs == 0) throw new ArgumentException("the ragged batch is empty", nameof(batch));
+        long length = 2L * batch.Rows + (long)FlashAttention.TileInts * TileCount(batch) + batch.TableStart[seqs - 1] + batch.TableLength[seqs - 1];
+        if (length > MaxInts) throw new ArgumentException($"the ragged batch's layout takes {length} ints, more than {MaxInts}", nameof(batch));
+        return (int)length;
+    }
+
+    /// <summary>Writes the layout of <paramref name="batch"/> into <paramref name="layout"/> (<see cref="LayoutLength"/>
+    /// ints), checking that the batch's arrays agree with each other; returns the tile count.</summary>
+    /// <exception cref="ArgumentException">The batch is inconsistent; the message names the row.</exception>
+    internal static int Layout(RaggedBatch batch, Span<int> layout)
+    {
+        int rows = batch.Rows, seqs = batch.Sequences;
+        int shift = BitOperations.Log2((uint)batch.BlockSize), mask = batch.BlockSize - 1;
+        int tile = 2 * rows;
+        for (int s = 0; s < seqs; s++)
+        {
+            int start = batch.RowStart[s], count = batch.RowCount[s], pos0 = batch.StartPos[s];
+            var table = batch.Table(s);
+            for (int i = 0; i < count; i++)
+            {
+                int r = start + i, pos = batch.Positions[r];
+                // The kernels take a sequence's rows as consecutive positions from StartPos (RaggedBatch.Add makes
+                // them so); a batch edited by hand that broke this would attend with the wrong mask.
+                if (batch.RowSequence[r] != s || pos != pos0 + i)
+                    throw new ArgumentException($"ragged batch row {r}: sequence {batch.RowSequence[r]} at position {pos}, expected sequence {s} at {pos0 + i}", nameof(batch));
+                if ((pos >> shift) >= table.Length)
+                    throw new ArgumentException($"ragged batch row {r}: position {pos} is past the {table.Length} blocks of sequence {s}'s table", nameof(batch));
+                long slot = ((long)table[pos >> shift] << shift) | (uint)(pos & mask);
+                if ((ulong)slot > int.MaxValue) throw new ArgumentException($"ragged batch row {r}: slot {slot} is outside any pool", nameof(batch));
+                layout[r] = pos;
+                layout[rows + r] = (int)slot;
+            }
+            for (int r0 = 0; r0 < count; r0 += FlashAttention.RowsPerBlock)
+            {
+                layout[tile++] = start + r0;
+                layout[tile++] = Math.Min(FlashAttention.RowsPerBlock, count - r0);
+                layout[tile++] = pos0 + r0;
+                layout[tile++] = batch.TableStart[s];
+            }
+        }
+        int entries = batch.TableStart[seqs - 1] + batch.TableLength[seqs - 1];
+        batch.Tables.AsSpan(0, entries).CopyTo(layout[tile..]);
+        return (tile - 2 * rows) / FlashAttention.TileInts;
+    }
+
+    /// <summary>Builds the layout of <paramref name="batch"/> and uploads it unless the device already holds exactly
+    /// this layout.</summary>
+    /// <exception cref="ArgumentException">The batch is empty or inconsistent; the message says where.</exception>
+    public void Use(RaggedBatch batch)
+    {
+        int length = LayoutLength(batch);
+        if (_host.Length < length) _host = new int[Grow(length)];
+        var h = _host.AsSpan(0, length);
+        int tiles = Layout(batch, h);
+        Rows = batch.Rows;
+        Tiles = tiles;
+        _tableEntries = length - 2 * Rows - FlashAttention.TileInts * tiles;
+        if (length == _uploadedLength && h.SequenceEqual(MemoryMarshal.Cast<byte, int>(_staging!.Span)[..length])) return;
+
+        _copied?.Synchronize();  // the last upload's copy out of the staging buffer has finished
+        if (_staging is null || _staging.Bytes < length * sizeof(int))
+        {
+            _staging?.Dispose();
+            _staging = new PinnedBuffer(context, (long)Grow(length) * sizeof(int));
+        }
+        if (_device is null || _device.Length < length)
+        {
+            stream.Synchronize();  // queued kernels may still read the old device copy
+            _device?.Dispose();
+            _device = new DeviceBuffer<int>(context, Grow(length));
+        }
+        _uploadedLength = -1;  // until the copy below is queued
+        h.CopyTo(MemoryMarshal.Cast<byte, int>(_staging.Span));
+        _staging.UploadAsync(_device.Memory, 0, length * sizeof(int), stream);
+        (_copied ??= new CudaEvent(context)).Record(stream);
+        _uploadedLength = length;
+    }
+
+    // Room for at least n ints, in powers of two from 4096, so that a growing batch reallocates a few times only.
+    private static int Grow(int n) => (int)Math.Min((long)BitOperations.RoundUpToPowerOf2((ulong)Math.Max(n, 4096)), MaxInts);
+
+    // The pinned staging buffer holds at most int.MaxValue bytes.
+    private const int MaxInts = int.MaxValue / sizeof(int);
+
+    /// <summary>Frees the buffers (the caller has synchronized the stream).</summary>
+    public void Dispose()
+    {
+        _copied?.Dispose();
+        _staging?.Dispose();
+        _device?.Dispose();
+        _copied = null;
+        _staging = null;
+        _device = null;
+        _uploadedLength = -1;
+    }
+}

@@ -1,0 +1,157 @@
+using NUnit.Framework;
+using Tessera.Api;
+using Tessera.Backends;
+using Tessera.Backends.Cpu;
+using Tessera.Backends.Cuda;
+using Tessera.Generation;
+using Tessera.Interop.Kernels;
+using Tessera.Model;
+using Tessera.Sampling;
+using Tessera.Tests.Cli;
+using Tessera.Tests.Golden;
+
+namespace Tessera.Tests.Cuda;
+
+/// <summary>The CUDA backend's paged KV cache and ragged-batch ops: the host-side layout the kernels read (no GPU
+/// needed), the serving commands' no-device path, and, on a GPU, ragged steps and the engine against the CPU.</summary>
+public class CudaRaggedTests
+{
+    // A batch with a prefill chunk of 37 rows (3 tiles: 16 + 16 + 5), a decode at 300 (block 18 of its table) and a
+    // chunk of 20 rows starting inside a block; tables scattered.
+    private static RaggedBatch Mixed(int blockSize = 16)
+    {
+        var b = new RaggedBatch(64, 3, 64, blockSize);
+        int Blocks(int positions) => (positions + blockSize - 1) / blockSize;
+        b.Add(new int[37], 0, [.. Enumerable.Range(0, Blocks(37)).Select(i => 40 - i)]);
+        b.Add([5], 300, [.. Enumerable.Range(0, Blocks(301)).Select(i => 2 * i + 1)]);
+        b.Add(new int[20], 45, [.. Enumerable.Range(0, Blocks(65)).Select(i => 7 * i % 61)]);
+        return b;
+    }
+
+    [TestCase(16)]
+    [TestCase(8)]
+    [TestCase(32)]
+    public void The_layout_gives_each_row_its_position_and_the_cpus_slot_and_tiles_cover_each_sequence(int blockSize)
+    {
+        var batch = Mixed(blockSize);
+        int length = CudaRaggedBatch.LayoutLength(batch);
+        var layout = new int[length];
+        int tiles = CudaRaggedBatch.Layout(batch, layout);
+        int rows = batch.Rows;
+        Assert.That(tiles, Is.EqualTo(3 + 1 + 2));
+        Assert.That(length, Is.EqualTo(2 * rows + 4 * tiles + batch.TableStart[2] + batch.TableLength[2]));
+        for (int r = 0; r < rows; r++)
+        {
+            int s = batch.RowSequence[r], pos = batch.Positions[r];
+            var table = batch.Table(s);
+            Assert.That(layout[r], Is.EqualTo(pos), $"position of row {r}");
+            // The CPU backend's slot: block table[pos / block], slot pos % block within it.
+            Assert.That(layout[rows + r], Is.EqualTo(table[pos / blockSize] * blockSize + pos % blockSize), $"slot of row {r}");
+        }
+        var covered = new int[rows];
+        var tables = layout.AsSpan(2 * rows + 4 * tiles);
+        for (int t = 0; t < tiles; t++)
+        {
+            int r0 = layout[2 * rows + 4 * t], n = layout[2 * rows + 4 * t + 1], pos0 = layout[2 * rows + 4 * t + 2], off = layout[2 * rows + 4 * t + 3];
+            Assert.That(n, Is.InRange(1, FlashAttention.RowsPerBlock), $"tile {t}");
+            int s = batch.RowSequence[r0];
+            Assert.That(pos0, Is.EqualTo(batch.Positions[r0]), $"tile {t}'s first position");
+            Assert.That(tables.Slice(off, batch.TableLength[s]).ToArray(), Is.EqualTo(batch.Table(s).ToArray()), $"tile {t}'s table");
+            for (int r = r0; r < r0 + n; r++)
+            {
+                Assert.That(batch.RowSequence[r], Is.EqualTo(s), $"tile {t} mixes sequences at row {r}");
+                covered[r]++;
+            }
+        }
+        Assert.That(covered, Is.All.EqualTo(1), "every row in exactly one tile");
+    }
+
+    [Test]
+    public void The_layout_rejects_a_batch_whose_positions_were_edited_out_of_order()
+    {
+        var batch = Mixed();
+        batch.Positions[3] = 9;  // row 3 of sequence 0 must be at position 3
+        var e = Assert.Throws<ArgumentException>(() => CudaRaggedBatch.Layout(batch, new int[CudaRaggedBatch.LayoutLength(batch)]));
+        Assert.That(e!.Message, Does.Contain("row 3").And.Contain("position 9"));
+        batch.Clear();
+        Assert.That(Assert.Throws<ArgumentException>(() => CudaRaggedBatch.LayoutLength(batch))!.Message, Does.Contain("empty"));
+    }
+
+    [Test]
+    public void Serving_commands_on_cuda_without_a_device_exit_3_with_the_reason()
+    {
+        CudaDevice.RequireAbsent();  // with a device, serve would start listening
+        string model = SharedData.Model("tinystories-656k-q8_0.gguf");
+        var serve = CliRunner.Run("serve", "-m", model, "--backend", "cuda", "--port", "0");
+        Assert.That(serve.ExitCode, Is.EqualTo(3), serve.Err + serve.Out);
+        Assert.That(serve.Err, Does.Contain("cuda: no CUDA device"));
+        var bench = CliRunner.Run("bench", "-m", model, "--backend", "cuda", "--concurrency", "1,4", "-p", "8", "-n", "4");
+        Assert.That(bench.ExitCode, Is.EqualTo(3), bench.Err + bench.Out);
+        Assert.That(bench.Err, Does.Contain("cuda: no CUDA device"));
+    }
+
+    // Two runs are each within the golden tolerance t of llama.cpp (NMSE, a squared norm ratio), so by the triangle
+    // inequality they are within (√t + √t)² = 4t of each other.
+    private static double CpuVsCudaTolerance(string file) => 4 * GoldenTests.NmseTolerance(file);
+
+    [TestCase("tinystories-656k-q8_0.gguf")]
+    [TestCase("rand-llama-d256-f16.gguf")]
+    public void Ragged_steps_on_cuda_match_the_cpu_for_every_sequence(string file)
+    {
+        var cuda = CudaDevice.Require();
+        using var gpu = LoadedModel.Load(SharedData.Model(file), cuda);
+        var cpu = ModelCache.Get(file).Model;
+        var rng = new Random(11);
+        int vocab = cpu.Config.VocabSize;
+        int[] Rand(int n) => [.. Enumerable.Range(0, n).Select(_ => rng.Next(3, vocab))];
+        // Three sequences: prompts of 37, 5 and 20 tokens (sequence 0 in chunks of 16), then 6 decode tokens each;
+        // blocks handed out in descending order, so no table is the identity.
+        int[][] all = [[.. Rand(37), .. Rand(6)], [.. Rand(5), .. Rand(6)], [.. Rand(20), .. Rand(6)]];
+        int[] promptLength = [37, 5, 20];
+        using var gs = gpu.Model.CreateBatchState(64, 3, 40, 16);
+        using var cs = cpu.CreateBatchState(64, 3, 40, 16);
+        var free = new Stack<int>(Enumerable.Range(0, 40));
+        var tables = new List<int>[] { [], [], [] };
+        var done = new int[3];
+        var batch = new RaggedBatch(64, 3, 40, 16);
+        double tol = CpuVsCudaTolerance(file);
+        int compared = 0;
+        for (int round = 0; round < 12; round++)
+        {
+            batch.Clear();
+            var members = new List<int>();
+            for (int q = 0; q < 3; q++)
+            {
+                if (done[q] == all[q].Length) continue;
+                int n = done[q] < promptLength[q] ? Math.Min(q == 0 ? 16 : 64, promptLength[q] - done[q]) : 1;
+                while (tables[q].Count * 16 < done[q] + n) tables[q].Add(free.Pop());
+                batch.Add(all[q].AsSpan(done[q], n), done[q], tables[q].ToArray());
+                members.Add(q);
+            }
+            if (members.Count == 0) break;
+            gpu.Model.Forward(gs, batch);
+            cpu.Forward(cs, batch);
+            for (int i = 0; i < members.Count; i++)
+            {
+                int q = members[i];
+                done[q] += batch.RowCount[i];
+                double e = GoldenCase.Nmse(gs.SequenceLogits(i), cs.SequenceLogits(i));
+                Assert.That(e, Is.LessThanOrEqualTo(tol), $"sequence {q} after {done[q]} tokens, round {round}");
+                compared++;
+            }
+        }
+        Assert.That(compared, Is.EqualTo(9 + 7 + 7), "every step of every sequence was compared (sequence 0: 3 prompt chunks)");
+    }
+
+    [Test]
+    public void The_engine_serves_concurrent_requests_on_cuda()
+    {
+        var cuda = CudaDevice.Require();
+        using var engine = InferenceEngine.LoadAsync(SharedData.Model("tinystories-656k-q8_0.gguf"), cuda,
+            new EngineOptions { ContextSize = 256, MaxSequences = 4, MaxTokensPerStep = 64 }).GetAwaiter().GetResult();
+        var options = new GenerationOptions { MaxTokens = 24, StopAtEndOfGeneration = false, Sampling = SamplingOptions.Greedy };
+        string[] prompts = ["Once upon a time", "The little dog", "Lily wanted to", "One day, a big"];
+        var results = Task.WhenAll(prompts.Select(p => engine.CompleteAsync(p, options))).GetAwaiter().GetResult();
+        foreach (var r in results) Assert.That(r.TokenIds, Has.Count.EqualTo(24));
+    }
+}
