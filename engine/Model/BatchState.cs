@@ -15,14 +15,7 @@ public sealed class BatchState : IDisposable
         MaxRows = maxRows;
         MaxSequences = maxSequences;
         VocabSize = c.VocabSize;
-        X = backend.Allocate(maxRows * c.Dim);
-        Xb = backend.Allocate(maxRows * Math.Max(c.Dim, c.QDim));
-        Q = backend.Allocate(maxRows * c.QDim);
-        K = backend.Allocate(maxRows * c.KvDim);
-        V = backend.Allocate(maxRows * c.KvDim);
-        Att = backend.Allocate(maxRows * c.QDim);
-        Hb = backend.Allocate(maxRows * c.FfnDim);
-        Hb2 = backend.Allocate(maxRows * c.FfnDim);
+        Buffers = new ForwardBuffers(c, backend, maxRows);
         Last = backend.Allocate(maxSequences * c.Dim);
         LogitsBuffer = backend.Allocate(maxSequences * c.VocabSize);
         Logits = new float[maxSequences * c.VocabSize];
@@ -41,14 +34,7 @@ public sealed class BatchState : IDisposable
     /// <summary>The logits of sequence <paramref name="s"/> of the last step.</summary>
     public Span<float> SequenceLogits(int s) => Logits.AsSpan(s * VocabSize, VocabSize);
 
-    internal Activation X { get; }        // (rows, dim) residual stream
-    internal Activation Xb { get; }       // (rows, max(dim, q_dim)) normed input / projection output
-    internal Activation Q { get; }        // (rows, heads * head_dim)
-    internal Activation K { get; }        // (rows, kv_heads * head_dim)
-    internal Activation V { get; }        // (rows, kv_heads * head_dim)
-    internal Activation Att { get; }      // (rows, heads * head_dim) attention output
-    internal Activation Hb { get; }       // (rows, ffn) gate, then silu(gate) * up
-    internal Activation Hb2 { get; }      // (rows, ffn) up
+    internal ForwardBuffers Buffers { get; } // the per-row activations
     internal Activation Last { get; }     // (sequences, dim) last row of each sequence
     internal Activation LogitsBuffer { get; } // (sequences, vocab)
     internal KvCache Cache { get; }
@@ -56,7 +42,8 @@ public sealed class BatchState : IDisposable
     /// <summary>Frees buffers and cache.</summary>
     public void Dispose()
     {
-        foreach (var a in new[] { X, Xb, Q, K, V, Att, Hb, Hb2, Last, LogitsBuffer }) a.Dispose();
+        foreach (var a in new[] { Last, LogitsBuffer }) a.Dispose();
+        Buffers.Dispose();
         Cache.Dispose();
     }
 }

@@ -55,31 +55,32 @@ public sealed class LlamaModel : IDisposable
     public void Forward(BatchState s, RaggedBatch batch)
     {
         var c = Config;
+        var a = s.Buffers;
         var b = Backend;
         int n = batch.Rows;
         if (n == 0) throw new ArgumentException("the batch is empty", nameof(batch));
         if (n > s.MaxRows) throw new ArgumentException($"the batch has {n} rows; the state holds {s.MaxRows}", nameof(batch));
         if (batch.Sequences > s.MaxSequences) throw new ArgumentException($"the batch has {batch.Sequences} sequences; the state holds {s.MaxSequences}", nameof(batch));
 
-        b.Embed(_embedding, batch.Tokens.AsSpan(0, n), s.X);               // x (n, dim)
+        b.Embed(_embedding, batch.Tokens.AsSpan(0, n), a.X);               // x (n, dim)
         for (int l = 0; l < _layers.Length; l++)
         {
             var w = _layers[l];
             // attention
-            b.RmsNorm(s.X, w.AttnNorm, s.Xb, n, c.NormEps);                // xb (n, dim)
-            b.MatMulShared(s.Xb, n, w.Wq, s.Q, w.Wk, s.K, w.Wv, s.V);      // q (n, q_dim), k and v (n, kv_dim)
-            b.Rope(s.Q, batch, c.Heads, c.HeadDim, c.RopeTheta, c.RopeLayout);
-            b.Rope(s.K, batch, c.KvHeads, c.HeadDim, c.RopeTheta, c.RopeLayout);
-            b.StoreKv(s.Cache, l, s.K, s.V, batch);
-            b.Attention(s.Q, s.Cache, l, batch, s.Att);                    // att (n, q_dim), per sequence
-            OutputAndFeedForward(w, s.X, s.Xb, s.Att, s.Hb, s.Hb2, n);
+            b.RmsNorm(a.X, w.AttnNorm, a.Xb, n, c.NormEps);                // xb (n, dim)
+            b.MatMulShared(a.Xb, n, w.Wq, a.Q, w.Wk, a.K, w.Wv, a.V);      // q (n, q_dim), k and v (n, kv_dim)
+            b.Rope(a.Q, batch, c.Heads, c.HeadDim, c.RopeTheta, c.RopeLayout);
+            b.Rope(a.K, batch, c.KvHeads, c.HeadDim, c.RopeTheta, c.RopeLayout);
+            b.StoreKv(s.Cache, l, a.K, a.V, batch);
+            b.Attention(a.Q, s.Cache, l, batch, a.Att);                    // att (n, q_dim), per sequence
+            OutputAndFeedForward(w, a, n);
         }
 
-        b.RmsNorm(s.X, _outputNorm, s.Xb, n, c.NormEps);                   // xb (n, dim)
+        b.RmsNorm(a.X, _outputNorm, a.Xb, n, c.NormEps);                   // xb (n, dim)
         // Only each sequence's last row continues it: gather those rows and project them together.
         int seqs = batch.Sequences;
         for (int q = 0; q < seqs; q++)
-            b.Copy(s.Xb, (batch.RowStart[q] + batch.RowCount[q] - 1) * c.Dim, s.Last, q * c.Dim, c.Dim); // last (seqs, dim)
+            b.Copy(a.Xb, (batch.RowStart[q] + batch.RowCount[q] - 1) * c.Dim, s.Last, q * c.Dim, c.Dim); // last (seqs, dim)
         b.MatMul(_output, s.Last, s.LogitsBuffer, seqs);                   // logits (seqs, vocab)
         b.Read(s.LogitsBuffer, 0, s.Logits.AsSpan(0, seqs * c.VocabSize));
     }
@@ -107,37 +108,38 @@ public sealed class LlamaModel : IDisposable
     private void ForwardChunk(RunState s, ReadOnlySpan<int> tokens, Span<float> allLogits)
     {
         var c = Config;
+        var a = s.Buffers;
         var b = Backend;
         int n = tokens.Length, pos = s.Position;
 
-        b.Embed(_embedding, tokens, s.X);                                  // x (n, dim)
+        b.Embed(_embedding, tokens, a.X);                                  // x (n, dim)
         for (int l = 0; l < _layers.Length; l++)
         {
             var w = _layers[l];
             // attention
-            b.RmsNorm(s.X, w.AttnNorm, s.Xb, n, c.NormEps);                // xb (n, dim)
+            b.RmsNorm(a.X, w.AttnNorm, a.Xb, n, c.NormEps);                // xb (n, dim)
             // q (n, heads * head_dim), k and v (n, kv_heads * head_dim): one product over the three weights
-            b.MatMulShared(s.Xb, n, w.Wq, s.Q, w.Wk, s.K, w.Wv, s.V);
-            b.Rope(s.Q, n, c.Heads, c.HeadDim, pos, c.RopeTheta, c.RopeLayout);
-            b.Rope(s.K, n, c.KvHeads, c.HeadDim, pos, c.RopeTheta, c.RopeLayout);
-            b.StoreKv(s.Cache, l, s.K, s.V, n, pos);
-            b.Attention(s.Q, s.Cache, l, n, pos, s.Att);                   // att (n, heads * head_dim)
-            OutputAndFeedForward(w, s.X, s.Xb, s.Att, s.Hb, s.Hb2, n);
+            b.MatMulShared(a.Xb, n, w.Wq, a.Q, w.Wk, a.K, w.Wv, a.V);
+            b.Rope(a.Q, n, c.Heads, c.HeadDim, pos, c.RopeTheta, c.RopeLayout);
+            b.Rope(a.K, n, c.KvHeads, c.HeadDim, pos, c.RopeTheta, c.RopeLayout);
+            b.StoreKv(s.Cache, l, a.K, a.V, n, pos);
+            b.Attention(a.Q, s.Cache, l, n, pos, a.Att);                   // att (n, heads * head_dim)
+            OutputAndFeedForward(w, a, n);
         }
         s.Position += n;
 
-        b.RmsNorm(s.X, _outputNorm, s.Xb, n, c.NormEps);                   // xb (n, dim)
+        b.RmsNorm(a.X, _outputNorm, a.Xb, n, c.NormEps);                   // xb (n, dim)
         if (!allLogits.IsEmpty)
         {
             var all = s.AllLogitsBuffer();
-            b.MatMul(_output, s.Xb, all, n);                               // logits (n, vocab)
+            b.MatMul(_output, a.Xb, all, n);                               // logits (n, vocab)
             b.Read(all, 0, allLogits);
             allLogits.Slice((n - 1) * c.VocabSize, c.VocabSize).CopyTo(s.Logits);
         }
         else
         {
             // Only the last token's logits are needed to continue: project one row.
-            b.Copy(s.Xb, (n - 1) * c.Dim, s.Last, 0, c.Dim);               // last (1, dim)
+            b.Copy(a.Xb, (n - 1) * c.Dim, s.Last, 0, c.Dim);               // last (1, dim)
             b.MatMul(_output, s.Last, s.LogitsBuffer, 1);                  // logits (1, vocab)
             b.Read(s.LogitsBuffer, 0, s.Logits);
         }
@@ -145,17 +147,17 @@ public sealed class LlamaModel : IDisposable
 
     /// <summary>The rest of a block once attention is done, the same for both forward passes: output projection and
     /// residual, then RMSNorm → SwiGLU → residual. x (n, dim) is the residual stream; xb, att, hb, hb2 are scratch.</summary>
-    private void OutputAndFeedForward(PreparedLayer w, Activation x, Activation xb, Activation att, Activation hb, Activation hb2, int n)
+    private void OutputAndFeedForward(PreparedLayer w, ForwardBuffers a, int n)
     {
         var c = Config;
         var b = Backend;
-        b.MatMul(w.Wo, att, xb, n);                                        // xb (n, dim)
-        b.Add(x, xb, n * c.Dim);                                           // residual
-        b.RmsNorm(x, w.FfnNorm, xb, n, c.NormEps);
-        b.MatMulShared(xb, n, w.Gate, hb, w.Up, hb2);                      // hb (n, ffn) gate, hb2 (n, ffn) up
-        b.SwiGlu(hb, hb2, n * c.FfnDim);                                   // hb = silu(hb) * hb2
-        b.MatMul(w.Down, hb, xb, n);                                       // xb (n, dim)
-        b.Add(x, xb, n * c.Dim);                                           // residual
+        b.MatMul(w.Wo, a.Att, a.Xb, n);                                    // xb (n, dim)
+        b.Add(a.X, a.Xb, n * c.Dim);                                       // residual
+        b.RmsNorm(a.X, w.FfnNorm, a.Xb, n, c.NormEps);
+        b.MatMulShared(a.Xb, n, w.Gate, a.Hb, w.Up, a.Hb2);                // hb (n, ffn) gate, hb2 (n, ffn) up
+        b.SwiGlu(a.Hb, a.Hb2, n * c.FfnDim);                               // hb = silu(hb) * hb2
+        b.MatMul(w.Down, a.Hb, a.Xb, n);                                   // xb (n, dim)
+        b.Add(a.X, a.Xb, n * c.Dim);                                       // residual
     }
 
     /// <summary>Nothing to free beyond what the backend owns.</summary>

@@ -18,14 +18,7 @@ public sealed class RunState : IDisposable
         _backend = backend;
         ContextSize = contextSize;
         MaxBatch = maxBatch;
-        X = backend.Allocate(maxBatch * c.Dim);
-        Xb = backend.Allocate(maxBatch * Math.Max(c.Dim, c.QDim));
-        Q = backend.Allocate(maxBatch * c.QDim);
-        K = backend.Allocate(maxBatch * c.KvDim);
-        V = backend.Allocate(maxBatch * c.KvDim);
-        Att = backend.Allocate(maxBatch * c.QDim);
-        Hb = backend.Allocate(maxBatch * c.FfnDim);
-        Hb2 = backend.Allocate(maxBatch * c.FfnDim);
+        Buffers = new ForwardBuffers(c, backend, maxBatch);
         Last = backend.Allocate(c.Dim);
         LogitsBuffer = backend.Allocate(c.VocabSize);
         Logits = new float[c.VocabSize];
@@ -43,14 +36,7 @@ public sealed class RunState : IDisposable
     public float[] Logits { get; }
 
     private int VocabSize { get; }
-    internal Activation X { get; }        // (batch, dim) residual stream
-    internal Activation Xb { get; }       // (batch, max(dim, q_dim)) normed input / projection output
-    internal Activation Q { get; }        // (batch, heads * head_dim)
-    internal Activation K { get; }        // (batch, kv_heads * head_dim)
-    internal Activation V { get; }        // (batch, kv_heads * head_dim)
-    internal Activation Att { get; }      // (batch, heads * head_dim) attention output
-    internal Activation Hb { get; }       // (batch, ffn) gate, then silu(gate) * up
-    internal Activation Hb2 { get; }      // (batch, ffn) up
+    internal ForwardBuffers Buffers { get; } // the per-row activations
     internal Activation Last { get; }     // (1, dim) last row for the logits
     internal Activation LogitsBuffer { get; } // (1, vocab)
     internal KvCache Cache { get; }
@@ -68,7 +54,8 @@ public sealed class RunState : IDisposable
     /// <summary>Frees buffers and cache.</summary>
     public void Dispose()
     {
-        foreach (var a in new[] { X, Xb, Q, K, V, Att, Hb, Hb2, Last, LogitsBuffer, _allLogits }) a?.Dispose();
+        foreach (var a in new[] { Last, LogitsBuffer, _allLogits }) a?.Dispose();
+        Buffers.Dispose();
         Cache.Dispose();
     }
 }
