@@ -183,7 +183,7 @@ internal static unsafe class F16Wide
     /// weights without them. With this conversion both run at the same speed (a version that branched to it only for
     /// such chunks was no faster on realistic weights).</para></summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> Widen16(ushort* p)
+    internal static Vector512<float> Widen16(ushort* p)
     {
         Vector512<int> x = Avx512BW.ConvertToVector512Int32(Vector256.Load((short*)p)); // sign-extended
         Vector512<int> o = Vector512.ShiftLeft(x, 13) & Vector512.Create(0x0FFFE000);

@@ -144,6 +144,112 @@ internal static unsafe class Q6KTile
         i11 += Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(qB, v1), sB);
     }
 
+    /// <summary>Bytes <see cref="Pack"/> writes per super-block of a 4-row tile (a multiple of 64, for aligned loads).</summary>
+    public const int PackedBlockBytes = 2304;
+
+    // Layout of one packed super-block: group g (0..7) at 256 g as [qA, qB, sA, sB] (the rebuilt 6-bit values of row
+    // pairs A = (0, 1) and B = (2, 3), and their per-lane scales), the raw scales of A and B (for the "- 32" offsets)
+    // at 2048, d of A and B at 2176.
+    private const int RawScalesAt = 2048, DAt = 2176;
+
+    /// <summary>Prefill with many activation rows: rebuilds a 4-row tile's 6-bit values from their bit planes, spreads
+    /// the scales over the lanes and widens d once into <paramref name="packed"/> (<paramref name="nb"/> x
+    /// <see cref="PackedBlockBytes"/>, 64-byte aligned), so that <see cref="MultiplyPacked"/> spends its instructions on
+    /// the products. The values are the ones <see cref="Multiply"/> forms in registers, so the results equal it bit for bit.</summary>
+    public static void Pack(byte* w, long rowBytes, int nb, byte* packed)
+    {
+        Vector512<byte> m4 = Vector512.Create((byte)0x0F), m30 = Vector512.Create((byte)0x30);
+        for (int i = 0; i < nb; i++)
+        {
+            byte* x0 = w + (long)i * Q6_K.BlockBytes, x1 = x0 + rowBytes, x2 = x1 + rowBytes, x3 = x2 + rowBytes;
+            byte* o = packed + (long)i * PackedBlockBytes;
+            Vector512<short> scA = Avx512BW.ConvertToVector512Int16(Vector256.Create(Vector128.Load((sbyte*)(x0 + 192)), Vector128.Load((sbyte*)(x1 + 192))));
+            Vector512<short> scB = Avx512BW.ConvertToVector512Int16(Vector256.Create(Vector128.Load((sbyte*)(x2 + 192)), Vector128.Load((sbyte*)(x3 + 192))));
+            for (int h = 0; h < 2; h++)
+            {
+                Vector512<byte> l0A = Pair(x0 + 64 * h, x1 + 64 * h), l1A = Pair(x0 + 64 * h + 32, x1 + 64 * h + 32);
+                Vector512<byte> qhA = Pair(x0 + 128 + 32 * h, x1 + 128 + 32 * h);
+                Vector512<byte> l0B = Pair(x2 + 64 * h, x3 + 64 * h), l1B = Pair(x2 + 64 * h + 32, x3 + 64 * h + 32);
+                Vector512<byte> qhB = Pair(x2 + 128 + 32 * h, x3 + 128 + 32 * h);
+                // The four groups of the half, as Half forms them.
+                byte* g = o + 1024 * h;
+                StoreGroup(g, (l0A & m4) | (Vector512.ShiftLeft(qhA.AsUInt16(), 4).AsByte() & m30),
+                    (l0B & m4) | (Vector512.ShiftLeft(qhB.AsUInt16(), 4).AsByte() & m30), scA, scB, ScaleIndex[4 * h]);
+                StoreGroup(g + 256, (l1A & m4) | (Vector512.ShiftLeft(qhA.AsUInt16(), 2).AsByte() & m30),
+                    (l1B & m4) | (Vector512.ShiftLeft(qhB.AsUInt16(), 2).AsByte() & m30), scA, scB, ScaleIndex[4 * h + 1]);
+                StoreGroup(g + 512, (Vector512.ShiftRightLogical(l0A.AsUInt16(), 4).AsByte() & m4) | (qhA & m30),
+                    (Vector512.ShiftRightLogical(l0B.AsUInt16(), 4).AsByte() & m4) | (qhB & m30), scA, scB, ScaleIndex[4 * h + 2]);
+                StoreGroup(g + 768, (Vector512.ShiftRightLogical(l1A.AsUInt16(), 4).AsByte() & m4) | (Vector512.ShiftRightLogical(qhA.AsUInt16(), 2).AsByte() & m30),
+                    (Vector512.ShiftRightLogical(l1B.AsUInt16(), 4).AsByte() & m4) | (Vector512.ShiftRightLogical(qhB.AsUInt16(), 2).AsByte() & m30),
+                    scA, scB, ScaleIndex[4 * h + 3]);
+            }
+            scA.StoreAligned((short*)(o + RawScalesAt));
+            scB.StoreAligned((short*)(o + RawScalesAt + 64));
+            Vector512.Create(Vector256.Create(Fp16.Load(x0 + 208)), Vector256.Create(Fp16.Load(x1 + 208))).StoreAligned((float*)(o + DAt));
+            Vector512.Create(Vector256.Create(Fp16.Load(x2 + 208)), Vector256.Create(Fp16.Load(x3 + 208))).StoreAligned((float*)(o + DAt + 64));
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StoreGroup(byte* g, Vector512<byte> qA, Vector512<byte> qB, Vector512<short> scA, Vector512<short> scB, Vector512<short> index)
+    {
+        qA.StoreAligned(g);
+        qB.StoreAligned(g + 64);
+        Avx512BW.PermuteVar32x16(scA, index).StoreAligned((short*)(g + 128));
+        Avx512BW.PermuteVar32x16(scB, index).StoreAligned((short*)(g + 192));
+    }
+
+    /// <summary><see cref="Multiply"/> over a tile packed by <see cref="Pack"/>: the same operations on the same values.</summary>
+    public static void MultiplyPacked(byte* packed, byte* a, long actBytes, int acts, int nb, float* y, long yStride)
+    {
+        if (acts > 1) RunPacked<TwoActs>(packed, a, a + actBytes, nb, y, yStride);
+        else RunPacked<OneAct>(packed, a, a, nb, y, yStride);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void RunPacked<TActs>(byte* packed, byte* a0, byte* a1, int nb, float* y, long yStride)
+        where TActs : struct, IActCount
+    {
+        Vector512<float> acc00 = Vector512<float>.Zero, acc01 = acc00, acc10 = acc00, acc11 = acc00; // [act][row pair]
+        for (int i = 0; i < nb; i++)
+        {
+            byte* o = packed + (long)i * PackedBlockBytes;
+            byte* y0 = a0 + (long)i * Q8_K.BlockBytes, y1 = a1 + (long)i * Q8_K.BlockBytes;
+            Vector512<int> i00 = Vector512<int>.Zero, i01 = i00, i10 = i00, i11 = i00;
+            for (int g = 0; g < 8; g++)
+            {
+                byte* p = o + 256 * g;
+                Vector512<byte> qA = Vector512.LoadAligned(p), qB = Vector512.LoadAligned(p + 64);
+                Vector512<short> sA = Vector512.LoadAligned((short*)(p + 128)), sB = Vector512.LoadAligned((short*)(p + 192));
+                Vector256<sbyte> v = Vector256.Load((sbyte*)(y0 + Q8_K.QsOffset + 32 * g));
+                Vector512<sbyte> v0 = Vector512.Create(v, v);
+                i00 += Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(qA, v0), sA);
+                i01 += Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(qB, v0), sB);
+                if (!TActs.Two) continue;
+                v = Vector256.Load((sbyte*)(y1 + Q8_K.QsOffset + 32 * g));
+                Vector512<sbyte> v1 = Vector512.Create(v, v);
+                i10 += Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(qA, v1), sA);
+                i11 += Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(qB, v1), sB);
+            }
+            Vector512<short> scA = Vector512.LoadAligned((short*)(o + RawScalesAt)), scB = Vector512.LoadAligned((short*)(o + RawScalesAt + 64));
+            Vector512<float> dA = Vector512.LoadAligned((float*)(o + DAt)), dB = Vector512.LoadAligned((float*)(o + DAt + 64));
+            acc00 = Avx512F.FusedMultiplyAdd(dA * *(float*)y0, Avx512F.ConvertToVector512Single(i00 - Offsets(scA, y0)), acc00);
+            acc01 = Avx512F.FusedMultiplyAdd(dB * *(float*)y0, Avx512F.ConvertToVector512Single(i01 - Offsets(scB, y0)), acc01);
+            if (!TActs.Two) continue;
+            acc10 = Avx512F.FusedMultiplyAdd(dA * *(float*)y1, Avx512F.ConvertToVector512Single(i10 - Offsets(scA, y1)), acc10);
+            acc11 = Avx512F.FusedMultiplyAdd(dB * *(float*)y1, Avx512F.ConvertToVector512Single(i11 - Offsets(scB, y1)), acc11);
+        }
+        y[0] = SimdHelpers.HSum(acc00.GetLower());
+        y[1] = SimdHelpers.HSum(acc00.GetUpper());
+        y[2] = SimdHelpers.HSum(acc01.GetLower());
+        y[3] = SimdHelpers.HSum(acc01.GetUpper());
+        if (!TActs.Two) return;
+        y[yStride] = SimdHelpers.HSum(acc10.GetLower());
+        y[yStride + 1] = SimdHelpers.HSum(acc10.GetUpper());
+        y[yStride + 2] = SimdHelpers.HSum(acc11.GetLower());
+        y[yStride + 3] = SimdHelpers.HSum(acc11.GetUpper());
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector512<byte> Pair(byte* lo, byte* hi) => Vector512.Create(Vector256.Load(lo), Vector256.Load(hi));
 

@@ -120,6 +120,102 @@ internal static unsafe class Q8Tile
         Store(e11 + o11, y + yStride + 2);
     }
 
+    /// <summary>Bytes <see cref="Pack{TW}"/> writes per block of 32 of a 4-row tile (a multiple of 64, for aligned loads).</summary>
+    public const int PackedBlockBytes = 384;
+
+    // Layout of one packed block: magnitudes of row pairs (0, 1) and (2, 3) at 0 and 64, their sign masks at 128 and
+    // 192, their scales (8 lanes per row) at 256 and 320.
+
+    /// <summary>Prefill with many activation rows: takes a 4-row tile's magnitudes, sign masks and scales once into
+    /// <paramref name="packed"/> (<paramref name="nb"/> x <see cref="PackedBlockBytes"/>, 64-byte aligned), so that
+    /// <see cref="MultiplyPacked{TW}"/> spends its instructions on the activations' side only. They are the values
+    /// <see cref="Multiply{TW}"/> forms in registers, so the results equal it bit for bit.</summary>
+    public static void Pack<TW>(byte* w, long rowBytes, int nb, byte* packed) where TW : IQ8BlockWeights
+    {
+        byte* w0 = w, w1 = w + rowBytes, w2 = w + 2 * rowBytes, w3 = w + 3 * rowBytes;
+        for (int i = 0; i < nb; i++)
+        {
+            long wo = (long)i * TW.BlockBytes;
+            byte* o = packed + (long)i * PackedBlockBytes;
+            Vector512<sbyte> q01 = Vector512.Create(TW.Quants(w0 + wo), TW.Quants(w1 + wo));
+            Vector512<sbyte> q23 = Vector512.Create(TW.Quants(w2 + wo), TW.Quants(w3 + wo));
+            Avx512BW.Abs(q01).StoreAligned(o);
+            Avx512BW.Abs(q23).StoreAligned(o + 64);
+            Vector512.LessThan(q01, Vector512<sbyte>.Zero).StoreAligned((sbyte*)(o + 128));
+            Vector512.LessThan(q23, Vector512<sbyte>.Zero).StoreAligned((sbyte*)(o + 192));
+            Vector512.Create(Vector256.Create(Fp16.Load(w0 + wo)), Vector256.Create(Fp16.Load(w1 + wo))).StoreAligned((float*)(o + 256));
+            Vector512.Create(Vector256.Create(Fp16.Load(w2 + wo)), Vector256.Create(Fp16.Load(w3 + wo))).StoreAligned((float*)(o + 320));
+        }
+    }
+
+    /// <summary><see cref="Multiply{TW}"/> over a tile packed by <see cref="Pack{TW}"/>: the same operations on the same values.</summary>
+    public static void MultiplyPacked<TW>(byte* packed, byte* a, long actBytes, int acts, int nb, float* y, long yStride)
+        where TW : IQ8BlockWeights
+    {
+        if (acts > 1) RunPacked<TW, TwoActs>(packed, a, a + actBytes, nb, y, yStride);
+        else RunPacked<TW, OneAct>(packed, a, a, nb, y, yStride);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void RunPacked<TW, TActs>(byte* packed, byte* a0, byte* a1, int nb, float* y, long yStride)
+        where TW : IQ8BlockWeights where TActs : struct, IActCount
+    {
+        Vector512<float> e00 = Vector512<float>.Zero, e01 = e00, e10 = e00, e11 = e00;
+        Vector512<float> o00 = e00, o01 = e00, o10 = e00, o11 = e00;
+        Vector512<short> ones = Vector512.Create((short)1);
+        for (int i = 0; i < nb; i++)
+        {
+            byte* o = packed + (long)i * PackedBlockBytes;
+            long ao = (long)i * Q8_0.BlockBytes;
+            Vector512<byte> m01 = Vector512.LoadAligned(o), m23 = Vector512.LoadAligned(o + 64);
+            Vector512<sbyte> n01 = Vector512.LoadAligned((sbyte*)(o + 128)), n23 = Vector512.LoadAligned((sbyte*)(o + 192));
+            Vector512<float> d01 = Vector512.LoadAligned((float*)(o + 256)), d23 = Vector512.LoadAligned((float*)(o + 320));
+            bool odd = TW.TwoAccumulators && (i & 1) == 1;
+
+            Vector256<sbyte> y0 = Vector256.Load((sbyte*)(a0 + ao + 2));
+            Vector512<sbyte> p0 = Vector512.Create(y0, y0), q0 = Vector512<sbyte>.Zero - p0;
+            float s0 = Fp16.Load(a0 + ao);
+            Vector512<float> f00 = Avx512F.ConvertToVector512Single(Avx512BW.MultiplyAddAdjacent(
+                Avx512BW.MultiplyAddAdjacent(m01, Vector512.ConditionalSelect(n01, q0, p0)), ones));
+            Vector512<float> f01 = Avx512F.ConvertToVector512Single(Avx512BW.MultiplyAddAdjacent(
+                Avx512BW.MultiplyAddAdjacent(m23, Vector512.ConditionalSelect(n23, q0, p0)), ones));
+            if (odd)
+            {
+                o00 = Avx512F.FusedMultiplyAdd(d01 * s0, f00, o00);
+                o01 = Avx512F.FusedMultiplyAdd(d23 * s0, f01, o01);
+            }
+            else
+            {
+                e00 = Avx512F.FusedMultiplyAdd(d01 * s0, f00, e00);
+                e01 = Avx512F.FusedMultiplyAdd(d23 * s0, f01, e01);
+            }
+            if (!TActs.Two) continue;
+
+            Vector256<sbyte> y1 = Vector256.Load((sbyte*)(a1 + ao + 2));
+            Vector512<sbyte> p1 = Vector512.Create(y1, y1), q1 = Vector512<sbyte>.Zero - p1;
+            float s1 = Fp16.Load(a1 + ao);
+            Vector512<float> f10 = Avx512F.ConvertToVector512Single(Avx512BW.MultiplyAddAdjacent(
+                Avx512BW.MultiplyAddAdjacent(m01, Vector512.ConditionalSelect(n01, q1, p1)), ones));
+            Vector512<float> f11 = Avx512F.ConvertToVector512Single(Avx512BW.MultiplyAddAdjacent(
+                Avx512BW.MultiplyAddAdjacent(m23, Vector512.ConditionalSelect(n23, q1, p1)), ones));
+            if (odd)
+            {
+                o10 = Avx512F.FusedMultiplyAdd(d01 * s1, f10, o10);
+                o11 = Avx512F.FusedMultiplyAdd(d23 * s1, f11, o11);
+            }
+            else
+            {
+                e10 = Avx512F.FusedMultiplyAdd(d01 * s1, f10, e10);
+                e11 = Avx512F.FusedMultiplyAdd(d23 * s1, f11, e11);
+            }
+        }
+        Store(e00 + o00, y);
+        Store(e01 + o01, y + 2);
+        if (!TActs.Two) return;
+        Store(e10 + o10, y + yStride);
+        Store(e11 + o11, y + yStride + 2);
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Store(Vector512<float> v, float* y)
     {

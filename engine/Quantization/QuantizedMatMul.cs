@@ -134,6 +134,10 @@ public static unsafe class QuantizedMatMul
     /// <summary>How a product with two or more activation rows runs; every path gives the single-pair kernel's results.</summary>
     private enum TilePath { None, F16Widened, Q8_0, Q4_0, Q4_K, Q6_K }
 
+    // From this many activation rows on, 4-row tiles are unpacked once per product and reused (RunRowsPacked): with
+    // two rows the register tile already shares its unpacking, so packing only pays from the second pass over a tile.
+    private const int PackedBatch = 3;
+
     /// <summary>F16 weights: widen each weight row once per product instead of once per (weight row, activation row) pair
     /// (<see cref="F16Wide"/>). Q8_0/Q4_0: the 4 x 2 register tile (<see cref="Q8Tile"/>). Q4_K and Q6_K: their tiles
     /// (<see cref="Q4KTile"/>, <see cref="Q6KTile"/>) at any batch: unpacking the weights dominates K-quants, so decode
@@ -249,10 +253,21 @@ public static unsafe class QuantizedMatMul
             switch (_path)
             {
                 case TilePath.F16Widened: RunRowsWidened(weights, rowBytes, rows, y, r0, r1); return;
+                case TilePath.Q8_0 when Batch >= PackedBatch:
+                    RunRowsPacked(&Q8Tile.Pack<Q8_0Weights>, &Q8Tile.MultiplyPacked<Q8_0Weights>, Q8Tile.PackedBlockBytes, 32, weights, rowBytes, rows, y, r0, r1);
+                    return;
+                case TilePath.Q4_0 when Batch >= PackedBatch:
+                    RunRowsPacked(&Q8Tile.Pack<Q4_0Weights>, &Q8Tile.MultiplyPacked<Q4_0Weights>, Q8Tile.PackedBlockBytes, 32, weights, rowBytes, rows, y, r0, r1);
+                    return;
                 case TilePath.Q8_0: RunRowsTiled<Q8_0Weights>(weights, rowBytes, rows, y, r0, r1); return;
                 case TilePath.Q4_0: RunRowsTiled<Q4_0Weights>(weights, rowBytes, rows, y, r0, r1); return;
-                case TilePath.Q4_K when Batch >= 3: RunRowsQ4KPacked(weights, rowBytes, rows, y, r0, r1); return;
+                case TilePath.Q4_K when Batch >= PackedBatch:
+                    RunRowsPacked(&Q4KTile.Pack, &Q4KTile.MultiplyPacked, Q4KTile.PackedBlockBytes, 256, weights, rowBytes, rows, y, r0, r1);
+                    return;
                 case TilePath.Q4_K: RunRowsK(&Q4KTile.Multiply, weights, rowBytes, rows, y, r0, r1); return;
+                case TilePath.Q6_K when Batch >= PackedBatch:
+                    RunRowsPacked(&Q6KTile.Pack, &Q6KTile.MultiplyPacked, Q6KTile.PackedBlockBytes, 256, weights, rowBytes, rows, y, r0, r1);
+                    return;
                 case TilePath.Q6_K: RunRowsK(&Q6KTile.Multiply, weights, rowBytes, rows, y, r0, r1); return;
             }
             RunPairs(weights, rowBytes, rows, y, r0, r1);
@@ -285,12 +300,15 @@ public static unsafe class QuantizedMatMul
             RunPairs(weights, rowBytes, rows, y, r, r1);
         }
 
-        /// <summary>Q4_K with three or more activation rows: each 4-row tile is unpacked once (<see cref="Q4KTile.Pack"/>,
-        /// into a thread-local buffer that stays in L1/L2) and then multiplied with every pair of activation rows.</summary>
-        private void RunRowsQ4KPacked(byte* weights, long rowBytes, int rows, float* y, int r0, int r1)
+        /// <summary><see cref="PackedBatch"/> or more activation rows: each 4-row tile is unpacked once
+        /// (<see cref="Q4KTile.Pack"/>, <see cref="Q6KTile.Pack"/>, <see cref="Q8Tile.Pack{TW}"/>, into a thread-local buffer that stays in L1/L2) and then
+        /// multiplied with every pair of activation rows; the packed products equal the register tiles bit for bit.</summary>
+        private void RunRowsPacked(delegate*<byte*, long, int, byte*, void> pack,
+            delegate*<byte*, byte*, long, int, int, float*, long, void> multiplyPacked, int packedBlockBytes, int blockSize,
+            byte* weights, long rowBytes, int rows, float* y, int r0, int r1)
         {
-            int nb = Cols / 256, batch = Batch;
-            int need = nb * Q4KTile.PackedBlockBytes + 64;
+            int nb = Cols / blockSize, batch = Batch;
+            int need = nb * packedBlockBytes + 64;
             if (t_packed == null || t_packed.Length < need) t_packed = new byte[need];
             fixed (byte* raw = t_packed)
             {
@@ -298,9 +316,9 @@ public static unsafe class QuantizedMatMul
                 int r = r0;
                 for (; r + 4 <= r1; r += 4)
                 {
-                    Q4KTile.Pack(weights + r * rowBytes, rowBytes, nb, packed);
+                    pack(weights + r * rowBytes, rowBytes, nb, packed);
                     for (int b = 0; b < batch; b += 2)
-                        Q4KTile.MultiplyPacked(packed, _act + b * _actBytes, _actBytes, Math.Min(2, batch - b), nb, y + (long)b * rows + r, rows);
+                        multiplyPacked(packed, _act + b * _actBytes, _actBytes, Math.Min(2, batch - b), nb, y + (long)b * rows + r, rows);
                 }
                 RunPairs(weights, rowBytes, rows, y, r, r1);
             }

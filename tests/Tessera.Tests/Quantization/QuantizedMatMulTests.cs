@@ -17,6 +17,7 @@ public class QuantizedMatMulTests
         }
         // big enough to run in parallel chunks, with a row count that does not divide evenly
         yield return new TestCaseData(GgmlType.Q4_K, 1001, 512, 3);
+        yield return new TestCaseData(GgmlType.Q6_K, 259, 768, 5);
         yield return new TestCaseData(GgmlType.Q8_0, 2053, 288, 1);
         yield return new TestCaseData(GgmlType.F16, 777, 512, 2);
     }
@@ -75,6 +76,7 @@ public class QuantizedMatMulTests
     [TestCase(GgmlType.Q4_K, 3)]
     [TestCase(GgmlType.Q6_K, 1)]
     [TestCase(GgmlType.Q6_K, 2)]
+    [TestCase(GgmlType.Q6_K, 5)] // the packed tile (Q6KTile.Pack)
     [TestCase(GgmlType.Q8_0, 2)]
     [TestCase(GgmlType.F16, 4)] // batch 1 is F16Wide.Dot itself; the exhaustive widening test covers it
     public void SubnormalHalves_MatchSinglePairKernel(GgmlType type, int batch)
