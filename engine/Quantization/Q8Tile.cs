@@ -148,7 +148,26 @@ internal static unsafe class Q8Tile
         }
     }
 
-    /// <summary><see cref="Multiply{TW}"/> over a tile packed by <see cref="Pack{TW}"/>: the same operations on the same values.</summary>
+    /// <summary>Bytes of one activation row packed by <see cref="PackActivations"/>.</summary>
+    public static long PackedActivationBytes(int nb) => 64L * nb + ((4L * nb + 63) & ~63L);
+
+    /// <summary>The activation side of <see cref="MultiplyPacked{TW}"/>, done once per product instead of once per 4-row
+    /// tile: each Q8_0 block's 32 values duplicated into both halves of a 64-byte line (one per weight row of a pair),
+    /// and its scale widened to float. Row layout: the lines of the <paramref name="nb"/> blocks, then their scales.</summary>
+    public static void PackActivations(byte* a, int nb, byte* dst)
+    {
+        float* scales = (float*)(dst + 64L * nb);
+        for (int i = 0; i < nb; i++)
+        {
+            byte* block = a + (long)i * Q8_0.BlockBytes;
+            Vector256<byte> v = Vector256.Load(block + 2);
+            Vector512.Create(v, v).StoreAligned(dst + 64L * i);
+            scales[i] = Fp16.Load(block);
+        }
+    }
+
+    /// <summary><see cref="Multiply{TW}"/> over a tile packed by <see cref="Pack{TW}"/> and activation rows packed by
+    /// <see cref="PackActivations"/> (<paramref name="actBytes"/> apart): the same operations on the same values.</summary>
     public static void MultiplyPacked<TW>(byte* packed, byte* a, long actBytes, int acts, int nb, float* y, long yStride)
         where TW : IQ8BlockWeights
     {
@@ -163,18 +182,18 @@ internal static unsafe class Q8Tile
         Vector512<float> e00 = Vector512<float>.Zero, e01 = e00, e10 = e00, e11 = e00;
         Vector512<float> o00 = e00, o01 = e00, o10 = e00, o11 = e00;
         Vector512<short> ones = Vector512.Create((short)1);
+        float* sc0 = (float*)(a0 + 64L * nb), sc1 = (float*)(a1 + 64L * nb);
         for (int i = 0; i < nb; i++)
         {
             byte* o = packed + (long)i * PackedBlockBytes;
-            long ao = (long)i * Q8_0.BlockBytes;
             Vector512<byte> m01 = Vector512.LoadAligned(o), m23 = Vector512.LoadAligned(o + 64);
             Vector512<sbyte> n01 = Vector512.LoadAligned((sbyte*)(o + 128)), n23 = Vector512.LoadAligned((sbyte*)(o + 192));
             Vector512<float> d01 = Vector512.LoadAligned((float*)(o + 256)), d23 = Vector512.LoadAligned((float*)(o + 320));
             bool odd = TW.TwoAccumulators && (i & 1) == 1;
 
-            Vector256<sbyte> y0 = Vector256.Load((sbyte*)(a0 + ao + 2));
-            Vector512<sbyte> p0 = Vector512.Create(y0, y0), q0 = Vector512<sbyte>.Zero - p0;
-            float s0 = Fp16.Load(a0 + ao);
+            // Activation row 0: y with the weight's sign (the sign trick of ggml's mul_sum_i8_pairs).
+            Vector512<sbyte> p0 = Vector512.LoadAligned((sbyte*)(a0 + 64L * i)), q0 = Vector512<sbyte>.Zero - p0;
+            float s0 = sc0[i];
             Vector512<float> f00 = Avx512F.ConvertToVector512Single(Avx512BW.MultiplyAddAdjacent(
                 Avx512BW.MultiplyAddAdjacent(m01, Vector512.ConditionalSelect(n01, q0, p0)), ones));
             Vector512<float> f01 = Avx512F.ConvertToVector512Single(Avx512BW.MultiplyAddAdjacent(
@@ -191,9 +210,8 @@ internal static unsafe class Q8Tile
             }
             if (!TActs.Two) continue;
 
-            Vector256<sbyte> y1 = Vector256.Load((sbyte*)(a1 + ao + 2));
-            Vector512<sbyte> p1 = Vector512.Create(y1, y1), q1 = Vector512<sbyte>.Zero - p1;
-            float s1 = Fp16.Load(a1 + ao);
+            Vector512<sbyte> p1 = Vector512.LoadAligned((sbyte*)(a1 + 64L * i)), q1 = Vector512<sbyte>.Zero - p1;
+            float s1 = sc1[i];
             Vector512<float> f10 = Avx512F.ConvertToVector512Single(Avx512BW.MultiplyAddAdjacent(
                 Avx512BW.MultiplyAddAdjacent(m01, Vector512.ConditionalSelect(n01, q1, p1)), ones));
             Vector512<float> f11 = Avx512F.ConvertToVector512Single(Avx512BW.MultiplyAddAdjacent(

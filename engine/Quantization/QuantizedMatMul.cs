@@ -1,3 +1,5 @@
+using System.Runtime.InteropServices;
+
 namespace Tessera.Quantization;
 
 /// <summary>Y = X · Wᵀ for a weight matrix in a GGUF type, the way llama.cpp's CPU <c>mul_mat</c> does it: every activation row is
@@ -185,6 +187,10 @@ public static unsafe class QuantizedMatMul
         private delegate*<byte*, byte*, int, float> _kernel;
         private byte* _act;
         private long _actBytes;
+        // The activations as the packed tiles take them: _act itself, or Q8_0 rows repacked (PackQ8Activations). The
+        // buffer belongs to this per-thread job and lives as long as its thread.
+        private byte* _tileAct, _tileActBuffer;
+        private long _tileActBytes, _tileActCapacity;
         private int _segments, _chunkRows;
         private TilePath _path;
         private readonly byte*[] _w = new byte*[3];
@@ -204,11 +210,29 @@ public static unsafe class QuantizedMatMul
             _kernel = kernel;
             _path = path;
             Cols = cols;
-            _act = act;
-            _actBytes = actBytes;
+            _act = _tileAct = act;
+            _actBytes = _tileActBytes = actBytes;
             Batch = batch;
             _segments = 0;
             TotalRows = 0;
+            if ((path == TilePath.Q8_0 || path == TilePath.Q4_0) && batch >= PackedBatch) PackQ8Activations();
+        }
+
+        /// <summary>The Q8_0 activation rows in <see cref="Q8Tile.PackActivations"/>'s layout, for the packed tiles; into
+        /// a buffer of this job's that grows, never shrinks (a product allocates nothing once it has grown).</summary>
+        private void PackQ8Activations()
+        {
+            int nb = Cols / 32;
+            long rowBytes = Q8Tile.PackedActivationBytes(nb), need = rowBytes * Batch;
+            if (_tileActBuffer == null || _tileActCapacity < need)
+            {
+                if (_tileActBuffer != null) NativeMemory.AlignedFree(_tileActBuffer);
+                _tileActCapacity = Math.Max(need, 2 * _tileActCapacity);
+                _tileActBuffer = (byte*)NativeMemory.AlignedAlloc((nuint)_tileActCapacity, 64);
+            }
+            for (int b = 0; b < Batch; b++) Q8Tile.PackActivations(_act + b * _actBytes, nb, _tileActBuffer + b * rowBytes);
+            _tileAct = _tileActBuffer;
+            _tileActBytes = rowBytes;
         }
 
         public void Add(byte* w, long rowBytes, int rows, float* y)
@@ -318,7 +342,7 @@ public static unsafe class QuantizedMatMul
                 {
                     pack(weights + r * rowBytes, rowBytes, nb, packed);
                     for (int b = 0; b < batch; b += 2)
-                        multiplyPacked(packed, _act + b * _actBytes, _actBytes, Math.Min(2, batch - b), nb, y + (long)b * rows + r, rows);
+                        multiplyPacked(packed, _tileAct + b * _tileActBytes, _tileActBytes, Math.Min(2, batch - b), nb, y + (long)b * rows + r, rows);
                 }
                 RunPairs(weights, rowBytes, rows, y, r, r1);
             }

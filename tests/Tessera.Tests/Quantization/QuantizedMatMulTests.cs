@@ -19,6 +19,8 @@ public class QuantizedMatMulTests
         yield return new TestCaseData(GgmlType.Q4_K, 1001, 512, 3);
         yield return new TestCaseData(GgmlType.Q6_K, 259, 768, 5);
         yield return new TestCaseData(GgmlType.Q8_0, 2053, 288, 1);
+        yield return new TestCaseData(GgmlType.Q8_0, 1031, 288, 5); // packed tiles, activations packed once for all threads
+        yield return new TestCaseData(GgmlType.Q4_0, 517, 320, 4);
         yield return new TestCaseData(GgmlType.F16, 777, 512, 2);
     }
 
