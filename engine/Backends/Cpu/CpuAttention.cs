@@ -1,6 +1,7 @@
 using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using System.Numerics.Tensors;
 using Tessera.Model;
 using Tessera.Quantization;
@@ -18,7 +19,7 @@ internal static class CpuAttention
 {
     [ThreadStatic] private static AttentionJob? t_job;
 
-    /// <summary>Whether rows may take the vectorized path (<c>RowHeadWide</c>); tests turn it off to compare it with the
+    /// <summary>Whether rows may take the vectorized path (<c>RunBlocks</c>); tests turn it off to compare it with the
     /// general one, bit for bit.</summary>
     internal static bool VectorizedRows { get; set; } = true;
 
@@ -45,7 +46,8 @@ internal static class CpuAttention
         job.Rows = rows;
         job.StartPos = startPos;
         job.Output = output;
-        int work = rows * c.Heads;
+        job.Wide = VectorizedRows && F16Wide.Lanes == 16 && c.HeadDim % 16 == 0;
+        int work = job.Wide ? job.BuildBlocks() * c.KvHeads : rows * c.Heads;
         job.Reset(work);
         if (work >= 2) WorkerPool.Shared.Run(job);
         else job.Run();
@@ -64,8 +66,45 @@ internal static class CpuAttention
         public LlamaConfig Config = null!;
         public int Rows, StartPos;
         public RaggedBatch? Batch;
+        public bool Wide;
 
-        public override unsafe void Run()
+        // Blocks of the vectorized path: consecutive rows of one sequence, [start, end).
+        private int[] _blockStart = new int[16], _blockEnd = new int[16];
+        private int _blocks;
+
+        public override void Run()
+        {
+            if (Wide) RunBlocks();
+            else RunRows();
+        }
+
+        /// <summary>Splits the rows into blocks of consecutive rows of one sequence, at most <see cref="PairsPerBlock"/>
+        /// (row, query head) pairs per block and KV head; returns the block count. The arrays grow, never shrink.</summary>
+        public int BuildBlocks()
+        {
+            int rowsPerBlock = Math.Max(1, PairsPerBlock / Config.GroupSize);
+            _blocks = 0;
+            if (Batch == null) AddBlocks(0, Rows, rowsPerBlock);
+            else
+                for (int s = 0; s < Batch.Sequences; s++) AddBlocks(Batch.RowStart[s], Batch.RowCount[s], rowsPerBlock);
+            return _blocks;
+        }
+
+        private void AddBlocks(int start, int count, int rowsPerBlock)
+        {
+            for (int r0 = start; r0 < start + count; r0 += rowsPerBlock)
+            {
+                if (_blocks == _blockStart.Length)
+                {
+                    Array.Resize(ref _blockStart, 2 * _blocks);
+                    Array.Resize(ref _blockEnd, 2 * _blocks);
+                }
+                _blockStart[_blocks] = r0;
+                _blockEnd[_blocks++] = Math.Min(start + count, r0 + rowsPerBlock);
+            }
+        }
+
+        private unsafe void RunRows()
         {
             var c = Config;
             int heads = c.Heads, hd = c.HeadDim, kvDim = c.KvDim, group = c.GroupSize;
@@ -89,13 +128,6 @@ internal static class CpuAttention
                 // llama.cpp converts q to the cache type (F16); the score is then an F16 x F16 dot product (ggml_vec_dot_f16).
                 TensorPrimitives.ConvertToHalf(Q.AsSpan((r * heads + h) * hd, hd), qh);
                 var scores = t_scores.AsSpan(0, n);
-                if (Wide)
-                {
-                    fixed (Half* pk = K, pv = V, pq = qh)
-                    fixed (float* ps = scores, po = Output)
-                        RowHeadWide(pk, pv, pq, table, shift, mask, n, kvDim, kvh * hd, hd, scale, ps, po + (r * heads + h) * hd);
-                    continue;
-                }
                 fixed (Half* pk = K)
                 fixed (Half* pq = qh)
                 {
@@ -119,67 +151,237 @@ internal static class CpuAttention
             }
         }
 
-        // The vectorized row: AVX-512 and a head size that is a whole number of 16-lane chunks (64, 128, ...).
-        private bool Wide => VectorizedRows && F16Wide.Lanes == 16 && Config.HeadDim % 16 == 0;
+        // (row, query head) pairs per block of the vectorized path: each widened tile of K or V serves all of them.
+        private const int PairsPerBlock = 32;
+        // Positions per tile: K and V are widened a tile at a time (K transposed), 4 vectors of 16 positions.
+        private const int Tile = 64;
+
+        [ThreadStatic] private static float[]? t_blockScores, t_blockQ, t_tile;
+        [ThreadStatic] private static Half[]? t_blockQHalf;
 
         /// <summary>
-        /// One (row, head) of <see cref="Run"/> with the loops written out in 16-lane vectors: the same operations on
-        /// the same values in the same order, so the results are bit-identical to the general path (which calls a dot
-        /// product and two <see cref="TensorPrimitives"/> operations per position, and a scalar half conversion per
-        /// probability: at a 128-token prompt those calls took a fifth of prefill).
+        /// The vectorized path (AVX-512, head size a multiple of 16), written as the two matrix products attention is.
+        /// One chunk is a block of consecutive rows of one sequence times one KV head, with every query head that reads
+        /// it (a prefill's rows all read the same positions, a GQA group's heads the same KV head), so each K and V
+        /// position is widened from F16 once per block instead of once per (row, head):
         /// <list type="bullet">
-        /// <item>Scores: q is widened once, not once per position; each lane runs <see cref="F16.Dot"/>'s two 8-lane
-        /// accumulators side by side (lanes 0-7 and 8-15 of one register), summed as it sums them.</item>
-        /// <item>Probabilities are rounded to F16 for the whole row at once.</item>
-        /// <item>Output: up to four 16-lane accumulators stay in registers over all positions; each position adds
-        /// V·w unfused, as <see cref="TensorPrimitives.MultiplyAdd(ReadOnlySpan{float}, float, ReadOnlySpan{float}, Span{float})"/> does.</item>
+        /// <item>scores: K is widened a tile of 64 positions at a time and transposed, so 16 positions' scores fill one
+        /// register: Σ_d q_d·K[p][d] by multiply-adds in d order, with q_d broadcast (no horizontal sums);</item>
+        /// <item>softmax as in the general path (max, exp, the sum in double), probabilities rounded to F16 as llama.cpp
+        /// multiplies V with them;</item>
+        /// <item>output: V widened a tile at a time; each (row, head)'s output stays in registers over the tile and
+        /// takes V[p]·w_p by multiply-add in position order.</item>
         /// </list>
+        /// What a (row, head) gets depends only on its q and the positions it sees, never on the rows beside it or the
+        /// block it falls in, so rows stay bit-identical alone or batched. The sums run in another order than the general
+        /// path's (which follows ggml's F16 dot product), so the two agree to rounding, not bit for bit.
+        /// Rows of a block hold consecutive positions, so the rows that see position p are those from p − first on.
         /// </summary>
-        private static unsafe void RowHeadWide(Half* k, Half* v, Half* qh, ReadOnlySpan<int> table, int shift, int mask,
-            int n, int kvDim, int kvOffset, int hd, float scale, float* scores, float* o)
+        private unsafe void RunBlocks()
         {
-            float* q = stackalloc float[hd];
-            for (int i = 0; i < hd; i += 16) F16Wide.Widen16((ushort*)qh + i).Store(q + i);
-            for (int p = 0; p < n; p++)
-            {
-                ushort* kp = (ushort*)(k + Slot(table, p, shift, mask) * kvDim + kvOffset);
-                Vector512<float> acc = Vector512<float>.Zero;
-                for (int i = 0; i < hd; i += 16) acc = Vector512.FusedMultiplyAdd(F16Wide.Widen16(kp + i), Vector512.Load(q + i), acc);
-                scores[p] = Vector256.Sum(acc.GetLower() + acc.GetUpper()) * scale;
-            }
+            var c = Config;
+            int heads = c.Heads, hd = c.HeadDim, kvDim = c.KvDim, group = c.GroupSize, kvHeads = c.KvHeads;
+            float scale = 1.0f / MathF.Sqrt(hd);
+            var batch = Batch;
+            int shift = batch == null ? 0 : BitOperations.Log2((uint)batch.BlockSize), mask = batch == null ? -1 : batch.BlockSize - 1;
+            int maxPairs = Math.Max(1, PairsPerBlock / group) * group;
+            int maxPad = (StartPos + Rows + Tile - 1) / Tile * Tile;
+            // Grown in powers of two, so a decode allocates only when the context passes one.
+            long scoreNeed = (long)maxPairs * maxPad;
+            if (t_blockScores == null || t_blockScores.Length < scoreNeed)
+                t_blockScores = new float[Math.Max(4096, (int)BitOperations.RoundUpToPowerOf2((uint)scoreNeed))];
+            if (t_blockQ == null || t_blockQ.Length < maxPairs * hd) t_blockQ = new float[maxPairs * hd];
+            if (t_tile == null || t_blockQHalf == null || t_tile.Length < Tile * hd) { t_tile = new float[Tile * hd]; t_blockQHalf = new Half[hd]; }
+            var qh = t_blockQHalf.AsSpan(0, hd);
+            float* block16 = stackalloc float[256];
 
-            var s = new Span<float>(scores, n);
-            float max = TensorPrimitives.Max(s);
-            TensorPrimitives.Subtract(s, max, s);
-            TensorPrimitives.Exp(s, s);
-            double sum = 0;
-            for (int p = 0; p < n; p++) sum += scores[p];
-            TensorPrimitives.Multiply(s, (float)(1.0 / sum), s);
-            RoundToHalf(scores, n);
-
-            int c = 0;
-            for (; c + 64 <= hd; c += 64)
+            fixed (Half* pk = K, pv = V)
+            fixed (float* po = Output, sc = t_blockScores, qf = t_blockQ, tile = t_tile)
+            fixed (Half* ph = qh)
             {
-                Vector512<float> a0 = Vector512<float>.Zero, a1 = a0, a2 = a0, a3 = a0;
-                for (int p = 0; p < n; p++)
+                for (int item = NextChunk(); item >= 0; item = NextChunk())
                 {
-                    ushort* vp = (ushort*)(v + Slot(table, p, shift, mask) * kvDim + kvOffset + c);
-                    var w = Vector512.Create(scores[p]);
-                    a0 += F16Wide.Widen16(vp) * w;
-                    a1 += F16Wide.Widen16(vp + 16) * w;
-                    a2 += F16Wide.Widen16(vp + 32) * w;
-                    a3 += F16Wide.Widen16(vp + 48) * w;
+                    // The last blocks of a prompt see the most positions: hand them out first.
+                    int blk = _blocks - 1 - item / kvHeads, kvh = item % kvHeads;
+                    int r0 = _blockStart[blk], nr = _blockEnd[blk] - r0, pairs = nr * group;
+                    int first = batch == null ? StartPos + r0 : batch.Positions[r0];
+                    int n = first + nr, nPad = (n + Tile - 1) / Tile * Tile; // positions the block's last row sees; score row stride
+                    ReadOnlySpan<int> table = batch == null ? default : batch.Table(batch.RowSequence[r0]);
+                    long kvOffset = kvh * hd;
+
+                    // q of each pair, rounded to F16 and widened: pair i * group + g is row r0 + i, head kvh * group + g.
+                    for (int i = 0; i < nr; i++)
+                        for (int g = 0; g < group; g++)
+                        {
+                            TensorPrimitives.ConvertToHalf(Q.AsSpan(((r0 + i) * heads + kvh * group + g) * hd, hd), qh);
+                            float* q = qf + (i * group + g) * hd;
+                            for (int j = 0; j < hd; j += 16) F16Wide.Widen16((ushort*)ph + j).Store(q + j);
+                        }
+
+                    for (int t0 = 0; t0 < n; t0 += Tile)
+                    {
+                        // K of the tile, transposed: tile[d * Tile + j] = K[t0 + j][d], for the 16-position vectors the
+                        // tile's tn positions need (nv of them); positions past n within them are zero.
+                        int tn = Math.Min(Tile, n - t0), nv = (tn + 15) / 16;
+                        for (int vec = 0; vec < nv; vec++)
+                            for (int d = 0; d < hd; d += 16)
+                            {
+                                // 16 positions x 16 dimensions, widened row by row, then transposed in registers.
+                                for (int j = 0; j < 16; j++)
+                                {
+                                    int p = t0 + 16 * vec + j;
+                                    var row = p < n ? F16Wide.Widen16((ushort*)(pk + Slot(table, p, shift, mask) * kvDim + kvOffset) + d) : Vector512<float>.Zero;
+                                    row.Store(block16 + 16 * j);
+                                }
+                                Transpose16(block16, tile + d * Tile + 16 * vec, Tile);
+                            }
+                        for (int pair = Math.Max(0, t0 - first) * group; pair < pairs; pair++)
+                        {
+                            float* q = qf + pair * hd, srow = sc + (long)pair * nPad + t0;
+                            if (nv == 4)
+                            {
+                                Vector512<float> a0 = Vector512<float>.Zero, a1 = a0, a2 = a0, a3 = a0;
+                                for (int d = 0; d < hd; d++)
+                                {
+                                    var qd = Vector512.Create(q[d]);
+                                    float* kd = tile + d * Tile;
+                                    a0 = Vector512.FusedMultiplyAdd(qd, Vector512.Load(kd), a0);
+                                    a1 = Vector512.FusedMultiplyAdd(qd, Vector512.Load(kd + 16), a1);
+                                    a2 = Vector512.FusedMultiplyAdd(qd, Vector512.Load(kd + 32), a2);
+                                    a3 = Vector512.FusedMultiplyAdd(qd, Vector512.Load(kd + 48), a3);
+                                }
+                                (a0 * scale).Store(srow); (a1 * scale).Store(srow + 16);
+                                (a2 * scale).Store(srow + 32); (a3 * scale).Store(srow + 48);
+                                continue;
+                            }
+                            // The last, partial tile: the same sums, a vector at a time.
+                            for (int vec = 0; vec < nv; vec++)
+                            {
+                                Vector512<float> a = Vector512<float>.Zero;
+                                for (int d = 0; d < hd; d++) a = Vector512.FusedMultiplyAdd(Vector512.Create(q[d]), Vector512.Load(tile + d * Tile + 16 * vec), a);
+                                (a * scale).Store(srow + 16 * vec);
+                            }
+                        }
+                    }
+
+                    for (int pair = 0; pair < pairs; pair++)
+                    {
+                        int len = first + pair / group + 1;
+                        var s = new Span<float>(sc + (long)pair * nPad, len);
+                        float max = TensorPrimitives.Max(s);
+                        TensorPrimitives.Subtract(s, max, s);
+                        TensorPrimitives.Exp(s, s);
+                        double sum = 0;
+                        foreach (float e in s) sum += e;
+                        TensorPrimitives.Multiply(s, (float)(1.0 / sum), s);
+                        RoundToHalf(sc + (long)pair * nPad, len);
+                        new Span<float>(po + ((r0 + pair / group) * heads + kvh * group + pair % group) * hd, hd).Clear();
+                    }
+
+                    if (pairs < 4)
+                    {
+                        // Few (row, head) pairs (decode): widening V into the tile first would not be repaid, so each
+                        // pair widens as it goes. The same multiply-adds on the same values, in the same order.
+                        for (int pair = 0; pair < pairs; pair++)
+                        {
+                            int len = first + pair / group + 1;
+                            float* w = sc + (long)pair * nPad;
+                            float* o = po + ((r0 + pair / group) * heads + kvh * group + pair % group) * hd;
+                            for (int d = 0; d < hd; d += 16)
+                            {
+                                Vector512<float> o0 = Vector512<float>.Zero;
+                                for (int p = 0; p < len; p++)
+                                    o0 = Vector512.FusedMultiplyAdd(F16Wide.Widen16((ushort*)(pv + Slot(table, p, shift, mask) * kvDim + kvOffset) + d), Vector512.Create(w[p]), o0);
+                                o0.Store(o + d);
+                            }
+                        }
+                        continue;
+                    }
+                    for (int t0 = 0; t0 < n; t0 += Tile)
+                    {
+                        int tn = Math.Min(Tile, n - t0);
+                        for (int j = 0; j < tn; j++)
+                        {
+                            ushort* vp = (ushort*)(pv + Slot(table, t0 + j, shift, mask) * kvDim + kvOffset);
+                            for (int d = 0; d < hd; d += 16) F16Wide.Widen16(vp + d).Store(tile + j * hd + d);
+                        }
+                        for (int pair = Math.Max(0, t0 - first) * group; pair < pairs; pair++)
+                        {
+                            int len = Math.Min(tn, first + pair / group + 1 - t0);
+                            float* w = sc + (long)pair * nPad + t0;
+                            float* o = po + ((r0 + pair / group) * heads + kvh * group + pair % group) * hd;
+                            int d = 0;
+                            for (; d + 64 <= hd; d += 64)
+                            {
+                                Vector512<float> o0 = Vector512.Load(o + d), o1 = Vector512.Load(o + d + 16);
+                                Vector512<float> o2 = Vector512.Load(o + d + 32), o3 = Vector512.Load(o + d + 48);
+                                for (int j = 0; j < len; j++)
+                                {
+                                    var wj = Vector512.Create(w[j]);
+                                    float* vj = tile + j * hd + d;
+                                    o0 = Vector512.FusedMultiplyAdd(Vector512.Load(vj), wj, o0);
+                                    o1 = Vector512.FusedMultiplyAdd(Vector512.Load(vj + 16), wj, o1);
+                                    o2 = Vector512.FusedMultiplyAdd(Vector512.Load(vj + 32), wj, o2);
+                                    o3 = Vector512.FusedMultiplyAdd(Vector512.Load(vj + 48), wj, o3);
+                                }
+                                o0.Store(o + d); o1.Store(o + d + 16); o2.Store(o + d + 32); o3.Store(o + d + 48);
+                            }
+                            for (; d < hd; d += 16)
+                            {
+                                Vector512<float> o0 = Vector512.Load(o + d);
+                                for (int j = 0; j < len; j++) o0 = Vector512.FusedMultiplyAdd(Vector512.Load(tile + j * hd + d), Vector512.Create(w[j]), o0);
+                                o0.Store(o + d);
+                            }
+                        }
+                    }
                 }
-                a0.Store(o + c); a1.Store(o + c + 16); a2.Store(o + c + 32); a3.Store(o + c + 48);
-            }
-            for (; c < hd; c += 16)
-            {
-                Vector512<float> a0 = Vector512<float>.Zero;
-                for (int p = 0; p < n; p++)
-                    a0 += F16Wide.Widen16((ushort*)(v + Slot(table, p, shift, mask) * kvDim + kvOffset + c)) * Vector512.Create(scores[p]);
-                a0.Store(o + c);
             }
         }
+
+        /// <summary>Writes the transpose of the 16 x 16 floats at <paramref name="src"/> (rows of 16) to
+        /// <paramref name="dst"/>, rows <paramref name="dstStride"/> floats apart: the usual three-stage shuffle
+        /// (32-bit, 64-bit, 128-bit interleaves), 64 shuffles where element-wise it would be 256 scalar stores.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static unsafe void Transpose16(float* src, float* dst, int dstStride)
+        {
+            // Rows 2i and 2i+1 interleaved by 32-bit elements...
+            Vector512<float> t0 = Avx512F.UnpackLow(Vector512.Load(src), Vector512.Load(src + 16)), t1 = Avx512F.UnpackHigh(Vector512.Load(src), Vector512.Load(src + 16));
+            Vector512<float> t2 = Avx512F.UnpackLow(Vector512.Load(src + 32), Vector512.Load(src + 48)), t3 = Avx512F.UnpackHigh(Vector512.Load(src + 32), Vector512.Load(src + 48));
+            Vector512<float> t4 = Avx512F.UnpackLow(Vector512.Load(src + 64), Vector512.Load(src + 80)), t5 = Avx512F.UnpackHigh(Vector512.Load(src + 64), Vector512.Load(src + 80));
+            Vector512<float> t6 = Avx512F.UnpackLow(Vector512.Load(src + 96), Vector512.Load(src + 112)), t7 = Avx512F.UnpackHigh(Vector512.Load(src + 96), Vector512.Load(src + 112));
+            Vector512<float> t8 = Avx512F.UnpackLow(Vector512.Load(src + 128), Vector512.Load(src + 144)), t9 = Avx512F.UnpackHigh(Vector512.Load(src + 128), Vector512.Load(src + 144));
+            Vector512<float> ta = Avx512F.UnpackLow(Vector512.Load(src + 160), Vector512.Load(src + 176)), tb = Avx512F.UnpackHigh(Vector512.Load(src + 160), Vector512.Load(src + 176));
+            Vector512<float> tc = Avx512F.UnpackLow(Vector512.Load(src + 192), Vector512.Load(src + 208)), td = Avx512F.UnpackHigh(Vector512.Load(src + 192), Vector512.Load(src + 208));
+            Vector512<float> te = Avx512F.UnpackLow(Vector512.Load(src + 224), Vector512.Load(src + 240)), tf = Avx512F.UnpackHigh(Vector512.Load(src + 224), Vector512.Load(src + 240));
+            // ...then by 64-bit pairs...
+            Vector512<float> r0 = Lo64(t0, t2), r1 = Hi64(t0, t2), r2 = Lo64(t1, t3), r3 = Hi64(t1, t3);
+            Vector512<float> r4 = Lo64(t4, t6), r5 = Hi64(t4, t6), r6 = Lo64(t5, t7), r7 = Hi64(t5, t7);
+            Vector512<float> r8 = Lo64(t8, ta), r9 = Hi64(t8, ta), ra = Lo64(t9, tb), rb = Hi64(t9, tb);
+            Vector512<float> rc = Lo64(tc, te), rd = Hi64(tc, te), re = Lo64(td, tf), rf = Hi64(td, tf);
+            // ...then by 128-bit blocks, twice.
+            t0 = Avx512F.Shuffle4x128(r0, r4, 0x88); t1 = Avx512F.Shuffle4x128(r1, r5, 0x88);
+            t2 = Avx512F.Shuffle4x128(r2, r6, 0x88); t3 = Avx512F.Shuffle4x128(r3, r7, 0x88);
+            t4 = Avx512F.Shuffle4x128(r0, r4, 0xDD); t5 = Avx512F.Shuffle4x128(r1, r5, 0xDD);
+            t6 = Avx512F.Shuffle4x128(r2, r6, 0xDD); t7 = Avx512F.Shuffle4x128(r3, r7, 0xDD);
+            t8 = Avx512F.Shuffle4x128(r8, rc, 0x88); t9 = Avx512F.Shuffle4x128(r9, rd, 0x88);
+            ta = Avx512F.Shuffle4x128(ra, re, 0x88); tb = Avx512F.Shuffle4x128(rb, rf, 0x88);
+            tc = Avx512F.Shuffle4x128(r8, rc, 0xDD); td = Avx512F.Shuffle4x128(r9, rd, 0xDD);
+            te = Avx512F.Shuffle4x128(ra, re, 0xDD); tf = Avx512F.Shuffle4x128(rb, rf, 0xDD);
+            Avx512F.Shuffle4x128(t0, t8, 0x88).Store(dst); Avx512F.Shuffle4x128(t0, t8, 0xDD).Store(dst + 8 * dstStride);
+            Avx512F.Shuffle4x128(t1, t9, 0x88).Store(dst + dstStride); Avx512F.Shuffle4x128(t1, t9, 0xDD).Store(dst + 9 * dstStride);
+            Avx512F.Shuffle4x128(t2, ta, 0x88).Store(dst + 2 * dstStride); Avx512F.Shuffle4x128(t2, ta, 0xDD).Store(dst + 10 * dstStride);
+            Avx512F.Shuffle4x128(t3, tb, 0x88).Store(dst + 3 * dstStride); Avx512F.Shuffle4x128(t3, tb, 0xDD).Store(dst + 11 * dstStride);
+            Avx512F.Shuffle4x128(t4, tc, 0x88).Store(dst + 4 * dstStride); Avx512F.Shuffle4x128(t4, tc, 0xDD).Store(dst + 12 * dstStride);
+            Avx512F.Shuffle4x128(t5, td, 0x88).Store(dst + 5 * dstStride); Avx512F.Shuffle4x128(t5, td, 0xDD).Store(dst + 13 * dstStride);
+            Avx512F.Shuffle4x128(t6, te, 0x88).Store(dst + 6 * dstStride); Avx512F.Shuffle4x128(t6, te, 0xDD).Store(dst + 14 * dstStride);
+            Avx512F.Shuffle4x128(t7, tf, 0x88).Store(dst + 7 * dstStride); Avx512F.Shuffle4x128(t7, tf, 0xDD).Store(dst + 15 * dstStride);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static Vector512<float> Lo64(Vector512<float> a, Vector512<float> b) => Avx512F.UnpackLow(a.AsDouble(), b.AsDouble()).AsSingle();
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static Vector512<float> Hi64(Vector512<float> a, Vector512<float> b) => Avx512F.UnpackHigh(a.AsDouble(), b.AsDouble()).AsSingle();
 
         /// <summary>Rounds <paramref name="n"/> floats to F16 and back in place (the probabilities llama.cpp multiplies V with).</summary>
         private static unsafe void RoundToHalf(float* x, int n)
