@@ -74,21 +74,14 @@ internal static unsafe class Q6KTile
 
             Vector512<float> dA = Vector512.Create(Vector256.Create(Fp16.Load(x0 + 208)), Vector256.Create(Fp16.Load(x1 + 208)));
             Vector512<float> dB = Vector512.Create(Vector256.Create(Fp16.Load(x2 + 208)), Vector256.Create(Fp16.Load(x3 + 208)));
-            acc00 = Avx512F.FusedMultiplyAdd(dA * *(float*)y0, Avx512F.ConvertToVector512Single(i00 - Offsets(scA, y0)), acc00);
-            acc01 = Avx512F.FusedMultiplyAdd(dB * *(float*)y0, Avx512F.ConvertToVector512Single(i01 - Offsets(scB, y0)), acc01);
+            acc00 = Scaled(dA, scA, i00, y0, acc00);
+            acc01 = Scaled(dB, scB, i01, y0, acc01);
             if (!TActs.Two) continue;
-            acc10 = Avx512F.FusedMultiplyAdd(dA * *(float*)y1, Avx512F.ConvertToVector512Single(i10 - Offsets(scA, y1)), acc10);
-            acc11 = Avx512F.FusedMultiplyAdd(dB * *(float*)y1, Avx512F.ConvertToVector512Single(i11 - Offsets(scB, y1)), acc11);
+            acc10 = Scaled(dA, scA, i10, y1, acc10);
+            acc11 = Scaled(dB, scB, i11, y1, acc11);
         }
-        y[0] = SimdHelpers.HSum(acc00.GetLower());
-        y[1] = SimdHelpers.HSum(acc00.GetUpper());
-        y[2] = SimdHelpers.HSum(acc01.GetLower());
-        y[3] = SimdHelpers.HSum(acc01.GetUpper());
-        if (!TActs.Two) return;
-        y[yStride] = SimdHelpers.HSum(acc10.GetLower());
-        y[yStride + 1] = SimdHelpers.HSum(acc10.GetUpper());
-        y[yStride + 2] = SimdHelpers.HSum(acc11.GetLower());
-        y[yStride + 3] = SimdHelpers.HSum(acc11.GetUpper());
+        Store(acc00, acc01, y);
+        if (TActs.Two) Store(acc10, acc11, y + yStride);
     }
 
     /// <summary>Half <paramref name="h"/> of a super-block (128 values) of the four rows, its four groups written out.</summary>
@@ -233,25 +226,33 @@ internal static unsafe class Q6KTile
             }
             Vector512<short> scA = Vector512.LoadAligned((short*)(o + RawScalesAt)), scB = Vector512.LoadAligned((short*)(o + RawScalesAt + 64));
             Vector512<float> dA = Vector512.LoadAligned((float*)(o + DAt)), dB = Vector512.LoadAligned((float*)(o + DAt + 64));
-            acc00 = Avx512F.FusedMultiplyAdd(dA * *(float*)y0, Avx512F.ConvertToVector512Single(i00 - Offsets(scA, y0)), acc00);
-            acc01 = Avx512F.FusedMultiplyAdd(dB * *(float*)y0, Avx512F.ConvertToVector512Single(i01 - Offsets(scB, y0)), acc01);
+            acc00 = Scaled(dA, scA, i00, y0, acc00);
+            acc01 = Scaled(dB, scB, i01, y0, acc01);
             if (!TActs.Two) continue;
-            acc10 = Avx512F.FusedMultiplyAdd(dA * *(float*)y1, Avx512F.ConvertToVector512Single(i10 - Offsets(scA, y1)), acc10);
-            acc11 = Avx512F.FusedMultiplyAdd(dB * *(float*)y1, Avx512F.ConvertToVector512Single(i11 - Offsets(scB, y1)), acc11);
+            acc10 = Scaled(dA, scA, i10, y1, acc10);
+            acc11 = Scaled(dB, scB, i11, y1, acc11);
         }
-        y[0] = SimdHelpers.HSum(acc00.GetLower());
-        y[1] = SimdHelpers.HSum(acc00.GetUpper());
-        y[2] = SimdHelpers.HSum(acc01.GetLower());
-        y[3] = SimdHelpers.HSum(acc01.GetUpper());
-        if (!TActs.Two) return;
-        y[yStride] = SimdHelpers.HSum(acc10.GetLower());
-        y[yStride + 1] = SimdHelpers.HSum(acc10.GetUpper());
-        y[yStride + 2] = SimdHelpers.HSum(acc11.GetLower());
-        y[yStride + 3] = SimdHelpers.HSum(acc11.GetUpper());
+        Store(acc00, acc01, y);
+        if (TActs.Two) Store(acc10, acc11, y + yStride);
+    }
+
+    /// <summary>The four rows' results of one activation row: each half of a row pair's accumulator, summed.</summary>
+    private static void Store(Vector512<float> pairA, Vector512<float> pairB, float* y)
+    {
+        y[0] = SimdHelpers.HSum(pairA.GetLower());
+        y[1] = SimdHelpers.HSum(pairA.GetUpper());
+        y[2] = SimdHelpers.HSum(pairB.GetLower());
+        y[3] = SimdHelpers.HSum(pairB.GetUpper());
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector512<byte> Pair(byte* lo, byte* hi) => Vector512.Create(Vector256.Load(lo), Vector256.Load(hi));
+
+    /// <summary>A super-block's integer sums of a row pair, less the "- 32" offsets, times d and the activation scale,
+    /// added to the pair's float accumulator (as <see cref="Q6_K.DotAvx2"/> does per row).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Scaled(Vector512<float> d, Vector512<short> scales, Vector512<int> sums, byte* yb, Vector512<float> acc)
+        => Avx512F.FusedMultiplyAdd(d * *(float*)yb, Avx512F.ConvertToVector512Single(sums - Offsets(scales, yb)), acc);
 
     /// <summary>32 * Σ scale·bsum for each row of the pair, in lane 0 of its half (the "- 32" of every 6-bit value,
     /// folded into one correction as <see cref="Q6_K.DotAvx2"/> does). The 8-int sums of each half are formed in every

@@ -60,7 +60,6 @@ internal static unsafe class Q8Tile
         Vector512<float> o00 = e00, o01 = e00, o10 = e00, o11 = e00;
         byte* w0 = w, w1 = w + rowBytes, w2 = w + 2 * rowBytes, w3 = w + 3 * rowBytes;
         byte* a0 = a, a1 = acts > 1 ? a + actBytes : a;
-        Vector512<short> ones = Vector512.Create((short)1);
         for (int i = 0; i < nb; i++)
         {
             long wo = (long)i * TW.BlockBytes, ao = (long)i * Q8_0.BlockBytes;
@@ -77,10 +76,8 @@ internal static unsafe class Q8Tile
             Vector256<sbyte> y0 = Vector256.Load((sbyte*)(a0 + ao + 2));
             Vector512<sbyte> p0 = Vector512.Create(y0, y0), q0 = Vector512<sbyte>.Zero - p0;
             float s0 = Fp16.Load(a0 + ao);
-            Vector512<float> f00 = Avx512F.ConvertToVector512Single(Avx512BW.MultiplyAddAdjacent(
-                Avx512BW.MultiplyAddAdjacent(m01, Vector512.ConditionalSelect(n01, q0, p0)), ones));
-            Vector512<float> f01 = Avx512F.ConvertToVector512Single(Avx512BW.MultiplyAddAdjacent(
-                Avx512BW.MultiplyAddAdjacent(m23, Vector512.ConditionalSelect(n23, q0, p0)), ones));
+            Vector512<float> f00 = Products(m01, n01, q0, p0);
+            Vector512<float> f01 = Products(m23, n23, q0, p0);
             if (odd)
             {
                 o00 = Avx512F.FusedMultiplyAdd(d01 * s0, f00, o00);
@@ -96,10 +93,8 @@ internal static unsafe class Q8Tile
             Vector256<sbyte> y1 = Vector256.Load((sbyte*)(a1 + ao + 2));
             Vector512<sbyte> p1 = Vector512.Create(y1, y1), q1 = Vector512<sbyte>.Zero - p1;
             float s1 = Fp16.Load(a1 + ao);
-            Vector512<float> f10 = Avx512F.ConvertToVector512Single(Avx512BW.MultiplyAddAdjacent(
-                Avx512BW.MultiplyAddAdjacent(m01, Vector512.ConditionalSelect(n01, q1, p1)), ones));
-            Vector512<float> f11 = Avx512F.ConvertToVector512Single(Avx512BW.MultiplyAddAdjacent(
-                Avx512BW.MultiplyAddAdjacent(m23, Vector512.ConditionalSelect(n23, q1, p1)), ones));
+            Vector512<float> f10 = Products(m01, n01, q1, p1);
+            Vector512<float> f11 = Products(m23, n23, q1, p1);
             if (odd)
             {
                 o10 = Avx512F.FusedMultiplyAdd(d01 * s1, f10, o10);
@@ -181,7 +176,6 @@ internal static unsafe class Q8Tile
     {
         Vector512<float> e00 = Vector512<float>.Zero, e01 = e00, e10 = e00, e11 = e00;
         Vector512<float> o00 = e00, o01 = e00, o10 = e00, o11 = e00;
-        Vector512<short> ones = Vector512.Create((short)1);
         float* sc0 = (float*)(a0 + 64L * nb), sc1 = (float*)(a1 + 64L * nb);
         for (int i = 0; i < nb; i++)
         {
@@ -194,10 +188,8 @@ internal static unsafe class Q8Tile
             // Activation row 0: y with the weight's sign (the sign trick of ggml's mul_sum_i8_pairs).
             Vector512<sbyte> p0 = Vector512.LoadAligned((sbyte*)(a0 + 64L * i)), q0 = Vector512<sbyte>.Zero - p0;
             float s0 = sc0[i];
-            Vector512<float> f00 = Avx512F.ConvertToVector512Single(Avx512BW.MultiplyAddAdjacent(
-                Avx512BW.MultiplyAddAdjacent(m01, Vector512.ConditionalSelect(n01, q0, p0)), ones));
-            Vector512<float> f01 = Avx512F.ConvertToVector512Single(Avx512BW.MultiplyAddAdjacent(
-                Avx512BW.MultiplyAddAdjacent(m23, Vector512.ConditionalSelect(n23, q0, p0)), ones));
+            Vector512<float> f00 = Products(m01, n01, q0, p0);
+            Vector512<float> f01 = Products(m23, n23, q0, p0);
             if (odd)
             {
                 o00 = Avx512F.FusedMultiplyAdd(d01 * s0, f00, o00);
@@ -212,10 +204,8 @@ internal static unsafe class Q8Tile
 
             Vector512<sbyte> p1 = Vector512.LoadAligned((sbyte*)(a1 + 64L * i)), q1 = Vector512<sbyte>.Zero - p1;
             float s1 = sc1[i];
-            Vector512<float> f10 = Avx512F.ConvertToVector512Single(Avx512BW.MultiplyAddAdjacent(
-                Avx512BW.MultiplyAddAdjacent(m01, Vector512.ConditionalSelect(n01, q1, p1)), ones));
-            Vector512<float> f11 = Avx512F.ConvertToVector512Single(Avx512BW.MultiplyAddAdjacent(
-                Avx512BW.MultiplyAddAdjacent(m23, Vector512.ConditionalSelect(n23, q1, p1)), ones));
+            Vector512<float> f10 = Products(m01, n01, q1, p1);
+            Vector512<float> f11 = Products(m23, n23, q1, p1);
             if (odd)
             {
                 o10 = Avx512F.FusedMultiplyAdd(d01 * s1, f10, o10);
@@ -233,6 +223,14 @@ internal static unsafe class Q8Tile
         Store(e10 + o10, y + yStride);
         Store(e11 + o11, y + yStride + 2);
     }
+
+    /// <summary>One block of a row pair times one activation row, as floats per 4-value lane: the magnitudes times the
+    /// activations carrying the weights' signs (<paramref name="negated"/> where <paramref name="signs"/> is set),
+    /// pairs summed, then quads (ggml's <c>mul_sum_i8_pairs</c> and <c>sum_i16_pairs</c>), converted.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Products(Vector512<byte> magnitudes, Vector512<sbyte> signs, Vector512<sbyte> negated, Vector512<sbyte> activations)
+        => Avx512F.ConvertToVector512Single(Avx512BW.MultiplyAddAdjacent(
+            Avx512BW.MultiplyAddAdjacent(magnitudes, Vector512.ConditionalSelect(signs, negated, activations)), Vector512.Create((short)1)));
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Store(Vector512<float> v, float* y)
