@@ -109,15 +109,8 @@ internal static unsafe class Q4KTile
             acc11 = Avx512F.FusedMultiplyAdd(hd.DB * yd, Avx512F.ConvertToVector512Single(i11), acc11);
             mins1 += hd.Dmin * yd * Vector128.ConvertToSingle(RowSums(mA, mB));
         }
-        y[0] = SimdHelpers.HSum(acc00.GetLower()) - mins0[0];
-        y[1] = SimdHelpers.HSum(acc00.GetUpper()) - mins0[1];
-        y[2] = SimdHelpers.HSum(acc01.GetLower()) - mins0[2];
-        y[3] = SimdHelpers.HSum(acc01.GetUpper()) - mins0[3];
-        if (!TActs.Two) return;
-        y[yStride] = SimdHelpers.HSum(acc10.GetLower()) - mins1[0];
-        y[yStride + 1] = SimdHelpers.HSum(acc10.GetUpper()) - mins1[1];
-        y[yStride + 2] = SimdHelpers.HSum(acc11.GetLower()) - mins1[2];
-        y[yStride + 3] = SimdHelpers.HSum(acc11.GetUpper()) - mins1[3];
+        (SimdHelpers.HSum4(acc00, acc01) - mins0).Store(y);
+        if (TActs.Two) (SimdHelpers.HSum4(acc10, acc11) - mins1).Store(y + yStride);
     }
 
     /// <summary>32 activations of a Q8_K row in both halves of a register (one per weight row of a pair): one
@@ -227,8 +220,17 @@ internal static unsafe class Q4KTile
         }
     }
 
-    /// <summary><see cref="Multiply"/> over a tile packed by <see cref="Pack"/>: the same operations on the same values.</summary>
+    /// <summary><see cref="Multiply"/> over a tile packed by <see cref="Pack"/>, for all <paramref name="acts"/> activation
+    /// rows (two at a time): the same operations on the same values. One call per tile, so that at small widths (three
+    /// super-blocks in a 768-wide row) the per-call work does not weigh on the products.</summary>
     public static void MultiplyPacked(byte* packed, byte* a, long actBytes, int acts, int nb, float* y, long yStride)
+    {
+        for (int b = 0; b < acts; b += 2)
+            MultiplyPackedPair(packed, a + b * actBytes, actBytes, Math.Min(2, acts - b), nb, y + b * yStride, yStride);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void MultiplyPackedPair(byte* packed, byte* a, long actBytes, int acts, int nb, float* y, long yStride)
     {
         Vector512<float> acc00 = Vector512<float>.Zero, acc01 = acc00, acc10 = acc00, acc11 = acc00; // [act][row pair]
         Vector128<float> mins0 = Vector128<float>.Zero, mins1 = mins0;                                  // [act], lane = row
@@ -277,15 +279,8 @@ internal static unsafe class Q4KTile
             acc11 = Avx512F.FusedMultiplyAdd(dB * yd, Avx512F.ConvertToVector512Single(i11), acc11);
             mins1 += dmin * yd * Vector128.ConvertToSingle(RowSums(Avx512BW.MultiplyAddAdjacent(bs2, minA), Avx512BW.MultiplyAddAdjacent(bs2, minB)));
         }
-        y[0] = SimdHelpers.HSum(acc00.GetLower()) - mins0[0];
-        y[1] = SimdHelpers.HSum(acc00.GetUpper()) - mins0[1];
-        y[2] = SimdHelpers.HSum(acc01.GetLower()) - mins0[2];
-        y[3] = SimdHelpers.HSum(acc01.GetUpper()) - mins0[3];
-        if (acts < 2) return;
-        y[yStride] = SimdHelpers.HSum(acc10.GetLower()) - mins1[0];
-        y[yStride + 1] = SimdHelpers.HSum(acc10.GetUpper()) - mins1[1];
-        y[yStride + 2] = SimdHelpers.HSum(acc11.GetLower()) - mins1[2];
-        y[yStride + 3] = SimdHelpers.HSum(acc11.GetUpper()) - mins1[3];
+        (SimdHelpers.HSum4(acc00, acc01) - mins0).Store(y);
+        if (acts > 1) (SimdHelpers.HSum4(acc10, acc11) - mins1).Store(y + yStride);
     }
 
     /// <summary>The four rows' sums of 8 ints: rows 0 and 1 are the halves of <paramref name="a"/>, rows 2 and 3 those of

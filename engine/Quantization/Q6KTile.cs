@@ -192,11 +192,13 @@ internal static unsafe class Q6KTile
         Avx512BW.PermuteVar32x16(scB, index).StoreAligned((short*)(g + 192));
     }
 
-    /// <summary><see cref="Multiply"/> over a tile packed by <see cref="Pack"/>: the same operations on the same values.</summary>
+    /// <summary><see cref="Multiply"/> over a tile packed by <see cref="Pack"/>, for all <paramref name="acts"/> activation
+    /// rows (two at a time): the same operations on the same values.</summary>
     public static void MultiplyPacked(byte* packed, byte* a, long actBytes, int acts, int nb, float* y, long yStride)
     {
-        if (acts > 1) RunPacked<TwoActs>(packed, a, a + actBytes, nb, y, yStride);
-        else RunPacked<OneAct>(packed, a, a, nb, y, yStride);
+        int b = 0;
+        for (; b + 2 <= acts; b += 2) RunPacked<TwoActs>(packed, a + b * actBytes, a + (b + 1) * actBytes, nb, y + b * yStride, yStride);
+        if (b < acts) RunPacked<OneAct>(packed, a + b * actBytes, a + b * actBytes, nb, y + b * yStride, yStride);
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
@@ -237,13 +239,8 @@ internal static unsafe class Q6KTile
     }
 
     /// <summary>The four rows' results of one activation row: each half of a row pair's accumulator, summed.</summary>
-    private static void Store(Vector512<float> pairA, Vector512<float> pairB, float* y)
-    {
-        y[0] = SimdHelpers.HSum(pairA.GetLower());
-        y[1] = SimdHelpers.HSum(pairA.GetUpper());
-        y[2] = SimdHelpers.HSum(pairB.GetLower());
-        y[3] = SimdHelpers.HSum(pairB.GetUpper());
-    }
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Store(Vector512<float> pairA, Vector512<float> pairB, float* y) => SimdHelpers.HSum4(pairA, pairB).Store(y);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector512<byte> Pair(byte* lo, byte* hi) => Vector512.Create(Vector256.Load(lo), Vector256.Load(hi));

@@ -108,11 +108,8 @@ internal static unsafe class Q8Tile
         }
         // The single-pair kernels end with HSum(acc0 + acc1) (Q8_0) or HSum(acc) (Q4_0: o stays +0, and adding +0
         // changes nothing, since an accumulator that starts at +0 never becomes -0).
-        Store(e00 + o00, y);
-        Store(e01 + o01, y + 2);
-        if (acts < 2) return;
-        Store(e10 + o10, y + yStride);
-        Store(e11 + o11, y + yStride + 2);
+        SimdHelpers.HSum4(e00 + o00, e01 + o01).Store(y);
+        if (acts > 1) SimdHelpers.HSum4(e10 + o10, e11 + o11).Store(y + yStride);
     }
 
     /// <summary>Bytes <see cref="Pack{TW}"/> writes per block of 32 of a 4-row tile (a multiple of 64, for aligned loads).</summary>
@@ -161,13 +158,15 @@ internal static unsafe class Q8Tile
         }
     }
 
-    /// <summary><see cref="Multiply{TW}"/> over a tile packed by <see cref="Pack{TW}"/> and activation rows packed by
-    /// <see cref="PackActivations"/> (<paramref name="actBytes"/> apart): the same operations on the same values.</summary>
+    /// <summary><see cref="Multiply{TW}"/> over a tile packed by <see cref="Pack{TW}"/> and all <paramref name="acts"/>
+    /// activation rows packed by <see cref="PackActivations"/> (<paramref name="actBytes"/> apart, two at a time): the same
+    /// operations on the same values.</summary>
     public static void MultiplyPacked<TW>(byte* packed, byte* a, long actBytes, int acts, int nb, float* y, long yStride)
         where TW : IQ8BlockWeights
     {
-        if (acts > 1) RunPacked<TW, TwoActs>(packed, a, a + actBytes, nb, y, yStride);
-        else RunPacked<TW, OneAct>(packed, a, a, nb, y, yStride);
+        int b = 0;
+        for (; b + 2 <= acts; b += 2) RunPacked<TW, TwoActs>(packed, a + b * actBytes, a + (b + 1) * actBytes, nb, y + b * yStride, yStride);
+        if (b < acts) RunPacked<TW, OneAct>(packed, a + b * actBytes, a + b * actBytes, nb, y + b * yStride, yStride);
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
@@ -217,11 +216,8 @@ internal static unsafe class Q8Tile
                 e11 = Avx512F.FusedMultiplyAdd(d23 * s1, f11, e11);
             }
         }
-        Store(e00 + o00, y);
-        Store(e01 + o01, y + 2);
-        if (!TActs.Two) return;
-        Store(e10 + o10, y + yStride);
-        Store(e11 + o11, y + yStride + 2);
+        SimdHelpers.HSum4(e00 + o00, e01 + o01).Store(y);
+        if (TActs.Two) SimdHelpers.HSum4(e10 + o10, e11 + o11).Store(y + yStride);
     }
 
     /// <summary>One block of a row pair times one activation row, as floats per 4-value lane: the magnitudes times the
@@ -232,10 +228,4 @@ internal static unsafe class Q8Tile
         => Avx512F.ConvertToVector512Single(Avx512BW.MultiplyAddAdjacent(
             Avx512BW.MultiplyAddAdjacent(magnitudes, Vector512.ConditionalSelect(signs, negated, activations)), Vector512.Create((short)1)));
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Store(Vector512<float> v, float* y)
-    {
-        y[0] = SimdHelpers.HSum(v.GetLower());
-        y[1] = SimdHelpers.HSum(v.GetUpper());
-    }
 }

@@ -326,7 +326,7 @@ public static unsafe class QuantizedMatMul
 
         /// <summary><see cref="PackedBatch"/> or more activation rows: each 4-row tile is unpacked once
         /// (<see cref="Q4KTile.Pack"/>, <see cref="Q6KTile.Pack"/>, <see cref="Q8Tile.Pack{TW}"/>, into a thread-local buffer that stays in L1/L2) and then
-        /// multiplied with every pair of activation rows; the packed products equal the register tiles bit for bit.</summary>
+        /// multiplied with all activation rows in one call; the packed products equal the register tiles bit for bit.</summary>
         private void RunRowsPacked(delegate*<byte*, long, int, byte*, void> pack,
             delegate*<byte*, byte*, long, int, int, float*, long, void> multiplyPacked, int packedBlockBytes, int blockSize,
             byte* weights, long rowBytes, int rows, float* y, int r0, int r1)
@@ -341,8 +341,7 @@ public static unsafe class QuantizedMatMul
                 for (; r + 4 <= r1; r += 4)
                 {
                     pack(weights + r * rowBytes, rowBytes, nb, packed);
-                    for (int b = 0; b < batch; b += 2)
-                        multiplyPacked(packed, _tileAct + b * _tileActBytes, _tileActBytes, Math.Min(2, batch - b), nb, y + (long)b * rows + r, rows);
+                    multiplyPacked(packed, _tileAct, _tileActBytes, batch, nb, y + r, rows);
                 }
                 RunPairs(weights, rowBytes, rows, y, r, r1);
             }

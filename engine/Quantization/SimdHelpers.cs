@@ -38,6 +38,21 @@ internal static class SimdHelpers
         return r.GetElement(0) + r.GetElement(1);
     }
 
+    /// <summary><see cref="HSum(Vector256{float})"/> of four rows at once: rows 0 and 1 are the halves of
+    /// <paramref name="a"/>, rows 2 and 3 those of <paramref name="b"/>. The same additions on the same pairs in the same
+    /// order, side by side (float addition is commutative, so each lane's result is the scalar one bit for bit), where
+    /// four separate sums would take four extract-and-shuffle chains.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<float> HSum4(Vector512<float> a, Vector512<float> b)
+    {
+        Vector512<float> ta = a + Avx512F.Shuffle4x128(a, a, 0b10_11_00_01); // 128-bit block 0: lo + hi of row 0; block 2: of row 1
+        Vector512<float> tb = b + Avx512F.Shuffle4x128(b, b, 0b10_11_00_01);
+        Vector512<float> u = Avx512F.Shuffle4x128(ta, tb, 0b10_00_10_00);    // one block per row: r0..r3
+        u += Avx512F.Shuffle(u, u, 0b00_00_11_10);                           // lane 0: r0 + r2, lane 1: r1 + r3
+        u += Avx512F.Shuffle(u, u, 0b00_00_00_01);                           // lane 0: (r0 + r2) + (r1 + r3)
+        return Avx512F.PermuteVar16x32(u, Vector512.Create(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)).GetLower().GetLower();
+    }
+
     /// <summary>Splits 16 packed bytes into 32 nibbles: low nibbles in the lower 128 bits, high nibbles in the upper 128 bits.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static unsafe Vector256<byte> Nibbles16(byte* p)
