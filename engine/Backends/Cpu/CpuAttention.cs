@@ -11,16 +11,18 @@ namespace Tessera.Backends.Cpu;
 /// <summary>
 /// Causal grouped-query attention over an F16 cache, following llama.cpp's non-flash CPU path: scores are
 /// F16(q)·K scaled by 1/sqrt(d), softmax in float with the sum in double, probabilities rounded to F16 before the
-/// product with V. Query head h reads key/value head h / (heads / kv_heads). Each (row, head) is one chunk of work
-/// on the <see cref="WorkerPool"/>; the job and its per-thread scratch are reused, so a call allocates nothing once
-/// the scratch has grown to the context length.
+/// product with V. Query head h reads key/value head h / (heads / kv_heads). Two paths compute it: the vectorized one
+/// (<c>RunBlocks</c>: AVX-512, head sizes a multiple of 16; chunks of work are blocks of rows times a KV head) and the
+/// general one (<c>RunRows</c>: any machine and head size, ggml's operation order; a chunk per (row, head)), which is
+/// also the reference the first is tested against. Chunks run on the <see cref="WorkerPool"/>; the job and its
+/// per-thread scratch are reused, so a call allocates nothing once the scratch has grown to the context length.
 /// </summary>
 internal static class CpuAttention
 {
     [ThreadStatic] private static AttentionJob? t_job;
 
-    /// <summary>Whether rows may take the vectorized path (<c>RunBlocks</c>); tests turn it off to compare it with the
-    /// general one, bit for bit.</summary>
+    /// <summary>Whether the vectorized path (<c>RunBlocks</c>) may run where the machine supports it; tests turn it off
+    /// to compare it with the general one.</summary>
     internal static bool VectorizedRows { get; set; } = true;
 
     /// <summary>Contiguous cache: row r is at position startPos + r and reads slots 0 .. its position.</summary>
