@@ -227,5 +227,4 @@ internal static unsafe class Q8Tile
     private static Vector512<float> Products(Vector512<byte> magnitudes, Vector512<sbyte> signs, Vector512<sbyte> negated, Vector512<sbyte> activations)
         => Avx512F.ConvertToVector512Single(Avx512BW.MultiplyAddAdjacent(
             Avx512BW.MultiplyAddAdjacent(magnitudes, Vector512.ConditionalSelect(signs, negated, activations)), Vector512.Create((short)1)));
-
 }

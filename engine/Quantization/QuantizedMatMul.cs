@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 
 namespace Tessera.Quantization;
@@ -187,10 +188,12 @@ public static unsafe class QuantizedMatMul
         private delegate*<byte*, byte*, int, float> _kernel;
         private byte* _act;
         private long _actBytes;
-        // The activations as the packed tiles take them: _act itself, or Q8_0 rows repacked (PackQ8Activations). The
-        // buffer belongs to this per-thread job and lives as long as its thread.
-        private byte* _tileAct, _tileActBuffer;
-        private long _tileActBytes, _tileActCapacity;
+        // The activations as the packed tiles take them: _act itself, or Q8_0 rows repacked (PackQ8Activations) into
+        // _tileActBuffer. That buffer is pinned (the workers read it through a pointer) and belongs to this per-thread
+        // job, so the GC frees it with the job when the dispatching thread ends.
+        private byte* _tileAct;
+        private long _tileActBytes;
+        private byte[]? _tileActBuffer;
         private int _segments, _chunkRows;
         private TilePath _path;
         private readonly byte*[] _w = new byte*[3];
@@ -223,15 +226,12 @@ public static unsafe class QuantizedMatMul
         private void PackQ8Activations()
         {
             int nb = Cols / 32;
-            long rowBytes = Q8Tile.PackedActivationBytes(nb), need = rowBytes * Batch;
-            if (_tileActBuffer == null || _tileActCapacity < need)
-            {
-                if (_tileActBuffer != null) NativeMemory.AlignedFree(_tileActBuffer);
-                _tileActCapacity = Math.Max(need, 2 * _tileActCapacity);
-                _tileActBuffer = (byte*)NativeMemory.AlignedAlloc((nuint)_tileActCapacity, 64);
-            }
-            for (int b = 0; b < Batch; b++) Q8Tile.PackActivations(_act + b * _actBytes, nb, _tileActBuffer + b * rowBytes);
-            _tileAct = _tileActBuffer;
+            long rowBytes = Q8Tile.PackedActivationBytes(nb), need = rowBytes * Batch + 64; // + 64: room to align
+            if (_tileActBuffer == null || _tileActBuffer.Length < need)
+                _tileActBuffer = GC.AllocateUninitializedArray<byte>(checked((int)Math.Max(need, 2L * (_tileActBuffer?.Length ?? 0))), pinned: true);
+            byte* dst = (byte*)(((nint)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_tileActBuffer)) + 63) & ~(nint)63);
+            for (int b = 0; b < Batch; b++) Q8Tile.PackActivations(_act + b * _actBytes, nb, dst + b * rowBytes);
+            _tileAct = dst;
             _tileActBytes = rowBytes;
         }
 

@@ -159,7 +159,6 @@ internal static class CpuAttention
         private const int Tile = 64;
 
         [ThreadStatic] private static float[]? t_blockScores, t_blockQ, t_tile;
-        [ThreadStatic] private static Half[]? t_blockQHalf;
 
         /// <summary>
         /// The vectorized path (AVX-512, head size a multiple of 16), written as the two matrix products attention is.
@@ -193,13 +192,11 @@ internal static class CpuAttention
             if (t_blockScores == null || t_blockScores.Length < scoreNeed)
                 t_blockScores = new float[Math.Max(4096, (int)BitOperations.RoundUpToPowerOf2((uint)scoreNeed))];
             if (t_blockQ == null || t_blockQ.Length < maxPairs * hd) t_blockQ = new float[maxPairs * hd];
-            if (t_tile == null || t_blockQHalf == null || t_tile.Length < Tile * hd) { t_tile = new float[Tile * hd]; t_blockQHalf = new Half[hd]; }
-            var qh = t_blockQHalf.AsSpan(0, hd);
+            if (t_tile == null || t_tile.Length < Tile * hd) t_tile = new float[Tile * hd];
             float* block16 = stackalloc float[256];
 
             fixed (Half* pk = K, pv = V)
-            fixed (float* po = Output, sc = t_blockScores, qf = t_blockQ, tile = t_tile)
-            fixed (Half* ph = qh)
+            fixed (float* po = Output, pq = Q, sc = t_blockScores, qf = t_blockQ, tile = t_tile)
             {
                 for (int item = NextChunk(); item >= 0; item = NextChunk())
                 {
@@ -214,11 +211,7 @@ internal static class CpuAttention
                     // q of each pair, rounded to F16 and widened: pair i * group + g is row r0 + i, head kvh * group + g.
                     for (int i = 0; i < nr; i++)
                         for (int g = 0; g < group; g++)
-                        {
-                            TensorPrimitives.ConvertToHalf(Q.AsSpan(((r0 + i) * heads + kvh * group + g) * hd, hd), qh);
-                            float* q = qf + (i * group + g) * hd;
-                            for (int j = 0; j < hd; j += 16) F16Wide.Widen16((ushort*)ph + j).Store(q + j);
-                        }
+                            F16Wide.RoundRow(pq + ((r0 + i) * heads + kvh * group + g) * hd, qf + (i * group + g) * hd, hd);
 
                     for (int t0 = 0; t0 < n; t0 += Tile)
                     {
@@ -276,7 +269,7 @@ internal static class CpuAttention
                         double sum = 0;
                         foreach (float e in s) sum += e;
                         TensorPrimitives.Multiply(s, (float)(1.0 / sum), s);
-                        RoundToHalf(sc + (long)pair * nPad, len);
+                        F16Wide.RoundRow(sc + (long)pair * nPad, sc + (long)pair * nPad, len); // in place
                         new Span<float>(po + ((r0 + pair / group) * heads + kvh * group + pair % group) * hd, hd).Clear();
                     }
 
@@ -384,19 +377,6 @@ internal static class CpuAttention
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         private static Vector512<float> Hi64(Vector512<float> a, Vector512<float> b) => Avx512F.UnpackHigh(a.AsDouble(), b.AsDouble()).AsSingle();
-
-        /// <summary>Rounds <paramref name="n"/> floats to F16 and back in place (the probabilities llama.cpp multiplies V with).</summary>
-        private static unsafe void RoundToHalf(float* x, int n)
-        {
-            const int Chunk = 256;
-            Half* h = stackalloc Half[Chunk];
-            for (int i = 0; i < n; i += Chunk)
-            {
-                int len = Math.Min(Chunk, n - i);
-                TensorPrimitives.ConvertToHalf(new ReadOnlySpan<float>(x + i, len), new Span<Half>(h, len));
-                TensorPrimitives.ConvertToSingle(new ReadOnlySpan<Half>(h, len), new Span<float>(x + i, len));
-            }
-        }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         private static long Slot(ReadOnlySpan<int> table, int p, int shift, int mask) =>
