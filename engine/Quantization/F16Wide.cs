@@ -46,8 +46,7 @@ internal static unsafe class F16Wide
             Vector512<float> s0 = Vector512<float>.Zero, s1 = s0;
             for (; i + 32 <= n; i += 32)
             {
-                // Decode streams the weights from memory: 1 KiB ahead keeps misses in flight (never faults past the end).
-                Sse.Prefetch0(w + i + 512);
+                Sse.Prefetch0(w + i + DecodePrefetch.StreamBytes / 2); // decode streams the weights (see DecodePrefetch)
                 s0 = Vector512.FusedMultiplyAdd(Widen16(w + i), Vector512.Load(a + i), s0);
                 s1 = Vector512.FusedMultiplyAdd(Widen16(w + i + 16), Vector512.Load(a + i + 16), s1);
             }
@@ -59,6 +58,7 @@ internal static unsafe class F16Wide
             Vector256<float> s0 = Vector256<float>.Zero, s1 = s0;
             for (; i + 16 <= n; i += 16)
             {
+                Sse.Prefetch0(w + i + DecodePrefetch.StreamBytes / 2);
                 s0 = Vector256.FusedMultiplyAdd(Widen8(w + i), Vector256.Load(a + i), s0);
                 s1 = Vector256.FusedMultiplyAdd(Widen8(w + i + 8), Vector256.Load(a + i + 8), s1);
             }

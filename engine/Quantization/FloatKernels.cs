@@ -106,6 +106,7 @@ internal static unsafe class F16
             Vector256<float> s0 = Vector256<float>.Zero, s1 = s0;
             for (; i + 16 <= n; i += 16)
             {
+                if (Sse.IsSupported) Sse.Prefetch0(x + i + DecodePrefetch.StreamBytes / 2); // decode streams the weights (see DecodePrefetch)
                 var (xl, xh) = Vector256.Widen(Vector256.Load(x + i));
                 var (yl, yh) = Vector256.Widen(Vector256.Load(y + i));
                 s0 = Vector256.FusedMultiplyAdd(ToSingle(xl), ToSingle(yl), s0);
@@ -163,6 +164,7 @@ internal static unsafe class BF16
             Vector256<float> s0 = Vector256<float>.Zero, s1 = s0;
             for (; i + 16 <= n; i += 16)
             {
+                if (Sse.IsSupported) Sse.Prefetch0(x + i + DecodePrefetch.StreamBytes / 2); // decode streams the weights (see DecodePrefetch)
                 var (xl, xh) = Vector256.Widen(Vector256.Load(x + i));
                 var (yl, yh) = Vector256.Widen(Vector256.Load(y + i));
                 s0 = Vector256.FusedMultiplyAdd(Vector256.ShiftLeft(xl, 16).AsSingle(), Vector256.ShiftLeft(yl, 16).AsSingle(), s0);

@@ -57,15 +57,8 @@ internal static unsafe class Q4KTile
         for (int i = 0; i < nb; i++)
         {
             byte* x0 = w + (long)i * Q4_K.BlockBytes, x1 = x0 + rowBytes, x2 = x1 + rowBytes, x3 = x2 + rowBytes;
-            // Four rows are four streams from memory; asking for the super-block four ahead keeps more misses in flight
-            // than the hardware prefetcher does on its own (decode is limited by memory, not arithmetic: 1B-shape
-            // Q4_K_M decode went from 96-104 to 85-91 ms a token). Past a row's end it fetches the next rows, which
-            // come next; a prefetch never faults.
-            const int Ahead = 4 * Q4_K.BlockBytes;
-            Sse.Prefetch0(x0 + Ahead); Sse.Prefetch0(x0 + Ahead + 64); Sse.Prefetch0(x0 + Ahead + 128);
-            Sse.Prefetch0(x1 + Ahead); Sse.Prefetch0(x1 + Ahead + 64); Sse.Prefetch0(x1 + Ahead + 128);
-            Sse.Prefetch0(x2 + Ahead); Sse.Prefetch0(x2 + Ahead + 64); Sse.Prefetch0(x2 + Ahead + 128);
-            Sse.Prefetch0(x3 + Ahead); Sse.Prefetch0(x3 + Ahead + 64); Sse.Prefetch0(x3 + Ahead + 128);
+            // Four rows are four streams from memory: keep misses in flight (see DecodePrefetch).
+            DecodePrefetch.Rows4(x0, x1, x2, x3, DecodePrefetch.TileOffset(i, nb, rowBytes, Q4_K.BlockBytes), Q4_K.BlockBytes);
             var hd = Header.Load(x0, x1, x2, x3);
 
             byte* y0 = a0 + (long)i * Q8_K.BlockBytes, y1 = a1 + (long)i * Q8_K.BlockBytes;

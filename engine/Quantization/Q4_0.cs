@@ -59,6 +59,7 @@ internal static unsafe class Q4_0
         {
             byte* x = w + i * BlockBytes;
             byte* y = a + i * Q8_0.BlockBytes;
+            Sse.Prefetch0(x + DecodePrefetch.StreamBytes); // decode streams the weights (see DecodePrefetch)
             // q in 0..15 unsigned times y, minus 8 * y: keep it as (q - 8) signed with the sign trick, as ggml does.
             Vector256<sbyte> xq = (SimdHelpers.Nibbles16(x + 2) - eight).AsSByte();
             Vector256<int> s = SimdHelpers.DotI8I8(xq, Vector256.Load((sbyte*)(y + 2)));

@@ -58,13 +58,8 @@ internal static unsafe class Q6KTile
         {
             byte* x0 = w + (long)i * Q6_K.BlockBytes, x1 = x0 + rowBytes, x2 = x1 + rowBytes, x3 = x2 + rowBytes;
             byte* y0 = a0 + (long)i * Q8_K.BlockBytes, y1 = a1 + (long)i * Q8_K.BlockBytes;
-            // Memory-level parallelism for decode, as in Q4KTile: four super-blocks ahead on each of the four rows.
-            const int Ahead = 4 * Q6_K.BlockBytes;
-            for (int p = 0; p < 4 * 64; p += 64)
-            {
-                Sse.Prefetch0(x0 + Ahead + p); Sse.Prefetch0(x1 + Ahead + p);
-                Sse.Prefetch0(x2 + Ahead + p); Sse.Prefetch0(x3 + Ahead + p);
-            }
+            // Memory-level parallelism for decode, as in Q4KTile (see DecodePrefetch).
+            DecodePrefetch.Rows4(x0, x1, x2, x3, DecodePrefetch.TileOffset(i, nb, rowBytes, Q6_K.BlockBytes), Q6_K.BlockBytes);
             Vector512<short> scA = Avx512BW.ConvertToVector512Int16(Vector256.Create(Vector128.Load((sbyte*)(x0 + 192)), Vector128.Load((sbyte*)(x1 + 192))));
             Vector512<short> scB = Avx512BW.ConvertToVector512Int16(Vector256.Create(Vector128.Load((sbyte*)(x2 + 192)), Vector128.Load((sbyte*)(x3 + 192))));
 

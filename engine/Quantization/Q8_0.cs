@@ -90,7 +90,7 @@ internal static unsafe class Q8_0
         {
             byte* w0 = w + i * BlockBytes, a0 = a + i * BlockBytes;
             byte* w1 = w0 + BlockBytes, a1 = a0 + BlockBytes;
-            Sse.Prefetch0(w0 + 512); // decode streams the weights from memory: keep misses in flight (never faults)
+            Sse.Prefetch0(w0 + DecodePrefetch.StreamBytes); // decode streams the weights from memory (see DecodePrefetch)
             Vector256<int> s0 = SimdHelpers.DotI8I8(Vector256.Load((sbyte*)(w0 + 2)), Vector256.Load((sbyte*)(a0 + 2)));
             Vector256<int> s1 = SimdHelpers.DotI8I8(Vector256.Load((sbyte*)(w1 + 2)), Vector256.Load((sbyte*)(a1 + 2)));
             acc0 = Fma.MultiplyAdd(Vector256.Create(Fp16.Load(w0) * Fp16.Load(a0)), Avx.ConvertToVector256Single(s0), acc0);
