@@ -48,6 +48,19 @@ else
   echo "golden: no shared folder with golden/ at '$shared' (set TESSERA_SHARED); skipped" | tee -a "$out/summary.txt"
   status=1
 fi
+# Sampling on the device against sampling on the host (TESSERA_DEVICE_SAMPLING=0): the same seed must give the same text.
+story="$shared/models/tinystories-656k-q8_0.gguf"
+if [ -s "$story" ]; then
+  gen=(generate -m "$story" -p "Once upon a time" -n 64 --temp 0.8 --seed 7 --no-display-prompt --backend cuda)
+  run_step generate-device "$bin" "${gen[@]}"
+  TESSERA_DEVICE_SAMPLING=0 run_step generate-host "$bin" "${gen[@]}"
+  if cmp -s <(grep -v "^prompt: " "$out/generate-device.txt") <(grep -v "^prompt: " "$out/generate-host.txt"); then
+    echo "device sampling: same text as host sampling" | tee -a "$out/summary.txt"
+  else
+    echo "device sampling: DIFFERENT text from host sampling (see generate-device.txt, generate-host.txt)" | tee -a "$out/summary.txt"
+    status=1
+  fi
+fi
 for type in f16 q4_k_m; do
   model="$work/llama-3.2-1b-$type.gguf"
   if [ ! -s "$model" ]; then

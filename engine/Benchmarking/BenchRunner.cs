@@ -3,6 +3,7 @@ using System.Numerics.Tensors;
 using Tessera.Backends;
 using Tessera.Backends.Cuda;
 using Tessera.Model;
+using Tessera.Sampling;
 using Tessera.Quantization;
 
 namespace Tessera.Benchmarking;
@@ -167,16 +168,26 @@ public static class BenchRunner
         return tps;
     }
 
-    /// <summary><paramref name="count"/> greedy single-token steps from an empty cache.</summary>
+    /// <summary><paramref name="count"/> greedy single-token steps from an empty cache. On CUDA the argmax runs on the
+    /// device, as generation does it (<see cref="DeviceSampling"/>): only the token id crosses to the host.</summary>
     private static void Steps(LlamaModel model, RunState state, CudaDecodeGraph? graph, int[] token, int firstToken, int count)
     {
         state.Rewind(0);
         token[0] = firstToken;
-        for (int i = 0; i < count; i++)
+        var cuda = model.Backend as CudaBackend;
+        state.LogitsStayOnDevice = cuda is not null && DeviceSampling.Enabled;
+        try
         {
-            if (graph is null) model.Forward(state, token);
-            else graph.Step(token[0]);
-            token[0] = TensorPrimitives.IndexOfMax<float>(state.Logits);
+            for (int i = 0; i < count; i++)
+            {
+                if (graph is null) model.Forward(state, token);
+                else graph.Step(token[0]);
+                token[0] = state.LogitsStayOnDevice ? DeviceSampling.Greedy(cuda!, state) : TensorPrimitives.IndexOfMax<float>(state.Logits);
+            }
+        }
+        finally
+        {
+            state.LogitsStayOnDevice = false;
         }
     }
 

@@ -32,6 +32,8 @@ public sealed class TextGenerator(LlamaModel model, Tokenizer tokenizer)
     /// <summary>
     /// Prefills <paramref name="prompt"/> into <paramref name="state"/> (which may already hold earlier turns) and
     /// yields generated tokens with the text each completes. <paramref name="stats"/> is filled as it goes.
+    /// On the CUDA backend the token is drawn on the device when the options allow it (no penalties or
+    /// log-probabilities; <c>TESSERA_DEVICE_SAMPLING=0</c> turns it off), and <c>state.Logits</c> is then not updated.
     /// </summary>
     public IEnumerable<GeneratedToken> Generate(RunState state, IReadOnlyList<int> prompt, GenerationOptions options,
         GenerationStats? stats = null, CancellationToken cancellation = default)
@@ -51,54 +53,66 @@ public sealed class TextGenerator(LlamaModel model, Tokenizer tokenizer)
         var decoder = new Utf8StreamDecoder(tokenizer);
         var stops = new StopStringFilter(options.StopStrings);
 
-        var sw = Stopwatch.StartNew();
-        model.Forward(state, prompt.ToArray());
-        stats.PromptTokens = prompt.Count;
-        stats.PromptTime = sw.Elapsed;
-        sw.Restart();
+        // On CUDA the device samples whenever it can draw exactly as the host would: only token ids cross.
+        var cuda = model.Backend as Backends.Cuda.CudaBackend;
+        bool onDevice = cuda is not null && DeviceSampling.Enabled
+            && DeviceSampling.Unsupported(options.Sampling, model.Config.VocabSize, options.LogProbs is not null) is null;
+        state.LogitsStayOnDevice = onDevice;
+        try
+        {
+            var sw = Stopwatch.StartNew();
+            model.Forward(state, prompt.ToArray());
+            stats.PromptTokens = prompt.Count;
+            stats.PromptTime = sw.Elapsed;
+            sw.Restart();
 
-        int[] one = new int[1];
-        // On CUDA the decode step is captured once as a graph and replayed per token, as bench and golden run it.
-        using var graph = model.Backend is Backends.Cuda.CudaBackend && Backends.Cuda.CudaDecodeGraph.Enabled
-            ? new Backends.Cuda.CudaDecodeGraph(model, state) : null;
-        // Log-probabilities come from the raw logits; the sampler's penalties change them in place, so keep a copy.
-        float[]? raw = options.LogProbs is null ? null : new float[state.Logits.Length];
-        stats.FinishReason = FinishReason.MaxTokens;
-        for (int i = 0; i < options.MaxTokens; i++)
-        {
-            cancellation.ThrowIfCancellationRequested();
-            if (raw != null) state.Logits.CopyTo(raw, 0);
-            int token = sampler.Sample(state.Logits);
-            var logProb = raw is null ? null : TokenLogProb.Compute(raw, token, options.LogProbs!.Value);
-            sampler.Accept(token);
-            stats.GeneratedTokens++;
-            if (options.StopAtEndOfGeneration && tokenizer.IsEndOfGeneration(token))
+            int[] one = new int[1];
+            // On CUDA the decode step is captured once as a graph and replayed per token, as bench and golden run it.
+            using var graph = cuda is not null && Backends.Cuda.CudaDecodeGraph.Enabled
+                ? new Backends.Cuda.CudaDecodeGraph(model, state) : null;
+            // Log-probabilities come from the raw logits; the sampler's penalties change them in place, so keep a copy.
+            float[]? raw = options.LogProbs is null ? null : new float[state.Logits.Length];
+            stats.FinishReason = FinishReason.MaxTokens;
+            for (int i = 0; i < options.MaxTokens; i++)
             {
-                stats.FinishReason = FinishReason.EndOfGeneration;
-                break;
-            }
-            var (text, stopped) = stops.Add(decoder.Add(token));
-            if (stopped)
-            {
+                cancellation.ThrowIfCancellationRequested();
+                if (raw != null) state.Logits.CopyTo(raw, 0);
+                int token = onDevice ? DeviceSampling.Sample(cuda!, state, sampler, options.Sampling) : sampler.Sample(state.Logits);
+                var logProb = raw is null ? null : TokenLogProb.Compute(raw, token, options.LogProbs!.Value);
+                sampler.Accept(token);
+                stats.GeneratedTokens++;
+                if (options.StopAtEndOfGeneration && tokenizer.IsEndOfGeneration(token))
+                {
+                    stats.FinishReason = FinishReason.EndOfGeneration;
+                    break;
+                }
+                var (text, stopped) = stops.Add(decoder.Add(token));
+                if (stopped)
+                {
+                    yield return new GeneratedToken(token, text) { LogProb = logProb };
+                    stats.FinishReason = FinishReason.StopString;
+                    break;
+                }
                 yield return new GeneratedToken(token, text) { LogProb = logProb };
-                stats.FinishReason = FinishReason.StopString;
-                break;
+                if (state.Position >= state.ContextSize)
+                {
+                    stats.FinishReason = FinishReason.ContextFull;
+                    break;
+                }
+                if (graph is null) { one[0] = token; model.Forward(state, one); }
+                else graph.Step(token);
+                stats.GenerationTime = sw.Elapsed;
             }
-            yield return new GeneratedToken(token, text) { LogProb = logProb };
-            if (state.Position >= state.ContextSize)
-            {
-                stats.FinishReason = FinishReason.ContextFull;
-                break;
-            }
-            if (graph is null) { one[0] = token; model.Forward(state, one); }
-            else graph.Step(token);
             stats.GenerationTime = sw.Elapsed;
+            if (stats.FinishReason != FinishReason.StopString)
+            {
+                string tail = stops.Add(decoder.Flush()).Release + stops.Flush();
+                if (tail.Length > 0) yield return new GeneratedToken(-1, tail);
+            }
         }
-        stats.GenerationTime = sw.Elapsed;
-        if (stats.FinishReason != FinishReason.StopString)
+        finally
         {
-            string tail = stops.Add(decoder.Flush()).Release + stops.Flush();
-            if (tail.Length > 0) yield return new GeneratedToken(-1, tail);
+            state.LogitsStayOnDevice = false;
         }
     }
 }

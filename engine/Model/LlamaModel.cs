@@ -141,7 +141,8 @@ public sealed class LlamaModel : IDisposable
             // Only the last token's logits are needed to continue: project one row.
             b.Copy(a.Xb, (n - 1) * c.Dim, s.Last, 0, c.Dim);               // last (1, dim)
             b.MatMul(_output, s.Last, s.LogitsBuffer, 1);                  // logits (1, vocab)
-            b.Read(s.LogitsBuffer, 0, s.Logits);
+            // Read also ends a CUDA graph step; with nothing to copy, only the sampled token id will cross.
+            b.Read(s.LogitsBuffer, 0, s.LogitsStayOnDevice ? Span<float>.Empty : s.Logits);
         }
     }
 

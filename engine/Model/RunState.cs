@@ -40,6 +40,9 @@ public sealed class RunState : IDisposable
     internal Activation Last { get; }     // (1, dim) last row for the logits
     internal Activation LogitsBuffer { get; } // (1, vocab)
     internal KvCache Cache { get; }
+    /// <summary>True while the logits are sampled where they are computed (on the GPU, <see cref="Sampling.DeviceSampling"/>):
+    /// the forward pass then leaves them in <see cref="LogitsBuffer"/> and <see cref="Logits"/> is not updated.</summary>
+    internal bool LogitsStayOnDevice { get; set; }
 
     /// <summary>(batch, vocab) buffer for all-position logits, made on first use (perplexity, tests).</summary>
     internal Activation AllLogitsBuffer() => _allLogits ??= _backend.Allocate(MaxBatch * VocabSize);

@@ -12,8 +12,9 @@ public class CudaDecodeGraphTests
     {
         var b = CudaDevice.Require();
         using var m = LoadedModel.Load(SharedData.Model("tinystories-656k-q8_0.gguf"), b);
-        int[] prompt = [1, 415, 2471, 302];
-        int[] next = [264, 1048, 5019, 302, 264, 1048, 13, 415, 2471, 2442, 1700, 28705];
+        // Token ids of this model (its vocabulary has 2048 entries).
+        int[] prompt = [.. m.Tokenizer.Encode("Once upon a time", true)];
+        int[] next = [.. m.Tokenizer.Encode(" there was a little girl named Lily. She liked to play", false)];
         using var eager = m.Model.CreateState(64);
         using var graphed = m.Model.CreateState(64);
         m.Model.Forward(eager, prompt);
@@ -42,7 +43,10 @@ public class CudaDecodeGraphTests
     {
         var b = CudaDevice.Require();
         using var m = LoadedModel.Load(SharedData.Model("tinystories-656k-q8_0.gguf"), b);
-        int[] a = [1, 415, 2471, 302, 264], c = [1, 264, 1048, 5019, 13];
+        int[] a = [.. m.Tokenizer.Encode("Once upon a time", true)], c = [.. m.Tokenizer.Encode("The little dog ran away", true)];
+        int len = Math.Min(a.Length, c.Length);
+        (a, c) = (a[..len], c[..len]);
+        Assert.That(a, Is.Not.EqualTo(c));
         using var sa = m.Model.CreateState(32);
         using var sc = m.Model.CreateState(32);
         using var ga = new CudaDecodeGraph(m.Model, sa);
