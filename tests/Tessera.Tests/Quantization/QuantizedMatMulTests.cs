@@ -22,6 +22,10 @@ public class QuantizedMatMulTests
         yield return new TestCaseData(GgmlType.Q8_0, 1031, 288, 5); // packed tiles, activations packed once for all threads
         yield return new TestCaseData(GgmlType.Q4_0, 517, 320, 4);
         yield return new TestCaseData(GgmlType.F16, 777, 512, 2);
+        // 33 x 2048 activation values: enough for the conversion itself to be shared by the threads
+        yield return new TestCaseData(GgmlType.Q4_K, 67, 2048, 33);
+        yield return new TestCaseData(GgmlType.Q8_0, 67, 2048, 33);
+        yield return new TestCaseData(GgmlType.F16, 67, 2048, 33);
     }
 
     /// <summary>Every output must equal <see cref="VecDot.Compute"/> of its pair exactly (same kernel, same converted activations),
