@@ -15,7 +15,7 @@ internal static class BenchCommand
         var prompts = new Option<string>("--prompt-lengths", "-p") { Description = "prompt lengths for pp tests, comma-separated", DefaultValueFactory = _ => "512" };
         var gen = new Option<int>("--gen", "-n") { Description = "tokens to generate in the tg test (0 = none)", DefaultValueFactory = _ => 128 };
         var threads = new Option<int>("--threads", "-t") { Description = "CPU threads (0 = all cores)" };
-        var reps = new Option<int>("--repetitions", "-r") { Description = "timed runs per test, after one warm-up", DefaultValueFactory = _ => 5 };
+        var reps = new Option<int>("--repetitions", "-r") { Description = "timed runs per test, after untimed warm-up runs (at least 2 and 3 s)", DefaultValueFactory = _ => 5 };
         var json = new Option<string>("--json") { Description = "write the results as a JSON array to FILE ('-' = stdout, instead of the table)" };
         var compare = new Option<string>("--compare") { Description = "print new/old tokens/s ratios against an earlier --json FILE" };
         var backend = CommonOptions.Backend();

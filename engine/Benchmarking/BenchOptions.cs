@@ -12,7 +12,7 @@ public sealed class BenchOptions
     /// <summary>CPU threads for the backend's parallel loops; 0 means all cores.</summary>
     public int Threads { get; init; }
 
-    /// <summary>Timed runs per test, after one untimed warm-up run.</summary>
+    /// <summary>Timed runs per test, after untimed warm-up runs (at least two and three seconds).</summary>
     public int Repetitions { get; init; } = 5;
 
     /// <summary>Seed of the random prompt token ids, fixed so that runs are comparable.</summary>
