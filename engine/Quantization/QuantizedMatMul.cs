@@ -75,8 +75,7 @@ public static unsafe class QuantizedMatMul
         job.Dst = dst;
         job.ActBytes = actBytes;
         job.Cols = cols;
-        job.Batch = batch;
-        job.Reset(batch);
+        job.Reset(batch); // one chunk per row
         pool.Run(job);
     }
 
@@ -91,7 +90,7 @@ public static unsafe class QuantizedMatMul
         public float* X;
         public byte* Dst;
         public long ActBytes;
-        public int Cols, Batch;
+        public int Cols;
 
         public override void Run()
         {
