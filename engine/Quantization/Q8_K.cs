@@ -41,7 +41,14 @@ internal static unsafe class Q8_K
                 for (int j = 0; j < BlockSize; j += 8) m = Vector256.Max(m, Vector256.Abs(Vector256.Load(xb + j)));
                 Vector128<float> h = Vector128.Max(m.GetLower(), m.GetUpper());
                 amax = MathF.Max(MathF.Max(h[0], h[1]), MathF.Max(h[2], h[3]));
-                for (int j = 0; j < BlockSize; j++) if (MathF.Abs(xb[j]) == amax) { max = xb[j]; break; }
+                // Eight lanes at a time: the first vector holding it, then its first lane (a scalar scan here took a
+                // third of the quantization).
+                Vector256<float> va = Vector256.Create(amax);
+                for (int j = 0; j < BlockSize; j += 8)
+                {
+                    uint hit = Vector256.Equals(Vector256.Abs(Vector256.Load(xb + j)), va).ExtractMostSignificantBits();
+                    if (hit != 0) { max = xb[j + System.Numerics.BitOperations.TrailingZeroCount(hit)]; break; }
+                }
             }
             else
             {

@@ -167,6 +167,24 @@ public class ActivationQuantizerTests
         }
     }
 
+    /// <summary>When +m and -m both hold the largest magnitude, ggml's scan keeps the first, and d's sign follows it.</summary>
+    [TestCase(5, 200)] [TestCase(200, 5)] [TestCase(7, 8)] [TestCase(255, 254)] [TestCase(0, 255)]
+    public void Q8_K_TakesTheSignOfTheFirstValueOfLargestMagnitude(int negative, int positive)
+    {
+        var x = new float[256];
+        for (int i = 0; i < x.Length; i++) x[i] = 0.01f * ((i % 13) - 6);
+        x[negative] = -2.5f;
+        x[positive] = 2.5f;
+        var q8k = new byte[GgmlTypeInfo.RowBytes(GgmlType.Q8_K, x.Length)];
+        ActivationQuantizer.QuantizeRow(GgmlType.Q8_K, x, q8k);
+        // max is the one that comes first; iscale = -127 / max and d = 1 / iscale, so d < 0 when max is positive.
+        float max = x[Math.Min(negative, positive)];
+        Assert.That(BinaryPrimitives.ReadSingleLittleEndian(q8k), Is.EqualTo(1 / (-127f / max)));
+        // The value of largest magnitude maps to -127 whatever its sign; the other one to +127.
+        Assert.That((sbyte)q8k[4 + Math.Min(negative, positive)], Is.EqualTo(-127));
+        Assert.That((sbyte)q8k[4 + Math.Max(negative, positive)], Is.EqualTo(127));
+    }
+
     [Test]
     public void FloatTypes_ConvertWithRoundToNearestEven()
     {
