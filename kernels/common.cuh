@@ -1,8 +1,17 @@
 // Shared device helpers for Tessera's kernels (included, never compiled alone).
 // Kernels take every size as an argument: the C# launchers (interop/Kernels) own grid and block shapes.
 #pragma once
+#ifdef TESSERA_EMU
+// The CPU emulator (kernels/emu) compiles these same files with a host compiler.
+#include "emu/cuda_emu.h"
+#define TS_DYNAMIC_SMEM(type, name) type* name = (type*)::emu::dynamic_smem()
+#else
+#include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <stdint.h>
+// The block's dynamic shared memory (the launch's sharedMemBytes) as an array of `type`.
+#define TS_DYNAMIC_SMEM(type, name) extern __shared__ type name[]
+#endif
 
 #define TS_WARP 32
 

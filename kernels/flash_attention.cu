@@ -28,7 +28,7 @@ __device__ __forceinline__ void fa_tile(
     const float* __restrict__ q, const __half* __restrict__ k_pool, const __half* __restrict__ v_pool,
     const int* __restrict__ table, float* __restrict__ out,
     int r0, int n, int pos0, int heads, int kv_heads, int head_dim, int block_shift, float scale) {
-    extern __shared__ float smem[];
+    TS_DYNAMIC_SMEM(float, smem);
     const int hd = head_dim, kst = hd + 1;
     float* qs = smem;                                   // [FA_BQ][hd]
     float* ks = qs + FA_BQ * hd;                        // [FA_PAGE][hd + 1]

@@ -11,7 +11,6 @@
 // Grid: (ceil(rows / 64), ceil(tokens / 64)). Any rows, tokens; cols a whole number of the format's blocks (32 or
 // 256 values for quantized formats, any count for F16/BF16: the tail of the last K stage is zero-filled).
 #include "common.cuh"
-#include <cuda_bf16.h>
 
 #define GEMM_BM 64
 #define GEMM_BN 64
@@ -159,6 +158,9 @@ __device__ __forceinline__ void gemm_load_w(const void* __restrict__ w, long row
 
 template <bool BF16>
 __device__ __forceinline__ void gemm_mma(float* c, const uint32_t* a, uint32_t b0, uint32_t b1) {
+#ifdef TESSERA_EMU
+    ::emu::mma_m16n8k16(c, a, b0, b1, BF16);
+#else
     if (BF16)
         asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
                      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
@@ -167,6 +169,7 @@ __device__ __forceinline__ void gemm_mma(float* c, const uint32_t* a, uint32_t b
         asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
                      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
                      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+#endif
 }
 
 template <int FMT>

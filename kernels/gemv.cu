@@ -6,7 +6,6 @@
 // the CPU reference only by the reference's activation rounding, and decode is bound by reading the weights anyway.
 // Quantized row layouts are GGUF's: blocks packed back to back, no padding.
 #include "common.cuh"
-#include <cuda_bf16.h>
 
 __device__ __forceinline__ float gemv_round_f16(float x) { return __half2float(__float2half_rn(x)); }
 __device__ __forceinline__ float gemv_round_bf16(float x) { return __bfloat162float(__float2bfloat16_rn(x)); }

@@ -36,7 +36,7 @@ internal static class GoldenCommand
             foreach (string name in names)
             {
                 using var m = LoadedModel.Load(Path.Combine(models, name + ".gguf"), b);
-                double tol = GoldenCheck.Tolerance(name);
+                double tol = GoldenCheck.Tolerance(name, b);
                 for (int p = 0; File.Exists(Path.Combine(golden, name, $"p{p}.json")); p++)
                 {
                     var o = GoldenCheck.Run(m, GoldenReference.Load(Path.Combine(golden, name), p), tol);

@@ -92,6 +92,21 @@ public static class GoldenCheck
         _ => 2e-3,
     };
 
+    /// <summary>
+    /// The bound for <paramref name="file"/> on <paramref name="backend"/>. The CPU backend reproduces llama.cpp's CPU
+    /// arithmetic (8-bit activations for quantized weights, F16-rounded attention probabilities), so it gets
+    /// <see cref="Tolerance(string)"/>. The CUDA kernels do not, by design: quantized products keep float32
+    /// activations (F16 on tensor cores), attention keeps unrounded probabilities (flash attention's online softmax),
+    /// reductions run in float trees. They are checked op by op against the CPU reference (the op suite), and end to
+    /// end are held to 4× the CPU's bound: two results each within t of a third are within (√t + √t)² = 4t of each
+    /// other (NMSE is a squared norm ratio), the bound CudaRaggedTests already holds CUDA to against the CPU.
+    /// Measured on the CUDA emulator over all 72 golden cases: up to 1.2× the CPU's bound (Q2_K/Q3_K/Q5_K, whose
+    /// llama.cpp activations are the coarsest), so 4t leaves a margin of about 3, and a real bug (0.1 to 1) stays
+    /// 12× or more outside it.
+    /// </summary>
+    public static double Tolerance(string file, Backends.IBackend backend) =>
+        backend is Backends.Cuda.CudaBackend ? 4 * Tolerance(file) : Tolerance(file);
+
     /// <summary>Runs prompt and teacher-forced greedy continuation of <paramref name="g"/> on <paramref name="m"/>.</summary>
     public static GoldenOutcome Run(LoadedModel m, GoldenReference g, double tolerance)
     {

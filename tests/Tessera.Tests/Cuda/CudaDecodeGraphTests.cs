@@ -4,7 +4,9 @@ using Tessera.Model;
 
 namespace Tessera.Tests.Cuda;
 
-/// <summary>The captured decode step against the same steps launched op by op (GPU only; Ignored without one).</summary>
+/// <summary>The captured decode step against the same steps launched op by op (on a GPU or the CUDA emulator; Ignored
+/// without either).</summary>
+[Category("Cuda")]  // run a second time on the CUDA emulator by ./build.sh test
 public class CudaDecodeGraphTests
 {
     [Test]
@@ -69,10 +71,12 @@ public class CudaDecodeGraphTests
         using var m = LoadedModel.Load(SharedData.Model("tinystories-656k-q8_0.gguf"), b);
         using var state = m.Model.CreateState(3);
         using var graph = new CudaDecodeGraph(m.Model, state);
-        graph.Step(1);
-        graph.Step(415);
-        graph.Step(2471);
-        Assert.That(Assert.Throws<InvalidOperationException>(() => graph.Step(302))!.Message, Does.Contain("context is full"));
+        int[] ids = [.. m.Tokenizer.Encode("Once upon a time there was", true)];  // ids of this 2048-token vocabulary
+        Assert.That(ids, Has.Length.GreaterThanOrEqualTo(4));
+        graph.Step(ids[0]);
+        graph.Step(ids[1]);
+        graph.Step(ids[2]);
+        Assert.That(Assert.Throws<InvalidOperationException>(() => graph.Step(ids[3]))!.Message, Does.Contain("context is full"));
         Assert.That(state.Position, Is.EqualTo(3));
     }
 }

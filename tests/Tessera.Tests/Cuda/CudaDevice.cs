@@ -20,6 +20,15 @@ internal static class CudaDevice
         return reason;
     }
 
+    /// <summary>The backend on a real GPU; Ignored on the CPU emulator too, for tests of what only hardware has
+    /// (registers, local memory, timings).</summary>
+    public static CudaBackend RequireHardware()
+    {
+        var b = Require();
+        if (b.Context.IsEmulator) Assert.Ignore("the CUDA device is the CPU emulator: this checks a property of real hardware");
+        return b;
+    }
+
     /// <summary>The backend; calls Assert.Ignore("no CUDA device: …") when there is none.</summary>
     public static CudaBackend Require()
     {

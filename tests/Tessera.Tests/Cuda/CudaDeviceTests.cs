@@ -5,7 +5,8 @@ using Tessera.Interop.Kernels;
 
 namespace Tessera.Tests.Cuda;
 
-/// <summary>Driver behaviour that needs a GPU: Ignored with the reason elsewhere.</summary>
+/// <summary>Driver behaviour that needs a CUDA device (a GPU or the CUDA emulator): Ignored with the reason elsewhere.</summary>
+[Category("Cuda")]  // run a second time on the CUDA emulator by ./build.sh test
 public class CudaDeviceTests
 {
     [Test]
@@ -44,9 +45,30 @@ public class CudaDeviceTests
     }
 
     [Test]
-    public void Every_kernel_image_loads_and_reports_no_local_memory()
+    public void Every_kernel_image_loads_and_every_entry_point_resolves()
     {
         var b = CudaDevice.Require();
+        using var lib = new KernelLibrary(b.Context, KernelImages.Load);
+        string suffix = $".sm{lib.Arch}.ptx";
+        var files = KernelImages.Names.Where(n => n.EndsWith(suffix, StringComparison.Ordinal)).Select(n => n[..^suffix.Length]).ToArray();
+        Assert.That(files, Has.Length.GreaterThanOrEqualTo(12), "kernel files embedded for this architecture");
+        int entries = 0;
+        foreach (string file in files)
+        {
+            string ptx = System.Text.Encoding.UTF8.GetString(KernelImages.Load(file + suffix)!);
+            foreach (System.Text.RegularExpressions.Match e in System.Text.RegularExpressions.Regex.Matches(ptx, @"\.entry\s+(\w+)"))
+            {
+                lib.Module(file).Function(e.Groups[1].Value);
+                entries++;
+            }
+        }
+        Assert.That(entries, Is.GreaterThanOrEqualTo(30), "entry points found in the PTX");
+    }
+
+    [Test]
+    public void Every_kernel_image_loads_and_reports_no_local_memory()
+    {
+        var b = CudaDevice.RequireHardware();
         using var lib = new KernelLibrary(b.Context, KernelImages.Load);
         foreach (var (file, entry) in new[] { ("add", "add_f32"), ("gemv", "gemv_q4_k"), ("gemv", "gemv_q6_k"), ("gemv", "gemv_f16"),
                      ("attention_decode", "attention_decode_f16_partial"), ("rmsnorm", "rmsnorm_f32"), ("argmax", "argmax_f32") })

@@ -14,6 +14,7 @@ namespace Tessera.Tests.Cuda;
 
 /// <summary>The CUDA backend's paged KV cache and ragged-batch ops: the host-side layout the kernels read (no GPU
 /// needed), the serving commands' no-device path, and, on a GPU, ragged steps and the engine against the CPU.</summary>
+[Category("Cuda")]  // run a second time on the CUDA emulator by ./build.sh test
 public class CudaRaggedTests
 {
     // A batch with a prefill chunk of 37 rows (3 tiles: 16 + 16 + 5), a decode at 300 (block 18 of its table) and a

@@ -11,6 +11,7 @@ namespace Tessera.Tests.Generation;
 
 /// <summary>Sampling where the logits are (the GPU): when it applies, that the forward pass can leave the logits in
 /// the backend's buffer, and (GPU only) that generation draws the same tokens on the device as on the host.</summary>
+[Category("Cuda")]  // run a second time on the CUDA emulator by ./build.sh test
 public class DeviceSamplingTests
 {
     [Test]

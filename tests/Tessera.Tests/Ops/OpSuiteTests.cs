@@ -8,6 +8,7 @@ namespace Tessera.Tests.Ops;
 
 /// <summary>The op list on every backend: the CPU against each op's definition, CUDA against the CPU (Ignored with
 /// the reason where there is no CUDA device).</summary>
+[Category("Cuda")]  // run a second time on the CUDA emulator by ./build.sh test
 public class OpSuiteTests
 {
     private static readonly CpuBackend Cpu = new();
