@@ -75,6 +75,7 @@ test_on_emulator() {
 case "$mode" in
   build)
     build_kernels
+    build_emulator
     dotnet publish cli/Tessera.Cli.csproj -c "$config" -o artifacts/bin --nologo -v quiet
     ln -sf bin/tessera artifacts/tessera
     echo "built: artifacts/tessera"

@@ -94,7 +94,8 @@ internal static class BenchCommand
         using var backend = Tessera.Backends.BackendFactory.Create(backendName, threads);
         var results = ServingBench.Run(path, levels, prompt, gen, msg => io.Err.WriteLine(msg), backend);
         var m = MachineInfo.Describe();
-        string device = backend is Tessera.Backends.Cuda.CudaBackend cuda ? $"cuda ({cuda.Context.Name}); host " : "cpu; ";
+        string device = backend is Tessera.Backends.Cuda.CudaBackend cuda
+            ? $"cuda ({cuda.Context.Name}{(cuda.Context.IsEmulator ? ": timings are the CPU emulator's, not a GPU's" : "")}); host " : "cpu; ";
         io.Out.WriteLine($"model {Path.GetFileName(path)}, prompt {prompt} tokens, {gen} generated per request; backend {device}{m.CpuModel}, {m.Cores} cores, {m.Os}");
         io.Out.WriteLine("| concurrent | aggregate tok/s | decode tok/s | TTFT mean (s) | TTFT max (s) | wall (s) |");
         io.Out.WriteLine("|---:|---:|---:|---:|---:|---:|");

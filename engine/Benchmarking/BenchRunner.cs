@@ -101,7 +101,8 @@ public static class BenchRunner
         {
             ModelPath = modelPath,
             Backend = backend.Name,
-            Device = cuda is null ? null : $"{cuda.Context.Name}, compute capability {cuda.Context.ComputeCapability.Major}.{cuda.Context.ComputeCapability.Minor}",
+            Device = cuda is null ? null : $"{cuda.Context.Name}, compute capability {cuda.Context.ComputeCapability.Major}.{cuda.Context.ComputeCapability.Minor}"
+                + (cuda.Context.IsEmulator ? " (timings are the CPU emulator's, not a GPU's)" : ""),
             ModelType = summary.Description,
             ModelBytes = summary.Bytes,
             ModelParameters = summary.Parameters,

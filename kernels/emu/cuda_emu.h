@@ -78,26 +78,28 @@ inline int atomicAdd(int* p, int v) { return __atomic_fetch_add(p, v, __ATOMIC_R
 
 inline void __syncthreads() { ::emu::sync_block(); }
 
+namespace emu {
+// Moves any value of up to 64 bits through the warp's shuffle rendezvous.
 template <class T>
-inline T __shfl_sync(uint32_t mask, T v, int src_lane, int width = 32) {
+inline T shuffle_value(uint32_t mask, T v, int lane_arg, int width, bool xor_mode) {
     static_assert(sizeof(T) <= 8, "shuffles move at most 64 bits");
     uint64_t bits = 0;
     std::memcpy(&bits, &v, sizeof(T));
-    bits = ::emu::warp_shuffle(mask, bits, src_lane, width, false);
+    bits = warp_shuffle(mask, bits, lane_arg, width, xor_mode);
     T r;
     std::memcpy(&r, &bits, sizeof(T));
     return r;
 }
+}  // namespace emu
+
+template <class T>
+inline T __shfl_sync(uint32_t mask, T v, int src_lane, int width = 32) {
+    return ::emu::shuffle_value(mask, v, src_lane, width, false);
+}
 
 template <class T>
 inline T __shfl_xor_sync(uint32_t mask, T v, int lane_mask, int width = 32) {
-    static_assert(sizeof(T) <= 8, "shuffles move at most 64 bits");
-    uint64_t bits = 0;
-    std::memcpy(&bits, &v, sizeof(T));
-    bits = ::emu::warp_shuffle(mask, bits, lane_mask, width, true);
-    T r;
-    std::memcpy(&r, &bits, sizeof(T));
-    return r;
+    return ::emu::shuffle_value(mask, v, lane_mask, width, true);
 }
 
 inline uint32_t __ballot_sync(uint32_t mask, int predicate) { return ::emu::warp_ballot(mask, predicate != 0); }

@@ -8,7 +8,11 @@
 #include <cstring>
 #include <vector>
 
-#if !defined(__x86_64__)
+// x86-64 switches fibers with a few instructions of its own (emu_switch); elsewhere, or with EMU_USE_UCONTEXT,
+// with ucontext (portable, but a system call per switch).
+#if defined(__x86_64__) && !defined(EMU_USE_UCONTEXT)
+#define EMU_ASM_SWITCH 1
+#else
 #include <ucontext.h>
 #endif
 
@@ -36,7 +40,7 @@ const char* coll_name(Coll c) {
 
 struct Fiber : FiberHeader {
     void* sp = nullptr;  // saved stack pointer while switched out
-#if !defined(__x86_64__)
+#if !defined(EMU_ASM_SWITCH)
     ucontext_t ctx;
 #endif
     char* stack = nullptr;
@@ -57,7 +61,7 @@ struct Scheduler {
     std::vector<char*> stacks;
     std::vector<unsigned char> smem;
     void* main_sp = nullptr;
-#if !defined(__x86_64__)
+#if !defined(EMU_ASM_SWITCH)
     ucontext_t main_ctx;
 #endif
     const GridLaunch* launch = nullptr;
@@ -70,7 +74,7 @@ thread_local Scheduler* tl_sched = nullptr;
 }  // namespace
 }  // namespace emu
 
-#if defined(__x86_64__)
+#if defined(EMU_ASM_SWITCH)
 // emu_switch(save, to): saves the callee-saved registers, MXCSR and the x87 control word on the current stack,
 // stores the stack pointer in *save, and resumes the context whose stack pointer is `to`.
 extern "C" void emu_switch(void** save, void* to);
@@ -109,7 +113,7 @@ namespace {
 
 [[noreturn]] void fiber_main();
 
-#if defined(__x86_64__)
+#if defined(EMU_ASM_SWITCH)
 // A fresh stack that emu_switch "returns" into fiber_main with the ABI's alignment (rsp = 8 mod 16 on entry).
 void* initial_stack(char* stack) {
     auto* top = (uint64_t*)(stack + kStackBytes);  // 16-byte aligned (mmap)
@@ -297,7 +301,7 @@ std::string run_block(Scheduler& s, int nthreads) {
         f.warp = i >> 5;
         f.wait = Wait::Runnable;
         f.stack = s.stacks[(size_t)i];
-#if defined(__x86_64__)
+#if defined(EMU_ASM_SWITCH)
         f.sp = initial_stack(f.stack);
 #else
         start_context(f, f.stack);
