@@ -20,9 +20,8 @@ __device__ __forceinline__ uint32_t sample_key(float f) {
     return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
 }
 
-extern "C" __global__ void __launch_bounds__(1024) sample_topk_f32(
-    const float* __restrict__ logits, int n, int top_k, float top_p, float min_p, float temperature, double uniform,
-    int* __restrict__ out) {
+__device__ __forceinline__ void sample_one(const float* __restrict__ logits, int n, int top_k, float top_p, float min_p,
+                                           float temperature, double uniform, int* __restrict__ out) {
     __shared__ unsigned long long cand[SAMPLE_MAX_K];
     __shared__ float probs[SAMPLE_MAX_K];
     __shared__ uint32_t hist[256];
@@ -141,4 +140,21 @@ extern "C" __global__ void __launch_bounds__(1024) sample_topk_f32(
     }
     out[0] = SAMPLE_ID(kk - 1);
 #undef SAMPLE_ID
+}
+
+extern "C" __global__ void __launch_bounds__(1024) sample_topk_f32(
+    const float* __restrict__ logits, int n, int top_k, float top_p, float min_p, float temperature, double uniform,
+    int* __restrict__ out) {
+    sample_one(logits, n, top_k, top_p, min_p, temperature, uniform, out);
+}
+
+// Several draws in one launch (a batch of sequences, each with its own options): block b reads its request from
+// requests[8b .. 8b+7] = {logits row, top_k, top_p, min_p, temperature (float bits), uniform (double, low and high
+// words), unused} and writes out[b]; the logits of row r are logits[r * n .. r * n + n).
+extern "C" __global__ void __launch_bounds__(1024, 1) sample_topk_f32_rows(
+    const float* __restrict__ logits, int n, const int* __restrict__ requests, int* __restrict__ out) {
+    const int* q = requests + 8 * blockIdx.x;
+    const double uniform = __hiloint2double(q[6], q[5]);
+    sample_one(logits + (long)q[0] * n, n, q[1], __int_as_float(q[2]), __int_as_float(q[3]), __int_as_float(q[4]),
+               uniform, out + blockIdx.x);
 }

@@ -117,9 +117,25 @@ public static class BenchRunner
         };
     }
 
-    /// <summary>pp: tokens/s of each timed run, and the median time to first token (prefill + argmax) in ms.</summary>
+    /// <summary>pp: tokens/s of each timed run, and the median time to first token (prefill + argmax) in ms. On CUDA
+    /// the argmax runs on the device, as generation does it: the logits never cross to the host.</summary>
     private static (List<double> Tps, double TtftMs) Prompt(LlamaModel model, RunState state, ReadOnlySpan<int> prompt,
         int repetitions, IProgress<BenchProgress>? progress)
+    {
+        var cuda = model.Backend as CudaBackend;
+        state.LogitsStayOnDevice = cuda is not null && DeviceSampling.Enabled;
+        try
+        {
+            return PromptRuns(model, state, prompt, repetitions, progress, cuda);
+        }
+        finally
+        {
+            state.LogitsStayOnDevice = false;
+        }
+    }
+
+    private static (List<double> Tps, double TtftMs) PromptRuns(LlamaModel model, RunState state, ReadOnlySpan<int> prompt,
+        int repetitions, IProgress<BenchProgress>? progress, CudaBackend? cuda)
     {
         string stage = $"pp{prompt.Length}";
         var tps = new List<double>(repetitions);
@@ -137,7 +153,7 @@ public static class BenchRunner
             long t0 = Stopwatch.GetTimestamp();
             model.Forward(state, prompt);
             long t1 = Stopwatch.GetTimestamp();
-            int first = TensorPrimitives.IndexOfMax<float>(state.Logits);
+            int first = state.LogitsStayOnDevice ? DeviceSampling.Greedy(cuda!, state) : TensorPrimitives.IndexOfMax<float>(state.Logits);
             long t2 = Stopwatch.GetTimestamp();
             GC.KeepAlive(first);
             tps.Add(prompt.Length / Stopwatch.GetElapsedTime(t0, t1).TotalSeconds);

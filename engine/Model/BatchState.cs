@@ -26,7 +26,7 @@ public sealed class BatchState : IDisposable
     public int MaxRows { get; }
     /// <summary>Most sequences per step.</summary>
     public int MaxSequences { get; }
-    /// <summary>(sequences, vocab) logits of each sequence's last row after <see cref="LlamaModel.Forward(BatchState, RaggedBatch)"/>.</summary>
+    /// <summary>(sequences, vocab) logits of each sequence's last row after <see cref="LlamaModel.Forward(BatchState, RaggedBatch, bool)"/>.</summary>
     public float[] Logits { get; }
     /// <summary>Vocabulary size (the stride of <see cref="Logits"/>).</summary>
     public int VocabSize { get; }

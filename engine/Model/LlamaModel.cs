@@ -51,8 +51,10 @@ public sealed class LlamaModel : IDisposable
     /// products (weights read once for all), attention runs per sequence through its block table. Afterwards
     /// <see cref="BatchState.SequenceLogits"/> holds each sequence's last-row logits. Every op works row by row, so a
     /// sequence gets the same numbers, bit for bit, alone or beside others, and the same as <see cref="Forward(RunState, ReadOnlySpan{int}, Span{float})"/>.
+    /// With <paramref name="readLogits"/> false the logits stay in the device buffer (sampling there, or a later
+    /// <see cref="ReadLogits"/>).
     /// </summary>
-    public void Forward(BatchState s, RaggedBatch batch)
+    public void Forward(BatchState s, RaggedBatch batch, bool readLogits = true)
     {
         var c = Config;
         var a = s.Buffers;
@@ -82,7 +84,15 @@ public sealed class LlamaModel : IDisposable
         for (int q = 0; q < seqs; q++)
             b.Copy(a.Xb, (batch.RowStart[q] + batch.RowCount[q] - 1) * c.Dim, s.Last, q * c.Dim, c.Dim); // last (seqs, dim)
         b.MatMul(_output, s.Last, s.LogitsBuffer, seqs);                   // logits (seqs, vocab)
-        b.Read(s.LogitsBuffer, 0, s.Logits.AsSpan(0, seqs * c.VocabSize));
+        if (readLogits) ReadLogits(s, seqs);
+    }
+
+    /// <summary>Copies the logits of the first <paramref name="sequences"/> sequences of the last ragged step into
+    /// <see cref="BatchState.Logits"/> (what <see cref="Forward(BatchState, RaggedBatch, bool)"/> does unless told not to).</summary>
+    public void ReadLogits(BatchState s, int sequences)
+    {
+        ArgumentNullException.ThrowIfNull(s);
+        Backend.Read(s.LogitsBuffer, 0, s.Logits.AsSpan(0, sequences * Config.VocabSize));
     }
 
     /// <summary>

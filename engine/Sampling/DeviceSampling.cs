@@ -17,6 +17,9 @@ internal static class DeviceSampling
     /// (to compare the two, or to rule the kernel out). Tests set it.</summary>
     public static bool Enabled { get; set; } = Environment.GetEnvironmentVariable("TESSERA_DEVICE_SAMPLING") != "0";
 
+    /// <summary>Tokens the serving scheduler has drawn on the device in this process (tests check the path ran).</summary>
+    internal static long ServedTokens;
+
     /// <summary>Why <paramref name="options"/> need the host sampler, or null when the device draws exactly as the host
     /// would: no penalties (they depend on the tokens so far, which the host keeps), no log-probabilities (they need
     /// every logit), and no more candidates than the kernel sorts.</summary>

@@ -3,6 +3,7 @@ using System.Runtime.InteropServices;
 using Tessera.Api;
 using Tessera.Backends;
 using Tessera.Generation;
+using Tessera.Interop.Kernels;
 using Tessera.Kv;
 using Tessera.Model;
 using Tessera.Sampling;
@@ -39,6 +40,9 @@ internal sealed class Scheduler : IDisposable
     private readonly LinkedList<Sequence> _waiting = new();
     private readonly List<Sequence> _running = [];           // admission order: the last is the newest
     private readonly List<(Sequence Seq, int Tokens)> _plan = [];
+    private readonly Backends.Cuda.CudaBackend? _deviceSampler;   // set when due tokens are drawn on the device
+    private int[] _deviceTokens = [], _sampledIds = [];
+    private SampleRequest[] _requests = [];
     private readonly AutoResetEvent _wake = new(false);
     private readonly Thread _thread;
     private volatile bool _stopping, _paused;
@@ -60,6 +64,8 @@ internal sealed class Scheduler : IDisposable
         int tablePerSeq = (limits.ContextSize + limits.BlockSize - 1) / limits.BlockSize;
         _batch = new RaggedBatch(limits.MaxTokensPerStep, limits.MaxSequences, limits.MaxSequences * tablePerSeq, limits.BlockSize);
         _state = model.CreateBatchState(limits.MaxTokensPerStep, limits.MaxSequences, limits.KvBlocks, limits.BlockSize);
+        _deviceSampler = DeviceSampling.Enabled ? model.Backend as Backends.Cuda.CudaBackend : null;
+        _sampledIds = new int[limits.MaxSequences];
         _thread = new Thread(Loop) { IsBackground = true, Name = "tessera-scheduler" };
         _thread.Start();
     }
@@ -144,7 +150,7 @@ internal sealed class Scheduler : IDisposable
                 // This loop's thread did not create the backend (a CUDA context is current per thread); cheap enough to
                 // repeat every step, and a failure fails the step's requests with the reason.
                 _model.Backend.UseOnCurrentThread();
-                _model.Forward(_state, _batch);
+                _model.Forward(_state, _batch, readLogits: _deviceSampler is null);
                 Interlocked.Increment(ref _steps);
                 Advance();
             }
@@ -323,6 +329,7 @@ internal sealed class Scheduler : IDisposable
     /// logits are due.</summary>
     private void Advance()
     {
+        var deviceTokens = SampleOnDevice();
         int bs = Limits.BlockSize;
         for (int i = 0; i < _plan.Count; i++)
         {
@@ -338,21 +345,71 @@ internal sealed class Scheduler : IDisposable
                 _blocks.Register(seq.Blocks[b], hash, parent, span);
                 seq.BlockHashes.Add(hash);
             }
-            if (seq.Remaining == 0) Sample(seq, _state.SequenceLogits(i));
+            if (seq.Remaining == 0)
+            {
+                if (deviceTokens is null) Sample(seq, _state.SequenceLogits(i));
+                else Accept(seq, deviceTokens[i]);
+            }
         }
         Publish();
     }
 
-    /// <summary>The same steps, in the same order, as <see cref="TextGenerator"/> after each forward pass.</summary>
+    /// <summary>On CUDA (unless <see cref="DeviceSampling.Enabled"/> is off), the tokens of every sequence whose logits
+    /// are due this step, drawn on the device in one launch, indexed by plan position; only the ids cross to the host.
+    /// Null when the step samples on the host: on the CPU, or when a due sequence needs the logits there (penalties,
+    /// log-probabilities, too many candidates), in which case they are read now.</summary>
+    private int[]? SampleOnDevice()
+    {
+        if (_deviceSampler is null) return null;
+        int vocab = _model.Config.VocabSize, due = 0;
+        bool device = true;
+        foreach (var (seq, n) in _plan)
+        {
+            if (seq.Remaining != n) continue;  // mid-prompt: no token this step
+            due++;
+            device &= DeviceSampling.Unsupported(seq.Options.Sampling, vocab, seq.RawLogits is not null) is null;
+        }
+        if (!device)
+        {
+            _model.ReadLogits(_state, _plan.Count);
+            return null;
+        }
+        if (_deviceTokens.Length < _plan.Count) _deviceTokens = new int[_state.MaxSequences];
+        if (due == 0) return _deviceTokens;
+        if (_requests.Length < _plan.Count) _requests = new SampleRequest[_state.MaxSequences];
+        int r = 0;
+        for (int i = 0; i < _plan.Count; i++)
+        {
+            var (seq, n) = _plan[i];
+            if (seq.Remaining != n) continue;
+            var o = seq.Options.Sampling;
+            // One uniform number from the sequence's own generator, exactly when the host sampler would draw it.
+            double u = o.Temperature > 0 ? seq.Sampler.NextUniform() : 0;
+            _requests[r++] = new SampleRequest(i, o.TopK, o.TopP, o.MinP, o.Temperature, u);
+        }
+        _deviceSampler.SampleRows(_state.LogitsBuffer, vocab, _plan.Count, _requests.AsSpan(0, r), _sampledIds);
+        Interlocked.Add(ref DeviceSampling.ServedTokens, r);
+        for (int i = 0, k = 0; i < _plan.Count; i++)
+            if (_plan[i].Seq.Remaining == _plan[i].Tokens) _deviceTokens[i] = _sampledIds[k++];
+        return _deviceTokens;
+    }
+
+    /// <summary>The host's draw from <paramref name="logits"/> (kept first when log-probabilities were asked for).</summary>
     private void Sample(Sequence seq, Span<float> logits)
     {
-        var o = seq.Options;
         if (seq.RawLogits is { } raw) logits.CopyTo(raw);
+        Accept(seq, seq.Sampler.Sample(logits));
+    }
+
+    /// <summary>The same steps, in the same order, as <see cref="TextGenerator"/> after each forward pass, for the
+    /// token just drawn (on the host or the device).</summary>
+    private void Accept(Sequence seq, int token)
+    {
+        var o = seq.Options;
         long step = Steps - 1; // Advance runs after the step was counted
         if (seq.FirstTokenStep < 0) seq.FirstTokenStep = step;
         else seq.MaxStepsBetweenTokens = Math.Max(seq.MaxStepsBetweenTokens, step - seq.LastTokenStep);
         seq.LastTokenStep = step;
-        int token = seq.Sampler.Sample(logits);
         var logProb = seq.RawLogits is null ? null : TokenLogProb.Compute(seq.RawLogits, token, o.LogProbs!.Value);
         seq.Sampler.Accept(token);
         seq.Generated++;

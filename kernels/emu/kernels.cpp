@@ -72,6 +72,7 @@ const KernelInfo kKernels[] = {
     EMU_KERNEL(rope_f32_adjacent),
     EMU_KERNEL(rope_f32_half),
     EMU_KERNEL(sample_topk_f32),
+    EMU_KERNEL(sample_topk_f32_rows),
     EMU_KERNEL(swiglu_f32),
 };
 

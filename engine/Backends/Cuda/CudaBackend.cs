@@ -28,6 +28,9 @@ public sealed unsafe class CudaBackend : IBackend
     private readonly FlashAttention _flash;
     private readonly SampleTopK _sample;
     private readonly DeviceBuffer<int> _sampled;
+    private PinnedBuffer? _requestStaging;     // SampleRows: the packed requests, then their device copy and the tokens
+    private DeviceBuffer<int>? _requests;
+    private DeviceBuffer<int>? _sampledRows;
     private readonly DeviceBuffer<int> _graphPosition;
     private CudaDecodeGraph? _step;   // the decode graph whose step is running (see CudaDecodeGraph)
     private bool _capturing;
@@ -454,6 +457,34 @@ public sealed unsafe class CudaBackend : IBackend
         return id[0];
     }
 
+    /// <summary>Draws one token for each of <paramref name="requests"/> from its row of <paramref name="logits"/>
+    /// (<paramref name="logitRows"/> rows of <paramref name="count"/>) in one launch, as <see cref="SampleTopK(Activation, int, int, float, float, float, double)"/>
+    /// draws one: a batch of sequences samples with one upload of the requests and one download of the token ids.</summary>
+    public void SampleRows(Activation logits, int count, int logitRows, ReadOnlySpan<SampleRequest> requests, Span<int> tokens)
+    {
+        int n = requests.Length;
+        if (n == 0) return;
+        if (tokens.Length < n) throw new ArgumentException($"{n} requests need {n} token slots, got {tokens.Length}", nameof(tokens));
+        int ints = n * Interop.Kernels.SampleTopK.RequestInts;
+        if (_requestStaging is null || _requestStaging.Bytes < ints * sizeof(int))
+        {
+            // Every call ends with a synchronous download, so nothing queued still reads the old buffers.
+            _requestStaging?.Dispose();
+            _requests?.Dispose();
+            _sampledRows?.Dispose();
+            int capacity = Math.Max(64, (int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)n));
+            _requestStaging = new PinnedBuffer(_context, (long)capacity * Interop.Kernels.SampleTopK.RequestInts * sizeof(int));
+            _requests = new DeviceBuffer<int>(_context, capacity * Interop.Kernels.SampleTopK.RequestInts);
+            _sampledRows = new DeviceBuffer<int>(_context, capacity);
+        }
+        var packed = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, int>(_requestStaging.Span);
+        for (int i = 0; i < n; i++)
+            Interop.Kernels.SampleTopK.Pack(packed.Slice(i * Interop.Kernels.SampleTopK.RequestInts), requests[i], count, logitRows);
+        _requestStaging.UploadAsync(_requests!.Memory, 0, ints * sizeof(int), _stream);
+        _sample.LaunchRows(_stream, D(logits), count, logitRows, _requests.Span, n, _sampledRows!.Span);
+        _sampledRows.Download(tokens[..n], _stream);
+    }
+
     /// <summary>Device-to-device copy bandwidth over two buffers of <paramref name="bytes"/>, in GB/s (10⁹ bytes) counting
     /// bytes read plus bytes written: the roofline decode is compared with (it reads weights at this rate at best).</summary>
     public double MeasureCopyBandwidthGBps(long bytes)
@@ -489,6 +520,9 @@ public sealed unsafe class CudaBackend : IBackend
         _scratch?.Dispose();
         _ragged?.Dispose();
         _sampled.Dispose();
+        _requestStaging?.Dispose();
+        _requests?.Dispose();
+        _sampledRows?.Dispose();
         _graphPosition.Dispose();
         _kernels.Dispose();
         _stream.Dispose();

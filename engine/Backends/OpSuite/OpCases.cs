@@ -1,4 +1,5 @@
 using Tessera.Backends.Cuda;
+using Tessera.Interop.Kernels;
 using Tessera.Model;
 using Tessera.Quantization;
 
@@ -94,6 +95,7 @@ public static class OpCases
         yield return Sample(1000, 0.7f, 0, 0.9f, 0f, 0.123, 0.3f, false);
         yield return Sample(128256, 1.0f, 1, 1f, 0f, 0.99, 1.0f, false);
         yield return Sample(50000, 0f, 40, 0.95f, 0.05f, 0.5, 1.0f, true);
+        yield return SampleRows();
     }
 
     private static OpCase Sample(int n, float temperature, int topK, float topP, float minP, double u, float steep, bool tiedMax)
@@ -114,31 +116,71 @@ public static class OpCases
                 }
                 return [new Sampling.Sampler(options, n).Sample((float[])logits.Clone(), u)];
             },
-            () =>
+            () => [NaiveDraw(logits, temperature, topK, topP, minP, u)]);
+    }
+
+    // The definition: candidates by logit (ties: lower index), top-k, softmax for top-p and min-p, then the
+    // temperature and the draw, in double.
+    private static float NaiveDraw(float[] logits, float temperature, int topK, float topP, float minP, double u)
+    {
+        int n = logits.Length;
+        var order = Enumerable.Range(0, n).OrderByDescending(i => logits[i]).ThenBy(i => i).ToArray();
+        if (temperature <= 0) return order[0];
+        int k = topK > 0 && topK < n ? topK : n;
+        double max = logits[order[0]];
+        var p = order.Take(k).Select(i => Math.Exp(logits[i] - max)).ToArray();
+        double sum = p.Sum(), cum = 0;
+        if (topP < 1)
+            for (int i = 0; i < k; i++)
+                if ((cum += p[i] / sum) >= topP) { k = i + 1; break; }
+        if (minP > 0)
+        {
+            int keep = 1;
+            while (keep < k && p[keep] >= p[0] * minP) keep++;
+            k = keep;
+        }
+        var w = order.Take(k).Select(i => Math.Exp((logits[i] - max) / temperature)).ToArray();
+        double target = u * w.Sum(), acc = 0;
+        for (int i = 0; i < k; i++)
+            if (target < (acc += w[i])) return order[i];
+        return order[k - 1];
+    }
+
+    // Several draws in one launch (a serving step): 5 rows of logits over an odd vocabulary, 4 requests in scrambled
+    // row order with different options (one greedy), one row not drawn from.
+    private static OpCase SampleRows()
+    {
+        const int n = 32003, rows = 5;
+        const string name = "sample_topk rows 4 of 5 n 32003";
+        var rng = new Random(Seed(name));
+        var logits = new float[rows * n];
+        for (int r = 0; r < rows; r++)
+        {
+            var rank = Enumerable.Range(0, n).ToArray();
+            rng.Shuffle(rank);
+            for (int i = 0; i < n; i++) logits[r * n + i] = 5f - (0.4f + 0.3f * r) * MathF.Log(rank[i] + 1);
+        }
+        SampleRequest[] requests =
+        [
+            new(3, 40, 0.95f, 0.05f, 0.8f, 0.37), new(0, 0, 1f, 0f, 0f, 0.5), new(4, 1000, 0.9f, 0f, 1.3f, 0.91),
+            new(1, 200, 1f, 0.02f, 1.0f, 0.05),
+        ];
+        float[] Row(int r) => logits.AsSpan(r * n, n).ToArray();
+        return new OpCase("sample_topk", name, SameToken,
+            b =>
             {
-                // The definition: candidates by logit (ties: lower index), top-k, softmax for top-p and min-p,
-                // then the temperature and the draw, in double.
-                var order = Enumerable.Range(0, n).OrderByDescending(i => logits[i]).ThenBy(i => i).ToArray();
-                if (temperature <= 0) return [order[0]];
-                int k = topK > 0 && topK < n ? topK : n;
-                double max = logits[order[0]];
-                var p = order.Take(k).Select(i => Math.Exp(logits[i] - max)).ToArray();
-                double sum = p.Sum(), cum = 0;
-                if (topP < 1)
-                    for (int i = 0; i < k; i++)
-                        if ((cum += p[i] / sum) >= topP) { k = i + 1; break; }
-                if (minP > 0)
+                if (b is CudaBackend cuda)
                 {
-                    int keep = 1;
-                    while (keep < k && p[keep] >= p[0] * minP) keep++;
-                    k = keep;
+                    using var la = OpInputs.Upload(cuda, logits);
+                    var tokens = new int[requests.Length];
+                    cuda.SampleRows(la, n, rows, requests, tokens);
+                    return [.. tokens.Select(t => (float)t)];
                 }
-                var w = order.Take(k).Select(i => Math.Exp((logits[i] - max) / temperature)).ToArray();
-                double target = u * w.Sum(), acc = 0;
-                for (int i = 0; i < k; i++)
-                    if (target < (acc += w[i])) return [order[i]];
-                return [order[k - 1]];
-            });
+                return [.. requests.Select(q => (float)new Sampling.Sampler(
+                    new Sampling.SamplingOptions { Temperature = q.Temperature, TopK = q.TopK, TopP = q.TopP, MinP = q.MinP, Seed = 1 }, n)
+                    .Sample(Row(q.Row), q.Uniform))];
+            },
+            () => [.. requests.Select(q => NaiveDraw(Row(q.Row), q.Temperature, q.TopK, q.TopP, q.MinP, q.Uniform))]);
     }
 
     // A stable seed per case (FNV-1a of the name): string.GetHashCode is randomized per process.

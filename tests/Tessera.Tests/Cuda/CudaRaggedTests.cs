@@ -155,4 +155,48 @@ public class CudaRaggedTests
         var results = Task.WhenAll(prompts.Select(p => engine.CompleteAsync(p, options))).GetAwaiter().GetResult();
         foreach (var r in results) Assert.That(r.TokenIds, Has.Count.EqualTo(24));
     }
+
+    [Test]
+    public void Serving_on_cuda_draws_on_the_device_the_tokens_the_host_draws()
+    {
+        var cuda = CudaDevice.Require();
+        var sampled = new SamplingOptions { Temperature = 0.8f, TopK = 40, TopP = 0.95f, MinP = 0.02f };
+        // Seeded sampling, greedy, top-k off over the 2048-token vocabulary (2048 candidates: more than the device
+        // sorts, so the steps where it is due read the logits and draw on the host), and a penalty (host too).
+        (string Prompt, GenerationOptions Options)[] requests =
+        [
+            ("Once upon a time", new() { MaxTokens = 24, StopAtEndOfGeneration = false, Sampling = sampled with { Seed = 5 } }),
+            ("The little dog", new() { MaxTokens = 24, StopAtEndOfGeneration = false, Sampling = sampled with { Seed = 6, TopK = 5, Temperature = 1.3f } }),
+            ("Lily wanted to", new() { MaxTokens = 20, StopAtEndOfGeneration = false, Sampling = SamplingOptions.Greedy }),
+            ("One day, a big", new() { MaxTokens = 6, StopAtEndOfGeneration = false, Sampling = sampled with { Seed = 7, TopK = 0 } }),
+            ("Tom and Sue", new() { MaxTokens = 8, StopAtEndOfGeneration = false, Sampling = sampled with { Seed = 8, RepetitionPenalty = 1.1f } }),
+        ];
+        int[][] Run(bool onDevice)
+        {
+            bool saved = DeviceSampling.Enabled;
+            DeviceSampling.Enabled = onDevice;
+            try
+            {
+                using var engine = InferenceEngine.LoadAsync(SharedData.Model("tinystories-656k-q8_0.gguf"), cuda,
+                    new EngineOptions { ContextSize = 256, MaxSequences = 4, MaxTokensPerStep = 64 }).GetAwaiter().GetResult();
+                var results = Task.WhenAll(requests.Select(q => engine.CompleteAsync(q.Prompt, q.Options))).GetAwaiter().GetResult();
+                return [.. results.Select(r => r.TokenIds.ToArray())];
+            }
+            finally
+            {
+                DeviceSampling.Enabled = saved;
+            }
+        }
+        long before = DeviceSampling.ServedTokens;
+        var device = Run(true);
+        long drawn = DeviceSampling.ServedTokens - before;
+        var host = Run(false);
+        Assert.That(DeviceSampling.ServedTokens - before, Is.EqualTo(drawn), "the host run drew nothing on the device");
+        // Row by row, a sequence's logits do not depend on its neighbours, so only where the token is drawn differs.
+        for (int i = 0; i < requests.Length; i++)
+            Assert.That(device[i], Is.EqualTo(host[i]), $"request {i} ({requests[i].Prompt})");
+        Assert.That(device.Select(d => d.Length), Is.EqualTo(requests.Select(q => q.Options.MaxTokens)));
+        // Most tokens come from the device; the steps with request 3 or 4 due draw on the host.
+        Assert.That(drawn, Is.GreaterThan(24).And.LessThan(requests.Sum(q => q.Options.MaxTokens)));
+    }
 }
