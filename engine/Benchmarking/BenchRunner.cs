@@ -126,41 +126,35 @@ public static class BenchRunner
         state.LogitsStayOnDevice = cuda is not null && DeviceSampling.Enabled;
         try
         {
-            return PromptRuns(model, state, prompt, repetitions, progress, cuda);
+            string stage = $"pp{prompt.Length}";
+            var tps = new List<double>(repetitions);
+            var ttft = new List<double>(repetitions);
+            progress?.Report(new(stage, 0, repetitions + 1));
+            for (var warm = new WarmUp(); warm.Next();)
+            {
+                state.Rewind(0);
+                model.Forward(state, prompt);
+            }
+            for (int rep = 0; rep < repetitions; rep++)
+            {
+                progress?.Report(new(stage, rep + 1, repetitions + 1));
+                state.Rewind(0);
+                long t0 = Stopwatch.GetTimestamp();
+                model.Forward(state, prompt);
+                long t1 = Stopwatch.GetTimestamp();
+                int first = state.LogitsStayOnDevice ? DeviceSampling.Greedy(cuda!, state) : TensorPrimitives.IndexOfMax<float>(state.Logits);
+                long t2 = Stopwatch.GetTimestamp();
+                GC.KeepAlive(first);
+                tps.Add(prompt.Length / Stopwatch.GetElapsedTime(t0, t1).TotalSeconds);
+                ttft.Add(Stopwatch.GetElapsedTime(t0, t2).TotalMilliseconds);
+            }
+            progress?.Report(new(stage, repetitions + 1, repetitions + 1));
+            return (tps, Spread.Of(ttft).Median);
         }
         finally
         {
             state.LogitsStayOnDevice = false;
         }
-    }
-
-    private static (List<double> Tps, double TtftMs) PromptRuns(LlamaModel model, RunState state, ReadOnlySpan<int> prompt,
-        int repetitions, IProgress<BenchProgress>? progress, CudaBackend? cuda)
-    {
-        string stage = $"pp{prompt.Length}";
-        var tps = new List<double>(repetitions);
-        var ttft = new List<double>(repetitions);
-        progress?.Report(new(stage, 0, repetitions + 1));
-        for (var warm = new WarmUp(); warm.Next();)
-        {
-            state.Rewind(0);
-            model.Forward(state, prompt);
-        }
-        for (int rep = 0; rep < repetitions; rep++)
-        {
-            progress?.Report(new(stage, rep + 1, repetitions + 1));
-            state.Rewind(0);
-            long t0 = Stopwatch.GetTimestamp();
-            model.Forward(state, prompt);
-            long t1 = Stopwatch.GetTimestamp();
-            int first = state.LogitsStayOnDevice ? DeviceSampling.Greedy(cuda!, state) : TensorPrimitives.IndexOfMax<float>(state.Logits);
-            long t2 = Stopwatch.GetTimestamp();
-            GC.KeepAlive(first);
-            tps.Add(prompt.Length / Stopwatch.GetElapsedTime(t0, t1).TotalSeconds);
-            ttft.Add(Stopwatch.GetElapsedTime(t0, t2).TotalMilliseconds);
-        }
-        progress?.Report(new(stage, repetitions + 1, repetitions + 1));
-        return (tps, Spread.Of(ttft).Median);
     }
 
     /// <summary>tg: tokens/s of each timed run of <paramref name="count"/> single-token steps from an empty cache.</summary>

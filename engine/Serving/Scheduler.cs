@@ -41,8 +41,8 @@ internal sealed class Scheduler : IDisposable
     private readonly List<Sequence> _running = [];           // admission order: the last is the newest
     private readonly List<(Sequence Seq, int Tokens)> _plan = [];
     private readonly Backends.Cuda.CudaBackend? _deviceSampler;   // set when due tokens are drawn on the device
-    private int[] _deviceTokens = [], _sampledIds = [];
-    private SampleRequest[] _requests = [];
+    private readonly int[] _deviceTokens = [], _sampledIds = [];  // by plan position / by request (device sampling only)
+    private readonly SampleRequest[] _requests = [];
     private readonly AutoResetEvent _wake = new(false);
     private readonly Thread _thread;
     private volatile bool _stopping, _paused;
@@ -65,7 +65,12 @@ internal sealed class Scheduler : IDisposable
         _batch = new RaggedBatch(limits.MaxTokensPerStep, limits.MaxSequences, limits.MaxSequences * tablePerSeq, limits.BlockSize);
         _state = model.CreateBatchState(limits.MaxTokensPerStep, limits.MaxSequences, limits.KvBlocks, limits.BlockSize);
         _deviceSampler = DeviceSampling.Enabled ? model.Backend as Backends.Cuda.CudaBackend : null;
-        _sampledIds = new int[limits.MaxSequences];
+        if (_deviceSampler is not null)
+        {
+            _deviceTokens = new int[limits.MaxSequences];
+            _sampledIds = new int[limits.MaxSequences];
+            _requests = new SampleRequest[limits.MaxSequences];
+        }
         _thread = new Thread(Loop) { IsBackground = true, Name = "tessera-scheduler" };
         _thread.Start();
     }
@@ -108,6 +113,7 @@ internal sealed class Scheduler : IDisposable
             new Utf8StreamDecoder(_tokenizer), new StopStringFilter(options.StopStrings))
         {
             RawLogits = options.LogProbs is null ? null : new float[vocab],
+            DrawsOnDevice = _deviceSampler is not null && DeviceSampling.Unsupported(options.Sampling, vocab, options.LogProbs is not null) is null,
         };
         if (options.MaxTokens == 0)
         {
@@ -361,36 +367,27 @@ internal sealed class Scheduler : IDisposable
     private int[]? SampleOnDevice()
     {
         if (_deviceSampler is null) return null;
-        int vocab = _model.Config.VocabSize, due = 0;
-        bool device = true;
+        // Every due sequence must draw on the device before any uniform number is taken from a generator.
         foreach (var (seq, n) in _plan)
-        {
-            if (seq.Remaining != n) continue;  // mid-prompt: no token this step
-            due++;
-            device &= DeviceSampling.Unsupported(seq.Options.Sampling, vocab, seq.RawLogits is not null) is null;
-        }
-        if (!device)
-        {
-            _model.ReadLogits(_state, _plan.Count);
-            return null;
-        }
-        if (_deviceTokens.Length < _plan.Count) _deviceTokens = new int[_state.MaxSequences];
-        if (due == 0) return _deviceTokens;
-        if (_requests.Length < _plan.Count) _requests = new SampleRequest[_state.MaxSequences];
+            if (seq.Remaining == n && !seq.DrawsOnDevice)
+            {
+                _model.ReadLogits(_state, _plan.Count);
+                return null;
+            }
         int r = 0;
         for (int i = 0; i < _plan.Count; i++)
         {
             var (seq, n) = _plan[i];
-            if (seq.Remaining != n) continue;
+            if (seq.Remaining != n) continue;  // mid-prompt: no token this step
             var o = seq.Options.Sampling;
             // One uniform number from the sequence's own generator, exactly when the host sampler would draw it.
             double u = o.Temperature > 0 ? seq.Sampler.NextUniform() : 0;
             _requests[r++] = new SampleRequest(i, o.TopK, o.TopP, o.MinP, o.Temperature, u);
         }
-        _deviceSampler.SampleRows(_state.LogitsBuffer, vocab, _plan.Count, _requests.AsSpan(0, r), _sampledIds);
+        if (r == 0) return _deviceTokens;
+        _deviceSampler.SampleRows(_state.LogitsBuffer, _model.Config.VocabSize, _plan.Count, _requests.AsSpan(0, r), _sampledIds);
         Interlocked.Add(ref DeviceSampling.ServedTokens, r);
-        for (int i = 0, k = 0; i < _plan.Count; i++)
-            if (_plan[i].Seq.Remaining == _plan[i].Tokens) _deviceTokens[i] = _sampledIds[k++];
+        for (int k = 0; k < r; k++) _deviceTokens[_requests[k].Row] = _sampledIds[k];
         return _deviceTokens;
     }
 

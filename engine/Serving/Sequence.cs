@@ -49,6 +49,8 @@ internal sealed class Sequence
     public StopStringFilter Stops { get; }
     /// <summary>A copy of the raw logits for log-probabilities (the sampler's penalties change them in place).</summary>
     public float[]? RawLogits { get; set; }
+    /// <summary>Whether its tokens can be drawn on the device (decided once, at submission: the options never change).</summary>
+    public bool DrawsOnDevice { get; init; }
     public int Generated { get; set; }
     public bool Finished => _finished;
     /// <summary>Prompt tokens served from cached blocks instead of computed (first admission only).</summary>

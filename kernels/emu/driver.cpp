@@ -380,7 +380,7 @@ EMU_API int cuLaunchKernel(void* function, unsigned gx, unsigned gy, unsigned gz
             uintptr_t p;
             std::memcpy(&p, params[i], sizeof p);
             // A pointer argument must be null or point into (or just past) live device or pinned memory.
-            if (p && !is_device(p, 0) && !is_pinned(p, 0) && !(p > 0 && (is_device(p - 1, 1) || is_pinned(p - 1, 1))))
+            if (p && !is_device(p, 0) && !is_pinned(p, 0))
                 return fail(kInvalidValue, who + ": argument " + std::to_string(i) + " (" + hex(p) + ") is not device memory");
         }
     }

@@ -44,7 +44,6 @@ struct Fiber : FiberHeader {
     ucontext_t ctx;
 #endif
     char* stack = nullptr;
-    int index = 0, lane = 0, warp = 0;
     Wait wait = Wait::Runnable;
     // The pending warp collective and its operands / result.
     Coll coll = Coll::Shuffle;
@@ -296,9 +295,6 @@ std::string run_block(Scheduler& s, int nthreads) {
     for (int i = 0; i < nthreads; ++i) {
         Fiber& f = s.fibers[(size_t)i];
         f.tid = dim3{(unsigned)i % bd.x, ((unsigned)i / bd.x) % bd.y, (unsigned)i / (bd.x * bd.y)};
-        f.index = i;
-        f.lane = i & 31;
-        f.warp = i >> 5;
         f.wait = Wait::Runnable;
         f.stack = s.stacks[(size_t)i];
 #if defined(EMU_ASM_SWITCH)
