@@ -18,15 +18,21 @@ internal static class ChatCommand
         var maxTokens = new Option<int>("--max-tokens", "-n") { Description = "most tokens per reply", DefaultValueFactory = _ => 256 };
         var context = CommonOptions.Context();
         var sampling = new CommonOptions.Sampling();
+        var speculation = new CommonOptions.Speculation();
         var cmd = new Command("chat", "chat with a model (type /exit or end input to quit, /reset to start over)") { model, system, maxTokens, context };
         sampling.AddTo(cmd);
+        speculation.AddTo(cmd);
         cmd.SetAction(r => io.Guard(() =>
         {
             var samplingOptions = sampling.Read(r);
             using var m = LoadedModel.Load(r.GetValue(model)!);
             var formatter = ChatFormatter.ForTemplate(m.ChatTemplate);
             int ctx = CommonOptions.ResolveContext(r.GetValue(context), m.Config.ContextLength);
-            var options = new GenerationOptions { MaxTokens = r.GetValue(maxTokens), Sampling = samplingOptions, StopStrings = formatter.StopStrings };
+            var options = new GenerationOptions
+            {
+                MaxTokens = r.GetValue(maxTokens), Sampling = samplingOptions, StopStrings = formatter.StopStrings,
+                Speculation = speculation.Read(r),
+            };
             options.Validate();
             using var state = m.Model.CreateState(ctx);
             var gen = new TextGenerator(m.Model, m.Tokenizer);

@@ -63,6 +63,39 @@ internal static class CommonOptions
         }
     }
 
+    /// <summary><c>--speculate METHOD</c> and <c>--draft-max N</c>, added to a command together.</summary>
+    internal sealed class Speculation
+    {
+        public readonly Option<string?> Method = new("--speculate")
+        {
+            Description = "speculative decoding (lossless: the same tokens, fewer forward passes): lookup (prompt/n-gram lookup)",
+        };
+        public readonly Option<int> DraftMax = new("--draft-max")
+        {
+            Description = $"most tokens drafted per verification pass (1 to {Tessera.Speculation.SpeculationOptions.MaxDraft})",
+            DefaultValueFactory = _ => 8,
+        };
+
+        public void AddTo(Command c)
+        {
+            c.Add(Method);
+            c.Add(DraftMax);
+        }
+
+        /// <summary>The options, or null without <c>--speculate</c>; a <c>--draft-max</c> out of range is an error either way.</summary>
+        public Tessera.Speculation.SpeculationOptions? Read(ParseResult r)
+        {
+            string? method = r.GetValue(Method);
+            var o = new Tessera.Speculation.SpeculationOptions
+            {
+                Method = method is null ? default : Tessera.Speculation.SpeculationOptions.ParseMethod(method),
+                DraftMax = r.GetValue(DraftMax),
+            };
+            o.Validate();
+            return method is null ? null : o;
+        }
+    }
+
     /// <summary>The context size to use: the option if given (checked), else the model's capped at 4096.</summary>
     public static int ResolveContext(int requested, int modelContext)
     {

@@ -19,8 +19,10 @@ internal static class GenerateCommand
         var context = CommonOptions.Context();
         var backend = CommonOptions.Backend();
         var sampling = new CommonOptions.Sampling();
+        var speculation = new CommonOptions.Speculation();
         var cmd = new Command("generate", "generate text from a prompt") { model, prompt, maxTokens, stop, json, noEcho, context, backend };
         sampling.AddTo(cmd);
+        speculation.AddTo(cmd);
         cmd.SetAction(r => io.Guard(() =>
         {
             var options = new GenerationOptions
@@ -28,6 +30,7 @@ internal static class GenerateCommand
                 MaxTokens = r.GetValue(maxTokens),
                 Sampling = sampling.Read(r),
                 StopStrings = r.GetValue(stop) ?? [],
+                Speculation = speculation.Read(r),
             };
             options.Validate();
             string text = r.GetValue(prompt)!;
@@ -58,6 +61,9 @@ internal static class GenerateCommand
                 io.Out.WriteLine();
                 io.Err.WriteLine(FormattableString.Invariant(
                     $"prompt: {stats.PromptTokens} tokens, {stats.PromptTokensPerSecond:F1} tok/s | generated: {stats.GeneratedTokens} tokens, {stats.GenerationTokensPerSecond:F1} tok/s | stop: {stats.FinishReason}"));
+                if (stats.Speculation is { } sp)
+                    io.Err.WriteLine(FormattableString.Invariant(
+                        $"speculation ({sp.Method}): {sp.AcceptedTokens} of {sp.DraftedTokens} drafted tokens accepted, {sp.TokensPerStep:F2} tokens per verification pass"));
             }
             return 0;
         }));
@@ -80,6 +86,17 @@ internal static class GenerateCommand
             w.WriteString("finish_reason", s.FinishReason.ToString());
             w.WriteNumber("prompt_tokens_per_second", Math.Round(s.PromptTokensPerSecond, 2));
             w.WriteNumber("generated_tokens_per_second", Math.Round(s.GenerationTokensPerSecond, 2));
+            if (s.Speculation is { } sp)
+            {
+                w.WriteStartObject("speculation");
+                w.WriteString("method", sp.Method);
+                w.WriteNumber("verify_steps", sp.VerifySteps);
+                w.WriteNumber("drafted_tokens", sp.DraftedTokens);
+                w.WriteNumber("accepted_tokens", sp.AcceptedTokens);
+                w.WriteNumber("tokens_per_step", Math.Round(sp.TokensPerStep, 3));
+                w.WriteNumber("proposer_bytes", sp.ProposerBytes);
+                w.WriteEndObject();
+            }
             w.WriteEndObject();
         }
         o.WriteLine(System.Text.Encoding.UTF8.GetString(ms.ToArray()));

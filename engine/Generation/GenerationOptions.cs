@@ -1,4 +1,5 @@
 using Tessera.Sampling;
+using Tessera.Speculation;
 
 namespace Tessera.Generation;
 
@@ -16,6 +17,10 @@ public sealed record GenerationOptions
     /// <summary>Report each generated token's log-probability and this many most likely alternatives (0 to 20);
     /// null (the default) reports none and costs nothing.</summary>
     public int? LogProbs { get; init; }
+    /// <summary>Speculative decoding (<c>--speculate</c>): a proposer guesses the next tokens and the model checks
+    /// them all in one pass. Lossless: the tokens are the ones decoding without it gives (the same greedy output, the
+    /// same draws for a seed). Null (the default) decodes one token per pass.</summary>
+    public SpeculationOptions? Speculation { get; init; }
 
     /// <summary>Throws <see cref="ArgumentException"/> naming the option out of range.</summary>
     public void Validate()
@@ -24,6 +29,7 @@ public sealed record GenerationOptions
         if (StopStrings.Any(string.IsNullOrEmpty)) throw new ArgumentException("--stop: a stop string may not be empty", nameof(StopStrings));
         if (LogProbs is < 0 or > 20) throw new ArgumentException($"logprobs {LogProbs}: must be 0 to 20", nameof(LogProbs));
         Sampling.Validate();
+        Speculation?.Validate();
     }
 }
 

@@ -1,6 +1,8 @@
 using System.Diagnostics;
+using System.Runtime.InteropServices;
 using Tessera.Model;
 using Tessera.Sampling;
+using Tessera.Speculation;
 using Tessera.Tokenization;
 
 namespace Tessera.Generation;
@@ -18,6 +20,8 @@ public sealed class GenerationStats
     public TimeSpan GenerationTime { get; internal set; }
     /// <summary>Why it stopped.</summary>
     public FinishReason FinishReason { get; internal set; }
+    /// <summary>Drafted and accepted counts when <see cref="GenerationOptions.Speculation"/> was set; else null.</summary>
+    public SpeculationStats? Speculation { get; internal set; }
     /// <summary>Prompt tokens per second.</summary>
     public double PromptTokensPerSecond => PromptTokens / Math.Max(PromptTime.TotalSeconds, 1e-9);
     /// <summary>Generated tokens per second (the first token's forward pass counts in the prompt time).</summary>
@@ -25,8 +29,21 @@ public sealed class GenerationStats
 }
 
 /// <summary>
-/// Runs a prompt and generates from it, one sequence: prefill in one batched pass, then one token per step.
+/// Runs a prompt and generates from it, one sequence: prefill in one batched pass, then one token per step, or,
+/// with <see cref="GenerationOptions.Speculation"/>, a verification pass over the last token and a proposer's draft.
 /// </summary>
+/// <remarks>
+/// Why speculation here is lossless, for greedy decoding and for sampling alike: a verification pass of rows
+/// [t, d1 .. dk] gives, in row i, the same logits (bit for bit: every op works row by row) that plain decoding gives
+/// after t, d1 .. di. The tokens are then drawn exactly as plain decoding draws them, row after row with the same
+/// sampler (penalties, temperature, top-k/p, min-p and one uniform number per token, in order); row i+1 is used only
+/// when the token drawn from row i equals d(i+1), i.e. when its input is the token plain decoding would have fed. So
+/// the output, and a seed's draws, are identical to decoding without speculation. For a deterministic proposer this
+/// is the rejection rule of multi-draft speculative sampling with q a point mass: the draft is accepted with
+/// probability p(d), and otherwise the token comes from p restricted to the other tokens. Rows after the first
+/// rejection hold keys and values for positions that are then rewound; the next pass overwrites them before any
+/// query reads them (attention reads only positions up to its own, stored first).
+/// </remarks>
 public sealed class TextGenerator(LlamaModel model, Tokenizer tokenizer)
 {
     /// <summary>
@@ -55,7 +72,8 @@ public sealed class TextGenerator(LlamaModel model, Tokenizer tokenizer)
 
         // On CUDA the device samples whenever it can draw exactly as the host would: only token ids cross.
         var cuda = model.Backend as Backends.Cuda.CudaBackend;
-        bool onDevice = cuda is not null && DeviceSampling.Enabled
+        var spec = options.Speculation;
+        bool onDevice = cuda is not null && DeviceSampling.Enabled && spec is null
             && DeviceSampling.Unsupported(options.Sampling, model.Config.VocabSize, options.LogProbs is not null) is null;
         state.LogitsStayOnDevice = onDevice;
         try
@@ -68,40 +86,105 @@ public sealed class TextGenerator(LlamaModel model, Tokenizer tokenizer)
 
             int[] one = new int[1];
             // On CUDA the decode step is captured once as a graph and replayed per token, as bench and golden run it.
-            using var graph = cuda is not null && Backends.Cuda.CudaDecodeGraph.Enabled
+            using var graph = cuda is not null && Backends.Cuda.CudaDecodeGraph.Enabled && spec is null
                 ? new Backends.Cuda.CudaDecodeGraph(model, state) : null;
             // Log-probabilities come from the raw logits; the sampler's penalties change them in place, so keep a copy.
             float[]? raw = options.LogProbs is null ? null : new float[state.Logits.Length];
+            // Speculation: a pass over [last token, draft ..] leaves one logits row per input row in `rows`; `row` is
+            // the row the next token is drawn from and `pending` how many rows the pass produced (0: none, the next
+            // token comes from state.Logits). Every buffer is sized once here, not per token.
+            var proposer = spec?.CreateProposer();
+            var context = spec is null ? null : new List<int>(prompt);
+            int vocab = model.Config.VocabSize;
+            int[] verify = spec is null ? [] : new int[spec.DraftMax + 1];
+            float[] rows = spec is null ? [] : new float[(spec.DraftMax + 1) * vocab];
+            int pending = 0, row = 0, passStart = 0, draftLength = spec?.DraftMax ?? 0;
+            if (spec is not null)
+                stats.Speculation = new SpeculationStats { Method = spec.Method.ToString().ToLowerInvariant(), ProposerBytes = proposer!.StateBytes };
             stats.FinishReason = FinishReason.MaxTokens;
-            for (int i = 0; i < options.MaxTokens; i++)
+            try
             {
-                cancellation.ThrowIfCancellationRequested();
-                if (raw != null) state.Logits.CopyTo(raw, 0);
-                int token = onDevice ? DeviceSampling.Sample(cuda!, state, sampler, options.Sampling) : sampler.Sample(state.Logits);
-                var logProb = raw is null ? null : TokenLogProb.Compute(raw, token, options.LogProbs!.Value);
-                sampler.Accept(token);
-                stats.GeneratedTokens++;
-                if (options.StopAtEndOfGeneration && tokenizer.IsEndOfGeneration(token))
+                for (int i = 0; i < options.MaxTokens; i++)
                 {
-                    stats.FinishReason = FinishReason.EndOfGeneration;
-                    break;
-                }
-                var (text, stopped) = stops.Add(decoder.Add(token));
-                if (stopped)
-                {
+                    cancellation.ThrowIfCancellationRequested();
+                    Span<float> logits = pending > 0 ? rows.AsSpan(row * vocab, vocab) : state.Logits;
+                    if (raw != null) logits.CopyTo(raw);
+                    int token = onDevice ? DeviceSampling.Sample(cuda!, state, sampler, options.Sampling) : sampler.Sample(logits);
+                    var logProb = raw is null ? null : TokenLogProb.Compute(raw, token, options.LogProbs!.Value);
+                    sampler.Accept(token);
+                    stats.GeneratedTokens++;
+                    if (stats.Speculation is { } counts && i > 0)
+                    {
+                        counts.GeneratedAfterFirst++;
+                        if (pending == 0 || row == 0) counts.VerifySteps++;  // the first token drawn from a pass
+                    }
+                    if (options.StopAtEndOfGeneration && tokenizer.IsEndOfGeneration(token))
+                    {
+                        stats.FinishReason = FinishReason.EndOfGeneration;
+                        break;
+                    }
+                    var (text, stopped) = stops.Add(decoder.Add(token));
+                    if (stopped)
+                    {
+                        yield return new GeneratedToken(token, text) { LogProb = logProb };
+                        stats.FinishReason = FinishReason.StopString;
+                        break;
+                    }
                     yield return new GeneratedToken(token, text) { LogProb = logProb };
-                    stats.FinishReason = FinishReason.StopString;
-                    break;
+                    // Positions whose keys and values are valid: in a verification pass, those of rows 0 .. row.
+                    int cached = pending > 0 ? passStart + row + 1 : state.Position;
+                    if (cached >= state.ContextSize)
+                    {
+                        stats.FinishReason = FinishReason.ContextFull;
+                        break;
+                    }
+                    context?.Add(token);
+                    if (pending > 0)
+                    {
+                        if (row + 1 < pending && verify[row + 1] == token)
+                        {
+                            // The draft was right: the next row's input is this very token, its logits are ready.
+                            row++;
+                            stats.Speculation!.AcceptedTokens++;
+                            stats.GenerationTime = sw.Elapsed;
+                            continue;
+                        }
+                        // Rejected, or the pass is used up: keep the rows up to this one, drop the rest. The next draft
+                        // is as long as this one's accepted run plus one, and doubles after a fully accepted one, so
+                        // a proposer that guesses wrong costs a row or two per pass, not DraftMax.
+                        draftLength = row + 1 == pending ? Math.Min(2 * draftLength, spec!.DraftMax) : Math.Max(1, row + 1);
+                        state.Rewind(cached);
+                        pending = 0;
+                    }
+                    int draft = 0;
+                    if (proposer is not null)
+                    {
+                        // A pass of k + 1 rows yields at most k + 1 tokens: never draft past the token limit or the context.
+                        int room = Math.Min(options.MaxTokens - (i + 1) - 1, state.ContextSize - state.Position - 1);
+                        room = Math.Min(room, Math.Min(draftLength, state.MaxBatch - 1));
+                        if (room > 0) draft = proposer.Propose(CollectionsMarshal.AsSpan(context), verify.AsSpan(1, room));
+                    }
+                    if (draft > 0)
+                    {
+                        verify[0] = token;
+                        passStart = state.Position;
+                        model.Forward(state, verify.AsSpan(0, draft + 1), rows.AsSpan(0, (draft + 1) * vocab));
+                        pending = draft + 1;
+                        row = 0;
+                        stats.Speculation!.DraftedTokens += draft;
+                    }
+                    else
+                    {
+                        if (graph is null) { one[0] = token; model.Forward(state, one); }
+                        else graph.Step(token);
+                    }
+                    stats.GenerationTime = sw.Elapsed;
                 }
-                yield return new GeneratedToken(token, text) { LogProb = logProb };
-                if (state.Position >= state.ContextSize)
-                {
-                    stats.FinishReason = FinishReason.ContextFull;
-                    break;
-                }
-                if (graph is null) { one[0] = token; model.Forward(state, one); }
-                else graph.Step(token);
-                stats.GenerationTime = sw.Elapsed;
+            }
+            finally
+            {
+                // Leave the state as plain decoding would: only the positions actually accepted stay cached.
+                if (pending > 0) state.Rewind(passStart + row + 1);
             }
             stats.GenerationTime = sw.Elapsed;
             if (stats.FinishReason != FinishReason.StopString)

@@ -31,6 +31,35 @@ public class CliTests
     }
 
     [Test]
+    public void GenerateSpeculateLookupGivesThePlainTokensAndReportsCounts()
+    {
+        string prompt = "Tom had a red ball. Tom had a red ball. Tom had a red";
+        var plain = CliRunner.Run("generate", "-m", SharedData.Model(Model), "-p", prompt, "-n", "40", "--temp", "0", "--json");
+        var spec = CliRunner.Run("generate", "-m", SharedData.Model(Model), "-p", prompt, "-n", "40", "--temp", "0", "--json", "--speculate", "lookup", "--draft-max", "6");
+        Assert.That(plain.ExitCode, Is.EqualTo(0), plain.Err);
+        Assert.That(spec.ExitCode, Is.EqualTo(0), spec.Err);
+        using var a = JsonDocument.Parse(plain.Out);
+        using var b = JsonDocument.Parse(spec.Out);
+        Assert.That(b.RootElement.GetProperty("tokens").ToString(), Is.EqualTo(a.RootElement.GetProperty("tokens").ToString()));
+        Assert.That(a.RootElement.TryGetProperty("speculation", out _), Is.False);
+        var s = b.RootElement.GetProperty("speculation");
+        Assert.That(s.GetProperty("method").GetString(), Is.EqualTo("lookup"));
+        Assert.That(s.GetProperty("drafted_tokens").GetInt32(), Is.GreaterThan(0));
+        Assert.That(s.GetProperty("accepted_tokens").GetInt32(), Is.GreaterThan(0));
+        Assert.That(s.GetProperty("tokens_per_step").GetDouble(), Is.GreaterThan(1.0));
+        Assert.That(s.GetProperty("verify_steps").GetInt32(), Is.LessThan(40));
+    }
+
+    [TestCase("--draft-max", "0", "--draft-max 0")]
+    [TestCase("--draft-max", "65", "--draft-max 65")]
+    [TestCase("--speculate", "recycle", "--speculate recycle")]
+    public void GenerateRefusesBadSpeculationOptions(string option, string value, string phrase)
+    {
+        var r = CliRunner.Run("generate", "-m", SharedData.Model(Model), "-p", "Once", "-n", "4", option, value);
+        AssertCleanError(r, phrase);
+    }
+
+    [Test]
     public void GenerateStreamsPromptThenTextThenStats()
     {
         var r = CliRunner.Run("generate", "-m", SharedData.Model(Model), "-p", "Once upon a time", "-n", "16", "--seed", "3");

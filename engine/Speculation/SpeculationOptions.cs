@@ -1,0 +1,68 @@
+namespace Tessera.Speculation;
+
+/// <summary>Which proposer drafts tokens for speculative decoding.</summary>
+public enum SpeculationMethod
+{
+    /// <summary>Prompt lookup: continue an earlier occurrence of the last n tokens (<see cref="PromptLookupProposer"/>).</summary>
+    Lookup,
+}
+
+/// <summary>Speculative decoding settings (<c>--speculate</c>, <c>--draft-max</c>).</summary>
+public sealed record SpeculationOptions
+{
+    /// <summary>Most draft tokens accepted by <see cref="DraftMax"/>.</summary>
+    public const int MaxDraft = 64;
+
+    /// <summary>The proposer.</summary>
+    public SpeculationMethod Method { get; init; } = SpeculationMethod.Lookup;
+
+    /// <summary>Most tokens drafted per verification pass (1 to <see cref="MaxDraft"/>). Default 8.</summary>
+    public int DraftMax { get; init; } = 8;
+
+    /// <summary>A proposer of your own, made once per sequence; when set it replaces <see cref="Method"/>'s. Verification
+    /// stays lossless whatever it guesses.</summary>
+    public Func<IDraftProposer>? ProposerFactory { get; init; }
+
+    /// <summary>Parses a <c>--speculate</c> value.</summary>
+    /// <exception cref="ArgumentException">Not a known method.</exception>
+    public static SpeculationMethod ParseMethod(string name) => name.ToLowerInvariant() switch
+    {
+        "lookup" => SpeculationMethod.Lookup,
+        _ => throw new ArgumentException($"--speculate {name}: unknown method (known: lookup)"),
+    };
+
+    /// <summary>Throws <see cref="ArgumentException"/> naming the option out of range.</summary>
+    public void Validate()
+    {
+        if (DraftMax is < 1 or > MaxDraft)
+            throw new ArgumentException($"--draft-max {DraftMax}: must be 1 to {MaxDraft}", nameof(DraftMax));
+        if (!Enum.IsDefined(Method)) throw new ArgumentException($"--speculate: unknown method {(int)Method}", nameof(Method));
+    }
+
+    /// <summary>A new proposer for one sequence.</summary>
+    public IDraftProposer CreateProposer() => ProposerFactory?.Invoke() ?? Method switch
+    {
+        SpeculationMethod.Lookup => new PromptLookupProposer(),
+        _ => throw new ArgumentException($"--speculate: unknown method {Method}"),
+    };
+}
+
+/// <summary>Counts of one speculative generation (<c>--json</c>'s <c>"speculation"</c>).</summary>
+public sealed class SpeculationStats
+{
+    /// <summary>The proposer's name, as <c>--speculate</c> spells it.</summary>
+    public string Method { get; internal set; } = "";
+    /// <summary>Target forward passes after the prompt whose logits gave tokens (each verifies zero or more drafts).</summary>
+    public int VerifySteps { get; internal set; }
+    /// <summary>Draft tokens fed to the target for checking.</summary>
+    public int DraftedTokens { get; internal set; }
+    /// <summary>Draft tokens the target agreed with (each one a forward pass saved).</summary>
+    public int AcceptedTokens { get; internal set; }
+    /// <summary>Bytes the proposer held.</summary>
+    public long ProposerBytes { get; internal set; }
+    /// <summary>Tokens generated after the first (the first comes from the prompt's pass).</summary>
+    public int GeneratedAfterFirst { get; internal set; }
+    /// <summary>Generated tokens per target verification pass: <see cref="GeneratedAfterFirst"/> / <see cref="VerifySteps"/>
+    /// (1 without speculation).</summary>
+    public double TokensPerStep => VerifySteps == 0 ? 0 : (double)GeneratedAfterFirst / VerifySteps;
+}

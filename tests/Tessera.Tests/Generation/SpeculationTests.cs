@@ -1,0 +1,173 @@
+using NUnit.Framework;
+using Tessera.Generation;
+using Tessera.Model;
+using Tessera.Sampling;
+using Tessera.Speculation;
+using Tessera.Tests.Golden;
+
+namespace Tessera.Tests.Generation;
+
+/// <summary>Speculative decoding is lossless: the same tokens as decoding one token per pass, greedy and seeded.</summary>
+public class SpeculationTests
+{
+    private static string Story => File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "Data", "story.txt"));
+
+    /// <summary>Guesses random tokens: nearly every draft is rejected, so rejected rows' keys and values are written
+    /// at every pass. Any of them leaking into later attention changes the output.</summary>
+    private sealed class RandomProposer(int vocab, int seed) : IDraftProposer
+    {
+        private readonly Random _rng = new(seed);
+        public long StateBytes => 0;
+        public int Propose(ReadOnlySpan<int> context, Span<int> draft)
+        {
+            for (int i = 0; i < draft.Length; i++) draft[i] = _rng.Next(vocab);
+            return draft.Length;
+        }
+    }
+
+    /// <summary>Proposes the tokens a run without speculation produced, each with a wrong one at every third step,
+    /// so passes are partly accepted, partly rejected.</summary>
+    private sealed class ScriptProposer(IReadOnlyList<int> prompt, IReadOnlyList<int> truth) : IDraftProposer
+    {
+        public long StateBytes => 0;
+        public int Propose(ReadOnlySpan<int> context, Span<int> draft)
+        {
+            int at = context.Length - prompt.Count;   // generated tokens so far
+            int n = 0;
+            for (; n < draft.Length && at + n < truth.Count; n++)
+                draft[n] = (at + n) % 3 == 2 ? (truth[at + n] + 1) % 512 : truth[at + n];
+            return n;
+        }
+    }
+
+    private static (List<int> Tokens, GenerationStats Stats, int Position) Run(LoadedModel m, IReadOnlyList<int> prompt, GenerationOptions o, int context = 512)
+    {
+        using var state = m.Model.CreateState(context);
+        var stats = new GenerationStats();
+        var ids = new List<int>();
+        foreach (var step in new TextGenerator(m.Model, m.Tokenizer).Generate(state, prompt, o, stats))
+            if (step.Token >= 0) ids.Add(step.Token);
+        return (ids, stats, state.Position);
+    }
+
+    private static IReadOnlyList<int> StoryPrompt(LoadedModel m, int tokens = 96) =>
+        m.Tokenizer.Encode(Story, true).Take(tokens).ToList();
+
+    private static readonly string[] TinyStories =
+        ["f32", "f16", "bf16", "q8_0", "q6_k", "q5_1", "q5_0", "q4_k_m", "q4_1", "q4_0"];
+
+    private static readonly string[] RandomWeights =
+        ["f32", "f16", "bf16", "q8_0", "q6_k", "q5_k_m", "q5_1", "q5_0", "q4_k_m", "q4_1", "q4_0", "q3_k_m", "q2_k", "iq4_nl"];
+
+    [TestCaseSource(nameof(TinyStories))]
+    public void Greedy_lookup_gives_the_plain_tokens_on_tinystories(string type)
+    {
+        var m = ModelCache.Get($"tinystories-656k-{type}.gguf");
+        var prompt = StoryPrompt(m);
+        var plain = new GenerationOptions { MaxTokens = 128, StopAtEndOfGeneration = false, Sampling = SamplingOptions.Greedy };
+        var spec = plain with { Speculation = new SpeculationOptions { DraftMax = 8 } };
+        var a = Run(m, prompt, plain);
+        var b = Run(m, prompt, spec);
+        Assert.That(b.Tokens, Is.EqualTo(a.Tokens));
+        Assert.That(b.Position, Is.EqualTo(a.Position), "positions left cached");
+        Assert.That(b.Stats.Speculation!.DraftedTokens, Is.GreaterThan(0), "the proposer never drafted: nothing was verified");
+    }
+
+    [TestCaseSource(nameof(RandomWeights))]
+    public void Rejected_rows_never_leak_into_later_attention(string type)
+    {
+        var m = ModelCache.Get($"rand-llama-d256-{type}.gguf");
+        var prompt = new[] { 1, 17, 300, 42, 9, 250 };
+        var plain = new GenerationOptions { MaxTokens = 128, StopAtEndOfGeneration = false, Sampling = SamplingOptions.Greedy };
+        var a = Run(m, prompt, plain);
+        var b = Run(m, prompt, plain with { Speculation = new SpeculationOptions { DraftMax = 6, ProposerFactory = () => new RandomProposer(m.Config.VocabSize, 5) } });
+        var c = Run(m, prompt, plain with { Speculation = new SpeculationOptions { DraftMax = 6, ProposerFactory = () => new ScriptProposer(prompt, a.Tokens) } });
+        Assert.That(b.Tokens, Is.EqualTo(a.Tokens), "random drafts");
+        Assert.That(c.Tokens, Is.EqualTo(a.Tokens), "partly right drafts");
+        Assert.That(c.Stats.Speculation!.AcceptedTokens, Is.GreaterThan(20), "the scripted drafts should be accepted in part");
+        Assert.That(c.Stats.Speculation.DraftedTokens, Is.GreaterThan(c.Stats.Speculation.AcceptedTokens), "and rejected in part");
+        Assert.That(c.Position, Is.EqualTo(a.Position));
+    }
+
+    [Test]
+    public void Seeded_sampling_draws_the_plain_tokens()
+    {
+        // The acceptance rule draws each row's token with the plain sampler and keeps the next row only when the draw
+        // equals the draft, so a seed gives the plain draws exactly. A rule that accepted drafts another way (p/q
+        // ratios, or always) would change some of these 40 sequences.
+        var m = ModelCache.Get("tinystories-656k-q8_0.gguf");
+        var prompt = StoryPrompt(m, 64);
+        int accepted = 0;
+        for (ulong seed = 1; seed <= 40; seed++)
+        {
+            var o = new GenerationOptions
+            {
+                MaxTokens = 48, StopAtEndOfGeneration = false,
+                Sampling = new SamplingOptions { Temperature = 1.0f, TopP = 0.9f, TopK = 0, MinP = 0, Seed = seed, RepetitionPenalty = 1.1f },
+            };
+            var a = Run(m, prompt, o);
+            var truth = a.Tokens;
+            var b = Run(m, prompt, o with { Speculation = new SpeculationOptions { DraftMax = 5, ProposerFactory = () => new ScriptProposer(prompt, truth) } });
+            var c = Run(m, prompt, o with { Speculation = new SpeculationOptions() });
+            Assert.That(b.Tokens, Is.EqualTo(a.Tokens), $"seed {seed}, scripted drafts");
+            Assert.That(c.Tokens, Is.EqualTo(a.Tokens), $"seed {seed}, lookup");
+            accepted += b.Stats.Speculation!.AcceptedTokens;
+        }
+        Assert.That(accepted, Is.GreaterThan(200), "drafts were accepted");
+    }
+
+    [Test]
+    public void Stops_inside_an_accepted_run_end_where_plain_decoding_ends()
+    {
+        var m = ModelCache.Get("tinystories-656k-q8_0.gguf");
+        var prompt = StoryPrompt(m, 40);
+        var plain = new GenerationOptions { MaxTokens = 64, StopAtEndOfGeneration = false, Sampling = SamplingOptions.Greedy };
+        var full = Run(m, prompt, plain);
+        foreach (int limit in new[] { 1, 2, 7, 33 })
+        {
+            var o = plain with { MaxTokens = limit };
+            var a = Run(m, prompt, o);
+            var b = Run(m, prompt, o with { Speculation = new SpeculationOptions { DraftMax = 8, ProposerFactory = () => new ScriptProposer(prompt, full.Tokens) } });
+            Assert.That(b.Tokens, Is.EqualTo(a.Tokens), $"max tokens {limit}");
+        }
+        // A stop string in the middle of a run of accepted drafts.
+        string text = m.Tokenizer.Decode(full.Tokens.Take(20).ToArray());
+        string stop = text.Substring(text.Length / 2, 4);
+        var so = plain with { StopStrings = [stop] };
+        var sa = Run(m, prompt, so);
+        var sb = Run(m, prompt, so with { Speculation = new SpeculationOptions { DraftMax = 8, ProposerFactory = () => new ScriptProposer(prompt, full.Tokens) } });
+        Assert.That(sb.Tokens, Is.EqualTo(sa.Tokens));
+        Assert.That(sb.Stats.FinishReason, Is.EqualTo(FinishReason.StopString));
+        // A context that fills inside a run.
+        var ca = Run(m, prompt, plain, context: prompt.Count + 21);
+        var cb = Run(m, prompt, plain with { Speculation = new SpeculationOptions { DraftMax = 8, ProposerFactory = () => new ScriptProposer(prompt, full.Tokens) } }, context: prompt.Count + 21);
+        Assert.That(cb.Tokens, Is.EqualTo(ca.Tokens));
+        Assert.That(cb.Stats.FinishReason, Is.EqualTo(FinishReason.ContextFull));
+        Assert.That(cb.Position, Is.EqualTo(ca.Position));
+    }
+
+    [Test]
+    public void Prompt_lookup_proposes_the_continuation_of_the_latest_match()
+    {
+        var p = new PromptLookupProposer();
+        Span<int> draft = stackalloc int[4];
+        // "5 6" occurs twice before the end; the latest one is followed by 9 10.
+        int n = p.Propose([5, 6, 7, 8, 5, 6, 9, 10, 11, 5, 6], draft);
+        Assert.That(n, Is.EqualTo(4));
+        Assert.That(draft.ToArray(), Is.EqualTo(new[] { 9, 10, 11, 5 }));
+        // The longest suffix wins: "3 4 5" matches at the start although "4 5" also matches later.
+        n = p.Propose([3, 4, 5, 1, 2, 4, 5, 7, 3, 4, 5], draft);
+        Assert.That(draft[..n].ToArray(), Is.EqualTo(new[] { 1, 2, 4, 5 }));
+        Assert.That(p.Propose([1, 2, 3, 4], draft), Is.Zero, "no repeated bigram");
+        Assert.That(p.Propose([7], draft), Is.Zero);
+    }
+
+    [Test]
+    public void Out_of_range_options_are_refused_by_name()
+    {
+        foreach (int bad in new[] { 0, -1, SpeculationOptions.MaxDraft + 1 })
+            Assert.That(() => new GenerationOptions { Speculation = new SpeculationOptions { DraftMax = bad } }.Validate(),
+                Throws.ArgumentException.With.Message.Contains("--draft-max"));
+        Assert.That(() => SpeculationOptions.ParseMethod("recycle"), Throws.ArgumentException.With.Message.Contains("--speculate recycle"));
+    }
+}
