@@ -76,10 +76,16 @@ internal static class CommonOptions
             DefaultValueFactory = _ => 8,
         };
 
+        public readonly Option<bool> DraftFixed = new("--draft-fixed")
+        {
+            Description = "always draft up to --draft-max, even where the measured cost of verifying says it does not pay",
+        };
+
         public void AddTo(Command c)
         {
             c.Add(Method);
             c.Add(DraftMax);
+            c.Add(DraftFixed);
         }
 
         /// <summary>The options, or null without <c>--speculate</c>; a <c>--draft-max</c> out of range is an error either way.</summary>
@@ -90,6 +96,7 @@ internal static class CommonOptions
             {
                 Method = method is null ? default : Tessera.Speculation.SpeculationOptions.ParseMethod(method),
                 DraftMax = r.GetValue(DraftMax),
+                Adaptive = !r.GetValue(DraftFixed),
             };
             o.Validate();
             return method is null ? null : o;

@@ -99,6 +99,8 @@ public sealed class TextGenerator(LlamaModel model, Tokenizer tokenizer)
             int[] verify = spec is null ? [] : new int[spec.DraftMax + 1];
             float[] rows = spec is null ? [] : new float[(spec.DraftMax + 1) * vocab];
             int pending = 0, row = 0, passStart = 0, draftLength = spec?.DraftMax ?? 0;
+            var budget = spec is { Adaptive: true } ? new DraftBudget(spec.DraftMax) : null;
+            long passTicks = 0;
             if (spec is not null)
                 stats.Speculation = new SpeculationStats { Method = spec.Method.ToString().ToLowerInvariant(), ProposerBytes = proposer!.StateBytes };
             stats.FinishReason = FinishReason.MaxTokens;
@@ -153,6 +155,7 @@ public sealed class TextGenerator(LlamaModel model, Tokenizer tokenizer)
                         // is as long as this one's accepted run plus one, and doubles after a fully accepted one, so
                         // a proposer that guesses wrong costs a row or two per pass, not DraftMax.
                         draftLength = row + 1 == pending ? Math.Min(2 * draftLength, spec!.DraftMax) : Math.Max(1, row + 1);
+                        budget?.Record(pending, passTicks, pending - 1, row);
                         state.Rewind(cached);
                         pending = 0;
                     }
@@ -162,21 +165,26 @@ public sealed class TextGenerator(LlamaModel model, Tokenizer tokenizer)
                         // A pass of k + 1 rows yields at most k + 1 tokens: never draft past the token limit or the context.
                         int room = Math.Min(options.MaxTokens - (i + 1) - 1, state.ContextSize - state.Position - 1);
                         room = Math.Min(room, Math.Min(draftLength, state.MaxBatch - 1));
+                        if (budget is not null) room = budget.DraftLength(room);
                         if (room > 0) draft = proposer.Propose(CollectionsMarshal.AsSpan(context), verify.AsSpan(1, room));
                     }
                     if (draft > 0)
                     {
                         verify[0] = token;
                         passStart = state.Position;
+                        long t0 = Stopwatch.GetTimestamp();
                         model.Forward(state, verify.AsSpan(0, draft + 1), rows.AsSpan(0, (draft + 1) * vocab));
+                        passTicks = Stopwatch.GetTimestamp() - t0;
                         pending = draft + 1;
                         row = 0;
                         stats.Speculation!.DraftedTokens += draft;
                     }
                     else
                     {
+                        long t0 = Stopwatch.GetTimestamp();
                         if (graph is null) { one[0] = token; model.Forward(state, one); }
                         else graph.Step(token);
+                        budget?.Record(1, Stopwatch.GetTimestamp() - t0, 0, 0);
                     }
                     stats.GenerationTime = sw.Elapsed;
                 }

@@ -19,6 +19,11 @@ public sealed record SpeculationOptions
     /// <summary>Most tokens drafted per verification pass (1 to <see cref="MaxDraft"/>). Default 8.</summary>
     public int DraftMax { get; init; } = 8;
 
+    /// <summary>Size each draft by its measured cost and acceptance (<see cref="DraftBudget"/>), drafting nothing
+    /// when verification does not pay. Default true; false always drafts up to <see cref="DraftMax"/>
+    /// (<c>--draft-fixed</c>).</summary>
+    public bool Adaptive { get; init; } = true;
+
     /// <summary>A proposer of your own, made once per sequence; when set it replaces <see cref="Method"/>'s. Verification
     /// stays lossless whatever it guesses.</summary>
     public Func<IDraftProposer>? ProposerFactory { get; init; }

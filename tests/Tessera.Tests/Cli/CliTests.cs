@@ -35,7 +35,7 @@ public class CliTests
     {
         string prompt = "Tom had a red ball. Tom had a red ball. Tom had a red";
         var plain = CliRunner.Run("generate", "-m", SharedData.Model(Model), "-p", prompt, "-n", "40", "--temp", "0", "--json");
-        var spec = CliRunner.Run("generate", "-m", SharedData.Model(Model), "-p", prompt, "-n", "40", "--temp", "0", "--json", "--speculate", "lookup", "--draft-max", "6");
+        var spec = CliRunner.Run("generate", "-m", SharedData.Model(Model), "-p", prompt, "-n", "40", "--temp", "0", "--json", "--speculate", "lookup", "--draft-max", "6", "--draft-fixed");
         Assert.That(plain.ExitCode, Is.EqualTo(0), plain.Err);
         Assert.That(spec.ExitCode, Is.EqualTo(0), spec.Err);
         using var a = JsonDocument.Parse(plain.Out);

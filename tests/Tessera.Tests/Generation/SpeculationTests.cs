@@ -65,11 +65,13 @@ public class SpeculationTests
         var m = ModelCache.Get($"tinystories-656k-{type}.gguf");
         var prompt = StoryPrompt(m);
         var plain = new GenerationOptions { MaxTokens = 128, StopAtEndOfGeneration = false, Sampling = SamplingOptions.Greedy };
-        var spec = plain with { Speculation = new SpeculationOptions { DraftMax = 8 } };
+        var spec = plain with { Speculation = new SpeculationOptions { Adaptive = false, DraftMax = 8 } };
         var a = Run(m, prompt, plain);
         var b = Run(m, prompt, spec);
         Assert.That(b.Tokens, Is.EqualTo(a.Tokens));
         Assert.That(b.Position, Is.EqualTo(a.Position), "positions left cached");
+        var adaptive = Run(m, prompt, plain with { Speculation = new SpeculationOptions() });
+        Assert.That(adaptive.Tokens, Is.EqualTo(a.Tokens), "cost-sized drafts");
         Assert.That(b.Stats.Speculation!.DraftedTokens, Is.GreaterThan(0), "the proposer never drafted: nothing was verified");
     }
 
@@ -80,8 +82,8 @@ public class SpeculationTests
         var prompt = new[] { 1, 17, 300, 42, 9, 250 };
         var plain = new GenerationOptions { MaxTokens = 128, StopAtEndOfGeneration = false, Sampling = SamplingOptions.Greedy };
         var a = Run(m, prompt, plain);
-        var b = Run(m, prompt, plain with { Speculation = new SpeculationOptions { DraftMax = 6, ProposerFactory = () => new RandomProposer(m.Config.VocabSize, 5) } });
-        var c = Run(m, prompt, plain with { Speculation = new SpeculationOptions { DraftMax = 6, ProposerFactory = () => new ScriptProposer(prompt, a.Tokens) } });
+        var b = Run(m, prompt, plain with { Speculation = new SpeculationOptions { Adaptive = false, DraftMax = 6, ProposerFactory = () => new RandomProposer(m.Config.VocabSize, 5) } });
+        var c = Run(m, prompt, plain with { Speculation = new SpeculationOptions { Adaptive = false, DraftMax = 6, ProposerFactory = () => new ScriptProposer(prompt, a.Tokens) } });
         Assert.That(b.Tokens, Is.EqualTo(a.Tokens), "random drafts");
         Assert.That(c.Tokens, Is.EqualTo(a.Tokens), "partly right drafts");
         Assert.That(c.Stats.Speculation!.AcceptedTokens, Is.GreaterThan(20), "the scripted drafts should be accepted in part");
@@ -107,8 +109,8 @@ public class SpeculationTests
             };
             var a = Run(m, prompt, o);
             var truth = a.Tokens;
-            var b = Run(m, prompt, o with { Speculation = new SpeculationOptions { DraftMax = 5, ProposerFactory = () => new ScriptProposer(prompt, truth) } });
-            var c = Run(m, prompt, o with { Speculation = new SpeculationOptions() });
+            var b = Run(m, prompt, o with { Speculation = new SpeculationOptions { Adaptive = false, DraftMax = 5, ProposerFactory = () => new ScriptProposer(prompt, truth) } });
+            var c = Run(m, prompt, o with { Speculation = new SpeculationOptions { Adaptive = false } });
             Assert.That(b.Tokens, Is.EqualTo(a.Tokens), $"seed {seed}, scripted drafts");
             Assert.That(c.Tokens, Is.EqualTo(a.Tokens), $"seed {seed}, lookup");
             accepted += b.Stats.Speculation!.AcceptedTokens;
@@ -127,7 +129,7 @@ public class SpeculationTests
         {
             var o = plain with { MaxTokens = limit };
             var a = Run(m, prompt, o);
-            var b = Run(m, prompt, o with { Speculation = new SpeculationOptions { DraftMax = 8, ProposerFactory = () => new ScriptProposer(prompt, full.Tokens) } });
+            var b = Run(m, prompt, o with { Speculation = new SpeculationOptions { Adaptive = false, DraftMax = 8, ProposerFactory = () => new ScriptProposer(prompt, full.Tokens) } });
             Assert.That(b.Tokens, Is.EqualTo(a.Tokens), $"max tokens {limit}");
         }
         // A stop string in the middle of a run of accepted drafts.
@@ -135,12 +137,12 @@ public class SpeculationTests
         string stop = text.Substring(text.Length / 2, 4);
         var so = plain with { StopStrings = [stop] };
         var sa = Run(m, prompt, so);
-        var sb = Run(m, prompt, so with { Speculation = new SpeculationOptions { DraftMax = 8, ProposerFactory = () => new ScriptProposer(prompt, full.Tokens) } });
+        var sb = Run(m, prompt, so with { Speculation = new SpeculationOptions { Adaptive = false, DraftMax = 8, ProposerFactory = () => new ScriptProposer(prompt, full.Tokens) } });
         Assert.That(sb.Tokens, Is.EqualTo(sa.Tokens));
         Assert.That(sb.Stats.FinishReason, Is.EqualTo(FinishReason.StopString));
         // A context that fills inside a run.
         var ca = Run(m, prompt, plain, context: prompt.Count + 21);
-        var cb = Run(m, prompt, plain with { Speculation = new SpeculationOptions { DraftMax = 8, ProposerFactory = () => new ScriptProposer(prompt, full.Tokens) } }, context: prompt.Count + 21);
+        var cb = Run(m, prompt, plain with { Speculation = new SpeculationOptions { Adaptive = false, DraftMax = 8, ProposerFactory = () => new ScriptProposer(prompt, full.Tokens) } }, context: prompt.Count + 21);
         Assert.That(cb.Tokens, Is.EqualTo(ca.Tokens));
         Assert.That(cb.Stats.FinishReason, Is.EqualTo(FinishReason.ContextFull));
         Assert.That(cb.Position, Is.EqualTo(ca.Position));
@@ -163,10 +165,29 @@ public class SpeculationTests
     }
 
     [Test]
+    public void The_budget_drafts_where_verification_pays_and_not_where_it_does_not()
+    {
+        long ms = System.Diagnostics.Stopwatch.Frequency / 1000;
+        var cheap = new DraftBudget(8);
+        Assert.That(cheap.DraftLength(8), Is.Zero, "plain decoding is measured first");
+        cheap.Record(1, 10 * ms, 0, 0);
+        for (int rows = 2; rows <= 9; rows++) cheap.Record(rows, (10 + rows) * ms, rows - 1, rows - 1);  // a GPU: rows almost free
+        Assert.That(cheap.DraftLength(8), Is.EqualTo(8));
+        Assert.That(cheap.DraftLength(3), Is.EqualTo(3), "never past the room given");
+
+        var dear = new DraftBudget(8);
+        dear.Record(1, 10 * ms, 0, 0);
+        for (int rows = 2; rows <= 9; rows++) dear.Record(rows, 10 * rows * ms, rows - 1, 0);           // rows cost as much as steps
+        int drafts = 0;
+        for (int i = 0; i < 64; i++) drafts += dear.DraftLength(8);
+        Assert.That(drafts, Is.EqualTo(4), "only the one-token probe every 16th pass");
+    }
+
+    [Test]
     public void Out_of_range_options_are_refused_by_name()
     {
         foreach (int bad in new[] { 0, -1, SpeculationOptions.MaxDraft + 1 })
-            Assert.That(() => new GenerationOptions { Speculation = new SpeculationOptions { DraftMax = bad } }.Validate(),
+            Assert.That(() => new GenerationOptions { Speculation = new SpeculationOptions { Adaptive = false, DraftMax = bad } }.Validate(),
                 Throws.ArgumentException.With.Message.Contains("--draft-max"));
         Assert.That(() => SpeculationOptions.ParseMethod("recycle"), Throws.ArgumentException.With.Message.Contains("--speculate recycle"));
     }
