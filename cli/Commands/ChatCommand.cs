@@ -25,13 +25,14 @@ internal static class ChatCommand
         cmd.SetAction(r => io.Guard(() =>
         {
             var samplingOptions = sampling.Read(r);
+            var speculationOptions = speculation.Read(r);   // bad options are reported before the model is read
             using var m = LoadedModel.Load(r.GetValue(model)!);
             var formatter = ChatFormatter.ForTemplate(m.ChatTemplate);
             int ctx = CommonOptions.ResolveContext(r.GetValue(context), m.Config.ContextLength);
             var options = new GenerationOptions
             {
                 MaxTokens = r.GetValue(maxTokens), Sampling = samplingOptions, StopStrings = formatter.StopStrings,
-                Speculation = speculation.Read(r),
+                Speculation = speculationOptions,
             };
             options.Validate();
             using var state = m.Model.CreateState(ctx);

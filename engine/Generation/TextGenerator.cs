@@ -94,15 +94,24 @@ public sealed class TextGenerator(LlamaModel model, Tokenizer tokenizer)
             // the row the next token is drawn from and `pending` how many rows the pass produced (0: none, the next
             // token comes from state.Logits). Every buffer is sized once here, not per token.
             var proposer = spec?.CreateProposer();
-            var context = spec is null ? null : new List<int>(prompt);
+            List<int>? context = null;
+            if (spec is not null)
+            {
+                context = new List<int>(prompt.Count + options.MaxTokens);  // sized once: no growth per token
+                context.AddRange(prompt);
+            }
             int vocab = model.Config.VocabSize;
             int[] verify = spec is null ? [] : new int[spec.DraftMax + 1];
             float[] rows = spec is null ? [] : new float[(spec.DraftMax + 1) * vocab];
-            int pending = 0, row = 0, passStart = 0, draftLength = spec?.DraftMax ?? 0;
+            int pending = 0, row = 0, passStart = 0;
             var budget = spec is { Adaptive: true } ? new DraftBudget(spec.DraftMax) : null;
             long passTicks = 0;
             if (spec is not null)
-                stats.Speculation = new SpeculationStats { Method = spec.Method.ToString().ToLowerInvariant(), ProposerBytes = proposer!.StateBytes };
+                stats.Speculation = new SpeculationStats
+                {
+                    Method = spec.ProposerFactory is null ? spec.Method.ToString().ToLowerInvariant() : "custom",
+                    ProposerBytes = proposer!.StateBytes,
+                };
             stats.FinishReason = FinishReason.MaxTokens;
             try
             {
@@ -151,10 +160,7 @@ public sealed class TextGenerator(LlamaModel model, Tokenizer tokenizer)
                             stats.GenerationTime = sw.Elapsed;
                             continue;
                         }
-                        // Rejected, or the pass is used up: keep the rows up to this one, drop the rest. The next draft
-                        // is as long as this one's accepted run plus one, and doubles after a fully accepted one, so
-                        // a proposer that guesses wrong costs a row or two per pass, not DraftMax.
-                        draftLength = row + 1 == pending ? Math.Min(2 * draftLength, spec!.DraftMax) : Math.Max(1, row + 1);
+                        // Rejected, or the pass is used up: keep the rows up to this one, drop the rest.
                         budget?.Record(pending, passTicks, pending - 1, row);
                         state.Rewind(cached);
                         pending = 0;
@@ -164,7 +170,7 @@ public sealed class TextGenerator(LlamaModel model, Tokenizer tokenizer)
                     {
                         // A pass of k + 1 rows yields at most k + 1 tokens: never draft past the token limit or the context.
                         int room = Math.Min(options.MaxTokens - (i + 1) - 1, state.ContextSize - state.Position - 1);
-                        room = Math.Min(room, Math.Min(draftLength, state.MaxBatch - 1));
+                        room = Math.Min(room, Math.Min(spec!.DraftMax, state.MaxBatch - 1));
                         if (budget is not null) room = budget.DraftLength(room);
                         if (room > 0) draft = proposer.Propose(CollectionsMarshal.AsSpan(context), verify.AsSpan(1, room));
                     }

@@ -21,9 +21,6 @@ public sealed class DraftBudget
     /// <summary>A budget for drafts of up to <paramref name="draftMax"/> tokens.</summary>
     public DraftBudget(int draftMax) => _seconds = new double[draftMax + 2];
 
-    /// <summary>Current estimate of the fraction of drafted tokens accepted.</summary>
-    public double Acceptance => _acceptance;
-
     /// <summary>The draft length to ask the proposer for, at most <paramref name="room"/>.</summary>
     public int DraftLength(int room)
     {

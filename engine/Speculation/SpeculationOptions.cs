@@ -55,7 +55,7 @@ public sealed record SpeculationOptions
 /// <summary>Counts of one speculative generation (<c>--json</c>'s <c>"speculation"</c>).</summary>
 public sealed class SpeculationStats
 {
-    /// <summary>The proposer's name, as <c>--speculate</c> spells it.</summary>
+    /// <summary>The proposer's name, as <c>--speculate</c> spells it (<c>custom</c> for a <see cref="SpeculationOptions.ProposerFactory"/>).</summary>
     public string Method { get; internal set; } = "";
     /// <summary>Target forward passes after the prompt whose logits gave tokens (each verifies zero or more drafts).</summary>
     public int VerifySteps { get; internal set; }

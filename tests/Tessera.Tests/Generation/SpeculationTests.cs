@@ -85,6 +85,9 @@ public class SpeculationTests
         var b = Run(m, prompt, plain with { Speculation = new SpeculationOptions { Adaptive = false, DraftMax = 6, ProposerFactory = () => new RandomProposer(m.Config.VocabSize, 5) } });
         var c = Run(m, prompt, plain with { Speculation = new SpeculationOptions { Adaptive = false, DraftMax = 6, ProposerFactory = () => new ScriptProposer(prompt, a.Tokens) } });
         Assert.That(b.Tokens, Is.EqualTo(a.Tokens), "random drafts");
+        var rs = b.Stats.Speculation!;
+        Assert.That(rs.DraftedTokens, Is.GreaterThanOrEqualTo(6 * (rs.VerifySteps - 6)), "a fixed draft is DraftMax long, whatever was rejected before");
+        Assert.That(rs.Method, Is.EqualTo("custom"));
         Assert.That(c.Tokens, Is.EqualTo(a.Tokens), "partly right drafts");
         Assert.That(c.Stats.Speculation!.AcceptedTokens, Is.GreaterThan(20), "the scripted drafts should be accepted in part");
         Assert.That(c.Stats.Speculation.DraftedTokens, Is.GreaterThan(c.Stats.Speculation.AcceptedTokens), "and rejected in part");
@@ -187,7 +190,7 @@ public class SpeculationTests
     public void Out_of_range_options_are_refused_by_name()
     {
         foreach (int bad in new[] { 0, -1, SpeculationOptions.MaxDraft + 1 })
-            Assert.That(() => new GenerationOptions { Speculation = new SpeculationOptions { Adaptive = false, DraftMax = bad } }.Validate(),
+            Assert.That(() => new GenerationOptions { Speculation = new SpeculationOptions { DraftMax = bad } }.Validate(),
                 Throws.ArgumentException.With.Message.Contains("--draft-max"));
         Assert.That(() => SpeculationOptions.ParseMethod("recycle"), Throws.ArgumentException.With.Message.Contains("--speculate recycle"));
     }
