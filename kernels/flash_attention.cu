@@ -6,12 +6,18 @@
 // Two entry points share the body (fa_tile):
 //   flash_attention_f16        one sequence (prefill over a contiguous cache with an identity table): grid
 //                              (ceil(rows / 16), heads); query row r is at position start_pos + r; 16-position blocks.
-//   flash_attention_f16_paged  a ragged batch: grid (tiles, heads); tile t = tiles[4t .. 4t+3] = (first row, rows
-//                              (1..16), position of the first row, offset of its sequence's block table in tables);
+//   flash_attention_f16_paged  a ragged batch: grid (tiles, heads); tile t = tiles[5t .. 5t+4] = (first row, rows
+//                              (1..16), cache position of the first row, offset of its sequence's block table in
+//                              tables, tree start); rows are at consecutive cache positions;
 //                              blocks of 2^block_shift positions (any power of two: the tile's 16 positions may span
 //                              several blocks, so each position is looked up on its own). The host cuts each
 //                              sequence's rows into tiles, so a tile never mixes sequences (causality is per sequence),
 //                              and checks every table entry is inside the pool.
+// Draft trees (tree attention for speculative verification): a tile whose tree start t is not FA_CHAIN belongs to
+// a sequence whose rows from cache position t on form a tree; its row r then sees the positions before t and, of
+// the tree's positions t + j, only those whose bit j is set in its ancestor mask masks[4r .. 4r+3] (128 bits, low
+// word first; itself and its ancestors). A masked key gets probability 0, as a key past the row's position does,
+// so a chain is the case where every bit below the row's own is set.
 // Query head h reads key/value head h / (heads / kv_heads). Keys and values go through shared memory one page (16 positions) at a time, and each row
 // keeps an online softmax (running max m, sum l, unnormalized output o in registers), so the scores never leave the
 // chip. As llama.cpp and the decode kernel, q is rounded to F16 before the dot product with the F16 keys.
@@ -23,11 +29,13 @@
 #define FA_PAGE 16    // positions per K/V tile in shared memory (the contiguous cache's block size)
 #define FA_MAXD 256   // largest head_dim: each lane keeps FA_MAXD / 32 output values per row
 #define FA_ROWS 4     // query rows per warp (FA_BQ / 4 warps)
+#define FA_CHAIN 0x7fffffff  // tree start of a chain tile: every earlier position is visible
 
 __device__ __forceinline__ void fa_tile(
     const float* __restrict__ q, const __half* __restrict__ k_pool, const __half* __restrict__ v_pool,
     const int* __restrict__ table, float* __restrict__ out,
-    int r0, int n, int pos0, int heads, int kv_heads, int head_dim, int block_shift, float scale) {
+    int r0, int n, int pos0, int heads, int kv_heads, int head_dim, int block_shift, float scale,
+    int tree_start, const unsigned* __restrict__ masks) {
     TS_DYNAMIC_SMEM(float, smem);
     const int hd = head_dim, kst = hd + 1;
     float* qs = smem;                                   // [FA_BQ][hd]
@@ -84,7 +92,12 @@ __device__ __forceinline__ void fa_tile(
             float s = 0.0f;
             for (int d = 0; d < hd2; ++d) s += qr[d] * kr[d];
             s += __shfl_xor_sync(0xffffffffu, s, 16);
-            const bool visible = page * FA_PAGE + key <= pos;
+            const int kp = page * FA_PAGE + key;
+            bool visible = kp <= pos;
+            if (visible && kp >= tree_start) {
+                const int j = kp - tree_start;  // < 128: a tree has at most 128 rows (the host checks)
+                visible = (masks[4 * (r0 + qi) + (j >> 5)] >> (j & 31)) & 1u;
+            }
             s = visible ? s * scale : -INFINITY;
             // Key 0 is visible to every row and lies in page 0, so m is finite from the first page on.
             const float m_new = fmaxf(m[rr], ts_warp_max(s));
@@ -127,13 +140,14 @@ extern "C" __global__ void __launch_bounds__(128) flash_attention_f16(
     int rows, int heads, int kv_heads, int head_dim, int start_pos, float scale) {
     const int r0 = blockIdx.x * FA_BQ;
     fa_tile(q, k_pool, v_pool, block_table, out, r0, min(FA_BQ, rows - r0), start_pos + r0,
-            heads, kv_heads, head_dim, 4 /* 16-position blocks */, scale);
+            heads, kv_heads, head_dim, 4 /* 16-position blocks */, scale, FA_CHAIN, nullptr);
 }
 
 extern "C" __global__ void __launch_bounds__(128) flash_attention_f16_paged(
     const float* __restrict__ q, const __half* __restrict__ k_pool, const __half* __restrict__ v_pool,
-    const int* __restrict__ tiles, const int* __restrict__ tables, float* __restrict__ out,
-    int heads, int kv_heads, int head_dim, int block_shift, float scale) {
-    const int* t = tiles + 4 * blockIdx.x;
-    fa_tile(q, k_pool, v_pool, tables + t[3], out, t[0], t[1], t[2], heads, kv_heads, head_dim, block_shift, scale);
+    const int* __restrict__ tiles, const int* __restrict__ tables, const unsigned* __restrict__ masks,
+    float* __restrict__ out, int heads, int kv_heads, int head_dim, int block_shift, float scale) {
+    const int* t = tiles + 5 * blockIdx.x;
+    fa_tile(q, k_pool, v_pool, tables + t[3], out, t[0], t[1], t[2], heads, kv_heads, head_dim, block_shift, scale,
+            t[4], masks);
 }

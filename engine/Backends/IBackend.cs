@@ -60,9 +60,6 @@ public interface IBackend : IDisposable
     /// <summary>Makes a float vector (norm weights) usable by this backend.</summary>
     BackendVector Prepare(float[] vector);
 
-    /// <summary>A cache of <paramref name="capacity"/> positions for the model's layers and key/value width.</summary>
-    KvCache CreateKvCache(LlamaConfig config, int capacity);
-
     /// <summary>A paged cache shared by many sequences: per layer a K pool and a V pool of
     /// <paramref name="blocks"/> x <paramref name="blockSize"/> x kvDim F16 (the layout of <see cref="RaggedBatch"/>).</summary>
     KvCache CreatePagedKvCache(LlamaConfig config, int blocks, int blockSize);
@@ -87,11 +84,7 @@ public interface IBackend : IDisposable
         if (w2 != null) MatMul(w2, x, y2 ?? throw new ArgumentNullException(nameof(y2)), rows);
     }
 
-    /// <summary>Rotates x (rows, heads * headDim) in place; row i is at position <c>startPos + i</c>.</summary>
-    void Rope(Activation x, int rows, int heads, int headDim, int startPos, float theta, RopeLayout layout);
-
-    /// <summary>Rotates x (batch.Rows, heads * headDim) in place; row i is at position <c>batch.Positions[i]</c>.
-    /// Row for row the same numbers as the startPos overload.</summary>
+    /// <summary>Rotates x (batch.Rows, heads * headDim) in place; row i is at position <c>batch.Positions[i]</c>.</summary>
     void Rope(Activation x, RaggedBatch batch, int heads, int headDim, float theta, RopeLayout layout);
 
     /// <summary>gate (rows, width) = silu(gate) * up.</summary>
@@ -100,21 +93,24 @@ public interface IBackend : IDisposable
     /// <summary>acc += x over the first <paramref name="count"/> elements.</summary>
     void Add(Activation acc, Activation x, int count);
 
-    /// <summary>Writes k and v (rows, kvDim) into the cache at positions startPos .. startPos + rows - 1.</summary>
-    void StoreKv(KvCache cache, int layer, Activation k, Activation v, int rows, int startPos);
-
-    /// <summary>Causal grouped-query attention: output (rows, heads * headDim) for queries q at positions
-    /// startPos .. startPos + rows - 1 over the cached keys and values at positions 0 .. their own.</summary>
-    void Attention(Activation q, KvCache cache, int layer, int rows, int startPos, Activation output);
-
     /// <summary>Writes k and v (batch.Rows, kvDim) of every sequence of <paramref name="batch"/> into the paged
-    /// <paramref name="cache"/> through each sequence's block table.</summary>
+    /// <paramref name="cache"/> at each row's cache position (<see cref="RaggedBatch.CachePositions"/>) through its
+    /// sequence's block table.</summary>
     void StoreKv(KvCache cache, int layer, Activation k, Activation v, RaggedBatch batch);
 
-    /// <summary>Causal grouped-query attention for every sequence of <paramref name="batch"/>: each row attends to the
-    /// positions 0 .. its own of its sequence, read through that sequence's block table. Row for row the same numbers
-    /// as the contiguous overload.</summary>
+    /// <summary>Grouped-query attention for every sequence of <paramref name="batch"/>: each row attends to its
+    /// sequence's cached positions before the step and to the step's rows it sees (<see cref="RaggedBatch.Sees"/>:
+    /// those before it in a chain, its ancestors in a tree), read through that sequence's block table.</summary>
     void Attention(Activation q, KvCache cache, int layer, RaggedBatch batch, Activation output);
+
+    /// <summary>Called first in every forward step with its layout, before the embedding (CUDA uploads the layout
+    /// once there, outside any graph capture). The ops still receive the batch.</summary>
+    void BeginStep(RaggedBatch batch) { }
+
+    /// <summary>Copies the keys and values of every layer from pool slot <paramref name="from"/>[i] to
+    /// <paramref name="to"/>[i] (slot = block × blockSize + offset), one pair after the other, so a later pair may
+    /// read what an earlier one wrote: compaction of an accepted draft path, copy-on-write of a forked block.</summary>
+    void CopyKv(KvCache cache, ReadOnlySpan<int> from, ReadOnlySpan<int> to);
 
     /// <summary>dst[dstOffset ..] = src[srcOffset ..] for <paramref name="count"/> elements.</summary>
     void Copy(Activation src, int srcOffset, Activation dst, int dstOffset, int count);

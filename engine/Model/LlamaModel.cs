@@ -37,8 +37,8 @@ public sealed class LlamaModel : IDisposable
     /// <summary>The backend the ops run on.</summary>
     public IBackend Backend { get; }
 
-    /// <summary>A fresh run state: activation buffers for up to <paramref name="maxBatch"/> tokens per call and a
-    /// KV cache of <paramref name="contextSize"/> positions.</summary>
+    /// <summary>A fresh run state for one sequence: activation buffers for up to <paramref name="maxBatch"/> tokens per
+    /// call and a paged KV cache of <paramref name="contextSize"/> positions, its blocks in order.</summary>
     public RunState CreateState(int contextSize, int maxBatch = 256) => new(Config, Backend, contextSize, maxBatch);
 
     /// <summary>A state for ragged batched steps of up to <paramref name="maxRows"/> tokens from up to
@@ -47,15 +47,17 @@ public sealed class LlamaModel : IDisposable
         new(Config, Backend, maxRows, maxSequences, kvBlocks, blockSize);
 
     /// <summary>
-    /// One ragged step: the rows of every sequence of <paramref name="batch"/> run as one batch through the matrix
-    /// products (weights read once for all), attention runs per sequence through its block table. Afterwards
-    /// <see cref="BatchState.SequenceLogits"/> holds each sequence's last-row logits. Every op works row by row, so a
-    /// sequence gets the same numbers, bit for bit, alone or beside others, and the same as <see cref="Forward(RunState, ReadOnlySpan{int}, Span{float})"/>.
-    /// With <paramref name="readLogits"/> false the logits stay in the device buffer (sampling there, or a later
-    /// <see cref="ReadLogits"/>).
+    /// One forward step, the only one: the rows of every sequence of <paramref name="batch"/> (chains and trees, see
+    /// <see cref="RaggedBatch"/>) run as one batch through the matrix products (weights read once for all), attention
+    /// runs per sequence through its block table and ancestor mask. Afterwards <see cref="BatchState.Logits"/> holds the
+    /// logits of the rows the batch asked for (<see cref="RaggedBatch.LogitRow"/>), in row order. Every op works row by
+    /// row, so a row gets the same numbers, bit for bit, alone or beside others. With <paramref name="readLogits"/>
+    /// false the logits stay in the device buffer (sampling there, or a later <see cref="ReadLogits"/>).
     /// </summary>
     public void Forward(BatchState s, RaggedBatch batch, bool readLogits = true)
     {
+        ArgumentNullException.ThrowIfNull(s);
+        ArgumentNullException.ThrowIfNull(batch);
         var c = Config;
         var a = s.Buffers;
         var b = Backend;
@@ -63,7 +65,10 @@ public sealed class LlamaModel : IDisposable
         if (n == 0) throw new ArgumentException("the batch is empty", nameof(batch));
         if (n > s.MaxRows) throw new ArgumentException($"the batch has {n} rows; the state holds {s.MaxRows}", nameof(batch));
         if (batch.Sequences > s.MaxSequences) throw new ArgumentException($"the batch has {batch.Sequences} sequences; the state holds {s.MaxSequences}", nameof(batch));
+        s.GrowLogits(batch.LogitRows);
+        s.LastBatch = batch;
 
+        b.BeginStep(batch);
         b.Embed(_embedding, batch.Tokens.AsSpan(0, n), a.X);               // x (n, dim)
         for (int l = 0; l < _layers.Length; l++)
         {
@@ -79,29 +84,36 @@ public sealed class LlamaModel : IDisposable
         }
 
         b.RmsNorm(a.X, _outputNorm, a.Xb, n, c.NormEps);                   // xb (n, dim)
-        // Only each sequence's last row continues it: gather those rows and project them together.
-        int seqs = batch.Sequences;
-        for (int q = 0; q < seqs; q++)
-            b.Copy(a.Xb, (batch.RowStart[q] + batch.RowCount[q] - 1) * c.Dim, s.Last, q * c.Dim, c.Dim); // last (seqs, dim)
-        b.MatMul(_output, s.Last, s.LogitsBuffer, seqs);                   // logits (seqs, vocab)
-        if (readLogits) ReadLogits(s, seqs);
+        int logitRows = batch.LogitRows;
+        if (logitRows == n)
+            b.MatMul(_output, a.Xb, s.LogitsBuffer, n);                    // every row: logits (n, vocab)
+        else
+        {
+            // Only some rows continue a sequence (usually each sequence's last): gather them and project them together.
+            for (int r = 0; r < n; r++)
+                if (batch.LogitRow[r] >= 0) b.Copy(a.Xb, r * c.Dim, s.Last, batch.LogitRow[r] * c.Dim, c.Dim); // (logit rows, dim)
+            b.MatMul(_output, s.Last, s.LogitsBuffer, logitRows);          // logits (logit rows, vocab)
+        }
+        if (readLogits) ReadLogits(s, logitRows);
     }
 
-    /// <summary>Copies the logits of the first <paramref name="sequences"/> sequences of the last ragged step into
+    /// <summary>Copies the first <paramref name="rows"/> logit rows of the last step into
     /// <see cref="BatchState.Logits"/> (what <see cref="Forward(BatchState, RaggedBatch, bool)"/> does unless told not to).</summary>
-    public void ReadLogits(BatchState s, int sequences)
+    public void ReadLogits(BatchState s, int rows)
     {
         ArgumentNullException.ThrowIfNull(s);
-        Backend.Read(s.LogitsBuffer, 0, s.Logits.AsSpan(0, sequences * Config.VocabSize));
+        Backend.Read(s.LogitsBuffer, 0, s.Logits.AsSpan(0, rows * Config.VocabSize));
     }
 
     /// <summary>
-    /// Runs <paramref name="tokens"/> at positions <c>state.Position ..</c>, appending their keys and values to the
-    /// cache. Afterwards <c>state.Logits</c> holds the logits of the last token; when <paramref name="allLogits"/> is
-    /// given (tokens.Length x vocab) it receives the logits of every token, in order (perplexity, golden tests).
+    /// Runs <paramref name="tokens"/> at positions <c>state.Position ..</c> of one sequence, appending their keys and
+    /// values to its cache: the step above with one chain. Afterwards <c>state.Logits</c> holds the logits of the last
+    /// token; when <paramref name="allLogits"/> is given (tokens.Length x vocab) it receives the logits of every token,
+    /// in order (perplexity, golden tests, verification of a draft).
     /// </summary>
     public void Forward(RunState s, ReadOnlySpan<int> tokens, Span<float> allLogits = default)
     {
+        ArgumentNullException.ThrowIfNull(s);
         if (!allLogits.IsEmpty && allLogits.Length != tokens.Length * Config.VocabSize)
             throw new ArgumentException($"allLogits must hold {tokens.Length} x {Config.VocabSize} floats", nameof(allLogits));
         if (tokens.Length == 0) throw new ArgumentException("no tokens to run", nameof(tokens));
@@ -110,50 +122,49 @@ public sealed class LlamaModel : IDisposable
         for (int start = 0; start < tokens.Length; start += s.MaxBatch)
         {
             int n = Math.Min(s.MaxBatch, tokens.Length - start);
-            ForwardChunk(s, tokens.Slice(start, n),
-                allLogits.IsEmpty ? default : allLogits.Slice(start * Config.VocabSize, n * Config.VocabSize));
+            var batch = s.Batch;
+            batch.Clear();
+            batch.Add(tokens.Slice(start, n), s.Position, s.Table, allLogits.IsEmpty ? RowLogits.Last : RowLogits.All);
+            Forward(s, batch, allLogits.IsEmpty ? default : allLogits.Slice(start * Config.VocabSize, n * Config.VocabSize));
+            s.Position += n;
         }
     }
 
-    private void ForwardChunk(RunState s, ReadOnlySpan<int> tokens, Span<float> allLogits)
+    /// <summary>
+    /// Runs a draft tree on one sequence at <c>state.Position</c> (row 0, the root, is the next input token; see
+    /// <see cref="RaggedBatch.AddTree"/>) and writes every row's logits to <paramref name="allLogits"/>
+    /// (tokens.Length x vocab). The rows are cached at <c>Position ..</c>, but the position does not move: the caller
+    /// keeps the accepted path with <see cref="RunState.Accept"/>.
+    /// </summary>
+    public void ForwardTree(RunState s, ReadOnlySpan<int> tokens, ReadOnlySpan<int> parents, Span<float> allLogits)
     {
-        var c = Config;
-        var a = s.Buffers;
-        var b = Backend;
-        int n = tokens.Length, pos = s.Position;
+        ArgumentNullException.ThrowIfNull(s);
+        if (allLogits.Length != tokens.Length * Config.VocabSize)
+            throw new ArgumentException($"allLogits must hold {tokens.Length} x {Config.VocabSize} floats", nameof(allLogits));
+        if (tokens.Length > s.MaxBatch) throw new ArgumentException($"the tree has {tokens.Length} rows; the state runs at most {s.MaxBatch} per step", nameof(tokens));
+        if (s.Position + tokens.Length > s.ContextSize)
+            throw new InvalidOperationException($"context is full: {s.Position} + {tokens.Length} tree rows exceed the context of {s.ContextSize}");
+        var batch = s.Batch;
+        batch.Clear();
+        batch.AddTree(tokens, parents, s.Position, s.Table);
+        Forward(s, batch, allLogits);
+    }
 
-        b.Embed(_embedding, tokens, a.X);                                  // x (n, dim)
-        for (int l = 0; l < _layers.Length; l++)
-        {
-            var w = _layers[l];
-            // attention
-            b.RmsNorm(a.X, w.AttnNorm, a.Xb, n, c.NormEps);                // xb (n, dim)
-            // q (n, heads * head_dim), k and v (n, kv_heads * head_dim): one product over the three weights
-            b.MatMulShared(a.Xb, n, w.Wq, a.Q, w.Wk, a.K, w.Wv, a.V);
-            b.Rope(a.Q, n, c.Heads, c.HeadDim, pos, c.RopeTheta, c.RopeLayout);
-            b.Rope(a.K, n, c.KvHeads, c.HeadDim, pos, c.RopeTheta, c.RopeLayout);
-            b.StoreKv(s.Cache, l, a.K, a.V, n, pos);
-            b.Attention(a.Q, s.Cache, l, n, pos, a.Att);                   // att (n, heads * head_dim)
-            OutputAndFeedForward(w, a, n);
-        }
-        s.Position += n;
-
-        b.RmsNorm(a.X, _outputNorm, a.Xb, n, c.NormEps);                   // xb (n, dim)
+    // One chain or tree of a RunState: logits of the last row into state.Logits (left on the device while it samples
+    // there), or of every row into allLogits.
+    private void Forward(RunState s, RaggedBatch batch, Span<float> allLogits)
+    {
+        var state = s.Batched;
+        Forward(state, batch, readLogits: false);
+        int vocab = Config.VocabSize;
         if (!allLogits.IsEmpty)
         {
-            var all = s.AllLogitsBuffer();
-            b.MatMul(_output, a.Xb, all, n);                               // logits (n, vocab)
-            b.Read(all, 0, allLogits);
-            allLogits.Slice((n - 1) * c.VocabSize, c.VocabSize).CopyTo(s.Logits);
+            Backend.Read(state.LogitsBuffer, 0, allLogits);
+            allLogits.Slice(allLogits.Length - vocab, vocab).CopyTo(s.Logits);
         }
         else
-        {
-            // Only the last token's logits are needed to continue: project one row.
-            b.Copy(a.Xb, (n - 1) * c.Dim, s.Last, 0, c.Dim);               // last (1, dim)
-            b.MatMul(_output, s.Last, s.LogitsBuffer, 1);                  // logits (1, vocab)
             // Read also ends a CUDA graph step; with nothing to copy, only the sampled token id will cross.
-            b.Read(s.LogitsBuffer, 0, s.LogitsStayOnDevice ? Span<float>.Empty : s.Logits);
-        }
+            Backend.Read(state.LogitsBuffer, 0, s.LogitsStayOnDevice ? Span<float>.Empty : s.Logits);
     }
 
     /// <summary>The rest of a block once attention is done, the same for both forward passes: output projection and

@@ -3,13 +3,17 @@ using Tessera.Backends;
 namespace Tessera.Model;
 
 /// <summary>
-/// The mutable state of one sequence: activation buffers sized once for the largest batch (no allocation per
-/// token), the KV cache, and the position reached.
+/// The mutable state of one sequence: a <see cref="BatchState"/> for one sequence whose paged KV cache holds its
+/// blocks in order, the step layout reused by every call (no allocation per token), and the position reached. The
+/// model runs it through its one forward step, so a sequence alone computes exactly what it computes in a batch.
 /// </summary>
 public sealed class RunState : IDisposable
 {
+    /// <summary>Positions per KV block of a single sequence's cache.</summary>
+    internal const int BlockSize = 16;
+
     private readonly IBackend _backend;
-    private Activation? _allLogits;
+    private readonly int[] _from, _to;
 
     internal RunState(LlamaConfig c, IBackend backend, int contextSize, int maxBatch)
     {
@@ -18,12 +22,14 @@ public sealed class RunState : IDisposable
         _backend = backend;
         ContextSize = contextSize;
         MaxBatch = maxBatch;
-        Buffers = new ForwardBuffers(c, backend, maxBatch);
-        Last = backend.Allocate(c.Dim);
-        LogitsBuffer = backend.Allocate(c.VocabSize);
+        int blocks = (contextSize + BlockSize - 1) / BlockSize;
+        Table = new int[blocks];
+        for (int i = 0; i < blocks; i++) Table[i] = i;
+        Batched = new BatchState(c, backend, maxBatch, 1, blocks, BlockSize);
+        Batch = new RaggedBatch(maxBatch, 1, blocks, BlockSize);
         Logits = new float[c.VocabSize];
-        Cache = backend.CreateKvCache(c, contextSize);
-        VocabSize = c.VocabSize;
+        _from = new int[Math.Min(maxBatch, RaggedBatch.MaxTreeRows)];
+        _to = new int[_from.Length];
     }
 
     /// <summary>Positions the cache holds.</summary>
@@ -35,30 +41,52 @@ public sealed class RunState : IDisposable
     /// <summary>Logits of the last token run, on the host.</summary>
     public float[] Logits { get; }
 
-    private int VocabSize { get; }
-    internal ForwardBuffers Buffers { get; } // the per-row activations
-    internal Activation Last { get; }     // (1, dim) last row for the logits
-    internal Activation LogitsBuffer { get; } // (1, vocab)
-    internal KvCache Cache { get; }
+    internal BatchState Batched { get; }   // buffers, cache and logits of the step
+    internal RaggedBatch Batch { get; }    // the layout of the step, refilled per call
+    internal int[] Table { get; }          // blocks 0 .. n-1: the sequence owns the whole cache, in order
+    internal KvCache Cache => Batched.Cache;
+    internal Activation LogitsBuffer => Batched.LogitsBuffer;
     /// <summary>True while the logits are sampled where they are computed (on the GPU, <see cref="Sampling.DeviceSampling"/>):
     /// the forward pass then leaves them in <see cref="LogitsBuffer"/> and <see cref="Logits"/> is not updated.</summary>
     internal bool LogitsStayOnDevice { get; set; }
 
-    /// <summary>(batch, vocab) buffer for all-position logits, made on first use (perplexity, tests).</summary>
-    internal Activation AllLogitsBuffer() => _allLogits ??= _backend.Allocate(MaxBatch * VocabSize);
-
-    /// <summary>Forgets everything after <paramref name="position"/> (the cache keeps its memory).</summary>
+    /// <summary>Forgets everything after <paramref name="position"/>: truncation, the KV operation a chain needs (the
+    /// cache keeps its memory; later tokens overwrite the dropped positions before anything reads them).</summary>
     public void Rewind(int position)
     {
         if (position < 0 || position > Position) throw new ArgumentOutOfRangeException(nameof(position));
         Position = position;
     }
 
-    /// <summary>Frees buffers and cache.</summary>
-    public void Dispose()
+    /// <summary>
+    /// Keeps the accepted path of the tree last run by <see cref="LlamaModel.ForwardTree"/>: <paramref name="rows"/>
+    /// are its rows from the root down (row 0 first, each the parent of the next). Their keys and values move to
+    /// the consecutive positions <c>Position ..</c> (where plain decoding would have put them; rows already there stay)
+    /// and the position advances past them. Everything else the tree wrote is dropped.
+    /// </summary>
+    /// <exception cref="ArgumentException">The rows do not start at the root or do not increase.</exception>
+    public void Accept(ReadOnlySpan<int> rows)
     {
-        foreach (var a in new[] { Last, LogitsBuffer, _allLogits }) a?.Dispose();
-        Buffers.Dispose();
-        Cache.Dispose();
+        if (rows.IsEmpty) return;
+        if (rows[0] != 0) throw new ArgumentException($"an accepted path starts at the root (row 0), not row {rows[0]}", nameof(rows));
+        if (Position + rows[^1] >= ContextSize) throw new ArgumentException($"row {rows[^1]} lies past the context of {ContextSize}", nameof(rows));
+        int moves = 0;
+        for (int k = 1; k < rows.Length; k++)
+        {
+            // Children come after their parents, so the path's rows increase and each moves down (or stays): copied
+            // in order, no copy overwrites a row still to be read.
+            if (rows[k] <= rows[k - 1]) throw new ArgumentException($"accepted rows must increase (a path from the root): row {rows[k]} after {rows[k - 1]}", nameof(rows));
+            if (rows[k] == k) continue;
+            _from[moves] = Slot(Position + rows[k]);
+            _to[moves++] = Slot(Position + k);
+        }
+        if (moves > 0) _backend.CopyKv(Cache, _from.AsSpan(0, moves), _to.AsSpan(0, moves));
+        Position += rows.Length;
     }
+
+    // Pool slot of a cache position (its blocks are in order, so the position itself).
+    private int Slot(int position) => Table[position / BlockSize] * BlockSize + position % BlockSize;
+
+    /// <summary>Frees buffers and cache.</summary>
+    public void Dispose() => Batched.Dispose();
 }

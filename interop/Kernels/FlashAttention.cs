@@ -16,8 +16,15 @@ public sealed unsafe class FlashAttention(KernelLibrary library)
     /// <summary>Largest head dimension (the kernel's FA_MAXD).</summary>
     public const int MaxHeadDim = 256;
 
-    /// <summary>Ints per tile of <see cref="LaunchPaged"/>: first row, rows, position of the first row, table offset.</summary>
-    public const int TileInts = 4;
+    /// <summary>Ints per tile of <see cref="LaunchPaged"/>: first row, rows, cache position of the first row, table
+    /// offset, tree start (<see cref="Chain"/> for a chain).</summary>
+    public const int TileInts = 5;
+
+    /// <summary>The tree start of a chain tile: no position is masked but those past a row's own.</summary>
+    public const int Chain = int.MaxValue;
+
+    /// <summary>Ints of one row's ancestor mask in the masks array of <see cref="LaunchPaged"/> (128 bits).</summary>
+    public const int MaskInts = 4;
 
     private const string K = "flash_attention_f16";
     private const string KPaged = "flash_attention_f16_paged";
@@ -82,17 +89,21 @@ public sealed unsafe class FlashAttention(KernelLibrary library)
     }
 
     /// <summary>A ragged batch: output (rows, heads × headDim) where each tile (<see cref="TileInts"/> ints: first row,
-    /// rows, position of the first row, offset of its sequence's block table in <paramref name="tables"/>) holds up to
-    /// <see cref="RowsPerBlock"/> consecutive rows of one sequence, and its row i, at position p + i, attends to that
-    /// sequence's positions 0 .. p + i through its block table (blocks of <paramref name="blockSize"/> positions).</summary>
+    /// rows, cache position of the first row, offset of its sequence's block table in <paramref name="tables"/>, tree
+    /// start) holds up to <see cref="RowsPerBlock"/> consecutive rows of one sequence, and its row i, at cache position
+    /// p + i, attends to that sequence's positions 0 .. p + i through its block table (blocks of
+    /// <paramref name="blockSize"/> positions), except, in a tile with a tree start t, the positions t + j whose bit j
+    /// is clear in the row's ancestor mask (<paramref name="masks"/>, <see cref="MaskInts"/> ints per batch row; only
+    /// read for tree tiles, so it may be empty when there are none).</summary>
     public void LaunchPaged(CudaStream stream, DeviceSpan<float> q, DeviceSpan<Half> kPool, DeviceSpan<Half> vPool, DeviceSpan<int> tiles,
-        int tileCount, DeviceSpan<int> tables, DeviceSpan<float> output, int rows, int heads, int kvHeads, int headDim, int blockSize)
+        int tileCount, DeviceSpan<int> tables, DeviceSpan<int> masks, DeviceSpan<float> output, int rows, int heads, int kvHeads, int headDim, int blockSize)
     {
         CheckPaged(q, kPool, vPool, tiles, tileCount, tables, output, rows, heads, kvHeads, headDim, blockSize);
-        ulong pq = q.Pointer, pk = kPool.Pointer, pv = vPool.Pointer, pt = tiles.Pointer, pb = tables.Pointer, po = output.Pointer;
+        if (masks.Pointer != 0) masks.RequireLength((long)rows * MaskInts, KPaged, nameof(masks));
+        ulong pq = q.Pointer, pk = kPool.Pointer, pv = vPool.Pointer, pt = tiles.Pointer, pb = tables.Pointer, pm = masks.Pointer, po = output.Pointer;
         int h = heads, kvh = kvHeads, d = headDim, shift = System.Numerics.BitOperations.Log2((uint)blockSize);
         float scale = 1.0f / MathF.Sqrt(headDim);
-        void** args = stackalloc void*[] { &pq, &pk, &pv, &pt, &pb, &po, &h, &kvh, &d, &shift, &scale };
+        void** args = stackalloc void*[] { &pq, &pk, &pv, &pt, &pb, &pm, &po, &h, &kvh, &d, &shift, &scale };
         _paged.Launch(new LaunchShape((uint)tileCount, (uint)heads, 1, 128, 1, 1, SharedBytes(headDim)), stream, args);
     }
 

@@ -14,6 +14,7 @@
 #include "../gemm.cu"
 #include "../gemv.cu"
 #include "../kv_append.cu"
+#include "../kv_copy.cu"
 #include "../rmsnorm.cu"
 #include "../rope.cu"
 #include "../sample_topk.cu"
@@ -68,6 +69,7 @@ const KernelInfo kKernels[] = {
     EMU_KERNEL(gemv_q6_k),
     EMU_KERNEL(kv_append_f16),
     EMU_KERNEL(kv_append_f16_paged),
+    EMU_KERNEL(kv_copy_f16),
     EMU_KERNEL(rmsnorm_f32),
     EMU_KERNEL(rope_f32_adjacent),
     EMU_KERNEL(rope_f32_half),

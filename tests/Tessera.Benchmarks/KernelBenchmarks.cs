@@ -150,18 +150,25 @@ public class AttentionBenchmarks : BackendBenchmark, IWorkload
     [GlobalSetup]
     public void Setup()
     {
-        int n = Positions + 1;
-        _cache = Backend.CreateKvCache(Config, n);
+        int n = Positions + 1, blocks = (n + 15) / 16;
+        _cache = Backend.CreatePagedKvCache(Config, blocks, 16);
+        int[] table = [.. Enumerable.Range(0, blocks)];
+        var all = new RaggedBatch(n, 1, blocks, 16);
+        all.Add(new int[n], 0, table);
         var k = RandomActivation(n, Config.KvDim);
         var v = RandomActivation(n, Config.KvDim);
-        Backend.StoreKv(_cache, 0, k, v, n, 0);
+        Backend.StoreKv(_cache, 0, k, v, all);
+        _step = new RaggedBatch(1, 1, blocks, 16);
+        _step.Add([0], Positions, table);
         _q = RandomActivation(1, Config.QDim);
         _out = Backend.Allocate(Config.QDim);
     }
 
     /// <summary>One query row at position <see cref="Positions"/>.</summary>
     [Benchmark]
-    public void Attention() => Backend.Attention(_q, _cache, 0, 1, Positions, _out);
+    public void Attention() => Backend.Attention(_q, _cache, 0, _step, _out);
+
+    private RaggedBatch _step = null!;
 }
 
 /// <summary>RMSNorm of <see cref="Rows"/> rows of <see cref="Dim"/>.</summary>
@@ -213,9 +220,16 @@ public class RopeBenchmarks : BackendBenchmark, IWorkload
 
     /// <summary>Makes x.</summary>
     [GlobalSetup]
-    public void Setup() => _x = RandomActivation(Rows, Config.QDim);
+    public void Setup()
+    {
+        _x = RandomActivation(Rows, Config.QDim);
+        _batch = new RaggedBatch(Rows, 1, 1, 256);  // one block covers positions 100 .. 100 + Rows
+        _batch.Add(new int[Rows], 100, [0]);
+    }
 
     /// <summary>One rotation in place (repeated rotations keep the values' scale: it is a rotation).</summary>
     [Benchmark]
-    public void Rope() => Backend.Rope(_x, Rows, Config.Heads, Config.HeadDim, 100, Config.RopeTheta, RopeLayout.AdjacentPairs);
+    public void Rope() => Backend.Rope(_x, _batch, Config.Heads, Config.HeadDim, Config.RopeTheta, RopeLayout.AdjacentPairs);
+
+    private RaggedBatch _batch = null!;
 }

@@ -33,7 +33,7 @@ internal static class CpuAttention
     public static void Compute(float[] q, Half[] k, Half[] v, LlamaConfig c, RaggedBatch batch, float[] output)
     {
         int maxPos = 0;
-        for (int r = 0; r < batch.Rows; r++) maxPos = Math.Max(maxPos, batch.Positions[r]);
+        for (int r = 0; r < batch.Rows; r++) maxPos = Math.Max(maxPos, batch.CachePositions[r]);
         Compute(q, k, v, c, batch.Rows, maxPos + 1 - batch.Rows, batch, output);
     }
 
@@ -123,7 +123,7 @@ internal static class CpuAttention
             for (int item = NextChunk(); item >= 0; item = NextChunk())
             {
                 int r = item / heads, h = item % heads;
-                int n = (batch == null ? StartPos + r : batch.Positions[r]) + 1;
+                int n = (batch == null ? StartPos + r : batch.CachePositions[r]) + 1;
                 int kvh = h / group;
                 // Slot of position p: p itself in a contiguous cache, else table[p / block] * block + p % block.
                 ReadOnlySpan<int> table = batch == null ? default : batch.Table(batch.RowSequence[r]);
@@ -136,6 +136,7 @@ internal static class CpuAttention
                     for (int p = 0; p < n; p++)
                         scores[p] = F16.Dot((byte*)(pk + Slot(table, p, shift, mask) * kvDim + kvh * hd), (byte*)pq, hd) * scale;
                 }
+                if (batch != null) MaskTree(batch, r, scores);
                 float max = TensorPrimitives.Max(scores);
                 TensorPrimitives.Subtract(scores, max, scores);
                 TensorPrimitives.Exp(scores, scores);
@@ -176,7 +177,8 @@ internal static class CpuAttention
         /// What a (row, head) gets depends only on its q and the positions it sees, never on the rows beside it or the
         /// block it falls in, so rows stay bit-identical alone or batched. The sums run in another order than the general
         /// path's (which follows ggml's F16 dot product), so the two agree to rounding, not bit for bit.
-        /// Rows of a block hold consecutive positions, so the rows that see position p are those from p − first on.
+        /// Rows of a block hold consecutive cache positions, so the rows that see cache position p are those from p − first
+        /// on (a tree row then masks the positions of its tree that are not its ancestors: MaskTree).
         /// </summary>
         private unsafe void RunBlocks()
         {
@@ -203,7 +205,7 @@ internal static class CpuAttention
                     // The last blocks of a prompt see the most positions: hand them out first.
                     int blk = _blocks - 1 - item / kvHeads, kvh = item % kvHeads;
                     int r0 = _blockStart[blk], nr = _blockEnd[blk] - r0, pairs = nr * group;
-                    int first = batch == null ? StartPos + r0 : batch.Positions[r0];
+                    int first = batch == null ? StartPos + r0 : batch.CachePositions[r0];
                     int n = first + nr, nPad = (n + Tile - 1) / Tile * Tile; // positions the block's last row sees; score row stride
                     ReadOnlySpan<int> table = batch == null ? default : batch.Table(batch.RowSequence[r0]);
                     long kvOffset = kvh * hd;
@@ -263,6 +265,7 @@ internal static class CpuAttention
                     {
                         int len = first + pair / group + 1;
                         var s = new Span<float>(sc + (long)pair * nPad, len);
+                        if (batch != null) MaskTree(batch, r0 + pair / group, s);
                         float max = TensorPrimitives.Max(s);
                         TensorPrimitives.Subtract(s, max, s);
                         TensorPrimitives.Exp(s, s);
@@ -377,6 +380,19 @@ internal static class CpuAttention
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         private static Vector512<float> Hi64(Vector512<float> a, Vector512<float> b) => Avx512F.UnpackHigh(a.AsDouble(), b.AsDouble()).AsSingle();
+
+        /// <summary>A tree row's scores over its cache positions 0 .. its own: the rows of its tree that are not its
+        /// ancestors get −∞, so their softmax weight is exactly 0. A zero weight adds nothing to the sum or to the
+        /// output (0·v = 0), so the row gets the numbers, bit for bit, that it would get with only its path cached at
+        /// consecutive positions: what plain decoding along that path computes. Chains are left alone.</summary>
+        private static void MaskTree(RaggedBatch batch, int row, Span<float> scores)
+        {
+            int s = batch.RowSequence[row];
+            if (!batch.IsTree[s]) return;
+            int start = batch.StartPos[s], own = row - batch.RowStart[s];
+            for (int j = 0; j < own; j++)
+                if (!batch.Sees(row, j)) scores[start + j] = float.NegativeInfinity;
+        }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         private static long Slot(ReadOnlySpan<int> table, int p, int shift, int mask) =>

@@ -35,9 +35,6 @@ public sealed class CpuBackend : IBackend
     public BackendVector Prepare(float[] vector) => new CpuVector(vector);
 
     /// <inheritdoc/>
-    public KvCache CreateKvCache(LlamaConfig config, int capacity) => new CpuKvCache(config, capacity);
-
-    /// <inheritdoc/>
     public KvCache CreatePagedKvCache(LlamaConfig config, int blocks, int blockSize)
     {
         if (blocks <= 0) throw new ArgumentOutOfRangeException(nameof(blocks), $"KV blocks {blocks}: must be positive");
@@ -115,10 +112,6 @@ public sealed class CpuBackend : IBackend
     }
 
     /// <inheritdoc/>
-    public void Rope(Activation x, int rows, int heads, int headDim, int startPos, float theta, RopeLayout layout) =>
-        CpuOps.Rope(D(x), rows, heads, headDim, startPos, theta, layout);
-
-    /// <inheritdoc/>
     public void Rope(Activation x, RaggedBatch batch, int heads, int headDim, float theta, RopeLayout layout) =>
         CpuOps.Rope(D(x), batch.Positions.AsSpan(0, batch.Rows), heads, headDim, theta, layout);
 
@@ -130,23 +123,6 @@ public sealed class CpuBackend : IBackend
         TensorPrimitives.Add(D(acc).AsSpan(0, count), D(x).AsSpan(0, count), D(acc).AsSpan(0, count));
 
     /// <inheritdoc/>
-    public void StoreKv(KvCache cache, int layer, Activation k, Activation v, int rows, int startPos)
-    {
-        var c = (CpuKvCache)cache;
-        int kvDim = c.Config.KvDim;
-        if (startPos + rows > c.Cap) throw new InvalidOperationException($"KV cache holds {c.Cap} positions; cannot store up to {startPos + rows}");
-        TensorPrimitives.ConvertToHalf(D(k).AsSpan(0, rows * kvDim), c.K[layer].AsSpan(startPos * kvDim, rows * kvDim));
-        TensorPrimitives.ConvertToHalf(D(v).AsSpan(0, rows * kvDim), c.V[layer].AsSpan(startPos * kvDim, rows * kvDim));
-    }
-
-    /// <inheritdoc/>
-    public void Attention(Activation q, KvCache cache, int layer, int rows, int startPos, Activation output)
-    {
-        var c = (CpuKvCache)cache;
-        CpuAttention.Compute(D(q), c.K[layer], c.V[layer], c.Config, rows, startPos, D(output));
-    }
-
-    /// <inheritdoc/>
     public void StoreKv(KvCache cache, int layer, Activation k, Activation v, RaggedBatch batch)
     {
         var c = Paged(cache, batch);
@@ -154,7 +130,7 @@ public sealed class CpuBackend : IBackend
         float[] dk = D(k), dv = D(v);
         for (int r = 0; r < batch.Rows; r++)
         {
-            int s = batch.RowSequence[r], pos = batch.Positions[r];
+            int s = batch.RowSequence[r], pos = batch.CachePositions[r];
             var table = batch.Table(s);
             long slot = ((long)table[pos >> shift] << shift | (uint)(pos & mask)) * kvDim;
             TensorPrimitives.ConvertToHalf(dk.AsSpan(r * kvDim, kvDim), c.K[layer].AsSpan((int)slot, kvDim));
@@ -173,13 +149,31 @@ public sealed class CpuBackend : IBackend
     {
         var c = (CpuKvCache)cache;
         if (c.BlockSize != batch.BlockSize)
-            throw new ArgumentException($"the batch's block size {batch.BlockSize} differs from the cache's {c.BlockSize} (a contiguous cache has 0)", nameof(batch));
+            throw new ArgumentException($"the batch's block size {batch.BlockSize} differs from the cache's {c.BlockSize} ", nameof(batch));
         int blocks = c.Cap / c.BlockSize;
         for (int s = 0; s < batch.Sequences; s++)
             foreach (int b in batch.Table(s))
                 if ((uint)b >= (uint)blocks)
                     throw new ArgumentException($"the block table of sequence {s} names block {b}; the cache has {blocks}", nameof(batch));
         return c;
+    }
+
+    /// <inheritdoc/>
+    public void CopyKv(KvCache cache, ReadOnlySpan<int> from, ReadOnlySpan<int> to)
+    {
+        var c = (CpuKvCache)cache;
+        if (from.Length != to.Length) throw new ArgumentException($"{from.Length} source slots but {to.Length} destinations", nameof(to));
+        int kvDim = c.Config.KvDim;
+        for (int i = 0; i < from.Length; i++)
+        {
+            if ((uint)from[i] >= (uint)c.Cap || (uint)to[i] >= (uint)c.Cap)
+                throw new ArgumentOutOfRangeException(nameof(from), $"KV copy {from[i]} -> {to[i]}: the cache has {c.Cap} slots");
+            for (int l = 0; l < c.K.Length; l++)
+            {
+                c.K[l].AsSpan(from[i] * kvDim, kvDim).CopyTo(c.K[l].AsSpan(to[i] * kvDim, kvDim));
+                c.V[l].AsSpan(from[i] * kvDim, kvDim).CopyTo(c.V[l].AsSpan(to[i] * kvDim, kvDim));
+            }
+        }
     }
 
     /// <inheritdoc/>

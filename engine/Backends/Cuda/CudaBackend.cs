@@ -24,18 +24,17 @@ public sealed unsafe class CudaBackend : IBackend
     private readonly SwiGlu _swiGlu;
     private readonly Add _add;
     private readonly KvAppend _kvAppend;
-    private readonly AttentionDecode _attention;
+    private readonly KvCopy _kvCopy;
+    private DeviceBuffer<int>? _copyPairs;  // CopyKv: from slots, then to slots
     private readonly FlashAttention _flash;
     private readonly SampleTopK _sample;
     private readonly DeviceBuffer<int> _sampled;
     private PinnedBuffer? _requestStaging;     // SampleRows: the packed requests, then their device copy and the tokens
     private DeviceBuffer<int>? _requests;
     private DeviceBuffer<int>? _sampledRows;
-    private readonly DeviceBuffer<int> _graphPosition;
     private CudaDecodeGraph? _step;   // the decode graph whose step is running (see CudaDecodeGraph)
     private bool _capturing;
     private DeviceBuffer<int>? _tokens;
-    private DeviceBuffer<float>? _scratch;
     private float[] _hostRows = [];
     private CudaRaggedBatch? _ragged;  // the device layout of the last ragged batch (paged ops)
 
@@ -53,11 +52,10 @@ public sealed unsafe class CudaBackend : IBackend
         _swiGlu = new SwiGlu(_kernels);
         _add = new Add(_kernels);
         _kvAppend = new KvAppend(_kernels);
-        _attention = new AttentionDecode(_kernels);
+        _kvCopy = new KvCopy(_kernels);
         _flash = new FlashAttention(_kernels);
         _sample = new SampleTopK(_kernels);
         _sampled = new DeviceBuffer<int>(context, 1);
-        _graphPosition = new DeviceBuffer<int>(context, 1);
     }
 
     /// <summary>Opens device <paramref name="ordinal"/> with the embedded kernels, or returns null with the reason
@@ -87,6 +85,9 @@ public sealed unsafe class CudaBackend : IBackend
 
     /// <inheritdoc/>
     public string Name => "cuda";
+
+    /// <summary>The stream every op runs on.</summary>
+    internal CudaStream Stream => _stream;
 
     /// <summary>The device in use.</summary>
     public CudaContext Context => _context;
@@ -150,9 +151,6 @@ public sealed unsafe class CudaBackend : IBackend
     }
 
     /// <inheritdoc/>
-    public KvCache CreateKvCache(LlamaConfig config, int capacity) => new CudaKvCache(_context, _stream, config, capacity);
-
-    /// <inheritdoc/>
     public void UseOnCurrentThread() => _context.MakeCurrent();
 
     /// <inheritdoc/>
@@ -172,9 +170,21 @@ public sealed unsafe class CudaBackend : IBackend
     }
 
     /// <inheritdoc/>
+    public void BeginStep(RaggedBatch batch)
+    {
+        ArgumentNullException.ThrowIfNull(batch);
+        if (_capturing) throw new InvalidOperationException("decode graph: a step begins before any op is captured");
+        // Once per step, eagerly: a graph step's kernels read the layout from the graph's own buffer, refilled here
+        // before the replay (its positions change every step); other steps upload into the shared one.
+        if (_step is { } g) g.Layout.Use(batch);
+        else (_ragged ??= new CudaRaggedBatch(_context, _stream)).Use(batch);
+    }
+
+    /// <inheritdoc/>
     public void Rope(Activation x, RaggedBatch batch, int heads, int headDim, float theta, RopeLayout layout)
     {
         var m = Ragged(batch, nameof(Rope));
+        if (Skip(Sig(3, D(x).Pointer, (ulong)batch.Rows, (ulong)heads, headDim, BitConverter.SingleToInt32Bits(theta) ^ ((long)layout << 32)))) return;
         _rope.LaunchRows(_stream, D(x), batch.Rows, heads, headDim, m.Positions, theta, layout == RopeLayout.AdjacentPairs);
     }
 
@@ -183,6 +193,7 @@ public sealed unsafe class CudaBackend : IBackend
     {
         var c = Paged(cache, layer, batch);
         var m = Ragged(batch, nameof(StoreKv));
+        if (Skip(Sig(6, c.K[layer].Pointer, D(k).Pointer, D(v).Pointer, batch.Rows, layer))) return;
         _kvAppend.LaunchPaged(_stream, D(k), D(v), c.K[layer].Span, c.V[layer].Span, m.Slots, batch.Rows, c.Config.KvDim, c.Capacity);
     }
 
@@ -192,16 +203,25 @@ public sealed unsafe class CudaBackend : IBackend
         var c = Paged(cache, layer, batch);
         var cfg = c.Config;
         var m = Ragged(batch, nameof(Attention));
-        _flash.LaunchPaged(_stream, D(q), c.K[layer].Span, c.V[layer].Span, m.TileSpan, m.Tiles, m.Tables, D(output),
+        if (Skip(Sig(7, c.K[layer].Pointer, D(q).Pointer, D(output).Pointer, batch.Rows, layer))) return;
+        if (batch.HasTrees && batch.Rows > 0)
+            for (int s = 0; s < batch.Sequences; s++)
+                if (batch.IsTree[s] && batch.RowCount[s] > RaggedBatch.MaxTreeRows)
+                    throw new ArgumentException($"sequence {s}: a tree of {batch.RowCount[s]} rows; the kernel masks at most {RaggedBatch.MaxTreeRows}", nameof(batch));
+        _flash.LaunchPaged(_stream, D(q), c.K[layer].Span, c.V[layer].Span, m.TileSpan, m.Tiles, m.Tables, m.Masks, D(output),
             batch.Rows, cfg.Heads, cfg.KvHeads, cfg.HeadDim, batch.BlockSize);
     }
 
-    // The batch's device layout, uploaded when it changed. Ragged steps are never captured: the decode graph is one
-    // sequence's step.
+    // The batch's device layout: in a graph step the graph's own, filled by BeginStep; otherwise the shared one,
+    // uploaded when it changed (an op called outside a model step, as the op suite does, uploads it here).
     private CudaRaggedBatch Ragged(RaggedBatch batch, string op)
     {
         ArgumentNullException.ThrowIfNull(batch);
-        if (_step is not null) throw new InvalidOperationException($"decode graph: {op} over a ragged batch cannot run in a graph step");
+        if (_step is { } g)
+        {
+            if (g.Layout.Rows != batch.Rows) throw new InvalidOperationException($"decode graph: {op} got {batch.Rows} rows, the step began with {g.Layout.Rows}");
+            return g.Layout;
+        }
         var m = _ragged ??= new CudaRaggedBatch(_context, _stream);
         m.Use(batch);
         return m;
@@ -277,13 +297,6 @@ public sealed unsafe class CudaBackend : IBackend
     }
 
     /// <inheritdoc/>
-    public void Rope(Activation x, int rows, int heads, int headDim, int startPos, float theta, RopeLayout layout)
-    {
-        if (Skip(Sig(3, D(x).Pointer, (ulong)rows, (ulong)heads, headDim, BitConverter.SingleToInt32Bits(theta) ^ ((long)layout << 32)))) return;
-        _rope.Launch(_stream, D(x), rows, heads, headDim, startPos, theta, layout == RopeLayout.AdjacentPairs, GraphPosition(startPos, rows));
-    }
-
-    /// <inheritdoc/>
     public void SwiGlu(Activation gate, Activation up, int count)
     {
         if (Skip(Sig(4, D(gate).Pointer, D(up).Pointer, 0, count))) return;
@@ -298,52 +311,30 @@ public sealed unsafe class CudaBackend : IBackend
     }
 
     /// <inheritdoc/>
-    public void StoreKv(KvCache cache, int layer, Activation k, Activation v, int rows, int startPos)
+    public void CopyKv(KvCache cache, ReadOnlySpan<int> from, ReadOnlySpan<int> to)
     {
-        var c = Contiguous(cache);
-        int kvDim = c.Config.KvDim;
-        if (startPos + rows > c.Cap) throw new InvalidOperationException($"KV cache holds {c.Cap} positions; cannot store up to {startPos + rows}");
-        if (Skip(Sig(6, c.K[layer].Pointer, D(k).Pointer, D(v).Pointer, rows, layer))) return;
-        _kvAppend.Launch(_stream, D(k), D(v), c.K[layer].Span, c.V[layer].Span, rows, kvDim, startPos, GraphPosition(startPos, rows));
+        if (cache is not CudaPagedKvCache c)
+            throw new ArgumentException($"KV copies need a paged cache from this backend's CreatePagedKvCache, not a {cache?.GetType().Name ?? "null"}", nameof(cache));
+        if (from.Length != to.Length) throw new ArgumentException($"{from.Length} source slots but {to.Length} destinations", nameof(to));
+        if (_step is not null) throw new InvalidOperationException("decode graph: KV copies run between steps, not in one");
+        int n = from.Length;
+        if (n == 0) return;
+        for (int i = 0; i < n; i++)
+            if ((uint)from[i] >= (uint)c.Capacity || (uint)to[i] >= (uint)c.Capacity)
+                throw new ArgumentOutOfRangeException(nameof(from), $"KV copy {from[i]} -> {to[i]}: the cache has {c.Capacity} slots");
+        if (_copyPairs is null || _copyPairs.Length < 2 * n)
+        {
+            _stream.Synchronize();  // queued copies may still read the old pairs
+            _copyPairs?.Dispose();
+            _copyPairs = new DeviceBuffer<int>(_context, Math.Max(256, 2 * n));
+        }
+        Span<int> pairs = n <= 128 ? stackalloc int[2 * n] : new int[2 * n];
+        from.CopyTo(pairs);
+        to.CopyTo(pairs[n..]);
+        _copyPairs.Upload(pairs, _stream);  // stream-ordered after the kernels that read the last pairs
+        for (int l = 0; l < c.K.Length; l++)
+            _kvCopy.Launch(_stream, c.K[l].Span, c.V[l].Span, _copyPairs.Slice(0, n), _copyPairs.Slice(n, n), n, c.Config.KvDim, c.Capacity);
     }
-
-    /// <inheritdoc/>
-    public void Attention(Activation q, KvCache cache, int layer, int rows, int startPos, Activation output)
-    {
-        var c = Contiguous(cache);
-        var cfg = c.Config;
-        if (startPos + rows > c.Cap) throw new InvalidOperationException($"KV cache holds {c.Cap} positions; cannot attend up to {startPos + rows}");
-        if (Skip(Sig(7, c.K[layer].Pointer, D(q).Pointer, D(output).Pointer, rows, layer))) return;
-        if (_step is { } g)
-        {
-            // Graph step (one row): the split count of the whole cache and the position from device memory, so
-            // that the captured launch is right at every later position; the graph's own scratch, because the
-            // shared one may be reallocated by later eager calls while the graph still points at it.
-            _attention.Launch(_stream, D(q), c.K[layer].Span, c.V[layer].Span, D(output), g.Scratch.Span,
-                rows, cfg.Heads, cfg.KvHeads, cfg.HeadDim, startPos, GraphPosition(startPos, rows), g.Splits);
-            return;
-        }
-        if (rows > 1 && cfg.HeadDim % 2 == 0 && cfg.HeadDim <= FlashAttention.MaxHeadDim)
-        {
-            // Prefill: one pass over the keys per 16 query rows, scores kept on chip (the split-KV kernel would
-            // recompute every row's scores through global scratch).
-            _flash.Launch(_stream, D(q), c.K[layer].Span, c.V[layer].Span, c.BlockTable.Span, D(output),
-                rows, cfg.Heads, cfg.KvHeads, cfg.HeadDim, startPos);
-            return;
-        }
-        long need = AttentionDecode.ScratchFloats(rows, cfg.Heads, cfg.HeadDim, startPos + rows - 1);
-        if (_scratch is null || _scratch.Length < need)
-        {
-            _stream.Synchronize();  // the old scratch may still be in use by queued kernels
-            _scratch?.Dispose();
-            _scratch = new DeviceBuffer<float>(_context, checked((int)Math.Max(need, 1 << 16)));
-        }
-        _attention.Launch(_stream, D(q), c.K[layer].Span, c.V[layer].Span, D(output), _scratch.Span,
-            rows, cfg.Heads, cfg.KvHeads, cfg.HeadDim, startPos);
-    }
-
-    private static CudaKvCache Contiguous(KvCache cache) => cache as CudaKvCache ?? throw new ArgumentException(
-        $"the single-sequence ops need a cache from this backend's CreateKvCache, not a {cache?.GetType().Name ?? "null"} (a paged cache goes with a RaggedBatch)", nameof(cache));
 
     /// <inheritdoc/>
     public void Copy(Activation src, int srcOffset, Activation dst, int dstOffset, int count)
@@ -376,20 +367,18 @@ public sealed unsafe class CudaBackend : IBackend
 
     // ---- Decode graph (driven by CudaDecodeGraph) ----
     // A step is bracketed by BeginGraphStep/EndGraphStep. First (capture) step: the embedding runs eagerly, every
-    // later op is recorded into a graph with its signature (op and buffers; positions come from _graphPosition), and
+    // later op is recorded into a graph with its signature (op and buffers; positions come from the graph's layout), and
     // Read ends the capture and launches the graph. Later (replay) steps: the embedding runs eagerly, every other op
     // only checks that its signature matches the captured one (so a changed buffer or shape fails loudly instead of
     // replaying stale work), and Read launches the graph.
 
-    /// <summary>Starts a step of <paramref name="graph"/> at <paramref name="position"/>: writes the position into
-    /// device memory (read by rope, kv_append and attention in the graph) before any capture.</summary>
-    internal void BeginGraphStep(CudaDecodeGraph graph, int position)
+    /// <summary>Starts a step of <paramref name="graph"/>: the model's BeginStep then writes the step's layout
+    /// (position, slot, tile; read by rope, kv_append and attention in the graph) into the graph's buffer before any
+    /// capture.</summary>
+    internal void BeginGraphStep(CudaDecodeGraph graph)
     {
         if (_step is not null) throw new InvalidOperationException("decode graph: a step is already running");
-        Span<int> p = [position];
-        _graphPosition.Upload(p, _stream);  // pageable source: staged before the call returns
         graph.Index = 0;
-        graph.Position = position;
         _step = graph;
     }
 
@@ -425,15 +414,6 @@ public sealed unsafe class CudaBackend : IBackend
             throw new InvalidOperationException($"decode graph: op {g.Index} of this step differs from the captured step (buffers or shapes changed)");
         g.Index++;
         return true;
-    }
-
-    // In a graph step the position is read from device memory (one row, at the step's position).
-    private DeviceSpan<int> GraphPosition(int startPos, int rows)
-    {
-        if (_step is not { } g) return default;
-        if (rows != 1 || startPos != g.Position)
-            throw new InvalidOperationException($"decode graph: a step runs one row at position {g.Position}, got {rows} rows at {startPos}");
-        return _graphPosition.Span;
     }
 
     // FNV-1a over the op code and its arguments.
@@ -517,13 +497,12 @@ public sealed unsafe class CudaBackend : IBackend
     {
         _stream.Synchronize();
         _tokens?.Dispose();
-        _scratch?.Dispose();
+        _copyPairs?.Dispose();
         _ragged?.Dispose();
         _sampled.Dispose();
         _requestStaging?.Dispose();
         _requests?.Dispose();
         _sampledRows?.Dispose();
-        _graphPosition.Dispose();
         _kernels.Dispose();
         _stream.Dispose();
         _context.Dispose();

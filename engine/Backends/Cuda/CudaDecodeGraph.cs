@@ -8,7 +8,8 @@ namespace Tessera.Backends.Cuda;
 /// The decode step of one sequence (one token through the model, logits back) as a CUDA graph: captured once and
 /// replayed per token, so a step costs one graph launch instead of hundreds of kernel launches. The step must use the
 /// same buffers every time, which a <see cref="RunState"/> guarantees; the position changes, so the kernels of the
-/// graph read it from device memory (rope, kv_append, and attention with the split count of the whole cache).
+/// graph read the step's layout (position, KV slot, attention tile over the sequence's whole block table) from the
+/// graph's own device buffer, refilled before each replay.
 /// The embedding runs outside the graph, before it (its token id comes from the host).
 /// <see cref="Step"/> is <c>model.Forward(state, [token])</c>: the first step runs as usual (it loads every kernel
 /// module, which must not happen during a capture), the second is captured, the rest replay it. Each replayed op is
@@ -31,10 +32,7 @@ public sealed class CudaDecodeGraph : IDisposable
             ?? throw new ArgumentException($"a CUDA decode graph needs the model on the CUDA backend, not '{model.Backend.Name}'", nameof(model));
         _model = model;
         _state = state;
-        Cache = (CudaKvCache)state.Cache;
-        Splits = AttentionDecode.Splits(Cache.Cap - 1);
-        var cfg = Cache.Config;
-        Scratch = new DeviceBuffer<float>(_backend.Context, checked((int)AttentionDecode.ScratchFloats(1, cfg.Heads, cfg.HeadDim, Cache.Cap - 1)));
+        Layout = new CudaRaggedBatch(_backend.Context, _backend.Stream);
     }
 
     /// <summary>Whether decode graphs are enabled in this process (<c>TESSERA_CUDA_GRAPH=0</c> turns them off, to
@@ -58,7 +56,7 @@ public sealed class CudaDecodeGraph : IDisposable
         if (_state.Position >= _state.ContextSize)
             throw new InvalidOperationException($"context is full: {_state.Position} + 1 tokens exceed the context of {_state.ContextSize}");
         int position = _state.Position;
-        _backend.BeginGraphStep(this, position);
+        _backend.BeginGraphStep(this);
         try
         {
             _model.Forward(_state, one);
@@ -80,22 +78,19 @@ public sealed class CudaDecodeGraph : IDisposable
     public void Dispose()
     {
         if (_disposed) return;
-        _backend.Synchronize();  // a replay may still be running on the scratch
+        _backend.Synchronize();  // a replay may still be reading the layout
         Graph?.Dispose();
         Graph = null;
-        Scratch.Dispose();
+        Layout.Dispose();
         _disposed = true;
     }
 
     private bool _disposed;
 
     // State shared with CudaBackend during a step.
-    internal CudaKvCache Cache { get; }
-    internal int Splits { get; }
-    internal DeviceBuffer<float> Scratch { get; }
+    internal CudaRaggedBatch Layout { get; }
     internal CudaGraph? Graph { get; set; }
     internal List<ulong> Signatures { get; } = [];
     internal ulong ReadSignature { get; set; }
     internal int Index { get; set; }
-    internal int Position { get; set; }
 }

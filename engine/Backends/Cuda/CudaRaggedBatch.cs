@@ -7,10 +7,11 @@ namespace Tessera.Backends.Cuda;
 
 /// <summary>
 /// The device copy of a <see cref="RaggedBatch"/>'s layout that the paged kernels read, as one int array:
-/// <c>[positions: rows][slots: rows][tiles: 4 × tiles][tables: entries]</c>. Positions feed rope; a row's slot
-/// (<c>table[pos / block] × block + pos % block</c>, resolved and bounds-checked here) feeds kv_append; tiles (up to
-/// 16 consecutive rows of one sequence: first row, rows, first position, table offset) and the concatenated block
-/// tables feed flash attention.
+/// <c>[positions: rows][slots: rows][tiles: 5 × tiles][tables: entries][masks: 4 × rows, when the batch has trees]</c>.
+/// Positions feed rope; a row's slot (<c>table[c / block] × block + c % block</c> for its cache position c, resolved
+/// and bounds-checked here) feeds kv_append; tiles (up to 16 consecutive rows of one sequence: first row, rows, first
+/// cache position, table offset, tree start), the concatenated block tables and the rows' ancestor masks feed flash
+/// attention.
 /// <para>
 /// The model calls rope, kv_append and attention with the same batch in every layer, so the layout is rebuilt on the
 /// host at each call (cheap: a few ints per row and block) but uploaded only when it differs from the last upload. The
@@ -38,7 +39,10 @@ internal sealed class CudaRaggedBatch(CudaContext context, CudaStream stream) : 
     public DeviceSpan<int> TileSpan => _device!.Slice(2 * Rows, FlashAttention.TileInts * Tiles);
     /// <summary>All block tables, concatenated (the tiles' table offsets index into it).</summary>
     public DeviceSpan<int> Tables => _device!.Slice(2 * Rows + FlashAttention.TileInts * Tiles, _tableEntries);
+    /// <summary>(rows × 4) the ancestor masks, or an empty view when the batch has no tree.</summary>
+    public DeviceSpan<int> Masks => _masks ? _device!.Slice(2 * Rows + FlashAttention.TileInts * Tiles + _tableEntries, FlashAttention.MaskInts * Rows) : default;
     private int _tableEntries;
+    private bool _masks;
 
     /// <summary>Number of tiles <paramref name="batch"/> is cut into.</summary>
     internal static int TileCount(RaggedBatch batch)
@@ -54,7 +58,8 @@ internal sealed class CudaRaggedBatch(CudaContext context, CudaStream stream) : 
     {
         int seqs = batch.Sequences;
         if (batch.Rows == 0 || seqs == 0) throw new ArgumentException("the ragged batch is empty", nameof(batch));
-        long length = 2L * batch.Rows + (long)FlashAttention.TileInts * TileCount(batch) + batch.TableStart[seqs - 1] + batch.TableLength[seqs - 1];
+        long length = 2L * batch.Rows + (long)FlashAttention.TileInts * TileCount(batch) + batch.TableStart[seqs - 1] + batch.TableLength[seqs - 1]
+            + (batch.HasTrees ? (long)FlashAttention.MaskInts * batch.Rows : 0);
         if (length > MaxInts) throw new ArgumentException($"the ragged batch's layout takes {length} ints, more than {MaxInts}", nameof(batch));
         return (int)length;
     }
@@ -73,16 +78,17 @@ internal sealed class CudaRaggedBatch(CudaContext context, CudaStream stream) : 
             var table = batch.Table(s);
             for (int i = 0; i < count; i++)
             {
-                int r = start + i, pos = batch.Positions[r];
-                // The kernels take a sequence's rows as consecutive positions from StartPos (RaggedBatch.Add makes
-                // them so); a batch edited by hand that broke this would attend with the wrong mask.
-                if (batch.RowSequence[r] != s || pos != pos0 + i)
-                    throw new ArgumentException($"ragged batch row {r}: sequence {batch.RowSequence[r]} at position {pos}, expected sequence {s} at {pos0 + i}", nameof(batch));
+                int r = start + i, pos = batch.CachePositions[r];
+                // The kernels take a sequence's rows as consecutive cache positions from StartPos (RaggedBatch makes
+                // them so, and a chain's positions equal them); a batch edited by hand that broke this would attend
+                // with the wrong mask.
+                if (batch.RowSequence[r] != s || pos != pos0 + i || (!batch.IsTree[s] && batch.Positions[r] != pos))
+                    throw new ArgumentException($"ragged batch row {r}: sequence {batch.RowSequence[r]} at position {batch.Positions[r]}, cache position {pos}; expected sequence {s} at {pos0 + i}", nameof(batch));
                 if ((pos >> shift) >= table.Length)
                     throw new ArgumentException($"ragged batch row {r}: position {pos} is past the {table.Length} blocks of sequence {s}'s table", nameof(batch));
                 long slot = ((long)table[pos >> shift] << shift) | (uint)(pos & mask);
                 if ((ulong)slot > int.MaxValue) throw new ArgumentException($"ragged batch row {r}: slot {slot} is outside any pool", nameof(batch));
-                layout[r] = pos;
+                layout[r] = batch.Positions[r];
                 layout[rows + r] = (int)slot;
             }
             for (int r0 = 0; r0 < count; r0 += FlashAttention.RowsPerBlock)
@@ -91,10 +97,14 @@ internal sealed class CudaRaggedBatch(CudaContext context, CudaStream stream) : 
                 layout[tile++] = Math.Min(FlashAttention.RowsPerBlock, count - r0);
                 layout[tile++] = pos0 + r0;
                 layout[tile++] = batch.TableStart[s];
+                layout[tile++] = batch.IsTree[s] ? pos0 : FlashAttention.Chain;
             }
         }
         int entries = batch.TableStart[seqs - 1] + batch.TableLength[seqs - 1];
         batch.Tables.AsSpan(0, entries).CopyTo(layout[tile..]);
+        if (batch.HasTrees)
+            // The kernel reads 32-bit words, low first: the ulong masks' own little-endian layout.
+            MemoryMarshal.Cast<ulong, int>(batch.Ancestors.AsSpan(0, rows * RaggedBatch.MaskWords)).CopyTo(layout[(tile + entries)..]);
         return (tile - 2 * rows) / FlashAttention.TileInts;
     }
 
@@ -109,7 +119,8 @@ internal sealed class CudaRaggedBatch(CudaContext context, CudaStream stream) : 
         int tiles = Layout(batch, h);
         Rows = batch.Rows;
         Tiles = tiles;
-        _tableEntries = length - 2 * Rows - FlashAttention.TileInts * tiles;
+        _masks = batch.HasTrees;
+        _tableEntries = length - 2 * Rows - FlashAttention.TileInts * tiles - (_masks ? FlashAttention.MaskInts * Rows : 0);
         if (length == _uploadedLength && h.SequenceEqual(MemoryMarshal.Cast<byte, int>(_staging!.Span)[..length])) return;
 
         _copied?.Synchronize();  // the last upload's copy out of the staging buffer has finished

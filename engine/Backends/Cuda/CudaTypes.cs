@@ -26,48 +26,6 @@ internal sealed class CudaVector(DeviceBuffer<float> buffer) : BackendVector
     public override int Length => Buffer.Length;
 }
 
-/// <summary>F16 keys and values per layer, (position, kv_dim), as the CPU backend and llama.cpp keep them. The
-/// buffers are also the paged layout's pools ([blocks][16][kv_dim], capacity rounded up to whole pages) with an
-/// identity block table (block i = positions 16i .. 16i + 15), so the prefill flash attention kernel, which reads
-/// through a block table, runs on this contiguous cache unchanged.</summary>
-internal sealed class CudaKvCache : KvCache
-{
-    public CudaKvCache(CudaContext context, CudaStream stream, LlamaConfig config, int capacity)
-    {
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(capacity);
-        Config = config;
-        Cap = capacity;
-        int pages = (capacity + Interop.Kernels.FlashAttention.PageSize - 1) / Interop.Kernels.FlashAttention.PageSize;
-        int halves = checked(pages * Interop.Kernels.FlashAttention.PageSize * config.KvDim);
-        K = new DeviceBuffer<Half>[config.Layers];
-        V = new DeviceBuffer<Half>[config.Layers];
-        for (int l = 0; l < config.Layers; l++)
-        {
-            K[l] = new DeviceBuffer<Half>(context, halves);
-            V[l] = new DeviceBuffer<Half>(context, halves);
-        }
-        BlockTable = new DeviceBuffer<int>(context, pages);
-        BlockTable.Upload([.. Enumerable.Range(0, pages)], stream);
-    }
-
-    /// <summary>Block i holds positions 16i .. 16i + 15.</summary>
-    public readonly DeviceBuffer<int> BlockTable;
-
-    public LlamaConfig Config { get; }
-    public readonly int Cap;
-    public readonly DeviceBuffer<Half>[] K;
-    public readonly DeviceBuffer<Half>[] V;
-    public override int Capacity => Cap;
-
-    public override void Dispose()
-    {
-        foreach (var b in K) b.Dispose();
-        foreach (var b in V) b.Dispose();
-        BlockTable.Dispose();
-        base.Dispose();
-    }
-}
-
 /// <summary>The paged cache of a ragged batch (<see cref="RaggedBatch"/>'s layout, as the CPU backend's): per layer a
 /// K pool and a V pool of [blocks][blockSize][kv_dim] F16, zeroed once, shared by every sequence through its block
 /// table.</summary>

@@ -81,6 +81,19 @@ public static class OpCases
             yield return PagedAttention(heads, kvHeads, hd, block, seqs);
         foreach (var layout in new[] { RopeLayout.AdjacentPairs, RopeLayout.RotateHalf })
             yield return RaggedRope(layout, 3, 64, 10000f, [(0, 3), (1000, 1), (17, 5)]);
+        // Draft trees (speculative verification): trees of 1 to 128 nodes and depths 1 to 12, after prefixes that
+        // start inside a block or are empty, head sizes 64 and 128, GQA and MHA, a tree beside chains in one batch,
+        // blocks of 8, 16 and 32 positions (a tree spanning blocks and 16-row tiles).
+        foreach (var (heads, kvHeads, hd, block, prefix, nodes, depth, chains) in new (int, int, int, int, int, int, int, (int, int)[])[]
+                 {
+                     (4, 2, 64, 16, 37, 1, 1, []),
+                     (4, 2, 64, 16, 5, 9, 3, []),
+                     (8, 2, 128, 16, 100, 33, 6, [(12, 1), (0, 18)]),
+                     (4, 4, 64, 8, 0, 80, 6, []),
+                     (2, 1, 128, 32, 21, 128, 12, [(40, 1)]),
+                     (6, 2, 64, 16, 3, 12, 12, []),
+                 })
+            yield return TreeAttention(heads, kvHeads, hd, block, prefix, nodes, depth, chains);
         foreach (var c in SampleCases()) yield return c;
     }
 
@@ -250,7 +263,9 @@ public static class OpCases
             b =>
             {
                 using var xa = OpInputs.Upload(b, x);
-                b.Rope(xa, rows, heads, hd, start, theta, layout);
+                var batch = new RaggedBatch(rows, 1, 1, (int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)(start + rows)));
+                batch.Add(new int[rows], start, [0]);
+                b.Rope(xa, batch, heads, hd, theta, layout);
                 return OpInputs.Read(b, xa, x.Length);
             },
             () => NaiveRope(x, [.. Enumerable.Range(start, rows)], heads, hd, theta, layout));
@@ -369,33 +384,9 @@ public static class OpCases
             });
     }
 
-    private static OpCase Attention(int heads, int kvHeads, int hd, int rows, int start)
-    {
-        string name = $"attention {heads}/{kvHeads} heads hd {hd} rows {rows} pos {start}";
-        int positions = start + rows, kvDim = kvHeads * hd;
-        var k = OpInputs.Floats(Seed(name), positions * kvDim, 2f);
-        var v = OpInputs.Floats(Seed(name) + 1, positions * kvDim);
-        var q = OpInputs.Floats(Seed(name) + 2, rows * heads * hd, 2f);
-        var config = AttentionConfig(heads, kvHeads, hd, positions);
-        return new OpCase("attention", name, F16Act,
-            b =>
-            {
-                using var cache = b.CreateKvCache(config, positions);
-                using var ka = OpInputs.Upload(b, k);
-                using var va = OpInputs.Upload(b, v);
-                b.StoreKv(cache, 0, ka, va, positions, 0);
-                using var qa = OpInputs.Upload(b, q);
-                using var o = b.Allocate(rows * heads * hd);
-                b.Attention(qa, cache, 0, rows, start, o);
-                return OpInputs.Read(b, o, rows * heads * hd);
-            },
-            () =>
-            {
-                var o = new float[rows * heads * hd];
-                NaiveAttention(q, 0, k, v, rows, start, heads, kvHeads, hd, o);
-                return o;
-            });
-    }
+    // One sequence in 16-position blocks (a RunState's cache).
+    private static OpCase Attention(int heads, int kvHeads, int hd, int rows, int start) =>
+        PagedAttention(heads, kvHeads, hd, 16, [(start, rows)]);
 
     // The definition: F16 cache, q rounded to F16 (llama.cpp's K·q in the cache type), exact softmax. Rows
     // qRow .. qRow + rows - 1 of q, at positions start .., over k and v (positions, kvHeads * hd) of their sequence.
@@ -493,6 +484,92 @@ public static class OpCases
             {
                 var o = new float[rows * heads * hd];
                 for (int i = 0, row = 0; i < n; row += seqs[i].Rows, i++)
+                    NaiveAttention(q, row, k[i], v[i], seqs[i].Rows, seqs[i].Start, heads, kvHeads, hd, o);
+                return o;
+            });
+    }
+
+    /// <summary>A random tree of <paramref name="nodes"/> rows and depth at most <paramref name="depth"/> (a chain of
+    /// that depth first, so the depth is reached, then random parents among rows not yet at the limit).</summary>
+    internal static int[] RandomTree(int nodes, int depth, int seed)
+    {
+        var rng = new Random(seed);
+        var parents = new int[nodes];
+        var level = new int[nodes];
+        parents[0] = -1;
+        for (int i = 1; i < nodes; i++)
+        {
+            int p;
+            if (i < depth) p = i - 1;  // the spine
+            else
+                do p = rng.Next(i); while (level[p] + 1 >= depth);
+            parents[i] = p;
+            level[i] = level[p] + 1;
+        }
+        return parents;
+    }
+
+    private static OpCase TreeAttention(int heads, int kvHeads, int hd, int block, int prefix, int nodes, int depth, (int Start, int Rows)[] chains)
+    {
+        string name = $"attention tree {heads}/{kvHeads} heads hd {hd} block {block} prefix {prefix} nodes {nodes} depth {depth} chains {Describe(chains)}";
+        int kvDim = kvHeads * hd, seed = Seed(name);
+        var parents = RandomTree(nodes, depth, seed);
+        // Sequence 0 is the tree (prefix cached, then the nodes at cache positions prefix ..), the rest are chains.
+        var seqs = new[] { (Start: prefix, Rows: nodes) }.Concat(chains).ToArray();
+        int n = seqs.Length, rows = seqs.Sum(x => x.Rows);
+        var k = seqs.Select((x, i) => OpInputs.Floats(seed + 3 * i, (x.Start + x.Rows) * kvDim, 2f)).ToArray();
+        var v = seqs.Select((x, i) => OpInputs.Floats(seed + 3 * i + 1, (x.Start + x.Rows) * kvDim)).ToArray();
+        var q = OpInputs.Floats(seed - 1, rows * heads * hd, 2f);
+        int[] need = [.. seqs.Select(x => (x.Start + x.Rows + block - 1) / block)];
+        int blocks = need.Sum() + 3;
+        var order = Enumerable.Range(0, blocks).ToArray();
+        new Random(seed).Shuffle(order);
+        var tables = new int[n][];
+        for (int i = 0, used = 0; i < n; used += need[i], i++) tables[i] = order[used..(used + need[i])];
+        var config = AttentionConfig(heads, kvHeads, hd, seqs.Max(x => x.Start + x.Rows));
+        return new OpCase("attention", name, F16Act,
+            b =>
+            {
+                using var cache = b.CreatePagedKvCache(config, blocks, block);
+                // Every sequence's keys and values, history and this step's alike, stored as chains first (where a
+                // tree row's keys go is its cache position: the same slots); then the step attends with the tree.
+                var all = new RaggedBatch(seqs.Sum(x => x.Start + x.Rows), n, need.Sum(), block);
+                for (int i = 0; i < n; i++) all.Add(new int[seqs[i].Start + seqs[i].Rows], 0, tables[i]);
+                using var ka = OpInputs.Upload(b, [.. k.SelectMany(x => x)]);
+                using var va = OpInputs.Upload(b, [.. v.SelectMany(x => x)]);
+                b.StoreKv(cache, 0, ka, va, all);
+                var batch = new RaggedBatch(rows, n, need.Sum(), block);
+                batch.AddTree(new int[nodes], parents, prefix, tables[0]);
+                for (int i = 1; i < n; i++) batch.Add(new int[seqs[i].Rows], seqs[i].Start, tables[i]);
+                using var qa = OpInputs.Upload(b, q);
+                using var o = b.Allocate(rows * heads * hd);
+                b.Attention(qa, cache, 0, batch, o);
+                return OpInputs.Read(b, o, rows * heads * hd);
+            },
+            () =>
+            {
+                var o = new float[rows * heads * hd];
+                // A tree row attends like a chain over just the prefix and its path: gather those keys in order.
+                for (int r = 0; r < nodes; r++)
+                {
+                    var path = new List<int>();
+                    for (int a = r; a >= 0; a = parents[a]) path.Insert(0, a);
+                    int len = prefix + path.Count;
+                    var pk = new float[len * kvDim];
+                    var pv = new float[len * kvDim];
+                    Array.Copy(k[0], pk, prefix * kvDim);
+                    Array.Copy(v[0], pv, prefix * kvDim);
+                    for (int j = 0; j < path.Count; j++)
+                    {
+                        Array.Copy(k[0], (prefix + path[j]) * kvDim, pk, (prefix + j) * kvDim, kvDim);
+                        Array.Copy(v[0], (prefix + path[j]) * kvDim, pv, (prefix + j) * kvDim, kvDim);
+                    }
+                    var qr = q.AsSpan(r * heads * hd, heads * hd).ToArray();
+                    var or = new float[heads * hd];
+                    NaiveAttention(qr, 0, pk, pv, 1, len - 1, heads, kvHeads, hd, or);
+                    or.CopyTo(o, r * heads * hd);
+                }
+                for (int i = 1, row = nodes; i < n; row += seqs[i].Rows, i++)
                     NaiveAttention(q, row, k[i], v[i], seqs[i].Rows, seqs[i].Start, heads, kvHeads, hd, o);
                 return o;
             });

@@ -40,7 +40,7 @@ public class CudaRaggedTests
         int tiles = CudaRaggedBatch.Layout(batch, layout);
         int rows = batch.Rows;
         Assert.That(tiles, Is.EqualTo(3 + 1 + 2));
-        Assert.That(length, Is.EqualTo(2 * rows + 4 * tiles + batch.TableStart[2] + batch.TableLength[2]));
+        Assert.That(length, Is.EqualTo(2 * rows + FlashAttention.TileInts * tiles + batch.TableStart[2] + batch.TableLength[2]));
         for (int r = 0; r < rows; r++)
         {
             int s = batch.RowSequence[r], pos = batch.Positions[r];
@@ -50,11 +50,13 @@ public class CudaRaggedTests
             Assert.That(layout[rows + r], Is.EqualTo(table[pos / blockSize] * blockSize + pos % blockSize), $"slot of row {r}");
         }
         var covered = new int[rows];
-        var tables = layout.AsSpan(2 * rows + 4 * tiles);
+        var tables = layout.AsSpan(2 * rows + FlashAttention.TileInts * tiles);
         for (int t = 0; t < tiles; t++)
         {
-            int r0 = layout[2 * rows + 4 * t], n = layout[2 * rows + 4 * t + 1], pos0 = layout[2 * rows + 4 * t + 2], off = layout[2 * rows + 4 * t + 3];
+            var tile = layout.AsSpan(2 * rows + FlashAttention.TileInts * t, FlashAttention.TileInts);
+            int r0 = tile[0], n = tile[1], pos0 = tile[2], off = tile[3];
             Assert.That(n, Is.InRange(1, FlashAttention.RowsPerBlock), $"tile {t}");
+            Assert.That(tile[4], Is.EqualTo(FlashAttention.Chain), $"tile {t} is a chain's");
             int s = batch.RowSequence[r0];
             Assert.That(pos0, Is.EqualTo(batch.Positions[r0]), $"tile {t}'s first position");
             Assert.That(tables.Slice(off, batch.TableLength[s]).ToArray(), Is.EqualTo(batch.Table(s).ToArray()), $"tile {t}'s table");
@@ -65,6 +67,41 @@ public class CudaRaggedTests
             }
         }
         Assert.That(covered, Is.All.EqualTo(1), "every row in exactly one tile");
+    }
+
+    [Test]
+    public void A_tree_tile_carries_its_start_and_every_row_its_ancestor_mask()
+    {
+        // A chain of 3, then a tree of 20 rows (two tiles) after 7 cached positions: row i's parent is (i - 1) / 2.
+        var batch = new RaggedBatch(64, 2, 8, 16);
+        batch.Add(new int[3], 10, [4]);
+        int[] parents = [.. Enumerable.Range(0, 20).Select(i => i == 0 ? -1 : (i - 1) / 2)];
+        batch.AddTree(new int[20], parents, 7, [9, 2]);
+        var layout = new int[CudaRaggedBatch.LayoutLength(batch)];
+        int tiles = CudaRaggedBatch.Layout(batch, layout);
+        int rows = batch.Rows;
+        Assert.That(tiles, Is.EqualTo(1 + 2));
+        Assert.That(layout.Length, Is.EqualTo(2 * rows + FlashAttention.TileInts * tiles + 3 + FlashAttention.MaskInts * rows));
+        for (int t = 0; t < tiles; t++)
+            Assert.That(layout[2 * rows + FlashAttention.TileInts * t + 4], Is.EqualTo(t == 0 ? FlashAttention.Chain : 7), $"tile {t}'s tree start");
+        var masks = layout.AsSpan(2 * rows + FlashAttention.TileInts * tiles + 3);
+        for (int i = 0; i < 20; i++)
+        {
+            int r = 3 + i;
+            // Rope position: 7 + depth; cache slot: position 7 + i through the table.
+            int depth = 0;
+            for (int a = i; a > 0; a = parents[a]) depth++;
+            Assert.That(layout[r], Is.EqualTo(7 + depth), $"row {r}'s position");
+            int c = 7 + i;
+            Assert.That(layout[rows + r], Is.EqualTo(batch.Table(1)[c / 16] * 16 + c % 16), $"row {r}'s slot");
+            for (int j = 0; j < 20; j++)
+            {
+                bool ancestor = false;
+                for (int a = i; a >= 0; a = a == 0 ? -1 : parents[a]) ancestor |= a == j;
+                bool bit = ((masks[FlashAttention.MaskInts * r + j / 32] >> (j % 32)) & 1) != 0;
+                Assert.That(bit, Is.EqualTo(ancestor), $"row {i} sees tree row {j}");
+            }
+        }
     }
 
     [Test]
