@@ -20,10 +20,15 @@ internal static class BenchCommand
         var compare = new Option<string>("--compare") { Description = "print new/old tokens/s ratios against an earlier --json FILE" };
         var backend = CommonOptions.Backend();
         var concurrency = new Option<string>("--concurrency") { Description = "instead of pp/tg: serving throughput with this many concurrent requests, comma-separated (e.g. 1,4,16,64); prompt length from -p (first value), tokens per request from -n" };
+        var speculation = new CommonOptions.Speculation();
+        var promptFile = new Option<string?>("--prompt-file") { Description = "with --speculate: prompts of real text, one per non-empty line; default: random token ids" };
         var cmd = new Command("bench", "measure prompt processing (pp) and generation (tg) speed, like llama-bench")
-            { model, prompts, gen, threads, reps, json, compare, backend, concurrency };
+            { model, prompts, gen, threads, reps, json, compare, backend, concurrency, promptFile };
+        speculation.AddTo(cmd);
         cmd.SetAction(r => io.Guard(() =>
         {
+            if (speculation.Read(r) is { } spec)
+                return Speculation(io, r.GetValue(model)!, spec, r.GetValue(promptFile), r.GetValue(gen), r.GetValue(reps), r.GetValue(backend)!, r.GetValue(threads));
             if (r.GetValue(concurrency) is { } levels)
             {
                 return Serving(io, r.GetValue(model)!, ParseLengths(levels, "--concurrency"),
@@ -102,6 +107,43 @@ internal static class BenchCommand
         foreach (var x in results)
             io.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"| {x.Concurrency} | {x.AggregateTokensPerSecond:F1} | {x.DecodeTokensPerSecond:F1} | {x.MeanTimeToFirstToken.TotalSeconds:F2} | {x.MaxTimeToFirstToken.TotalSeconds:F2} | {x.Seconds:F1} |"));
+        return 0;
+    }
+
+    /// <summary><c>--speculate</c>: the verify-cost curve, then plain against speculative decoding, as plain tables.</summary>
+    private static int Speculation(CliIo io, string path, Tessera.Speculation.SpeculationOptions spec, string? promptFile, int gen,
+        int rounds, string backendName, int threads)
+    {
+        if (gen <= 0) throw new ArgumentException($"--gen {gen}: --speculate needs tokens to generate");
+        string[]? texts = null;
+        if (promptFile is not null)
+        {
+            if (!File.Exists(promptFile)) throw new ArgumentException($"--prompt-file {promptFile}: no such file");
+            texts = File.ReadAllLines(promptFile).Select(l => l.Trim()).Where(l => l.Length > 0).ToArray();
+            if (texts.Length == 0) throw new ArgumentException($"--prompt-file {promptFile}: no text in it");
+        }
+        using var backend = Tessera.Backends.BackendFactory.Create(backendName, threads);
+        using var m = Tessera.Model.LoadedModel.Load(path, backend);
+        var rng = new Random(1234);
+        IReadOnlyList<IReadOnlyList<int>> prompts = texts is null
+            ? [.. Enumerable.Range(0, 4).Select(_ => (IReadOnlyList<int>)[.. Enumerable.Range(0, 64).Select(_ => rng.Next(m.Config.VocabSize))])]
+            : [.. texts.Select(t => (IReadOnlyList<int>)m.Tokenizer.Encode(t, m.Tokenizer.AddBosByDefault))];
+        int longest = prompts.Max(p => p.Count);
+        if (longest + gen + 1 > m.Config.ContextLength)
+            throw new ArgumentException($"a prompt of {longest} tokens and --gen {gen} do not fit the context of {m.Config.ContextLength} of {path}");
+        var machine = MachineInfo.Describe();
+        io.Out.WriteLine($"model {Path.GetFileName(path)}, backend {backend.Name}, {machine.CpuModel}, {machine.Cores} cores, {machine.Os}");
+        io.Out.WriteLine($"verify cost after 64 cached positions (a pass of n rows against one decode step), median of {rounds} rounds:");
+        io.Out.WriteLine("| rows | ms | x one row |");
+        io.Out.WriteLine("|---:|---:|---:|");
+        foreach (var c in SpeculationBench.Curve(m.Model, Math.Min(64, m.Config.ContextLength / 2), Math.Max(rounds, 5)))
+            io.Out.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| {c.Rows} | {c.Milliseconds:F2} | {c.RelativeToOneRow:F2} |"));
+        io.Out.WriteLine($"greedy, {prompts.Count} prompts{(texts is null ? " of random ids" : $" from {Path.GetFileName(promptFile)}")}, {gen} tokens each, {rounds} alternating rounds (median, min..max):");
+        io.Out.WriteLine("| method | plain tok/s | speculative tok/s | ratio | tokens/step | drafted/step | proposer bytes |");
+        io.Out.WriteLine("|---|---:|---:|---:|---:|---:|---:|");
+        foreach (var x in SpeculationBench.Compare(m, prompts, gen, spec, rounds))
+            io.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"| {x.Label} | {x.PlainTokensPerSecond.Median:F1} | {x.SpeculativeTokensPerSecond.Median:F1} | {x.Ratio.Median:F3} ({x.Ratio.Min:F3}..{x.Ratio.Max:F3}) | {x.TokensPerStep:F3} | {x.DraftedPerStep:F1} | {x.ProposerBytes} |"));
         return 0;
     }
 

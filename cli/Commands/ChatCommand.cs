@@ -32,7 +32,10 @@ internal static class ChatCommand
             var options = new GenerationOptions
             {
                 MaxTokens = r.GetValue(maxTokens), Sampling = samplingOptions, StopStrings = formatter.StopStrings,
-                Speculation = speculationOptions,
+                // Token Recycling learns across the turns of a session (hot start): one successor table for all.
+                Speculation = speculationOptions is { Method: Tessera.Speculation.SpeculationMethod.Recycle }
+                    ? speculationOptions with { Successors = new Tessera.Speculation.SuccessorTable(m.Config.VocabSize) }
+                    : speculationOptions,
             };
             options.Validate();
             using var state = m.Model.CreateState(ctx);

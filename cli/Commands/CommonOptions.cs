@@ -68,12 +68,11 @@ internal static class CommonOptions
     {
         public readonly Option<string?> Method = new("--speculate")
         {
-            Description = "speculative decoding (lossless: the same tokens, fewer forward passes): lookup (prompt/n-gram lookup)",
+            Description = "speculative decoding (lossless: the same tokens, fewer forward passes): lookup (prompt/n-gram lookup), recycle (Token Recycling draft trees)",
         };
-        public readonly Option<int> DraftMax = new("--draft-max")
+        public readonly Option<int?> DraftMax = new("--draft-max")
         {
-            Description = $"most tokens drafted per verification pass (1 to {Tessera.Speculation.SpeculationOptions.MaxDraft})",
-            DefaultValueFactory = _ => 8,
+            Description = $"most tokens drafted per verification pass, tree nodes for recycle (1 to {Tessera.Speculation.SpeculationOptions.MaxDraft}; default 8, recycle 80)",
         };
 
         public readonly Option<bool> DraftFixed = new("--draft-fixed")

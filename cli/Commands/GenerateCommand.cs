@@ -16,11 +16,12 @@ internal static class GenerateCommand
         var stop = new Option<string[]>("--stop") { Description = "stop when this text appears (repeatable)", AllowMultipleArgumentsPerToken = false };
         var json = new Option<bool>("--json") { Description = "print one JSON object (prompt_tokens, tokens, text, timings) instead of streaming" };
         var noEcho = new Option<bool>("--no-display-prompt") { Description = "do not print the prompt before the continuation" };
+        var ignoreEos = new Option<bool>("--ignore-eos") { Description = "keep generating past the end-of-generation token (as llama.cpp's --ignore-eos; for measurements)" };
         var context = CommonOptions.Context();
         var backend = CommonOptions.Backend();
         var sampling = new CommonOptions.Sampling();
         var speculation = new CommonOptions.Speculation();
-        var cmd = new Command("generate", "generate text from a prompt") { model, prompt, maxTokens, stop, json, noEcho, context, backend };
+        var cmd = new Command("generate", "generate text from a prompt") { model, prompt, maxTokens, stop, json, noEcho, ignoreEos, context, backend };
         sampling.AddTo(cmd);
         speculation.AddTo(cmd);
         cmd.SetAction(r => io.Guard(() =>
@@ -31,6 +32,7 @@ internal static class GenerateCommand
                 Sampling = sampling.Read(r),
                 StopStrings = r.GetValue(stop) ?? [],
                 Speculation = speculation.Read(r),
+                StopAtEndOfGeneration = !r.GetValue(ignoreEos),
             };
             options.Validate();
             string text = r.GetValue(prompt)!;

@@ -33,16 +33,20 @@ public sealed class GenerationStats
 /// with <see cref="GenerationOptions.Speculation"/>, a verification pass over the last token and a proposer's draft.
 /// </summary>
 /// <remarks>
-/// Why speculation here is lossless, for greedy decoding and for sampling alike: a verification pass of rows
-/// [t, d1 .. dk] gives, in row i, the same logits (bit for bit: every op works row by row) that plain decoding gives
-/// after t, d1 .. di. The tokens are then drawn exactly as plain decoding draws them, row after row with the same
-/// sampler (penalties, temperature, top-k/p, min-p and one uniform number per token, in order); row i+1 is used only
-/// when the token drawn from row i equals d(i+1), i.e. when its input is the token plain decoding would have fed. So
-/// the output, and a seed's draws, are identical to decoding without speculation. For a deterministic proposer this
-/// is the rejection rule of multi-draft speculative sampling with q a point mass: the draft is accepted with
-/// probability p(d), and otherwise the token comes from p restricted to the other tokens. Rows after the first
-/// rejection hold keys and values for positions that are then rewound; the next pass overwrites them before any
-/// query reads them (attention reads only positions up to its own, stored first).
+/// Why speculation here is lossless, for greedy decoding and for sampling alike: a verification pass over a draft
+/// tree rooted at the last token t gives, in the row of node d, the same logits (bit for bit: every op works row by
+/// row, and a tree row attends to exactly its path, with masked positions contributing exact zeros) that plain
+/// decoding gives after t and the tokens on d's path. The tokens are then drawn exactly as plain decoding draws them,
+/// row after row with the same sampler (penalties, temperature, top-k/p, min-p and one uniform number per token, in
+/// order), starting at the root; the walk moves to a child only when the token just drawn equals that child's token,
+/// i.e. when the child's input is the token plain decoding would have fed. So the output, and a seed's draws, are
+/// identical to decoding without speculation. For deterministic proposers (lookup, recycling) this is the rejection
+/// rule of multi-draft speculative sampling with q a point mass, in distribution: child c is accepted with
+/// probability p(c), and when every child is rejected the token comes from p with the tried children removed and
+/// renormalized — drawing x ~ p once and taking the child equal to x (if any) is that same rule, realized with one
+/// uniform number. After the walk stops, the accepted path's keys and values move to consecutive positions
+/// (<see cref="RunState.Accept"/>); every other row of the tree is dropped and later overwritten before anything
+/// reads it.
 /// </remarks>
 public sealed class TextGenerator(LlamaModel model, Tokenizer tokenizer)
 {
@@ -90,21 +94,24 @@ public sealed class TextGenerator(LlamaModel model, Tokenizer tokenizer)
                 ? new Backends.Cuda.CudaDecodeGraph(model, state) : null;
             // Log-probabilities come from the raw logits; the sampler's penalties change them in place, so keep a copy.
             float[]? raw = options.LogProbs is null ? null : new float[state.Logits.Length];
-            // Speculation: a pass over [last token, draft ..] leaves one logits row per input row in `rows`; `row` is
-            // the row the next token is drawn from and `pending` how many rows the pass produced (0: none, the next
-            // token comes from state.Logits). Every buffer is sized once here, not per token.
-            var proposer = spec?.CreateProposer();
+            // Speculation: a pass over a draft tree rooted at the last token leaves one logits row per tree row in
+            // `rows`; `node` is the row the next token is drawn from, `path` the rows accepted so far (root first) and
+            // `pending` the rows the pass produced (0: none, the next token comes from state.Logits). Every buffer is
+            // sized once here, not per token.
+            int vocab = model.Config.VocabSize;
+            var proposer = spec?.CreateProposer(vocab);
             List<int>? context = null;
             if (spec is not null)
             {
                 context = new List<int>(prompt.Count + options.MaxTokens);  // sized once: no growth per token
                 context.AddRange(prompt);
             }
-            int vocab = model.Config.VocabSize;
-            int[] verify = spec is null ? [] : new int[spec.DraftMax + 1];
-            float[] rows = spec is null ? [] : new float[(spec.DraftMax + 1) * vocab];
-            int pending = 0, row = 0, passStart = 0;
-            var budget = spec is { Adaptive: true } ? new DraftBudget(spec.DraftMax) : null;
+            int limit = spec is null ? 0 : Math.Min(spec.DraftLimit, state.MaxBatch - 1);
+            var tree = spec is null ? null : new DraftTree(limit + 1);
+            float[] rows = spec is null ? [] : new float[(limit + 1) * vocab];
+            int[] path = spec is null ? [] : new int[limit + 1];
+            int pending = 0, node = 0, accepted = 0, asked = 0;
+            var budget = spec is { Adaptive: true } ? new DraftBudget(limit) : null;
             long passTicks = 0;
             if (spec is not null)
                 stats.Speculation = new SpeculationStats
@@ -118,7 +125,7 @@ public sealed class TextGenerator(LlamaModel model, Tokenizer tokenizer)
                 for (int i = 0; i < options.MaxTokens; i++)
                 {
                     cancellation.ThrowIfCancellationRequested();
-                    Span<float> logits = pending > 0 ? rows.AsSpan(row * vocab, vocab) : state.Logits;
+                    Span<float> logits = pending > 0 ? rows.AsSpan(node * vocab, vocab) : state.Logits;
                     if (raw != null) logits.CopyTo(raw);
                     int token = onDevice ? DeviceSampling.Sample(cuda!, state, sampler, options.Sampling) : sampler.Sample(logits);
                     var logProb = raw is null ? null : TokenLogProb.Compute(raw, token, options.LogProbs!.Value);
@@ -127,7 +134,7 @@ public sealed class TextGenerator(LlamaModel model, Tokenizer tokenizer)
                     if (stats.Speculation is { } counts && i > 0)
                     {
                         counts.GeneratedAfterFirst++;
-                        if (pending == 0 || row == 0) counts.VerifySteps++;  // the first token drawn from a pass
+                        if (pending == 0 || node == 0) counts.VerifySteps++;  // the first token drawn from a pass
                     }
                     if (options.StopAtEndOfGeneration && tokenizer.IsEndOfGeneration(token))
                     {
@@ -142,8 +149,8 @@ public sealed class TextGenerator(LlamaModel model, Tokenizer tokenizer)
                         break;
                     }
                     yield return new GeneratedToken(token, text) { LogProb = logProb };
-                    // Positions whose keys and values are valid: in a verification pass, those of rows 0 .. row.
-                    int cached = pending > 0 ? passStart + row + 1 : state.Position;
+                    // Positions whose keys and values are valid: in a verification pass, the accepted path's.
+                    int cached = state.Position + (pending > 0 ? accepted + 1 : 0);
                     if (cached >= state.ContextSize)
                     {
                         stats.FinishReason = FinishReason.ContextFull;
@@ -152,45 +159,55 @@ public sealed class TextGenerator(LlamaModel model, Tokenizer tokenizer)
                     context?.Add(token);
                     if (pending > 0)
                     {
-                        if (row + 1 < pending && verify[row + 1] == token)
+                        int child = tree!.Child(node, token);
+                        if (child >= 0)
                         {
-                            // The draft was right: the next row's input is this very token, its logits are ready.
-                            row++;
+                            // The draft held this very token below the current row: its logits are ready.
+                            node = child;
+                            path[++accepted] = child;
                             stats.Speculation!.AcceptedTokens++;
                             stats.GenerationTime = sw.Elapsed;
                             continue;
                         }
-                        // Rejected, or the pass is used up: keep the rows up to this one, drop the rest.
-                        budget?.Record(pending, passTicks, pending - 1, row);
-                        state.Rewind(cached);
+                        // Rejected, or the tree is used up: keep the accepted path's keys and values, drop the rest.
+                        budget?.Record(asked, passTicks, accepted);
+                        state.Accept(path.AsSpan(0, accepted + 1));
                         pending = 0;
                     }
-                    int draft = 0;
+                    int room = 0;
                     if (proposer is not null)
                     {
-                        // A pass of k + 1 rows yields at most k + 1 tokens: never draft past the token limit or the context.
-                        int room = Math.Min(options.MaxTokens - (i + 1) - 1, state.ContextSize - state.Position - 1);
-                        room = Math.Min(room, Math.Min(spec!.DraftMax, state.MaxBatch - 1));
+                        // A tree of n rows needs n cache positions; it yields at most its depth + 1 tokens: never draft
+                        // past the token limit or the context.
+                        room = Math.Min(options.MaxTokens - (i + 1) - 1, state.ContextSize - state.Position - 1);
+                        room = Math.Min(room, limit);
                         if (budget is not null) room = budget.DraftLength(room);
-                        if (room > 0) draft = proposer.Propose(CollectionsMarshal.AsSpan(context), verify.AsSpan(1, room));
+                        tree!.Reset(token, room + 1);
+                        if (room > 0) proposer.Propose(CollectionsMarshal.AsSpan(context), tree);
                     }
-                    if (draft > 0)
+                    if (tree is { Count: > 1 })
                     {
-                        verify[0] = token;
-                        passStart = state.Position;
                         long t0 = Stopwatch.GetTimestamp();
-                        model.Forward(state, verify.AsSpan(0, draft + 1), rows.AsSpan(0, (draft + 1) * vocab));
+                        model.ForwardTree(state, tree.Tokens.AsSpan(0, tree.Count), tree.Parents.AsSpan(0, tree.Count), rows.AsSpan(0, tree.Count * vocab));
                         passTicks = Stopwatch.GetTimestamp() - t0;
-                        pending = draft + 1;
-                        row = 0;
-                        stats.Speculation!.DraftedTokens += draft;
+                        proposer!.Observe(tree, rows.AsSpan(0, tree.Count * vocab), vocab);
+                        pending = tree.Count;
+                        asked = room;
+                        node = accepted = 0;
+                        path[0] = 0;
+                        stats.Speculation!.DraftedTokens += tree.Count - 1;
                     }
                     else
                     {
                         long t0 = Stopwatch.GetTimestamp();
                         if (graph is null) { one[0] = token; model.Forward(state, one); }
                         else graph.Step(token);
-                        budget?.Record(1, Stopwatch.GetTimestamp() - t0, 0, 0);
+                        budget?.Record(0, Stopwatch.GetTimestamp() - t0, 0);
+                        if (proposer is not null)
+                        {
+                            tree!.Reset(token, 1);
+                            proposer.Observe(tree, state.Logits, vocab);  // a plain step teaches a learning proposer too
+                        }
                     }
                     stats.GenerationTime = sw.Elapsed;
                 }
@@ -198,7 +215,7 @@ public sealed class TextGenerator(LlamaModel model, Tokenizer tokenizer)
             finally
             {
                 // Leave the state as plain decoding would: only the positions actually accepted stay cached.
-                if (pending > 0) state.Rewind(passStart + row + 1);
+                if (pending > 0) state.Accept(path.AsSpan(0, accepted + 1));
             }
             stats.GenerationTime = sw.Elapsed;
             if (stats.FinishReason != FinishReason.StopString)

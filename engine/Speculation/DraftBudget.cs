@@ -3,53 +3,77 @@ using System.Diagnostics;
 namespace Tessera.Speculation;
 
 /// <summary>
-/// Sizes each draft by what verifying it costs on this machine and model, measured as generation runs: the time of a
-/// pass of n rows (n = 1 .. DraftMax + 1, an average over recent passes) and the rate at which drafted tokens are
-/// accepted. A pass of k drafts is expected to yield 1 + a + a² + … + aᵏ tokens (a = acceptance rate, each draft
-/// token accepted only after the ones before it); the budget picks the k with the most tokens per second, and k = 0,
-/// plain decoding, when no draft pays. So speculation turns itself down where verification is dear (a tiny model on a
-/// CPU, whose output projection dominates) or guesses are poor. Every 16th pass that would not draft drafts one token
-/// anyway so the rate stays measured. Fixed-size arrays: no allocation per token.
+/// Sizes each draft by what verifying it costs on this machine and model and what it yields, measured as generation
+/// runs. Draft sizes k come from a short ladder (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 80, 96, 127, and the
+/// limit itself); for each, running averages of the pass time and of the tokens the pass produced (1 + accepted
+/// drafts), and for k = 0 the time of a plain decoding step. The budget picks the k with the most tokens per second,
+/// and k = 0, plain decoding, when no draft pays: speculation turns itself down where verification is dear (a tiny
+/// model on a CPU, whose output projection dominates) or guesses are poor. Sizes are explored upwards, each tried
+/// once when the one below it is the best so far; every 16th pass tries the next size up from the best (or the
+/// smallest, when the best is plain decoding) so the averages follow the text. Fixed-size arrays: no allocation per
+/// token.
 /// </summary>
 public sealed class DraftBudget
 {
-    private const double Smoothing = 0.2;     // weight of the newest pass in the running averages
-    private readonly double[] _seconds;       // by rows: running average time of a pass, 0 = not measured yet
-    private double _acceptance = 0.5;         // running average of accepted / drafted per pass (a prior to start)
-    private int _skipped;
+    private const double Smoothing = 0.2;      // weight of the newest pass in the running averages
+    private static readonly int[] Ladder = [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 80, 96, 127];
+    private readonly int[] _sizes;             // the ladder up to the limit, and the limit
+    private readonly double[] _seconds;        // by size index: running average time of a pass (0 = never tried)
+    private readonly double[] _tokens;         // by size index: running average tokens a pass yielded
+    private double _plain;                     // running average time of a plain step (0 = not yet measured)
+    private int _passes;
 
     /// <summary>A budget for drafts of up to <paramref name="draftMax"/> tokens.</summary>
-    public DraftBudget(int draftMax) => _seconds = new double[draftMax + 2];
-
-    /// <summary>The draft length to ask the proposer for, at most <paramref name="room"/>.</summary>
-    public int DraftLength(int room)
+    public DraftBudget(int draftMax)
     {
-        room = Math.Min(room, _seconds.Length - 2);
-        if (room <= 0) return 0;
-        double one = _seconds[1];
-        if (one <= 0) return 0;                              // measure plain decoding first
-        int best = 0;
-        double bestRate = 1 / one, expected = 1, term = 1;
-        for (int k = 1; k <= room; k++)
-        {
-            term *= _acceptance;
-            expected += term;
-            double t = _seconds[k + 1];
-            if (t <= 0) return k;                            // unmeasured: try it (verification is lossless)
-            if (expected / t > bestRate) { best = k; bestRate = expected / t; }
-        }
-        if (best == 0 && ++_skipped % 16 == 0) return 1;
-        return best;
+        ArgumentOutOfRangeException.ThrowIfLessThan(draftMax, 1);
+        _sizes = [.. Ladder.Where(k => k < draftMax), draftMax];
+        _seconds = new double[_sizes.Length];
+        _tokens = new double[_sizes.Length];
     }
 
-    /// <summary>Records a pass of <paramref name="rows"/> rows (the last token and <paramref name="drafted"/>
-    /// drafts) that took <paramref name="ticks"/> <see cref="Stopwatch"/> ticks; <paramref name="accepted"/> of the
-    /// drafts were right.</summary>
-    public void Record(int rows, long ticks, int drafted, int accepted)
+    /// <summary>The draft size to ask the proposer for, at most <paramref name="room"/>; 0 for a plain step.</summary>
+    public int DraftLength(int room)
     {
-        if (rows < 1 || rows >= _seconds.Length) return;
+        if (room <= 0) return 0;
+        if (_plain <= 0) return 0;                                    // measure plain decoding first
+        int best = -1, usable = 0;
+        double bestRate = 1 / _plain;
+        for (int i = 0; i < _sizes.Length && _sizes[i] <= room; i++, usable++)
+        {
+            if (_seconds[i] <= 0)
+            {
+                // Never tried: try it (verification is lossless), but only while growing has paid so far, i.e. the
+                // next size up from the best one. A size past a loss is left alone: on a machine where rows are dear
+                // the big trees would cost many steps each just to be measured.
+                if (best == i - 1) return _sizes[i];
+                break;
+            }
+            double rate = _tokens[i] / _seconds[i];
+            if (rate > bestRate) { best = i; bestRate = rate; }
+        }
+        if (usable == 0) return 0;
+        if (++_passes % 16 == 0)
+            return _sizes[Math.Min(best + 1, usable - 1)];            // keep the neighbour measured
+        return best < 0 ? 0 : _sizes[best];
+    }
+
+    /// <summary>Records a pass that took <paramref name="ticks"/> <see cref="Stopwatch"/> ticks: a plain step when
+    /// <paramref name="size"/> is 0, else a draft asked for <paramref name="size"/> tokens of which
+    /// <paramref name="accepted"/> were right.</summary>
+    public void Record(int size, long ticks, int accepted)
+    {
         double s = (double)ticks / Stopwatch.Frequency;
-        _seconds[rows] = _seconds[rows] <= 0 ? s : (1 - Smoothing) * _seconds[rows] + Smoothing * s;
-        if (drafted > 0) _acceptance = (1 - Smoothing) * _acceptance + Smoothing * ((double)accepted / drafted);
+        if (size == 0)
+        {
+            _plain = _plain <= 0 ? s : (1 - Smoothing) * _plain + Smoothing * s;
+            return;
+        }
+        int i = Array.IndexOf(_sizes, size);
+        if (i < 0) return;  // a size the room forced below the ladder: not one the budget chooses between
+        double tokens = 1 + accepted;
+        bool first = _seconds[i] <= 0;
+        _seconds[i] = first ? s : (1 - Smoothing) * _seconds[i] + Smoothing * s;
+        _tokens[i] = first ? tokens : (1 - Smoothing) * _tokens[i] + Smoothing * tokens;
     }
 }

@@ -1,16 +1,21 @@
 namespace Tessera.Speculation;
 
 /// <summary>
-/// Guesses the tokens that follow a context, for speculative decoding. The target model then checks every guess in
-/// one forward pass; a wrong guess costs time, never correctness (see <see cref="Generation.TextGenerator"/>).
-/// One proposer per sequence: it may keep state between calls.
+/// Guesses the tokens that follow a context, for speculative decoding: a chain or a tree of them. The target model
+/// then checks every guess in one forward pass; a wrong guess costs time, never correctness (see
+/// <see cref="Generation.TextGenerator"/>). One proposer per sequence: it may keep state between calls.
 /// </summary>
 public interface IDraftProposer
 {
-    /// <summary>Writes up to <paramref name="draft"/>.Length guessed continuation tokens of
-    /// <paramref name="context"/> (the prompt and every token generated so far, the last one included) into
-    /// <paramref name="draft"/> and returns how many; 0 when it has no guess.</summary>
-    int Propose(ReadOnlySpan<int> context, Span<int> draft);
+    /// <summary>Grows <paramref name="tree"/>, whose root is the last token of <paramref name="context"/> (the
+    /// prompt and every token generated so far), with guessed continuations, up to its limit; adding nothing means
+    /// no guess.</summary>
+    void Propose(ReadOnlySpan<int> context, DraftTree tree);
+
+    /// <summary>Shown the target's logits (<paramref name="vocab"/> per row, in row order) at every row of the tree
+    /// just verified, accepted or not; a tree of one row is a plain decoding step. Proposers that learn from the
+    /// target (Token Recycling) use it; the default ignores it.</summary>
+    void Observe(DraftTree tree, ReadOnlySpan<float> logits, int vocab) { }
 
     /// <summary>Bytes this proposer holds for its sequence (beyond the context it is shown).</summary>
     long StateBytes { get; }

@@ -27,6 +27,15 @@ public sealed class PromptLookupProposer : IDraftProposer
     public long StateBytes => 0;
 
     /// <inheritdoc/>
+    public void Propose(ReadOnlySpan<int> context, DraftTree tree)
+    {
+        Span<int> draft = stackalloc int[Backends.RaggedBatch.MaxTreeRows];
+        int n = Propose(context, draft[..Math.Max(0, tree.Limit - tree.Count)]);
+        tree.AddChain(draft[..n]);
+    }
+
+    /// <summary>Writes up to <paramref name="draft"/>.Length tokens that followed the latest earlier occurrence of the
+    /// context's last n tokens into <paramref name="draft"/>; returns how many (0: no match).</summary>
     public int Propose(ReadOnlySpan<int> context, Span<int> draft)
     {
         int len = context.Length;

@@ -5,19 +5,26 @@ public enum SpeculationMethod
 {
     /// <summary>Prompt lookup: continue an earlier occurrence of the last n tokens (<see cref="PromptLookupProposer"/>).</summary>
     Lookup,
+    /// <summary>Token Recycling: a tree from the target's own past top-k successors (<see cref="TokenRecyclingProposer"/>).</summary>
+    Recycle,
 }
 
 /// <summary>Speculative decoding settings (<c>--speculate</c>, <c>--draft-max</c>).</summary>
 public sealed record SpeculationOptions
 {
-    /// <summary>Most draft tokens accepted by <see cref="DraftMax"/>.</summary>
-    public const int MaxDraft = 64;
+    /// <summary>Most draft tokens accepted by <see cref="DraftMax"/> (a tree of 128 rows with its root).</summary>
+    public const int MaxDraft = Backends.RaggedBatch.MaxTreeRows - 1;
 
     /// <summary>The proposer.</summary>
     public SpeculationMethod Method { get; init; } = SpeculationMethod.Lookup;
 
-    /// <summary>Most tokens drafted per verification pass (1 to <see cref="MaxDraft"/>). Default 8.</summary>
-    public int DraftMax { get; init; } = 8;
+    /// <summary>Most tokens drafted per verification pass, i.e. tree nodes below the root (1 to <see cref="MaxDraft"/>).
+    /// Null: the method's default (<see cref="DraftLimit"/>).</summary>
+    public int? DraftMax { get; init; }
+
+    /// <summary>The draft limit in force: <see cref="DraftMax"/>, else 80 for <see cref="SpeculationMethod.Recycle"/>
+    /// (the paper's tree) and 8 for a chain.</summary>
+    public int DraftLimit => DraftMax ?? (Method == SpeculationMethod.Recycle && ProposerFactory is null ? TokenRecyclingProposer.DefaultTreeRows - 1 : 8);
 
     /// <summary>Size each draft by its measured cost and acceptance (<see cref="DraftBudget"/>), drafting nothing
     /// when verification does not pay. Default true; false always drafts up to <see cref="DraftMax"/>
@@ -28,26 +35,33 @@ public sealed record SpeculationOptions
     /// stays lossless whatever it guesses.</summary>
     public Func<IDraftProposer>? ProposerFactory { get; init; }
 
+    /// <summary>For <see cref="SpeculationMethod.Recycle"/>: the successor table to draft from and learn into, shared by
+    /// every sequence made with these options (hot start: what one request learned, the next one uses). Null: each
+    /// sequence starts with an empty table of its own.</summary>
+    public SuccessorTable? Successors { get; init; }
+
     /// <summary>Parses a <c>--speculate</c> value.</summary>
     /// <exception cref="ArgumentException">Not a known method.</exception>
     public static SpeculationMethod ParseMethod(string name) => name.ToLowerInvariant() switch
     {
         "lookup" => SpeculationMethod.Lookup,
-        _ => throw new ArgumentException($"--speculate {name}: unknown method (known: lookup)"),
+        "recycle" => SpeculationMethod.Recycle,
+        _ => throw new ArgumentException($"--speculate {name}: unknown method (known: lookup, recycle)"),
     };
 
     /// <summary>Throws <see cref="ArgumentException"/> naming the option out of range.</summary>
     public void Validate()
     {
-        if (DraftMax is < 1 or > MaxDraft)
+        if (DraftMax is { } d && d is < 1 or > MaxDraft)
             throw new ArgumentException($"--draft-max {DraftMax}: must be 1 to {MaxDraft}", nameof(DraftMax));
         if (!Enum.IsDefined(Method)) throw new ArgumentException($"--speculate: unknown method {(int)Method}", nameof(Method));
     }
 
-    /// <summary>A new proposer for one sequence.</summary>
-    public IDraftProposer CreateProposer() => ProposerFactory?.Invoke() ?? Method switch
+    /// <summary>A new proposer for one sequence of a model with <paramref name="vocab"/> tokens.</summary>
+    public IDraftProposer CreateProposer(int vocab) => ProposerFactory?.Invoke() ?? Method switch
     {
         SpeculationMethod.Lookup => new PromptLookupProposer(),
+        SpeculationMethod.Recycle => new TokenRecyclingProposer(vocab, DraftLimit + 1, Successors),
         _ => throw new ArgumentException($"--speculate: unknown method {Method}"),
     };
 }

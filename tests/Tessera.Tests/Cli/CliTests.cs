@@ -50,9 +50,25 @@ public class CliTests
         Assert.That(s.GetProperty("verify_steps").GetInt32(), Is.LessThan(40));
     }
 
+    [Test]
+    public void GenerateSpeculateRecycleGivesThePlainTokens()
+    {
+        string prompt = "Once upon a time, there was a little girl named Lily. She loved to play outside.";
+        var plain = CliRunner.Run("generate", "-m", SharedData.Model(Model), "-p", prompt, "-n", "60", "--temp", "0", "--json");
+        var spec = CliRunner.Run("generate", "-m", SharedData.Model(Model), "-p", prompt, "-n", "60", "--temp", "0", "--json", "--speculate", "recycle", "--draft-fixed");
+        Assert.That(spec.ExitCode, Is.EqualTo(0), spec.Err);
+        using var a = JsonDocument.Parse(plain.Out);
+        using var b = JsonDocument.Parse(spec.Out);
+        Assert.That(b.RootElement.GetProperty("tokens").ToString(), Is.EqualTo(a.RootElement.GetProperty("tokens").ToString()));
+        var s = b.RootElement.GetProperty("speculation");
+        Assert.That(s.GetProperty("method").GetString(), Is.EqualTo("recycle"));
+        Assert.That(s.GetProperty("proposer_bytes").GetInt64(), Is.EqualTo(512 * 8 * 4), "a vocab x 8 successor table");
+        Assert.That(s.GetProperty("accepted_tokens").GetInt32(), Is.GreaterThan(0));
+    }
+
     [TestCase("--draft-max", "0", "--draft-max 0")]
-    [TestCase("--draft-max", "65", "--draft-max 65")]
-    [TestCase("--speculate", "recycle", "--speculate recycle")]
+    [TestCase("--draft-max", "128", "--draft-max 128")]
+    [TestCase("--speculate", "medusa", "--speculate medusa")]
     public void GenerateRefusesBadSpeculationOptions(string option, string value, string phrase)
     {
         var r = CliRunner.Run("generate", "-m", SharedData.Model(Model), "-p", "Once", "-n", "4", option, value);

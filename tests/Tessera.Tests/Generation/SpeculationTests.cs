@@ -18,10 +18,9 @@ public class SpeculationTests
     {
         private readonly Random _rng = new(seed);
         public long StateBytes => 0;
-        public int Propose(ReadOnlySpan<int> context, Span<int> draft)
+        public void Propose(ReadOnlySpan<int> context, DraftTree tree)
         {
-            for (int i = 0; i < draft.Length; i++) draft[i] = _rng.Next(vocab);
-            return draft.Length;
+            while (!tree.IsFull) tree.Add(_rng.Next(tree.Count), _rng.Next(vocab));  // random parents: a bushy tree
         }
     }
 
@@ -30,13 +29,34 @@ public class SpeculationTests
     private sealed class ScriptProposer(IReadOnlyList<int> prompt, IReadOnlyList<int> truth) : IDraftProposer
     {
         public long StateBytes => 0;
-        public int Propose(ReadOnlySpan<int> context, Span<int> draft)
+        public void Propose(ReadOnlySpan<int> context, DraftTree tree)
         {
             int at = context.Length - prompt.Count;   // generated tokens so far
+            Span<int> draft = stackalloc int[tree.Limit - 1];
             int n = 0;
             for (; n < draft.Length && at + n < truth.Count; n++)
                 draft[n] = (at + n) % 3 == 2 ? (truth[at + n] + 1) % 512 : truth[at + n];
-            return n;
+            tree.AddChain(draft[..n]);
+        }
+    }
+
+    /// <summary>A tree in which the right continuation is always the second child of its parent, after a wrong
+    /// sibling that has a wrong child of its own: the accepted path's rows are never consecutive (so its keys and values
+    /// must be moved into place), and every pass writes rows that are rejected beside and below the accepted ones.</summary>
+    private sealed class ScriptTreeProposer(IReadOnlyList<int> prompt, IReadOnlyList<int> truth) : IDraftProposer
+    {
+        public long StateBytes => 0;
+        public void Propose(ReadOnlySpan<int> context, DraftTree tree)
+        {
+            int at = context.Length - prompt.Count, parent = 0;
+            for (int d = 0; at + d < truth.Count && !tree.IsFull; d++)
+            {
+                int wrong = tree.Add(parent, (truth[at + d] + 7) % 512);
+                if (wrong >= 0) tree.Add(wrong, (truth[at + d] + 3) % 512);
+                int right = tree.Add(parent, truth[at + d]);
+                if (right < 0) break;
+                parent = right;
+            }
         }
     }
 
@@ -60,7 +80,7 @@ public class SpeculationTests
         ["f32", "f16", "bf16", "q8_0", "q6_k", "q5_k_m", "q5_1", "q5_0", "q4_k_m", "q4_1", "q4_0", "q3_k_m", "q2_k", "iq4_nl"];
 
     [TestCaseSource(nameof(TinyStories))]
-    public void Greedy_lookup_gives_the_plain_tokens_on_tinystories(string type)
+    public void Greedy_speculation_gives_the_plain_tokens_on_tinystories(string type)
     {
         var m = ModelCache.Get($"tinystories-656k-{type}.gguf");
         var prompt = StoryPrompt(m);
@@ -73,6 +93,12 @@ public class SpeculationTests
         var adaptive = Run(m, prompt, plain with { Speculation = new SpeculationOptions() });
         Assert.That(adaptive.Tokens, Is.EqualTo(a.Tokens), "cost-sized drafts");
         Assert.That(b.Stats.Speculation!.DraftedTokens, Is.GreaterThan(0), "the proposer never drafted: nothing was verified");
+        var recycle = Run(m, prompt, plain with { Speculation = new SpeculationOptions { Method = SpeculationMethod.Recycle, Adaptive = false } });
+        Assert.That(recycle.Tokens, Is.EqualTo(a.Tokens), "token recycling trees");
+        Assert.That(recycle.Position, Is.EqualTo(a.Position));
+        Assert.That(recycle.Stats.Speculation!.AcceptedTokens, Is.GreaterThan(0), "no recycled guess was ever accepted");
+        var recycleAdaptive = Run(m, prompt, plain with { Speculation = new SpeculationOptions { Method = SpeculationMethod.Recycle } });
+        Assert.That(recycleAdaptive.Tokens, Is.EqualTo(a.Tokens), "token recycling, cost-sized trees");
     }
 
     [TestCaseSource(nameof(RandomWeights))]
@@ -92,6 +118,10 @@ public class SpeculationTests
         Assert.That(c.Stats.Speculation!.AcceptedTokens, Is.GreaterThan(20), "the scripted drafts should be accepted in part");
         Assert.That(c.Stats.Speculation.DraftedTokens, Is.GreaterThan(c.Stats.Speculation.AcceptedTokens), "and rejected in part");
         Assert.That(c.Position, Is.EqualTo(a.Position));
+        var t = Run(m, prompt, plain with { Speculation = new SpeculationOptions { Adaptive = false, DraftMax = 20, ProposerFactory = () => new ScriptTreeProposer(prompt, a.Tokens) } });
+        Assert.That(t.Tokens, Is.EqualTo(a.Tokens), "trees whose accepted path is moved into place");
+        Assert.That(t.Stats.Speculation!.AcceptedTokens, Is.GreaterThan(60), "the right branch should be found");
+        Assert.That(t.Position, Is.EqualTo(a.Position));
     }
 
     [Test]
@@ -114,8 +144,12 @@ public class SpeculationTests
             var truth = a.Tokens;
             var b = Run(m, prompt, o with { Speculation = new SpeculationOptions { Adaptive = false, DraftMax = 5, ProposerFactory = () => new ScriptProposer(prompt, truth) } });
             var c = Run(m, prompt, o with { Speculation = new SpeculationOptions { Adaptive = false } });
+            var d = Run(m, prompt, o with { Speculation = new SpeculationOptions { Adaptive = false, Method = SpeculationMethod.Recycle, DraftMax = 24 } });
+            var e = Run(m, prompt, o with { Speculation = new SpeculationOptions { Adaptive = false, DraftMax = 12, ProposerFactory = () => new ScriptTreeProposer(prompt, truth) } });
             Assert.That(b.Tokens, Is.EqualTo(a.Tokens), $"seed {seed}, scripted drafts");
             Assert.That(c.Tokens, Is.EqualTo(a.Tokens), $"seed {seed}, lookup");
+            Assert.That(d.Tokens, Is.EqualTo(a.Tokens), $"seed {seed}, token recycling");
+            Assert.That(e.Tokens, Is.EqualTo(a.Tokens), $"seed {seed}, scripted trees");
             accepted += b.Stats.Speculation!.AcceptedTokens;
         }
         Assert.That(accepted, Is.GreaterThan(200), "drafts were accepted");
@@ -171,19 +205,31 @@ public class SpeculationTests
     public void The_budget_drafts_where_verification_pays_and_not_where_it_does_not()
     {
         long ms = System.Diagnostics.Stopwatch.Frequency / 1000;
+        int[] sizes = [1, 2, 3, 4, 6, 8];
         var cheap = new DraftBudget(8);
         Assert.That(cheap.DraftLength(8), Is.Zero, "plain decoding is measured first");
-        cheap.Record(1, 10 * ms, 0, 0);
-        for (int rows = 2; rows <= 9; rows++) cheap.Record(rows, (10 + rows) * ms, rows - 1, rows - 1);  // a GPU: rows almost free
+        cheap.Record(0, 10 * ms, 0);
+        foreach (int k in sizes)
+        {
+            Assert.That(cheap.DraftLength(8), Is.EqualTo(k), "each size is tried once, smallest first");
+            cheap.Record(k, (10 + k) * ms, k);                                          // a GPU: rows almost free
+        }
         Assert.That(cheap.DraftLength(8), Is.EqualTo(8));
         Assert.That(cheap.DraftLength(3), Is.EqualTo(3), "never past the room given");
 
         var dear = new DraftBudget(8);
-        dear.Record(1, 10 * ms, 0, 0);
-        for (int rows = 2; rows <= 9; rows++) dear.Record(rows, 10 * rows * ms, rows - 1, 0);           // rows cost as much as steps
+        dear.Record(0, 10 * ms, 0);
+        foreach (int k in sizes) dear.Record(k, 10 * (k + 1) * ms, 0);                  // rows cost as much as steps
         int drafts = 0;
         for (int i = 0; i < 64; i++) drafts += dear.DraftLength(8);
         Assert.That(drafts, Is.EqualTo(4), "only the one-token probe every 16th pass");
+
+        // A tree whose acceptance makes 24 nodes the best buy: 1 + 3 tokens for 2 steps' time beats every other size.
+        var tree = new DraftBudget(80);
+        tree.Record(0, 10 * ms, 0);
+        foreach (int k in new[] { 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 80 })
+            tree.Record(k, (10 + k * 10 / 24) * ms, k >= 24 ? 3 : k / 8);
+        Assert.That(tree.DraftLength(80), Is.EqualTo(24));
     }
 
     [Test]
@@ -192,6 +238,6 @@ public class SpeculationTests
         foreach (int bad in new[] { 0, -1, SpeculationOptions.MaxDraft + 1 })
             Assert.That(() => new GenerationOptions { Speculation = new SpeculationOptions { DraftMax = bad } }.Validate(),
                 Throws.ArgumentException.With.Message.Contains("--draft-max"));
-        Assert.That(() => SpeculationOptions.ParseMethod("recycle"), Throws.ArgumentException.With.Message.Contains("--speculate recycle"));
+        Assert.That(() => SpeculationOptions.ParseMethod("medusa"), Throws.ArgumentException.With.Message.Contains("--speculate medusa"));
     }
 }
