@@ -54,15 +54,17 @@ public class CliTests
     public void GenerateSpeculateRecycleGivesThePlainTokens()
     {
         string prompt = "Once upon a time, there was a little girl named Lily. She loved to play outside.";
-        var plain = CliRunner.Run("generate", "-m", SharedData.Model(Model), "-p", prompt, "-n", "60", "--temp", "0", "--json");
-        var spec = CliRunner.Run("generate", "-m", SharedData.Model(Model), "-p", prompt, "-n", "60", "--temp", "0", "--json", "--speculate", "recycle", "--draft-fixed");
+        var plain = CliRunner.Run("generate", "-m", SharedData.Model(Model), "-p", prompt, "-n", "60", "--temp", "0", "--json", "--ignore-eos");
+        var spec = CliRunner.Run("generate", "-m", SharedData.Model(Model), "-p", prompt, "-n", "60", "--temp", "0", "--json", "--ignore-eos", "--speculate", "recycle", "--draft-fixed");
         Assert.That(spec.ExitCode, Is.EqualTo(0), spec.Err);
         using var a = JsonDocument.Parse(plain.Out);
         using var b = JsonDocument.Parse(spec.Out);
         Assert.That(b.RootElement.GetProperty("tokens").ToString(), Is.EqualTo(a.RootElement.GetProperty("tokens").ToString()));
+        Assert.That(a.RootElement.GetProperty("tokens").GetArrayLength(), Is.EqualTo(60), "--ignore-eos runs to -n");
         var s = b.RootElement.GetProperty("speculation");
         Assert.That(s.GetProperty("method").GetString(), Is.EqualTo("recycle"));
-        Assert.That(s.GetProperty("proposer_bytes").GetInt64(), Is.EqualTo(512 * 8 * 4), "a vocab x 8 successor table");
+        int vocab = Tessera.Tests.Golden.ModelCache.Get(Model).Config.VocabSize;
+        Assert.That(s.GetProperty("proposer_bytes").GetInt64(), Is.EqualTo(vocab * 8 * 4), "a vocab x 8 successor table of ints");
         Assert.That(s.GetProperty("accepted_tokens").GetInt32(), Is.GreaterThan(0));
     }
 
