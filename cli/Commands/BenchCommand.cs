@@ -28,7 +28,7 @@ internal static class BenchCommand
         cmd.SetAction(r => io.Guard(() =>
         {
             if (speculation.Read(r) is { } spec)
-                return Speculation(io, r.GetValue(model)!, spec, r.GetValue(promptFile), r.GetValue(gen), r.GetValue(reps), r.GetValue(backend)!, r.GetValue(threads));
+                return Speculation(io, r.GetValue(model)!, spec, speculation, r.GetValue(promptFile), r.GetValue(gen), r.GetValue(reps), r.GetValue(backend)!, r.GetValue(threads));
             if (r.GetValue(concurrency) is { } levels)
             {
                 return Serving(io, r.GetValue(model)!, ParseLengths(levels, "--concurrency"),
@@ -111,7 +111,7 @@ internal static class BenchCommand
     }
 
     /// <summary><c>--speculate</c>: the verify-cost curve, then plain against speculative decoding, as plain tables.</summary>
-    private static int Speculation(CliIo io, string path, Tessera.Speculation.SpeculationOptions spec, string? promptFile, int gen,
+    private static int Speculation(CliIo io, string path, Tessera.Speculation.SpeculationOptions spec, CommonOptions.Speculation options, string? promptFile, int gen,
         int rounds, string backendName, int threads)
     {
         if (gen <= 0) throw new ArgumentException($"--gen {gen}: --speculate needs tokens to generate");
@@ -124,6 +124,9 @@ internal static class BenchCommand
         }
         using var backend = Tessera.Backends.BackendFactory.Create(backendName, threads);
         using var m = Tessera.Model.LoadedModel.Load(path, backend);
+        var (withDraft, draftModel) = options.LoadDraft(spec, m, backend);
+        using var draftOwner = draftModel;
+        spec = withDraft!;
         var rng = new Random(1234);
         IReadOnlyList<IReadOnlyList<int>> prompts = texts is null
             ? [.. Enumerable.Range(0, 4).Select(_ => (IReadOnlyList<int>)[.. Enumerable.Range(0, 64).Select(_ => rng.Next(m.Config.VocabSize))])]

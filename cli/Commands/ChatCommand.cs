@@ -27,6 +27,9 @@ internal static class ChatCommand
             var samplingOptions = sampling.Read(r);
             var speculationOptions = speculation.Read(r);   // bad options are reported before the model is read
             using var m = LoadedModel.Load(r.GetValue(model)!);
+            var (withDraft, draftModel) = speculation.LoadDraft(speculationOptions, m, m.Model.Backend);
+            using var draftOwner = draftModel;
+            speculationOptions = withDraft;
             var formatter = ChatFormatter.ForTemplate(m.ChatTemplate);
             int ctx = CommonOptions.ResolveContext(r.GetValue(context), m.Config.ContextLength);
             var options = new GenerationOptions

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Tessera.Model;
 using Tessera.Sampling;
 
 namespace Tessera.Cli.Commands;
@@ -75,6 +76,11 @@ internal static class CommonOptions
             Description = $"most tokens drafted per verification pass, tree nodes for recycle (1 to {Tessera.Speculation.SpeculationOptions.MaxDraft}; default 8, recycle 80)",
         };
 
+        public readonly Option<string?> DraftModel = new("--draft-model", "-md")
+        {
+            Description = "the draft model for --speculate draft: a smaller GGUF or Hugging Face folder with the same vocabulary (implies --speculate draft)",
+        };
+
         public readonly Option<bool> DraftFixed = new("--draft-fixed")
         {
             Description = "always draft up to --draft-max, even where the measured cost of verifying says it does not pay",
@@ -84,21 +90,51 @@ internal static class CommonOptions
         {
             c.Add(Method);
             c.Add(DraftMax);
+            c.Add(DraftModel);
             c.Add(DraftFixed);
         }
 
-        /// <summary>The options, or null without <c>--speculate</c>; a <c>--draft-max</c> out of range is an error either way.</summary>
+        /// <summary>The options, or null without <c>--speculate</c> or <c>--draft-model</c>; a <c>--draft-max</c> out of
+        /// range is an error either way. The draft model is not loaded yet: <see cref="LoadDraft"/> does that.</summary>
         public Tessera.Speculation.SpeculationOptions? Read(ParseResult r)
         {
-            string? method = r.GetValue(Method);
+            string? method = r.GetValue(Method), draft = r.GetValue(DraftModel);
+            if (method is null && draft is not null) method = "draft";
             var o = new Tessera.Speculation.SpeculationOptions
             {
                 Method = method is null ? default : Tessera.Speculation.SpeculationOptions.ParseMethod(method),
                 DraftMax = r.GetValue(DraftMax),
                 Adaptive = !r.GetValue(DraftFixed),
             };
-            o.Validate();
+            if (o.Method == Tessera.Speculation.SpeculationMethod.Draft && draft is null)
+                throw new ArgumentException("--speculate draft needs --draft-model FILE");
+            if (o.Method != Tessera.Speculation.SpeculationMethod.Draft && draft is not null)
+                throw new ArgumentException($"--draft-model is for --speculate draft, not --speculate {method}");
+            (o with { DraftModel = null, Method = o.Method == Tessera.Speculation.SpeculationMethod.Draft ? default : o.Method }).Validate();
+            _draftPath = draft;
             return method is null ? null : o;
+        }
+
+        private string? _draftPath;
+
+        /// <summary>For <c>--speculate draft</c>: loads the draft model on <paramref name="backend"/>, checks it shares
+        /// <paramref name="target"/>'s vocabulary, and returns the options that use it with the loaded model (the
+        /// caller disposes it); otherwise the options unchanged and null.</summary>
+        public (Tessera.Speculation.SpeculationOptions? Options, LoadedModel? Draft) LoadDraft(
+            Tessera.Speculation.SpeculationOptions? options, LoadedModel target, Tessera.Backends.IBackend? backend)
+        {
+            if (options is not { Method: Tessera.Speculation.SpeculationMethod.Draft } || _draftPath is null) return (options, null);
+            var draft = LoadedModel.Load(_draftPath, backend);
+            try
+            {
+                Tessera.Speculation.SpeculationOptions.CheckDraftModel(target.Tokenizer, draft.Tokenizer, _draftPath);
+                return (options with { DraftModel = draft.Model }, draft);
+            }
+            catch
+            {
+                draft.Dispose();
+                throw;
+            }
         }
     }
 

@@ -34,12 +34,16 @@ internal static class GenerateCommand
                 Speculation = speculation.Read(r),
                 StopAtEndOfGeneration = !r.GetValue(ignoreEos),
             };
-            options.Validate();
+            if (options.Speculation is not { Method: Tessera.Speculation.SpeculationMethod.Draft }) options.Validate();
             string text = r.GetValue(prompt)!;
             if (text.Length == 0) throw new ArgumentException("--prompt is empty: give some text to continue");
             // The backend first: a missing GPU is reported before the model is read.
             using var b = Tessera.Backends.BackendFactory.Create(r.GetValue(backend)!);
             using var m = LoadedModel.Load(r.GetValue(model)!, b);
+            var (withDraft, draftModel) = speculation.LoadDraft(options.Speculation, m, b);
+            using var draftOwner = draftModel;
+            options = options with { Speculation = withDraft };
+            options.Validate();
             int ctx = CommonOptions.ResolveContext(r.GetValue(context), m.Config.ContextLength);
             var tokens = m.Tokenizer.Encode(text, m.Tokenizer.AddBosByDefault);
             if (tokens.Count >= ctx)

@@ -99,7 +99,8 @@ public sealed class TextGenerator(LlamaModel model, Tokenizer tokenizer)
             // `pending` the rows the pass produced (0: none, the next token comes from state.Logits). Every buffer is
             // sized once here, not per token.
             int vocab = model.Config.VocabSize;
-            var proposer = spec?.CreateProposer(vocab);
+            var proposer = spec?.CreateProposer(vocab, state.ContextSize);
+            using var ownedProposer = proposer as IDisposable;  // a draft model's cache, for this sequence
             List<int>? context = null;
             if (spec is not null)
             {
@@ -112,7 +113,7 @@ public sealed class TextGenerator(LlamaModel model, Tokenizer tokenizer)
             int[] path = spec is null ? [] : new int[limit + 1];
             int pending = 0, node = 0, accepted = 0, asked = 0;
             var budget = spec is { Adaptive: true } ? new DraftBudget(limit) : null;
-            long passTicks = 0;
+            long passTicks = 0, proposeStart = 0;
             if (spec is not null)
                 stats.Speculation = new SpeculationStats
                 {
@@ -183,11 +184,12 @@ public sealed class TextGenerator(LlamaModel model, Tokenizer tokenizer)
                         room = Math.Min(room, limit);
                         if (budget is not null) room = budget.DraftLength(room);
                         tree!.Reset(token, room + 1);
+                        proposeStart = Stopwatch.GetTimestamp();  // a pass costs its drafting too (a draft model's steps)
                         if (room > 0) proposer.Propose(CollectionsMarshal.AsSpan(context), tree);
                     }
                     if (tree is { Count: > 1 })
                     {
-                        long t0 = Stopwatch.GetTimestamp();
+                        long t0 = proposeStart;
                         model.ForwardTree(state, tree.Tokens.AsSpan(0, tree.Count), tree.Parents.AsSpan(0, tree.Count), rows.AsSpan(0, tree.Count * vocab));
                         passTicks = Stopwatch.GetTimestamp() - t0;
                         proposer!.Observe(tree, rows.AsSpan(0, tree.Count * vocab), vocab);

@@ -1,3 +1,5 @@
+using Tessera.Model;
+
 namespace Tessera.Speculation;
 
 /// <summary>Which proposer drafts tokens for speculative decoding.</summary>
@@ -7,6 +9,9 @@ public enum SpeculationMethod
     Lookup,
     /// <summary>Token Recycling: a tree from the target's own past top-k successors (<see cref="TokenRecyclingProposer"/>).</summary>
     Recycle,
+    /// <summary>A smaller model with the same vocabulary drafts a chain (<see cref="DraftModelProposer"/>; needs
+    /// <see cref="SpeculationOptions.DraftModel"/>).</summary>
+    Draft,
 }
 
 /// <summary>Speculative decoding settings (<c>--speculate</c>, <c>--draft-max</c>).</summary>
@@ -40,13 +45,29 @@ public sealed record SpeculationOptions
     /// sequence starts with an empty table of its own.</summary>
     public SuccessorTable? Successors { get; init; }
 
+    /// <summary>For <see cref="SpeculationMethod.Draft"/>: the draft model (loaded on the target's backend, the same
+    /// vocabulary; <see cref="CheckDraftModel"/>). Each sequence gets its own cache of it.</summary>
+    public LlamaModel? DraftModel { get; init; }
+
+    /// <summary>Throws <see cref="ArgumentException"/> naming <paramref name="draftPath"/> when the draft cannot draft
+    /// for the target: another vocabulary size or other token texts (the ids would mean other tokens).</summary>
+    public static void CheckDraftModel(Tokenization.Tokenizer target, Tokenization.Tokenizer draft, string draftPath)
+    {
+        if (draft.VocabSize != target.VocabSize)
+            throw new ArgumentException($"--draft-model {draftPath}: its vocabulary has {draft.VocabSize} tokens, the model's {target.VocabSize}; a draft model must share the model's vocabulary");
+        for (int id = 0; id < target.VocabSize; id++)
+            if (draft.TokenText(id) != target.TokenText(id))
+                throw new ArgumentException($"--draft-model {draftPath}: token {id} is '{draft.TokenText(id)}' there and '{target.TokenText(id)}' in the model; a draft model must share the model's vocabulary");
+    }
+
     /// <summary>Parses a <c>--speculate</c> value.</summary>
     /// <exception cref="ArgumentException">Not a known method.</exception>
     public static SpeculationMethod ParseMethod(string name) => name.ToLowerInvariant() switch
     {
         "lookup" => SpeculationMethod.Lookup,
         "recycle" => SpeculationMethod.Recycle,
-        _ => throw new ArgumentException($"--speculate {name}: unknown method (known: lookup, recycle)"),
+        "draft" => SpeculationMethod.Draft,
+        _ => throw new ArgumentException($"--speculate {name}: unknown method (known: lookup, recycle, draft)"),
     };
 
     /// <summary>Throws <see cref="ArgumentException"/> naming the option out of range.</summary>
@@ -55,13 +76,18 @@ public sealed record SpeculationOptions
         if (DraftMax is { } d && d is < 1 or > MaxDraft)
             throw new ArgumentException($"--draft-max {DraftMax}: must be 1 to {MaxDraft}", nameof(DraftMax));
         if (!Enum.IsDefined(Method)) throw new ArgumentException($"--speculate: unknown method {(int)Method}", nameof(Method));
+        if (Method == SpeculationMethod.Draft && DraftModel is null && ProposerFactory is null)
+            throw new ArgumentException("--speculate draft needs --draft-model FILE (SpeculationOptions.DraftModel)", nameof(DraftModel));
     }
 
-    /// <summary>A new proposer for one sequence of a model with <paramref name="vocab"/> tokens.</summary>
-    public IDraftProposer CreateProposer(int vocab) => ProposerFactory?.Invoke() ?? Method switch
+    /// <summary>A new proposer for one sequence of a model with <paramref name="vocab"/> tokens and a context of
+    /// <paramref name="contextSize"/>.</summary>
+    public IDraftProposer CreateProposer(int vocab, int contextSize) => ProposerFactory?.Invoke() ?? Method switch
     {
         SpeculationMethod.Lookup => new PromptLookupProposer(),
         SpeculationMethod.Recycle => new TokenRecyclingProposer(vocab, DraftLimit + 1, Successors),
+        SpeculationMethod.Draft => new DraftModelProposer(
+            DraftModel ?? throw new ArgumentException("--speculate draft needs --draft-model FILE (SpeculationOptions.DraftModel)"), contextSize),
         _ => throw new ArgumentException($"--speculate: unknown method {Method}"),
     };
 }

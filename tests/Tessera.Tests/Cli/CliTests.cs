@@ -68,6 +68,30 @@ public class CliTests
         Assert.That(s.GetProperty("accepted_tokens").GetInt32(), Is.GreaterThan(0));
     }
 
+    [Test]
+    public void GenerateRefusesBadDraftModels()
+    {
+        AssertCleanError(CliRunner.Run("generate", "-m", SharedData.Model(Model), "-p", "Once", "-n", "4", "--speculate", "draft"), "--draft-model");
+        AssertCleanError(CliRunner.Run("generate", "-m", SharedData.Model(Model), "-p", "Once", "-n", "4", "--speculate", "lookup", "--draft-model", SharedData.Model(Model)), "--speculate draft");
+        string notModel = Path.Combine(AppContext.BaseDirectory, "Data", "story.txt");
+        AssertCleanError(CliRunner.Run("generate", "-m", SharedData.Model(Model), "-p", "Once", "-n", "4", "--draft-model", notModel), "story.txt");
+        string vocabOnly = SharedData.Path("vocab", "ggml-vocab-llama-spm.gguf");
+        AssertCleanError(CliRunner.Run("generate", "-m", SharedData.Model(Model), "-p", "Once", "-n", "4", "--draft-model", vocabOnly), "ggml-vocab-llama-spm.gguf");
+    }
+
+    [Test]
+    public void GenerateWithADraftModelGivesThePlainTokens()
+    {
+        string prompt = "Once upon a time, there was a little girl named Lily. She loved to play outside.";
+        var plain = CliRunner.Run("generate", "-m", SharedData.Model(Model), "-p", prompt, "-n", "40", "--temp", "0", "--json", "--ignore-eos");
+        var spec = CliRunner.Run("generate", "-m", SharedData.Model(Model), "-p", prompt, "-n", "40", "--temp", "0", "--json", "--ignore-eos", "-md", SharedData.Model("tinystories-656k-q4_0.gguf"));
+        Assert.That(spec.ExitCode, Is.EqualTo(0), spec.Err);
+        using var a = JsonDocument.Parse(plain.Out);
+        using var b = JsonDocument.Parse(spec.Out);
+        Assert.That(b.RootElement.GetProperty("tokens").ToString(), Is.EqualTo(a.RootElement.GetProperty("tokens").ToString()));
+        Assert.That(b.RootElement.GetProperty("speculation").GetProperty("method").GetString(), Is.EqualTo("draft"));
+    }
+
     [TestCase("--draft-max", "0", "--draft-max 0")]
     [TestCase("--draft-max", "128", "--draft-max 128")]
     [TestCase("--speculate", "medusa", "--speculate medusa")]

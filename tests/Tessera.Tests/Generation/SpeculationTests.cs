@@ -101,6 +101,37 @@ public class SpeculationTests
         Assert.That(recycleAdaptive.Tokens, Is.EqualTo(a.Tokens), "token recycling, cost-sized trees");
     }
 
+    [TestCase("f32", "q4_0")]
+    [TestCase("q8_0", "q4_k_m")]
+    [TestCase("f16", "f16")]
+    public void Greedy_draft_model_gives_the_plain_tokens(string target, string drafter)
+    {
+        var m = ModelCache.Get($"tinystories-656k-{target}.gguf");
+        var d = ModelCache.Get($"tinystories-656k-{drafter}.gguf");
+        var prompt = StoryPrompt(m);
+        var plain = new GenerationOptions { MaxTokens = 128, StopAtEndOfGeneration = false, Sampling = SamplingOptions.Greedy };
+        var a = Run(m, prompt, plain);
+        foreach (bool adaptive in new[] { false, true })
+        {
+            var b = Run(m, prompt, plain with { Speculation = new SpeculationOptions { Method = SpeculationMethod.Draft, DraftModel = d.Model, Adaptive = adaptive } });
+            Assert.That(b.Tokens, Is.EqualTo(a.Tokens), $"adaptive {adaptive}");
+            Assert.That(b.Position, Is.EqualTo(a.Position));
+            if (!adaptive) Assert.That(b.Stats.Speculation!.TokensPerStep, Is.GreaterThan(2), "a draft of the same model should mostly agree");
+        }
+    }
+
+    [Test]
+    public void A_draft_model_with_another_vocabulary_is_refused_by_name()
+    {
+        var target = ModelCache.Get("tinystories-656k-f32.gguf").Tokenizer;
+        var other = Tessera.Tokenization.Tokenizer.Load(SharedData.Path("vocab", "ggml-vocab-llama-spm.gguf"));
+        Assert.That(() => SpeculationOptions.CheckDraftModel(target, other, "other.gguf"),
+            Throws.ArgumentException.With.Message.Contains("--draft-model other.gguf").And.Message.Contains("vocabulary"));
+        Assert.That(() => SpeculationOptions.CheckDraftModel(target, ModelCache.Get("tinystories-656k-q4_0.gguf").Tokenizer, "same.gguf"), Throws.Nothing);
+        Assert.That(() => new SpeculationOptions { Method = SpeculationMethod.Draft }.Validate(),
+            Throws.ArgumentException.With.Message.Contains("--draft-model"));
+    }
+
     [TestCaseSource(nameof(RandomWeights))]
     public void Rejected_rows_never_leak_into_later_attention(string type)
     {
@@ -146,6 +177,8 @@ public class SpeculationTests
             var c = Run(m, prompt, o with { Speculation = new SpeculationOptions { Adaptive = false } });
             var d = Run(m, prompt, o with { Speculation = new SpeculationOptions { Adaptive = false, Method = SpeculationMethod.Recycle, DraftMax = 24 } });
             var e = Run(m, prompt, o with { Speculation = new SpeculationOptions { Adaptive = false, DraftMax = 12, ProposerFactory = () => new ScriptTreeProposer(prompt, truth) } });
+            var f = Run(m, prompt, o with { Speculation = new SpeculationOptions { Adaptive = false, Method = SpeculationMethod.Draft, DraftModel = ModelCache.Get("tinystories-656k-q4_0.gguf").Model } });
+            Assert.That(f.Tokens, Is.EqualTo(a.Tokens), $"seed {seed}, draft model");
             Assert.That(b.Tokens, Is.EqualTo(a.Tokens), $"seed {seed}, scripted drafts");
             Assert.That(c.Tokens, Is.EqualTo(a.Tokens), $"seed {seed}, lookup");
             Assert.That(d.Tokens, Is.EqualTo(a.Tokens), $"seed {seed}, token recycling");
