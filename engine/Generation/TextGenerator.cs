@@ -178,12 +178,13 @@ public sealed class TextGenerator(LlamaModel model, Tokenizer tokenizer)
                     int room = 0;
                     if (proposer is not null)
                     {
-                        // A tree of n rows needs n cache positions; it yields at most its depth + 1 tokens: never draft
-                        // past the token limit or the context.
-                        room = Math.Min(options.MaxTokens - (i + 1) - 1, state.ContextSize - state.Position - 1);
-                        room = Math.Min(room, limit);
+                        // A tree of n rows needs n cache positions and yields at most its depth + 1 tokens: never
+                        // draft past the context, nor deeper than the tokens still to generate.
+                        room = Math.Min(state.ContextSize - state.Position - 1, limit);
+                        int depth = options.MaxTokens - (i + 1) - 1;
+                        if (depth <= 0) room = 0;
                         if (budget is not null) room = budget.DraftLength(room);
-                        tree!.Reset(token, room + 1);
+                        tree!.Reset(token, room + 1, depth);
                         proposeStart = Stopwatch.GetTimestamp();  // a pass costs its drafting too (a draft model's steps)
                         if (room > 0) proposer.Propose(CollectionsMarshal.AsSpan(context), tree);
                     }

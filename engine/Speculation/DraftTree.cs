@@ -23,6 +23,9 @@ public sealed class DraftTree
     public int Count { get; private set; }
     /// <summary>Most rows this pass may have (set by the verifier from its budget; at most the capacity).</summary>
     public int Limit { get; private set; }
+    /// <summary>Deepest row this pass may have (a pass yields at most its depth + 1 tokens: no deeper than the tokens
+    /// still to generate).</summary>
+    public int MaxDepth { get; private set; } = int.MaxValue;
     /// <summary>Whether no more rows may be added.</summary>
     public bool IsFull => Count >= Limit;
     /// <summary>(rows) token of each row.</summary>
@@ -32,10 +35,12 @@ public sealed class DraftTree
     /// <summary>(rows) distance of each row from the root.</summary>
     public int[] Depths { get; }
 
-    /// <summary>Starts a new tree with <paramref name="root"/> as row 0 and room for <paramref name="limit"/> rows.</summary>
-    public void Reset(int root, int limit)
+    /// <summary>Starts a new tree with <paramref name="root"/> as row 0, room for <paramref name="limit"/> rows and rows
+    /// at most <paramref name="maxDepth"/> below the root.</summary>
+    public void Reset(int root, int limit, int maxDepth = int.MaxValue)
     {
         Limit = Math.Clamp(limit, 1, Tokens.Length);
+        MaxDepth = Math.Max(0, maxDepth);
         Tokens[0] = root;
         Parents[0] = -1;
         Depths[0] = 0;
@@ -43,11 +48,11 @@ public sealed class DraftTree
     }
 
     /// <summary>Adds <paramref name="token"/> as a child of row <paramref name="parent"/>; returns its row, or -1 when
-    /// the tree is full.</summary>
+    /// the tree is full or the child would be deeper than <see cref="MaxDepth"/>.</summary>
     public int Add(int parent, int token)
     {
         if ((uint)parent >= (uint)Count) throw new ArgumentOutOfRangeException(nameof(parent), $"row {parent}: the tree has {Count} rows");
-        if (IsFull) return -1;
+        if (IsFull || Depths[parent] >= MaxDepth) return -1;
         int r = Count++;
         Tokens[r] = token;
         Parents[r] = parent;
