@@ -100,6 +100,54 @@ public sealed class BlockManager
         else _free.Push(block);
     }
 
+    /// <summary>Cuts the sequence whose block table is <paramref name="table"/> back to its first
+    /// <paramref name="length"/> positions: the blocks past the last one still needed are released and removed from
+    /// the table (rejected draft tokens, a rewound conversation). The last kept block may be partial; its dropped
+    /// positions are overwritten before anything reads them.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">The length is negative or past the table.</exception>
+    public void Truncate(List<int> table, int length)
+    {
+        ArgumentNullException.ThrowIfNull(table);
+        if (length < 0 || length > (long)table.Count * BlockSize)
+            throw new ArgumentOutOfRangeException(nameof(length), $"length {length}: the table covers {table.Count * BlockSize} positions");
+        int keep = (length + BlockSize - 1) / BlockSize;
+        for (int i = table.Count - 1; i >= keep; i--) Release(table[i]);
+        table.RemoveRange(keep, table.Count - keep);
+    }
+
+    /// <summary>
+    /// Forks the sequence whose first <paramref name="length"/> positions are in <paramref name="table"/> into
+    /// <paramref name="child"/> (emptied first): every full block is shared by reference; a partial last block is
+    /// copied on write, i.e. the child gets a fresh block, and <paramref name="copy"/> says which block's first
+    /// <c>length % BlockSize</c> slots the caller must copy into which (the backend's CopyKv), so that both sequences
+    /// can append without touching each other's positions. Returns false, and changes nothing, when no block is free
+    /// for the copy. Forks are what n > 1 choices, beam-like search and trial continuations start from.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">The length is negative or past the table.</exception>
+    public bool TryFork(IReadOnlyList<int> table, int length, List<int> child, out (int From, int To, int Slots) copy)
+    {
+        ArgumentNullException.ThrowIfNull(table);
+        ArgumentNullException.ThrowIfNull(child);
+        if (length < 0 || length > (long)table.Count * BlockSize)
+            throw new ArgumentOutOfRangeException(nameof(length), $"length {length}: the table covers {table.Count * BlockSize} positions");
+        copy = default;
+        int full = length / BlockSize, partial = length % BlockSize;
+        int fresh = None;
+        if (partial > 0 && !TryAllocate(out fresh)) return false;
+        child.Clear();
+        for (int i = 0; i < full; i++)
+        {
+            AddRef(table[i]);
+            child.Add(table[i]);
+        }
+        if (partial > 0)
+        {
+            child.Add(fresh);
+            copy = (table[full], fresh, partial);
+        }
+        return true;
+    }
+
     /// <summary>The chain hash of a full block: its tokens mixed into the hash of everything before it
     /// (<paramref name="parent"/> = 0 for the first block).</summary>
     public static ulong ChainHash(ulong parent, ReadOnlySpan<int> tokens)

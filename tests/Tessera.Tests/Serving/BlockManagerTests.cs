@@ -24,6 +24,52 @@ public class BlockManagerTests
     }
 
     [Test]
+    public void TruncateReleasesTheTailBlocksOnly()
+    {
+        var m = new BlockManager(6, 4);
+        var table = new List<int>();
+        for (int i = 0; i < 4; i++) { m.TryAllocate(out int b); table.Add(b); }   // 16 positions
+        m.Truncate(table, 9);                                                    // needs 3 blocks
+        Assert.That(table, Is.EqualTo(new[] { 0, 1, 2 }));
+        Assert.That(m.BlocksInUse, Is.EqualTo(3));
+        m.Truncate(table, 8);
+        Assert.That(table, Has.Count.EqualTo(2), "a length on a block boundary keeps no empty block");
+        m.Truncate(table, 0);
+        Assert.That(table, Is.Empty);
+        Assert.That(m.BlocksInUse, Is.Zero);
+        Assert.Throws<ArgumentOutOfRangeException>(() => m.Truncate(table, 1));
+    }
+
+    [Test]
+    public void ForkSharesFullBlocksAndCopiesThePartialOne()
+    {
+        var m = new BlockManager(5, 4);
+        var parent = new List<int>();
+        for (int i = 0; i < 3; i++) { m.TryAllocate(out int b); parent.Add(b); }  // 10 positions in 3 blocks
+        var child = new List<int> { 99 };
+        Assert.That(m.TryFork(parent, 10, child, out var copy), Is.True);
+        Assert.That(child.Take(2), Is.EqualTo(parent.Take(2)), "full blocks are shared");
+        Assert.That(child[2], Is.Not.EqualTo(parent[2]), "the partial block is the child's own");
+        Assert.That(copy, Is.EqualTo((parent[2], child[2], 2)));
+        Assert.That(m.RefCount(parent[0]), Is.EqualTo(2));
+        Assert.That(m.RefCount(parent[2]), Is.EqualTo(1));
+        // Releasing the parent leaves the child whole.
+        m.Truncate(parent, 0);
+        Assert.That(child.Select(m.RefCount), Is.All.EqualTo(1));
+        // On a block boundary nothing is copied; with no block free a partial fork fails and changes nothing.
+        var aligned = new List<int>();
+        Assert.That(m.TryFork(child, 8, aligned, out var none), Is.True);
+        Assert.That(none.Slots, Is.Zero);
+        Assert.That(aligned, Is.EqualTo(child.Take(2)));
+        while (m.TryAllocate(out _)) { }
+        int inUse = m.BlocksInUse;
+        var failed = new List<int> { 7 };
+        Assert.That(m.TryFork(child, 9, failed, out _), Is.False);
+        Assert.That(failed, Is.EqualTo(new[] { 7 }));
+        Assert.That(m.BlocksInUse, Is.EqualTo(inUse));
+    }
+
+    [Test]
     public void ReferenceCountsKeepASharedBlockUntilTheLastRelease()
     {
         var m = new BlockManager(2, 4);
