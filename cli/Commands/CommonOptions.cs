@@ -81,6 +81,11 @@ internal static class CommonOptions
             Description = "the draft model for --speculate draft: a smaller GGUF or Hugging Face folder with the same vocabulary (implies --speculate draft)",
         };
 
+        public readonly Option<int?> SkipLayers = new("--skip-layers")
+        {
+            Description = "for --speculate self: layers the drafting pass skips (default: half; which ones is calibrated on the prompt)",
+        };
+
         public readonly Option<bool> DraftFixed = new("--draft-fixed")
         {
             Description = "always draft up to --draft-max, even where the measured cost of verifying says it does not pay",
@@ -91,6 +96,7 @@ internal static class CommonOptions
             c.Add(Method);
             c.Add(DraftMax);
             c.Add(DraftModel);
+            c.Add(SkipLayers);
             c.Add(DraftFixed);
         }
 
@@ -105,7 +111,10 @@ internal static class CommonOptions
                 Method = method is null ? default : Tessera.Speculation.SpeculationOptions.ParseMethod(method),
                 DraftMax = r.GetValue(DraftMax),
                 Adaptive = !r.GetValue(DraftFixed),
+                SkipLayers = r.GetValue(SkipLayers),
             };
+            if (o.SkipLayers is not null && o.Method != Tessera.Speculation.SpeculationMethod.Self)
+                throw new ArgumentException("--skip-layers is for --speculate self");
             if (o.Method == Tessera.Speculation.SpeculationMethod.Draft && draft is null)
                 throw new ArgumentException("--speculate draft needs --draft-model FILE");
             if (o.Method != Tessera.Speculation.SpeculationMethod.Draft && draft is not null)

@@ -99,7 +99,7 @@ public sealed class TextGenerator(LlamaModel model, Tokenizer tokenizer)
             // `pending` the rows the pass produced (0: none, the next token comes from state.Logits). Every buffer is
             // sized once here, not per token.
             int vocab = model.Config.VocabSize;
-            var proposer = spec?.CreateProposer(vocab, state.ContextSize);
+            var proposer = (spec is { Method: SpeculationMethod.Self } ? spec with { Target = model } : spec)?.CreateProposer(vocab, state.ContextSize);
             using var ownedProposer = proposer as IDisposable;  // a draft model's cache, for this sequence
             List<int>? context = null;
             if (spec is not null)
@@ -219,6 +219,7 @@ public sealed class TextGenerator(LlamaModel model, Tokenizer tokenizer)
             {
                 // Leave the state as plain decoding would: only the positions actually accepted stay cached.
                 if (pending > 0) state.Accept(path.AsSpan(0, accepted + 1));
+                if (stats.Speculation is { } sp) sp.ProposerBytes = proposer!.StateBytes;  // what it grew to (a draft's cache)
             }
             stats.GenerationTime = sw.Elapsed;
             if (stats.FinishReason != FinishReason.StopString)

@@ -12,6 +12,7 @@ public sealed class LlamaModel : IDisposable
     private readonly BackendWeight _embedding, _output;
     private readonly BackendVector _outputNorm;
     private readonly PreparedLayer[] _layers;
+    private readonly int[] _cacheLayer;   // the KV cache layer of each of _layers (its index in the full model)
 
     private sealed record PreparedLayer(
         BackendVector AttnNorm, BackendWeight Wq, BackendWeight Wk, BackendWeight Wv, BackendWeight Wo,
@@ -29,7 +30,39 @@ public sealed class LlamaModel : IDisposable
             backend.Prepare(l.AttnNorm), backend.Prepare(l.Wq), backend.Prepare(l.Wk), backend.Prepare(l.Wv),
             backend.Prepare(l.Wo), backend.Prepare(l.FfnNorm), backend.Prepare(l.Gate), backend.Prepare(l.Up),
             backend.Prepare(l.Down))).ToArray();
+        _cacheLayer = [.. Enumerable.Range(0, _layers.Length)];
+        SkippedLayers = [];
     }
+
+    private LlamaModel(LlamaModel full, int[] keep)
+    {
+        Config = full.Config;
+        Backend = full.Backend;
+        _embedding = full._embedding;
+        _output = full._output;
+        _outputNorm = full._outputNorm;
+        _layers = [.. keep.Select(l => full._layers[l])];
+        _cacheLayer = keep;
+        SkippedLayers = [.. Enumerable.Range(0, full._layers.Length).Except(keep)];
+    }
+
+    /// <summary>The same model with <paramref name="skipped"/> layers left out of the forward pass (their residual
+    /// simply passes through), sharing every prepared weight: a cheaper drafter for self-speculative decoding. Its
+    /// states are separate (the kept layers see other inputs, so their keys and values differ from the full model's).</summary>
+    /// <exception cref="ArgumentException">A layer is out of range, or every layer would be skipped.</exception>
+    public LlamaModel SkipLayers(IReadOnlyCollection<int> skipped)
+    {
+        ArgumentNullException.ThrowIfNull(skipped);
+        foreach (int l in skipped)
+            if ((uint)l >= (uint)_layers.Length) throw new ArgumentException($"layer {l}: the model has {_layers.Length}", nameof(skipped));
+        int[] keep = [.. Enumerable.Range(0, _layers.Length).Where(l => !skipped.Contains(l))];
+        if (keep.Length == 0) throw new ArgumentException("cannot skip every layer", nameof(skipped));
+        if (SkippedLayers.Count > 0) throw new InvalidOperationException("skip layers of the full model");
+        return new LlamaModel(this, keep);
+    }
+
+    /// <summary>Layers this model leaves out (<see cref="SkipLayers"/>); empty for the full model.</summary>
+    public IReadOnlyList<int> SkippedLayers { get; }
 
     /// <summary>Hyper-parameters.</summary>
     public LlamaConfig Config { get; }
@@ -78,8 +111,8 @@ public sealed class LlamaModel : IDisposable
             b.MatMulShared(a.Xb, n, w.Wq, a.Q, w.Wk, a.K, w.Wv, a.V);      // q (n, q_dim), k and v (n, kv_dim)
             b.Rope(a.Q, batch, c.Heads, c.HeadDim, c.RopeTheta, c.RopeLayout);
             b.Rope(a.K, batch, c.KvHeads, c.HeadDim, c.RopeTheta, c.RopeLayout);
-            b.StoreKv(s.Cache, l, a.K, a.V, batch);
-            b.Attention(a.Q, s.Cache, l, batch, a.Att);                    // att (n, q_dim), per sequence
+            b.StoreKv(s.Cache, _cacheLayer[l], a.K, a.V, batch);
+            b.Attention(a.Q, s.Cache, _cacheLayer[l], batch, a.Att);       // att (n, q_dim), per sequence
             OutputAndFeedForward(w, a, n);
         }
 

@@ -12,6 +12,8 @@ public enum SpeculationMethod
     /// <summary>A smaller model with the same vocabulary drafts a chain (<see cref="DraftModelProposer"/>; needs
     /// <see cref="SpeculationOptions.DraftModel"/>).</summary>
     Draft,
+    /// <summary>Self-speculation: the model with a block of layers skipped drafts for itself (<see cref="SelfSpeculativeProposer"/>).</summary>
+    Self,
 }
 
 /// <summary>Speculative decoding settings (<c>--speculate</c>, <c>--draft-max</c>).</summary>
@@ -49,6 +51,13 @@ public sealed record SpeculationOptions
     /// vocabulary; <see cref="CheckDraftModel"/>). Each sequence gets its own cache of it.</summary>
     public LlamaModel? DraftModel { get; init; }
 
+    /// <summary>For <see cref="SpeculationMethod.Self"/>: layers the draft skips (<c>--skip-layers</c>); null = half of them.</summary>
+    public int? SkipLayers { get; init; }
+
+    /// <summary>For <see cref="SpeculationMethod.Self"/>: the model that drafts for itself (TextGenerator sets it to the
+    /// target).</summary>
+    internal LlamaModel? Target { get; init; }
+
     /// <summary>Throws <see cref="ArgumentException"/> naming <paramref name="draftPath"/> when the draft cannot draft
     /// for the target: another vocabulary size or other token texts (the ids would mean other tokens).</summary>
     public static void CheckDraftModel(Tokenization.Tokenizer target, Tokenization.Tokenizer draft, string draftPath)
@@ -67,7 +76,8 @@ public sealed record SpeculationOptions
         "lookup" => SpeculationMethod.Lookup,
         "recycle" => SpeculationMethod.Recycle,
         "draft" => SpeculationMethod.Draft,
-        _ => throw new ArgumentException($"--speculate {name}: unknown method (known: lookup, recycle, draft)"),
+        "self" => SpeculationMethod.Self,
+        _ => throw new ArgumentException($"--speculate {name}: unknown method (known: lookup, recycle, draft, self)"),
     };
 
     /// <summary>Throws <see cref="ArgumentException"/> naming the option out of range.</summary>
@@ -76,6 +86,7 @@ public sealed record SpeculationOptions
         if (DraftMax is { } d && d is < 1 or > MaxDraft)
             throw new ArgumentException($"--draft-max {DraftMax}: must be 1 to {MaxDraft}", nameof(DraftMax));
         if (!Enum.IsDefined(Method)) throw new ArgumentException($"--speculate: unknown method {(int)Method}", nameof(Method));
+        if (SkipLayers is < 1) throw new ArgumentException($"--skip-layers {SkipLayers}: must be at least 1", nameof(SkipLayers));
         if (Method == SpeculationMethod.Draft && DraftModel is null && ProposerFactory is null)
             throw new ArgumentException("--speculate draft needs --draft-model FILE (SpeculationOptions.DraftModel)", nameof(DraftModel));
     }
@@ -88,6 +99,8 @@ public sealed record SpeculationOptions
         SpeculationMethod.Recycle => new TokenRecyclingProposer(vocab, DraftLimit + 1, Successors),
         SpeculationMethod.Draft => new DraftModelProposer(
             DraftModel ?? throw new ArgumentException("--speculate draft needs --draft-model FILE (SpeculationOptions.DraftModel)"), contextSize),
+        SpeculationMethod.Self => new SelfSpeculativeProposer(
+            Target ?? throw new InvalidOperationException("self-speculation needs the target model"), contextSize, SkipLayers),
         _ => throw new ArgumentException($"--speculate: unknown method {Method}"),
     };
 }

@@ -120,6 +120,44 @@ public class SpeculationTests
         }
     }
 
+    [TestCase("tinystories-656k-f32.gguf")]
+    [TestCase("tinystories-656k-q4_k_m.gguf")]
+    [TestCase("rand-llama-d256-q8_0.gguf")]
+    public void Greedy_self_speculation_gives_the_plain_tokens(string file)
+    {
+        var m = ModelCache.Get(file);
+        var prompt = StoryPrompt(m);
+        var plain = new GenerationOptions { MaxTokens = 128, StopAtEndOfGeneration = false, Sampling = SamplingOptions.Greedy };
+        var a = Run(m, prompt, plain);
+        var b = Run(m, prompt, plain with { Speculation = new SpeculationOptions { Method = SpeculationMethod.Self, SkipLayers = 1, Adaptive = false } });
+        Assert.That(b.Tokens, Is.EqualTo(a.Tokens));
+        Assert.That(b.Position, Is.EqualTo(a.Position));
+        Assert.That(b.Stats.Speculation!.Method, Is.EqualTo("self"));
+        Assert.That(b.Stats.Speculation.AcceptedTokens, Is.GreaterThan(0));
+        Assert.That(b.Stats.Speculation.ProposerBytes, Is.GreaterThan(0), "the draft's own cache");
+    }
+
+    [Test]
+    public void Self_speculation_calibrates_a_window_that_keeps_the_first_layer()
+    {
+        var m = ModelCache.Get("rand-llama-d256-f32.gguf");   // 4 layers: windows of one at layers 1, 2, 3
+        int layers = m.Config.Layers;
+        var p = new SelfSpeculativeProposer(m.Model, 256, 1);
+        var tree = new DraftTree(9);
+        tree.Reset(0, 9);
+        int[] context = [1, 17, 300, 42, 9, 250, 17, 300, 42, 9, 250, 7];
+        p.Propose(context, tree);
+        Assert.That(p.Skipped, Has.Count.EqualTo(1));
+        Assert.That(p.Skipped[0], Is.InRange(1, layers - 1));
+        Assert.That(p.CalibrationAgreement, Is.InRange(0.0, 1.0));
+        Assert.That(tree.Count, Is.EqualTo(9), "a greedy chain of the full limit");
+        Assert.That(() => new SelfSpeculativeProposer(m.Model, 256, layers), Throws.ArgumentException.With.Message.Contains("--skip-layers"));
+        // The skipped model shares the weights and differs from the full one.
+        var skipped = m.Model.SkipLayers([.. p.Skipped]);
+        Assert.That(skipped.SkippedLayers, Is.EqualTo(p.Skipped));
+        p.Dispose();
+    }
+
     [Test]
     public void A_draft_model_with_another_vocabulary_is_refused_by_name()
     {
