@@ -26,7 +26,7 @@ public sealed record SpeculationBenchResult(string Label, Spread PlainTokensPerS
 /// <summary>
 /// <c>tessera bench --speculate</c>: the verify-cost curve (a pass of n rows against one row, n = 1 .. 128) that the
 /// draft budget works from, then plain and speculative greedy decoding over the same prompts in alternating rounds
-/// (plain, speculative, plain, …) so that machine noise falls on both alike. Token Recycling runs cold (a new
+/// (plain, speculative, then speculative, plain, …) so that machine noise falls on both alike. Token Recycling runs cold (a new
 /// successor table per prompt) and hot (one table shared by every prompt, filled by a first untimed pass), as the
 /// paper measures both.
 /// </summary>
@@ -98,8 +98,12 @@ public static class SpeculationBench
             SpeculationStats total = new();
             for (int r = 0; r < rounds; r++)
             {
-                var (pt, _) = Run(m, prompts, context, plain);
-                var (st, stats) = Run(m, prompts, context, spec);
+                // Alternating order too (plain first in even rounds, speculative first in odd ones): whatever the
+                // second run of a pair gains or loses from the first falls on both alike.
+                double pt, st;
+                SpeculationStats stats;
+                if (r % 2 == 0) { (pt, _) = Run(m, prompts, context, plain); (st, stats) = Run(m, prompts, context, spec); }
+                else { (st, stats) = Run(m, prompts, context, spec); (pt, _) = Run(m, prompts, context, plain); }
                 p.Add(pt);
                 s.Add(st);
                 ratio.Add(st / pt);

@@ -50,6 +50,16 @@ public sealed class GenerationStats
 /// </remarks>
 public sealed class TextGenerator(LlamaModel model, Tokenizer tokenizer)
 {
+    // One draft budget per model, method and draft limit, for the life of the model: what a pass costs and yields is
+    // a property of the machine, the model and the proposer, so a new request starts from what earlier ones measured
+    // instead of exploring again (which short requests could not repay). Concurrent sequences update it without a
+    // lock: a lost update only delays the averages.
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<LlamaModel,
+        System.Collections.Concurrent.ConcurrentDictionary<(SpeculationMethod, bool, int), DraftBudget>> Budgets = new();
+
+    private DraftBudget Budget(SpeculationOptions spec, int limit) =>
+        Budgets.GetOrCreateValue(model).GetOrAdd((spec.Method, spec.ProposerFactory is not null, limit), _ => new DraftBudget(limit));
+
     /// <summary>
     /// Prefills <paramref name="prompt"/> into <paramref name="state"/> (which may already hold earlier turns) and
     /// yields generated tokens with the text each completes. <paramref name="stats"/> is filled as it goes.
@@ -83,7 +93,17 @@ public sealed class TextGenerator(LlamaModel model, Tokenizer tokenizer)
         try
         {
             var sw = Stopwatch.StartNew();
+            // The proposer is set up with the prompt (a draft model's cache is allocated here), so its cost counts
+            // in the prompt's time, not in the tokens'.
+            int vocab = model.Config.VocabSize;
+            var proposer = (spec is { Method: SpeculationMethod.Self } ? spec with { Target = model } : spec)?.CreateProposer(vocab, state.ContextSize);
+            using var ownedProposer = proposer as IDisposable;  // a draft model's cache, for this sequence
             model.Forward(state, prompt.ToArray());
+            if (proposer is not null)
+            {
+                var promptSpan = prompt is List<int> list ? CollectionsMarshal.AsSpan(list) : prompt.ToArray();
+                proposer.Begin(promptSpan);
+            }
             stats.PromptTokens = prompt.Count;
             stats.PromptTime = sw.Elapsed;
             sw.Restart();
@@ -98,9 +118,6 @@ public sealed class TextGenerator(LlamaModel model, Tokenizer tokenizer)
             // `rows`; `node` is the row the next token is drawn from, `path` the rows accepted so far (root first) and
             // `pending` the rows the pass produced (0: none, the next token comes from state.Logits). Every buffer is
             // sized once here, not per token.
-            int vocab = model.Config.VocabSize;
-            var proposer = (spec is { Method: SpeculationMethod.Self } ? spec with { Target = model } : spec)?.CreateProposer(vocab, state.ContextSize);
-            using var ownedProposer = proposer as IDisposable;  // a draft model's cache, for this sequence
             List<int>? context = null;
             if (spec is not null)
             {
@@ -112,7 +129,7 @@ public sealed class TextGenerator(LlamaModel model, Tokenizer tokenizer)
             float[] rows = spec is null ? [] : new float[(limit + 1) * vocab];
             int[] path = spec is null ? [] : new int[limit + 1];
             int pending = 0, node = 0, accepted = 0, asked = 0;
-            var budget = spec is { Adaptive: true } ? new DraftBudget(limit) : null;
+            var budget = spec is { Adaptive: true } ? Budget(spec, limit) : null;
             long passTicks = 0, proposeStart = 0;
             if (spec is not null)
                 stats.Speculation = new SpeculationStats

@@ -9,8 +9,9 @@ namespace Tessera.Speculation;
 /// drafts), and for k = 0 the time of a plain decoding step. The budget picks the k with the most tokens per second,
 /// and k = 0, plain decoding, when no draft pays: speculation turns itself down where verification is dear (a tiny
 /// model on a CPU, whose output projection dominates) or guesses are poor. Sizes are explored upwards, each tried
-/// once when the one below it is the best so far; every 16th pass tries the next size up from the best (or the
-/// smallest, when the best is plain decoding) so the averages follow the text. Fixed-size arrays: no allocation per
+/// once when the one below it is the best so far; every 16th pass tries the next size up from the best, and while
+/// nothing pays the smallest size is probed after 16, then 32, … up to 1024 plain steps, so the averages follow the
+/// text at a bounded cost. Fixed-size arrays: no allocation per
 /// token.
 /// </summary>
 public sealed class DraftBudget
@@ -22,6 +23,7 @@ public sealed class DraftBudget
     private readonly double[] _tokens;         // by size index: running average tokens a pass yielded
     private double _plain;                     // running average time of a plain step (0 = not yet measured)
     private int _passes;
+    private int _probeEvery = 16, _sinceProbe;   // plain steps between probes while nothing pays (doubling)
 
     /// <summary>A budget for drafts of up to <paramref name="draftMax"/> tokens.</summary>
     public DraftBudget(int draftMax)
@@ -53,9 +55,19 @@ public sealed class DraftBudget
             if (rate > bestRate) { best = i; bestRate = rate; }
         }
         if (usable == 0) return 0;
+        if (best < 0)
+        {
+            // Nothing pays: probe the smallest size now and then, less often each time it still does not (16, 32, …
+            // 1024 steps), so that a probe's cost (a draft model catching up on the context) stays a small share.
+            if (++_sinceProbe < _probeEvery) return 0;
+            _sinceProbe = 0;
+            _probeEvery = Math.Min(2 * _probeEvery, 1024);
+            return _sizes[0];
+        }
+        _probeEvery = 16;
         if (++_passes % 16 == 0)
             return _sizes[Math.Min(best + 1, usable - 1)];            // keep the neighbour measured
-        return best < 0 ? 0 : _sizes[best];
+        return _sizes[best];
     }
 
     /// <summary>Records a pass that took <paramref name="ticks"/> <see cref="Stopwatch"/> ticks: a plain step when

@@ -16,6 +16,10 @@ public sealed class DraftModelProposer : IDraftProposer, IDisposable
     private readonly RunState _state;
     private readonly int[] _cached;   // the tokens whose keys and values the draft's cache holds, in order
     private readonly int[] _one = new int[1];
+    private int _offset;              // the context position of the draft cache's position 0
+
+    /// <summary>Most context tokens a draft catches up on in one go; further behind, it restarts from this many.</summary>
+    public const int CatchUpWindow = 32;
 
     /// <summary>A proposer drafting with <paramref name="draft"/> over a context of <paramref name="contextSize"/> tokens.</summary>
     public DraftModelProposer(LlamaModel draft, int contextSize)
@@ -23,7 +27,8 @@ public sealed class DraftModelProposer : IDraftProposer, IDisposable
         ArgumentNullException.ThrowIfNull(draft);
         _draft = draft;
         int context = Math.Min(contextSize, draft.Config.ContextLength);
-        _state = draft.CreateState(context);
+        // Batches of up to 64 rows: the catch-up after a long accepted run, a prompt in chunks; no larger buffers.
+        _state = draft.CreateState(context, Math.Min(64, context));
         _cached = new int[context];
     }
 
@@ -31,16 +36,36 @@ public sealed class DraftModelProposer : IDraftProposer, IDisposable
     public long StateBytes => (long)_state.ContextSize * _draft.Config.Layers * _draft.Config.KvDim * 2 * sizeof(short);
 
     /// <inheritdoc/>
+    public void Begin(ReadOnlySpan<int> prompt)
+    {
+        // All but the last token: the first draft runs that one and reads its logits.
+        _state.Rewind(0);
+        _offset = 0;
+        if (prompt.Length > 1 && prompt.Length <= _state.ContextSize) Run(prompt[..^1]);
+    }
+
+    /// <inheritdoc/>
     public void Propose(ReadOnlySpan<int> context, DraftTree tree)
     {
-        // The draft runs every context token up to the last, then one step per drafted token but the last; all of it
-        // must fit its context.
-        int room = Math.Min(tree.Limit - tree.Count, _state.ContextSize - context.Length);
-        if (room <= 0 || context.IsEmpty) return;
-        int common = 0, limit = Math.Min(_state.Position, context.Length - 1);
-        while (common < limit && _cached[common] == context[common]) common++;
+        if (context.IsEmpty || tree.IsFull) return;
+        if (_offset > context.Length - 1) { _offset = 0; _state.Rewind(0); }
+        // The longest prefix the draft's cache shares with the context (from _offset), then what is new since.
+        int common = 0, limit = Math.Min(_state.Position, context.Length - 1 - _offset);
+        while (common < limit && _cached[common] == context[_offset + common]) common++;
+        int behind = context.Length - _offset - common;
+        if (behind > Math.Max(CatchUpWindow, tree.Limit + 1) || context.Length - _offset + tree.Limit > _state.ContextSize)
+        {
+            // Far behind (drafting was off for a while) or out of room: restart from the last CatchUpWindow tokens
+            // rather than run everything since, so that an occasional probe costs a bounded pass. The draft then
+            // sees a shorter context, at other positions: its guesses may be worse, never the output.
+            _offset = Math.Max(0, context.Length - CatchUpWindow);
+            common = 0;
+        }
+        // The draft runs the new context tokens, then one step per drafted token but the last; all of it must fit.
+        int room = Math.Min(tree.Limit - tree.Count, _state.ContextSize - (context.Length - _offset));
+        if (room <= 0) return;
         _state.Rewind(common);
-        Run(context[common..]);
+        Run(context[(_offset + common)..]);
         int parent = 0;
         for (int k = 0; k < room; k++)
         {

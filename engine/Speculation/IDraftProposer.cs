@@ -7,6 +7,11 @@ namespace Tessera.Speculation;
 /// </summary>
 public interface IDraftProposer
 {
+    /// <summary>Called once with the prompt while the target runs it, before any draft: a draft model runs the prompt
+    /// here (its time counts in the prompt's, as the target's prefill does), so that drafting later only catches up
+    /// on the tokens generated since. The default does nothing.</summary>
+    void Begin(ReadOnlySpan<int> prompt) { }
+
     /// <summary>Grows <paramref name="tree"/>, whose root is the last token of <paramref name="context"/> (the
     /// prompt and every token generated so far), with guessed continuations, up to its limit; adding nothing means
     /// no guess.</summary>

@@ -10,12 +10,17 @@ namespace Tessera.Speculation;
 /// layers after the first (which builds every later layer's input, so it always stays) is tried on up to <see cref="CalibrationTokens"/> prompt tokens,
 /// teacher-forced (one batched pass each), and the window whose next-token argmax agrees with the full model's at the
 /// most positions wins (the later window on a tie: late layers refine, early ones build the representation). The
-/// draft keeps its own cache, as a separate draft model would (<see cref="DraftModelProposer"/>).
+/// choice is a property of the model more than of one prompt, so it is made once per model and skip count, by the
+/// first request, and reused (a calibration costs a few prompt passes). The draft keeps its own cache, as a separate
+/// draft model would (<see cref="DraftModelProposer"/>).
 /// </summary>
 public sealed class SelfSpeculativeProposer : IDraftProposer, IDisposable
 {
     /// <summary>Prompt tokens the calibration looks at.</summary>
     public const int CalibrationTokens = 64;
+
+    // Per model: the chosen window and its agreement, by skip count.
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<LlamaModel, System.Collections.Concurrent.ConcurrentDictionary<int, (int[] Skipped, double Agreement)>> Chosen = new();
 
     private readonly LlamaModel _model;
     private readonly int _contextSize;
@@ -47,6 +52,13 @@ public sealed class SelfSpeculativeProposer : IDraftProposer, IDisposable
     public long StateBytes => _draft?.StateBytes ?? 0;
 
     /// <inheritdoc/>
+    public void Begin(ReadOnlySpan<int> prompt)
+    {
+        _draft ??= Calibrate(prompt);
+        _draft.Begin(prompt);
+    }
+
+    /// <inheritdoc/>
     public void Propose(ReadOnlySpan<int> context, DraftTree tree)
     {
         _draft ??= Calibrate(context);
@@ -54,6 +66,16 @@ public sealed class SelfSpeculativeProposer : IDraftProposer, IDisposable
     }
 
     private DraftModelProposer Calibrate(ReadOnlySpan<int> context)
+    {
+        var byCount = Chosen.GetOrCreateValue(_model);
+        if (!byCount.TryGetValue(SkipCount, out var chosen))
+            byCount[SkipCount] = chosen = Choose(context);
+        Skipped = chosen.Skipped;
+        CalibrationAgreement = chosen.Agreement;
+        return new DraftModelProposer(_model.SkipLayers(chosen.Skipped), _contextSize);
+    }
+
+    private (int[] Skipped, double Agreement) Choose(ReadOnlySpan<int> context)
     {
         int n = Math.Min(context.Length, Math.Min(CalibrationTokens, _model.Config.ContextLength));
         var tokens = context[..n].ToArray();
@@ -68,9 +90,7 @@ public sealed class SelfSpeculativeProposer : IDraftProposer, IDisposable
             for (int i = 0; i < n; i++) if (guess[i] == full[i]) agree++;
             if (agree >= bestAgree) { best = start; bestAgree = agree; }
         }
-        Skipped = [.. Enumerable.Range(best, SkipCount)];
-        CalibrationAgreement = (double)bestAgree / n;
-        return new DraftModelProposer(_model.SkipLayers(Skipped.ToArray()), _contextSize);
+        return ([.. Enumerable.Range(best, SkipCount)], (double)bestAgree / n);
     }
 
     // The argmax after each token of a teacher-forced pass.

@@ -292,8 +292,8 @@ public class SpeculationTests
         dear.Record(0, 10 * ms, 0);
         foreach (int k in sizes) dear.Record(k, 10 * (k + 1) * ms, 0);                  // rows cost as much as steps
         int drafts = 0;
-        for (int i = 0; i < 64; i++) drafts += dear.DraftLength(8);
-        Assert.That(drafts, Is.EqualTo(4), "only the one-token probe every 16th pass");
+        for (int i = 0; i < 16 + 32 + 64; i++) drafts += dear.DraftLength(8);
+        Assert.That(drafts, Is.EqualTo(3), "only one-token probes, after 16, 32 and 64 plain steps");
 
         // A tree whose acceptance makes 24 nodes the best buy: 1 + 3 tokens for 2 steps' time beats every other size.
         var tree = new DraftBudget(80);
