@@ -424,6 +424,19 @@ public static class OpCases
         TiedEmbeddings = true,
     };
 
+    /// <summary>Block tables for <paramref name="seqs"/>: each sequence's blocks drawn from a shuffled pool with
+    /// <paramref name="spare"/> blocks to spare, so no sequence's blocks are contiguous or in order.</summary>
+    private static (int[][] Tables, int[] Need, int Blocks) ShuffledTables((int Start, int Rows)[] seqs, int block, int spare, int seed)
+    {
+        int[] need = [.. seqs.Select(x => (x.Start + x.Rows + block - 1) / block)];
+        int blocks = need.Sum() + spare;
+        var order = Enumerable.Range(0, blocks).ToArray();
+        new Random(seed).Shuffle(order);
+        var tables = new int[seqs.Length][];
+        for (int i = 0, used = 0; i < seqs.Length; used += need[i], i++) tables[i] = order[used..(used + need[i])];
+        return (tables, need, blocks);
+    }
+
     private static OpCase PagedAttention(int heads, int kvHeads, int hd, int block, (int Start, int Rows)[] seqs)
     {
         string name = $"attention paged {heads}/{kvHeads} heads hd {hd} block {block} seqs {Describe(seqs)}";
@@ -433,13 +446,7 @@ public static class OpCases
         var k = seqs.Select((x, i) => OpInputs.Floats(seed + 3 * i, (x.Start + x.Rows) * kvDim, 2f)).ToArray();
         var v = seqs.Select((x, i) => OpInputs.Floats(seed + 3 * i + 1, (x.Start + x.Rows) * kvDim)).ToArray();
         var q = OpInputs.Floats(seed - 1, rows * heads * hd, 2f);
-        // Block tables: each sequence's blocks drawn from a shuffled pool with 5 spare blocks.
-        int[] need = [.. seqs.Select(x => (x.Start + x.Rows + block - 1) / block)];
-        int blocks = need.Sum() + 5;
-        var order = Enumerable.Range(0, blocks).ToArray();
-        new Random(seed).Shuffle(order);
-        var tables = new int[n][];
-        for (int i = 0, used = 0; i < n; used += need[i], i++) tables[i] = order[used..(used + need[i])];
+        var (tables, need, blocks) = ShuffledTables(seqs, block, 5, seed);
         var config = AttentionConfig(heads, kvHeads, hd, seqs.Max(x => x.Start + x.Rows));
         return new OpCase("attention", name, F16Act,
             b =>
@@ -520,12 +527,7 @@ public static class OpCases
         var k = seqs.Select((x, i) => OpInputs.Floats(seed + 3 * i, (x.Start + x.Rows) * kvDim, 2f)).ToArray();
         var v = seqs.Select((x, i) => OpInputs.Floats(seed + 3 * i + 1, (x.Start + x.Rows) * kvDim)).ToArray();
         var q = OpInputs.Floats(seed - 1, rows * heads * hd, 2f);
-        int[] need = [.. seqs.Select(x => (x.Start + x.Rows + block - 1) / block)];
-        int blocks = need.Sum() + 3;
-        var order = Enumerable.Range(0, blocks).ToArray();
-        new Random(seed).Shuffle(order);
-        var tables = new int[n][];
-        for (int i = 0, used = 0; i < n; used += need[i], i++) tables[i] = order[used..(used + need[i])];
+        var (tables, need, blocks) = ShuffledTables(seqs, block, 3, seed);
         var config = AttentionConfig(heads, kvHeads, hd, seqs.Max(x => x.Start + x.Rows));
         return new OpCase("attention", name, F16Act,
             b =>

@@ -101,6 +101,49 @@ public class SpeculationTests
         Assert.That(recycleAdaptive.Tokens, Is.EqualTo(a.Tokens), "token recycling, cost-sized trees");
     }
 
+    [TestCase("tinystories-656k-f32.gguf")]
+    [TestCase("rand-llama-d256-q4_k_m.gguf")]
+    [TestCase("rand-llama-d256-f16.gguf")]
+    public void A_tree_rows_logits_are_the_plain_logits_of_its_path_bit_for_bit(string file)
+    {
+        // Every row of a verified tree must compute exactly what plain decoding along its path computes: that is
+        // what makes acceptance lossless. A 40-node random tree of depth 7 after a 37-token prefix (the prefix and
+        // the tree span blocks), compared with a fresh sequential run of each path, and the path moved into place
+        // by Accept continuing exactly as plain decoding continues.
+        var m = ModelCache.Get(file);
+        int vocab = m.Config.VocabSize;
+        var rng = new Random(3);
+        int[] prefix = [.. Enumerable.Range(0, 37).Select(_ => rng.Next(vocab))];
+        int[] parents = Tessera.Backends.OpSuite.OpCases.RandomTree(40, 7, 11);
+        int[] tokens = [.. parents.Select(_ => rng.Next(vocab))];
+        using var s = m.Model.CreateState(128);
+        m.Model.Forward(s, prefix);
+        var rows = new float[tokens.Length * vocab];
+        m.Model.ForwardTree(s, tokens, parents, rows);
+        using var plain = m.Model.CreateState(128);
+        var all = new float[8 * vocab];
+        for (int r = 0; r < tokens.Length; r++)
+        {
+            var path = new List<int>();
+            for (int a = r; a >= 0; a = parents[a]) path.Insert(0, a);
+            plain.Rewind(0);
+            m.Model.Forward(plain, prefix);
+            var pathTokens = path.Select(i => tokens[i]).ToArray();
+            m.Model.Forward(plain, pathTokens, all.AsSpan(0, pathTokens.Length * vocab));
+            Assert.That(rows.AsSpan(r * vocab, vocab).ToArray(), Is.EqualTo(all.AsSpan((pathTokens.Length - 1) * vocab, vocab).ToArray()), $"tree row {r}");
+        }
+        // Keep the deepest path, then one more token: the same logits as the plain run of prefix + path + token.
+        int leaf = Enumerable.Range(0, tokens.Length).MaxBy(r => { int d = 0; for (int a = r; a > 0; a = parents[a]) d++; return d; });
+        var keep = new List<int>();
+        for (int a = leaf; a >= 0; a = parents[a]) keep.Insert(0, a);
+        s.Accept(keep.ToArray());
+        Assert.That(s.Position, Is.EqualTo(prefix.Length + keep.Count));
+        m.Model.Forward(s, [5]);
+        plain.Rewind(0);
+        m.Model.Forward(plain, [.. prefix, .. keep.Select(i => tokens[i]), 5]);
+        Assert.That(s.Logits, Is.EqualTo(plain.Logits), "after the accepted path was compacted");
+    }
+
     [TestCase("f32", "q4_0")]
     [TestCase("q8_0", "q4_k_m")]
     [TestCase("f16", "f16")]
