@@ -182,6 +182,35 @@ public class CudaRaggedTests
     }
 
     [Test]
+    public void Speculative_decoding_on_cuda_gives_the_plain_tokens()
+    {
+        // Draft trees on the device: tree-masked flash attention, every row's logits, and kv_copy moving the accepted
+        // path into place. The tree rows sit at other cache positions than plain decoding's, so the kernel's pages
+        // group their keys differently and the logits may differ in the last bits; greedy tokens must not.
+        var cuda = CudaDevice.Require();
+        using var m = LoadedModel.Load(SharedData.Model("tinystories-656k-q8_0.gguf"), cuda);
+        var prompt = m.Tokenizer.Encode("Once upon a time, there was a little girl named Lily. She", true);
+        var plain = new GenerationOptions { MaxTokens = 40, StopAtEndOfGeneration = false, Sampling = SamplingOptions.Greedy };
+        List<int> Run(GenerationOptions o, out GenerationStats stats)
+        {
+            using var state = m.Model.CreateState(128);
+            stats = new GenerationStats();
+            return [.. new TextGenerator(m.Model, m.Tokenizer).Generate(state, prompt, o, stats).Where(t => t.Token >= 0).Select(t => t.Token)];
+        }
+        var a = Run(plain, out _);
+        var b = Run(plain with { Speculation = new Tessera.Speculation.SpeculationOptions { Method = Tessera.Speculation.SpeculationMethod.Recycle, DraftMax = 24, Adaptive = false } }, out var rs);
+        Assert.That(b, Is.EqualTo(a));
+        Assert.That(rs.Speculation!.AcceptedTokens, Is.GreaterThan(0), "some drafts accepted: the kv_copy compaction ran");
+        var cpu = LoadedModel.Load(SharedData.Model("tinystories-656k-q8_0.gguf"));
+        using (cpu)
+        {
+            using var state = cpu.Model.CreateState(128);
+            var c = new TextGenerator(cpu.Model, cpu.Tokenizer).Generate(state, prompt, plain).Where(t => t.Token >= 0).Select(t => t.Token).ToList();
+            Assert.That(a, Is.EqualTo(c), "and the CPU's");
+        }
+    }
+
+    [Test]
     public void The_engine_serves_concurrent_requests_on_cuda()
     {
         var cuda = CudaDevice.Require();
