@@ -80,6 +80,8 @@ internal sealed class ServerMetrics(InferenceEngine engine)
         Metric(sb, "tessera_kv_cache_bytes_in_use", "gauge", "bytes of KV cache held by running requests", engine.KvCacheBytesInUse);
         Metric(sb, "tessera_preemptions_total", "counter", "requests preempted (blocks freed, recomputed later) because the KV cache was full", engine.Preemptions);
         Metric(sb, "tessera_prefix_cache_hit_tokens_total", "counter", "prompt tokens served from cached KV blocks instead of computed", engine.PrefixHitTokens);
+        Metric(sb, "tessera_speculative_drafted_tokens_total", "counter", "draft tokens verified for speculating requests", engine.SpeculativeDraftedTokens);
+        Metric(sb, "tessera_speculative_accepted_tokens_total", "counter", "draft tokens accepted (each a forward pass saved)", engine.SpeculativeAcceptedTokens);
         Header(sb, "tessera_time_to_first_token_seconds", "histogram", "from request arrival to the first generated token");
         lock (_lock)
         {

@@ -74,6 +74,12 @@ public sealed class InferenceEngine : IDisposable
     /// <summary>Prompt tokens served from cached prefix blocks instead of being computed.</summary>
     public long PrefixHitTokens => _scheduler.PrefixHitTokens;
 
+    /// <summary>Draft tokens verified for speculating requests (<see cref="Generation.GenerationOptions.Speculation"/>).</summary>
+    public long SpeculativeDraftedTokens => _scheduler.DraftedTokens;
+
+    /// <summary>Draft tokens accepted: each one a forward pass saved.</summary>
+    public long SpeculativeAcceptedTokens => _scheduler.AcceptedTokens;
+
     /// <summary>The scheduler (tests pause it to hold requests mid-stream).</summary>
     internal Scheduler Scheduler => _scheduler;
 

@@ -50,15 +50,6 @@ public sealed class GenerationStats
 /// </remarks>
 public sealed class TextGenerator(LlamaModel model, Tokenizer tokenizer)
 {
-    // One draft budget per model, method and draft limit, for the life of the model: what a pass costs and yields is
-    // a property of the machine, the model and the proposer, so a new request starts from what earlier ones measured
-    // instead of exploring again (which short requests could not repay). Concurrent sequences update it without a
-    // lock: a lost update only delays the averages.
-    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<LlamaModel,
-        System.Collections.Concurrent.ConcurrentDictionary<(SpeculationMethod, bool, int), DraftBudget>> Budgets = new();
-
-    private DraftBudget Budget(SpeculationOptions spec, int limit) =>
-        Budgets.GetOrCreateValue(model).GetOrAdd((spec.Method, spec.ProposerFactory is not null, limit), _ => new DraftBudget(limit));
 
     /// <summary>
     /// Prefills <paramref name="prompt"/> into <paramref name="state"/> (which may already hold earlier turns) and
@@ -129,7 +120,7 @@ public sealed class TextGenerator(LlamaModel model, Tokenizer tokenizer)
             float[] rows = spec is null ? [] : new float[(limit + 1) * vocab];
             int[] path = spec is null ? [] : new int[limit + 1];
             int pending = 0, node = 0, accepted = 0, asked = 0;
-            var budget = spec is { Adaptive: true } ? Budget(spec, limit) : null;
+            var budget = spec is { Adaptive: true } ? DraftBudgets.For(model, spec, limit) : null;
             long passTicks = 0, proposeStart = 0;
             if (spec is not null)
                 stats.Speculation = new SpeculationStats

@@ -48,7 +48,9 @@ internal sealed class Scheduler : IDisposable
     private volatile bool _stopping, _paused;
     private long _nextId;
     private int _queued, _runningCount, _blocksInUse;
-    private long _preemptions, _prefixHitTokens, _steps;
+    private long _preemptions, _prefixHitTokens, _steps, _draftedTokens, _acceptedTokens;
+    private long _stepTicks;                                          // time of the last forward step
+    private readonly int[] _copyFrom = new int[RaggedBatch.MaxTreeRows], _copyTo = new int[RaggedBatch.MaxTreeRows];
 
     public Scheduler(LlamaModel model, Tokenizer tokenizer, SchedulerLimits limits)
     {
@@ -86,6 +88,10 @@ internal sealed class Scheduler : IDisposable
     public long Preemptions => Interlocked.Read(ref _preemptions);
     /// <summary>Prompt tokens taken from cached prefix blocks instead of computed.</summary>
     public long PrefixHitTokens => Interlocked.Read(ref _prefixHitTokens);
+    /// <summary>Draft tokens verified, all sequences together.</summary>
+    public long DraftedTokens => Interlocked.Read(ref _draftedTokens);
+    /// <summary>Draft tokens accepted, all sequences together.</summary>
+    public long AcceptedTokens => Interlocked.Read(ref _acceptedTokens);
     /// <summary>Forward steps run.</summary>
     public long Steps => Interlocked.Read(ref _steps);
 
@@ -115,6 +121,15 @@ internal sealed class Scheduler : IDisposable
             RawLogits = options.LogProbs is null ? null : new float[vocab],
             DrawsOnDevice = _deviceSampler is not null && DeviceSampling.Unsupported(options.Sampling, vocab, options.LogProbs is not null) is null,
         };
+        if (options.Speculation is { } spec)
+        {
+            // Made here, used only on the loop's thread (a draft model's first pass runs there, at the first draft).
+            seq.Proposer = (spec.Method == Speculation.SpeculationMethod.Self ? spec with { Target = _model } : spec).CreateProposer(vocab, Limits.ContextSize);
+            int limit = Math.Min(spec.DraftLimit, Math.Min(RaggedBatch.MaxTreeRows - 1, Limits.MaxTokensPerStep - 1));
+            seq.Draft = new Speculation.DraftTree(limit + 1);
+            seq.Path = new int[limit + 1];
+            seq.Budget = spec.Adaptive && limit > 0 ? Speculation.DraftBudgets.For(_model, spec, limit) : null;
+        }
         if (options.MaxTokens == 0)
         {
             seq.Emit(new GenerationChunk("", [], FinishReason.MaxTokens));
@@ -156,7 +171,9 @@ internal sealed class Scheduler : IDisposable
                 // This loop's thread did not create the backend (a CUDA context is current per thread); cheap enough to
                 // repeat every step, and a failure fails the step's requests with the reason.
                 _model.Backend.UseOnCurrentThread();
+                long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
                 _model.Forward(_state, _batch, readLogits: _deviceSampler is null);
+                _stepTicks = System.Diagnostics.Stopwatch.GetTimestamp() - t0;
                 Interlocked.Increment(ref _steps);
                 Advance();
             }
@@ -199,12 +216,25 @@ internal sealed class Scheduler : IDisposable
     {
         _plan.Clear();
         int budget = Limits.MaxTokensPerStep;
-        // 1. Decode-first: every running sequence with just its sampled token to run.
+        // 1. Decode-first: every running sequence with just its sampled token to run (a speculating one with its
+        //    draft, from what the budget leaves after one token for each decoder still to come).
+        int decoders = 0;
+        foreach (var r in _running) if (r.Remaining == 1) decoders++;
         for (int i = 0; i < _running.Count && budget > 0; i++)
         {
             var seq = _running[i];
+            seq.Drafting = false;
             if (seq.Remaining != 1) continue;
-            if (!Reserve(seq, 1, ref budget)) break; // seq was the newest left: nothing after it runs
+            decoders--;
+            int n = seq.Proposer is null ? 1 : PlanDraft(seq, budget - decoders);
+            if (!Reserve(seq, n, ref budget)) break; // seq was the newest left: nothing after it runs
+            if (seq.Drafting)
+            {
+                // Reserve may have cut the rows to the blocks there are: keep that many (still a tree).
+                seq.Draft!.Truncate(_plan[^1].Tokens);
+                seq.Drafting = seq.Draft.Count > 1;
+                if (!seq.Drafting) _plan[^1] = (seq, 1);
+            }
         }
         // 2. Running prompts not yet fully prefilled (admitted earlier, or shrunk by the budget): next chunks.
         for (int i = 0; i < _running.Count && budget > 0; i++)
@@ -236,8 +266,45 @@ internal sealed class Scheduler : IDisposable
         // The ragged batch, in plan order.
         _batch.Clear();
         foreach (var (seq, n) in _plan)
-            _batch.Add(CollectionsMarshal.AsSpan(seq.Tokens).Slice(seq.Computed, n), seq.Computed, CollectionsMarshal.AsSpan(seq.Blocks));
+        {
+            if (seq.Drafting)
+                _batch.AddTree(seq.Draft!.Tokens.AsSpan(0, n), seq.Draft.Parents.AsSpan(0, n), seq.Computed, CollectionsMarshal.AsSpan(seq.Blocks));
+            else
+                _batch.Add(CollectionsMarshal.AsSpan(seq.Tokens).Slice(seq.Computed, n), seq.Computed, CollectionsMarshal.AsSpan(seq.Blocks));
+        }
         Publish();
+    }
+
+    /// <summary>
+    /// Asks a speculating sequence's proposer for a draft below its next input and returns the rows to plan (1 when
+    /// it does not draft). The draft fits the step's token budget, the blocks free now (speculation never preempts
+    /// anyone), the context, and the tokens still to generate; with the adaptive budget, its size is what measured
+    /// passes say pays (measured only in steps where this sequence ran alone, whose time is its own).
+    /// </summary>
+    private int PlanDraft(Sequence seq, int budget)
+    {
+        seq.Drafting = false;
+        var tree = seq.Draft!;
+        int room = Math.Min(tree.Tokens.Length - 1, budget - 1);
+        room = Math.Min(room, Limits.ContextSize - seq.Computed - 1);
+        room = Math.Min(room, (seq.Blocks.Count + _blocks.AvailableBlocks) * Limits.BlockSize - seq.Computed - 1);
+        int depth = seq.Options.MaxTokens - seq.Generated - 1;
+        if (depth <= 0) room = 0;
+        if (seq.Budget is not null) room = seq.Budget.DraftLength(room);
+        seq.Asked = room;
+        var tokens = CollectionsMarshal.AsSpan(seq.Tokens);
+        tree.Reset(tokens[seq.Computed], room + 1, depth);
+        if (room <= 0) return 1;
+        if (!seq.ProposerBegun)
+        {
+            seq.Proposer!.Begin(tokens[..seq.PromptLength]);
+            seq.ProposerBegun = true;
+        }
+        long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
+        seq.Proposer!.Propose(tokens[..(seq.Computed + 1)], tree);
+        seq.ProposeTicks = System.Diagnostics.Stopwatch.GetTimestamp() - t0;
+        seq.Drafting = tree.Count > 1;
+        return tree.Count;
     }
 
     private int Planned(Sequence seq)
@@ -291,6 +358,7 @@ internal sealed class Scheduler : IDisposable
 
     private void Preempt(Sequence seq)
     {
+        seq.Drafting = false;  // recomputed later as a prompt, not as this step's tree
         _running.Remove(seq);
         ReleaseBlocks(seq);
         _waiting.AddFirst(seq);
@@ -340,7 +408,15 @@ internal sealed class Scheduler : IDisposable
         for (int i = 0; i < _plan.Count; i++)
         {
             var (seq, n) = _plan[i];
-            seq.Computed += n;
+            if (seq.Drafting)
+            {
+                if (!Verify(seq, i)) continue;  // it ended inside the draft
+            }
+            else
+            {
+                seq.Computed += n;
+                if (seq.Budget is not null && _plan.Count == 1) seq.Budget.Record(0, _stepTicks, 0);
+            }
             var tokens = CollectionsMarshal.AsSpan(seq.Tokens);
             while ((seq.BlockHashes.Count + 1) * bs <= seq.Computed)
             {
@@ -360,6 +436,49 @@ internal sealed class Scheduler : IDisposable
         Publish();
     }
 
+    /// <summary>
+    /// The draft of plan position <paramref name="i"/> was run as a tree: draw from its rows as plain decoding would
+    /// (see <see cref="TextGenerator"/>: each token with the sequence's own sampler, from the row of the node reached;
+    /// the walk moves to the child holding the token drawn, and stops at the first token no child holds), then move
+    /// the accepted path's keys and values into place and drop the tree's other rows and any blocks only they used.
+    /// Returns false when the sequence ended inside the walk (its blocks are already released).
+    /// </summary>
+    private bool Verify(Sequence seq, int i)
+    {
+        var tree = seq.Draft!;
+        var path = seq.Path;
+        int start = seq.Computed, first = _batch.LogitStart[i], node = 0, accepted = 0;
+        path[0] = 0;
+        seq.Drafting = false;
+        while (true)
+        {
+            seq.Computed = start + accepted + 1;  // the root and the accepted nodes are cached
+            Sample(seq, _state.RowLogits(first + node));
+            if (seq.Finished) break;
+            int child = tree.Child(node, seq.Tokens[^1]);
+            if (child < 0) break;
+            node = child;
+            path[++accepted] = child;
+        }
+        seq.DraftedTokens += tree.Count - 1;
+        seq.AcceptedTokens += accepted;
+        Interlocked.Add(ref _draftedTokens, tree.Count - 1);
+        Interlocked.Add(ref _acceptedTokens, accepted);
+        if (seq.Budget is not null && _plan.Count == 1) seq.Budget.Record(seq.Asked, _stepTicks + seq.ProposeTicks, accepted);
+        if (seq.Finished) return false;
+        int moves = 0, bs = Limits.BlockSize;
+        for (int k = 1; k <= accepted; k++)
+        {
+            if (path[k] == k) continue;
+            int from = start + path[k], to = start + k;
+            _copyFrom[moves] = seq.Blocks[from / bs] * bs + from % bs;
+            _copyTo[moves++] = seq.Blocks[to / bs] * bs + to % bs;
+        }
+        if (moves > 0) _model.Backend.CopyKv(_state.Cache, _copyFrom.AsSpan(0, moves), _copyTo.AsSpan(0, moves));
+        _blocks.Truncate(seq.Blocks, seq.Computed);
+        return true;
+    }
+
     /// <summary>On CUDA (unless <see cref="DeviceSampling.Enabled"/> is off), the tokens of every sequence whose logits
     /// are due this step, drawn on the device in one launch, indexed by plan position; only the ids cross to the host.
     /// Null when the step samples on the host: on the CPU, or when a due sequence needs the logits there (penalties,
@@ -367,13 +486,16 @@ internal sealed class Scheduler : IDisposable
     private int[]? SampleOnDevice()
     {
         if (_deviceSampler is null) return null;
-        // Every due sequence must draw on the device before any uniform number is taken from a generator.
+        // Every due sequence must draw on the device before any uniform number is taken from a generator; a draft
+        // tree is walked on the host (its rows are drawn one after another, each depending on the last).
+        bool host = _batch.HasTrees;
         foreach (var (seq, n) in _plan)
-            if (seq.Remaining == n && !seq.DrawsOnDevice)
-            {
-                _model.ReadLogits(_state, _plan.Count);
-                return null;
-            }
+            if (seq.Remaining == n && !seq.DrawsOnDevice) host = true;
+        if (host)
+        {
+            _model.ReadLogits(_state, _batch.LogitRows);
+            return null;
+        }
         int r = 0;
         for (int i = 0; i < _plan.Count; i++)
         {
@@ -438,6 +560,7 @@ internal sealed class Scheduler : IDisposable
     private void Finish(Sequence seq, Exception? error)
     {
         if (_running.Remove(seq) || _waiting.Remove(seq)) ReleaseBlocks(seq);
+        (seq.Proposer as IDisposable)?.Dispose();  // a draft model's cache
         seq.Complete(error);
     }
 

@@ -63,6 +63,26 @@ internal sealed class Sequence
     public long LastTokenStep { get; set; } = -1;
     public long MaxStepsBetweenTokens { get; set; }
     public int TimesPreempted { get; set; }
+    /// <summary>The sequence's draft proposer when its options ask for speculation; else null.</summary>
+    public Speculation.IDraftProposer? Proposer { get; set; }
+    /// <summary>The draft of the step being run (root = the next input), when it has more than the root.</summary>
+    public Speculation.DraftTree? Draft { get; set; }
+    /// <summary>Whether this step runs <see cref="Draft"/> as a tree (else the one next token).</summary>
+    public bool Drafting { get; set; }
+    /// <summary>The accepted path's rows of the last verified draft (root first); sized once.</summary>
+    public int[] Path { get; set; } = [];
+    /// <summary>The shared draft budget when the options size drafts adaptively.</summary>
+    public Speculation.DraftBudget? Budget { get; set; }
+    /// <summary>Draft size asked for this step.</summary>
+    public int Asked { get; set; }
+    /// <summary>Time the proposer took for this step's draft (a draft model's steps).</summary>
+    public long ProposeTicks { get; set; }
+    /// <summary>Whether the proposer has seen the prompt (<see cref="Speculation.IDraftProposer.Begin"/>).</summary>
+    public bool ProposerBegun { get; set; }
+    /// <summary>Drafted and accepted tokens so far.</summary>
+    public int DraftedTokens { get; set; }
+    /// <summary>Draft tokens the target agreed with.</summary>
+    public int AcceptedTokens { get; set; }
 
     public ChannelReader<GenerationChunk> Output => _output.Reader;
     public bool IsCancelled => _cancelled;

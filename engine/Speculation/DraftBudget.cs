@@ -89,3 +89,20 @@ public sealed class DraftBudget
         _tokens[i] = first ? tokens : (1 - Smoothing) * _tokens[i] + Smoothing * tokens;
     }
 }
+
+/// <summary>
+/// One draft budget per model, method and draft limit, for the life of the model: what a pass costs and yields is a
+/// property of the machine, the model and the proposer, so a new request starts from what earlier ones measured
+/// instead of exploring again (which short requests could not repay). Shared by <see cref="Generation.TextGenerator"/>
+/// and the batching scheduler; concurrent sequences update it without a lock (a lost update only delays the averages).
+/// </summary>
+public static class DraftBudgets
+{
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<Model.LlamaModel,
+        System.Collections.Concurrent.ConcurrentDictionary<(SpeculationMethod, bool, int), DraftBudget>> Budgets = new();
+
+    /// <summary>The budget of <paramref name="model"/> for <paramref name="spec"/>'s proposer and a limit of
+    /// <paramref name="limit"/> draft tokens.</summary>
+    public static DraftBudget For(Model.LlamaModel model, SpeculationOptions spec, int limit) =>
+        Budgets.GetOrCreateValue(model).GetOrAdd((spec.Method, spec.ProposerFactory is not null, limit), _ => new DraftBudget(limit));
+}

@@ -74,6 +74,10 @@ public sealed class DraftTree
         return added;
     }
 
+    /// <summary>Keeps the first <paramref name="count"/> rows (at least the root): still a tree, since every row's
+    /// parent comes before it.</summary>
+    public void Truncate(int count) => Count = Math.Clamp(count, 1, Count);
+
     /// <summary>The child of row <paramref name="row"/> holding <paramref name="token"/>, or -1.</summary>
     public int Child(int row, int token)
     {

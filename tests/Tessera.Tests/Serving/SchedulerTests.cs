@@ -70,6 +70,46 @@ public class SchedulerTests
     }
 
     [Test]
+    public async Task SpeculatingRequestsBesidePlainOnesGetTheSingleSequencePathsTokens()
+    {
+        // Lookup chains, Token Recycling trees, self-speculation and a draft model, greedy and seeded, beside plain
+        // requests, some preempted by a small pool: every request's tokens are the plain single-sequence path's.
+        using var e = await Load(new EngineOptions { ContextSize = 256, MaxSequences = 8, MaxTokensPerStep = 96, KvBlocks = 40 });
+        var draft = ModelCache.Get("tinystories-656k-q4_0.gguf").Model;
+        Speculation.SpeculationOptions[] specs =
+        [
+            new() { Method = Speculation.SpeculationMethod.Lookup, Adaptive = false },
+            new() { Method = Speculation.SpeculationMethod.Recycle, Adaptive = false, DraftMax = 24 },
+            new() { Method = Speculation.SpeculationMethod.Self, Adaptive = false },
+            new() { Method = Speculation.SpeculationMethod.Draft, DraftModel = draft, Adaptive = false },
+            new() { Method = Speculation.SpeculationMethod.Recycle },
+        ];
+        var prompts = Prompts().Take(12).ToArray();
+        var opts = prompts.Select((_, i) =>
+        {
+            var o = i % 2 == 0 ? Sampled(60, (ulong)(50 + i), stopAtEos: false) : new GenerationOptions { MaxTokens = 60, StopAtEndOfGeneration = false, Sampling = SamplingOptions.Greedy };
+            return i % 6 == 5 ? o : o with { Speculation = specs[i % specs.Length] };
+        }).ToArray();
+        // Every third request drafts trees whose right branch is never the first child (from the reference tokens),
+        // so each accepted path must be moved into place before the next step reads it.
+        var m = ModelCache.Get(File);
+        var refs = prompts.Select((p, i) => Reference(p, opts[i] with { Speculation = null }, 256)).ToArray();
+        for (int i = 0; i < prompts.Length; i += 3)
+        {
+            var prompt = m.Tokenizer.Encode(prompts[i], true);
+            var truth = refs[i];
+            opts[i] = opts[i] with { Speculation = new Speculation.SpeculationOptions { Adaptive = false, DraftMax = 12, ProposerFactory = () => new Generation.ScriptTreeProposer(prompt, truth) } };
+        }
+        var got = await Task.WhenAll(prompts.Select((p, i) => Tokens(e.GenerateAsync(p, opts[i]))));
+        for (int i = 0; i < prompts.Length; i++)
+            Assert.That(got[i], Is.EqualTo(refs[i]), $"request {i} ({opts[i].Speculation?.Method.ToString() ?? "plain"})");
+        TestContext.Out.WriteLine($"drafted {e.SpeculativeDraftedTokens}, accepted {e.SpeculativeAcceptedTokens}, preemptions {e.Preemptions}");
+        Assert.That(e.SpeculativeDraftedTokens, Is.GreaterThan(0));
+        Assert.That(e.SpeculativeAcceptedTokens, Is.GreaterThan(100), "the scripted trees' right branches were accepted");
+        Assert.That(e.KvBlocksInUse, Is.EqualTo(0), "every block came back");
+    }
+
+    [Test]
     public async Task ATinyKvPoolPreemptsYetEveryRequestCompletesWithItsOwnTokens()
     {
         // 8 blocks of 16 = one context of 128; six requests that each grow to about 100 positions cannot all fit.
