@@ -15,11 +15,14 @@ internal static class ServeCommand
         var parallel = new Option<int>("--parallel") { Description = "most requests generating at once, batched in each step (more wait in the queue)", DefaultValueFactory = _ => 16 };
         var context = CommonOptions.Context();
         var backend = CommonOptions.Backend();
+        var speculation = new CommonOptions.Speculation();
         var cmd = new Command("serve", "serve an OpenAI-compatible HTTP API (/v1/completions, /v1/chat/completions, /v1/models, /health, /metrics)")
             { model, host, port, parallel, context, backend };
+        speculation.AddTo(cmd);
         cmd.SetAction(r => io.Guard(() =>
         {
             string path = r.GetValue(model)!;
+            var spec = speculation.Read(r);
             var options = new ServerOptions(r.GetValue(host)!, r.GetValue(port), ModelId(path));
             int n = r.GetValue(parallel);
             if (n < 1) throw new ArgumentException($"--parallel {n}: must be 1 or more");
@@ -34,6 +37,10 @@ internal static class ServeCommand
                 // Room for each running request's decode token plus prompt chunks.
                 MaxTokensPerStep = Math.Max(256, n),
             }).GetAwaiter().GetResult();
+            // The draft model (if any) on the same backend, checked against the served model's vocabulary.
+            var (withDraft, draftModel) = speculation.LoadDraft(spec, engine.Loaded, b);
+            using var draftOwner = draftModel;
+            options = options with { Speculation = withDraft };
             var server = TesseraServer.StartAsync(engine, options, io.Err).GetAwaiter().GetResult();
             try { server.WaitForShutdownAsync().GetAwaiter().GetResult(); }
             finally { server.DisposeAsync().AsTask().GetAwaiter().GetResult(); }

@@ -11,10 +11,33 @@ namespace Tessera.Cli.Server;
 /// <summary>Serves <c>POST /v1/completions</c> and <c>POST /v1/chat/completions</c>, streamed (server-sent events)
 /// or whole. The request's <see cref="HttpContext.RequestAborted"/> is the generation's cancellation token, so a
 /// client that disconnects stops its request at the next token.</summary>
-internal sealed class CompletionHandler(InferenceEngine engine, ServerMetrics metrics, string modelId)
+internal sealed class CompletionHandler(InferenceEngine engine, ServerMetrics metrics, string modelId, Tessera.Speculation.SpeculationOptions? speculation = null)
 {
     private const int DefaultCompletionMaxTokens = 16; // OpenAI's default for /v1/completions
     private static readonly byte[] DataPrefix = "data: "u8.ToArray(), EventEnd = "\n\n"u8.ToArray(), Done = "data: [DONE]\n\n"u8.ToArray();
+
+    // Token Recycling's table, shared by every request of this server (the paper's hot start); made on first use.
+    private Tessera.Speculation.SuccessorTable? _successors;
+
+    /// <summary>The request's speculation: its own <c>"speculate"</c> (and <c>"draft_max"</c>) over the server's
+    /// default; <c>"none"</c> turns it off.</summary>
+    private Tessera.Speculation.SpeculationOptions? Speculation(CompletionRequest req)
+    {
+        var spec = speculation;
+        if (req.Speculate is { } name)
+        {
+            if (name == "none") return null;
+            var method = Tessera.Speculation.SpeculationOptions.ParseMethod(name);
+            if (method == Tessera.Speculation.SpeculationMethod.Draft && speculation?.DraftModel is null)
+                throw new ApiException("speculate draft: the server was started without --draft-model", "speculate");
+            spec = (spec ?? new Tessera.Speculation.SpeculationOptions()) with { Method = method, DraftModel = speculation?.DraftModel };
+        }
+        if (spec is null) return null;
+        if (req.DraftMax is { } d) spec = spec with { DraftMax = d };
+        if (spec.Method == Tessera.Speculation.SpeculationMethod.Recycle && spec.Successors is null)
+            spec = spec with { Successors = LazyInitializer.EnsureInitialized(ref _successors, () => new Tessera.Speculation.SuccessorTable(engine.Config.VocabSize)) };
+        return spec;
+    }
 
     public async Task HandleAsync(HttpContext ctx, bool isChat)
     {
@@ -30,7 +53,8 @@ internal sealed class CompletionHandler(InferenceEngine engine, ServerMetrics me
             if (promptTokens >= engine.ContextSize)
                 throw new ApiException($"the prompt is {promptTokens} tokens, which does not fit the context of {engine.ContextSize} tokens",
                     isChat ? "messages" : "prompt");
-            var options = req.ToOptions(isChat ? engine.ContextSize - promptTokens : DefaultCompletionMaxTokens);
+            var options = req.ToOptions(isChat ? engine.ContextSize - promptTokens : DefaultCompletionMaxTokens)
+                with { Speculation = Speculation(req) };
             try { options.Validate(); }
             catch (ArgumentException e) { throw new ApiException(e.Message, e.ParamName); }
 

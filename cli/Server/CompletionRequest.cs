@@ -23,6 +23,10 @@ internal sealed class CompletionRequest
     public bool IgnoreEos { get; init; }
     /// <summary>Null: no log-probabilities; otherwise how many alternatives per token.</summary>
     public int? LogProbs { get; init; }
+    /// <summary>Tessera's extension: <c>"speculate"</c> (lookup, recycle, self, draft, none); null: the server's default.</summary>
+    public string? Speculate { get; init; }
+    /// <summary>Tessera's extension: <c>"draft_max"</c>, the most draft tokens per verification pass.</summary>
+    public int? DraftMax { get; init; }
 
     public static CompletionRequest Parse(JsonElement root, bool isChat)
     {
@@ -94,7 +98,20 @@ internal sealed class CompletionRequest
             IncludeUsage = includeUsage,
             IgnoreEos = Bool(root, "ignore_eos") ?? false,
             LogProbs = logprobs,
+            Speculate = ParseSpeculate(root),
+            DraftMax = Int(root, "draft_max") is { } dm && dm is < 1 or > Tessera.Speculation.SpeculationOptions.MaxDraft
+                ? throw new ApiException($"draft_max {dm}: must be 1 to {Tessera.Speculation.SpeculationOptions.MaxDraft}", "draft_max")
+                : Int(root, "draft_max"),
         };
+    }
+
+    private static string? ParseSpeculate(JsonElement root)
+    {
+        string? name = String(root, "speculate")?.ToLowerInvariant();
+        if (name is null or "none") return name;
+        try { Tessera.Speculation.SpeculationOptions.ParseMethod(name); }
+        catch (ArgumentException) { throw new ApiException($"speculate '{name}': unknown method (known: lookup, recycle, self, draft, none)", "speculate"); }
+        return name;
     }
 
     private static string ParsePrompt(JsonElement e)

@@ -17,7 +17,10 @@ namespace Tessera.Cli.Server;
 /// <param name="Host">Address to bind (an IP address or <c>localhost</c>).</param>
 /// <param name="Port">TCP port; 0 picks a free one (see <see cref="TesseraServer.Address"/>).</param>
 /// <param name="ModelId">The name <c>/v1/models</c> lists and responses carry when a request names none.</param>
-internal sealed record ServerOptions(string Host, int Port, string ModelId);
+/// <param name="Speculation">The speculation every request gets unless it names its own (<c>"speculate"</c>); null
+/// for none. Its <see cref="Tessera.Speculation.SpeculationOptions.DraftModel"/> is also what a request's
+/// <c>"speculate": "draft"</c> uses.</param>
+internal sealed record ServerOptions(string Host, int Port, string ModelId, Tessera.Speculation.SpeculationOptions? Speculation = null);
 
 /// <summary>The OpenAI-compatible HTTP server: Kestrel with minimal-API routes over one <see cref="InferenceEngine"/>.</summary>
 internal sealed class TesseraServer : IAsyncDisposable
@@ -42,7 +45,7 @@ internal sealed class TesseraServer : IAsyncDisposable
         builder.WebHost.UseUrls($"http://{(options.Host.Contains(':') ? $"[{options.Host}]" : options.Host)}:{options.Port}");
         var app = builder.Build();
         var metrics = new ServerMetrics(engine);
-        var completions = new CompletionHandler(engine, metrics, options.ModelId);
+        var completions = new CompletionHandler(engine, metrics, options.ModelId, options.Speculation);
 
         app.MapPost("/v1/completions", (RequestDelegate)(ctx => completions.HandleAsync(ctx, isChat: false)));
         app.MapPost("/v1/chat/completions", (RequestDelegate)(ctx => completions.HandleAsync(ctx, isChat: true)));

@@ -86,6 +86,9 @@ public sealed class InferenceEngine : IDisposable
     /// <summary>The model's hyper-parameters.</summary>
     public LlamaConfig Config => _model.Config;
 
+    /// <summary>The loaded model (its tokenizer checks a draft model's vocabulary).</summary>
+    public LoadedModel Loaded => _model;
+
     /// <summary>Loads a GGUF file or Hugging Face folder on the CPU backend.</summary>
     /// <exception cref="Formats.ModelFormatException">The files are missing or unusable; the message names them.</exception>
     public static Task<InferenceEngine> LoadAsync(string path, EngineOptions? options = null, CancellationToken cancellation = default) =>

@@ -102,6 +102,29 @@ public class RawHttpTests
     }
 
     [Test]
+    public async Task SpeculatingRequestsGetThePlainTextAndShowInMetrics()
+    {
+        const string plain = """{"prompt":"Once upon a time, there was a little girl named Lily. She","max_tokens":40,"temperature":0,"ignore_eos":true}""";
+        var (_, a) = await PostJson("/v1/completions", plain);
+        string text = a.GetProperty("choices")[0].GetProperty("text").GetString()!;
+        foreach (string method in new[] { "lookup", "recycle", "self", "none" })
+        {
+            var (status, b) = await PostJson("/v1/completions", plain.Replace("\"ignore_eos\":true", $"\"ignore_eos\":true,\"speculate\":\"{method}\",\"draft_max\":16"));
+            Assert.That(status, Is.EqualTo(200), method);
+            Assert.That(b.GetProperty("choices")[0].GetProperty("text").GetString(), Is.EqualTo(text), method);
+        }
+        // Seeded sampling too: the same draws with and without speculation.
+        const string seeded = """{"prompt":"The dog","max_tokens":30,"temperature":1.0,"top_p":0.9,"seed":77,"ignore_eos":true}""";
+        var (_, c) = await PostJson("/v1/completions", seeded);
+        var (_, d) = await PostJson("/v1/completions", seeded.Replace("\"seed\":77", "\"seed\":77,\"speculate\":\"recycle\""));
+        Assert.That(d.GetProperty("choices")[0].GetProperty("text").GetString(), Is.EqualTo(c.GetProperty("choices")[0].GetProperty("text").GetString()));
+        string metrics = await Http.GetStringAsync("/metrics");
+        Assert.That(metrics, Does.Contain("tessera_speculative_drafted_tokens_total"));
+        Assert.That(metrics, Does.Contain("tessera_speculative_accepted_tokens_total"));
+        Assert.That(Engine.SpeculativeDraftedTokens, Is.GreaterThan(0));
+    }
+
+    [Test]
     public async Task SeededSamplingIsReproducible()
     {
         const string body = """{"prompt":"The dog","max_tokens":20,"temperature":1.0,"top_p":0.9,"seed":1234}""";

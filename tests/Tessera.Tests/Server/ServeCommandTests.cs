@@ -11,6 +11,8 @@ public class ServeCommandTests
     [TestCase("--parallel", "0", "error: --parallel 0: must be 1 or more")]
     [TestCase("--port", "70000", "error: --port 70000: must be 0 to 65535")]
     [TestCase("--context", "-5", "error: --context -5: must be positive")]
+    [TestCase("--speculate", "medusa", "error: --speculate medusa: unknown method (known: lookup, recycle, draft, self)")]
+    [TestCase("--draft-max", "0", "error: --draft-max 0: must be 1 to 127")]
     public void BadOptionIsAnErrorNamingIt(string option, string value, string message)
     {
         var r = CliRunner.Run("serve", "--model", SharedData.Model(ModelId + ".gguf"), option, value);
