@@ -110,10 +110,10 @@ public sealed class TokenRecyclingProposer : IDraftProposer
 
     /// <summary>
     /// The static template: the <paramref name="rows"/> − 1 most likely (parent, rank) nodes, assuming the rank-r
-    /// successor is right with probability ∝ 1/(r + 2)·0.7 independently along a path (a Zipf-like fall-off, as
+    /// successor is right with probability 0.6/(r + 1) independently along a path (a Zipf-like fall-off, as
     /// measured acceptance by rank falls), chosen best first so every node's parent is chosen before it; then
-    /// ordered breadth-first. At 81 rows it has 8 nodes at depth 1 and thins out below, close to the paper's
-    /// 8, 21, 25, 15, 8, 3.
+    /// ordered breadth-first. At 81 rows its widths by depth are 8, 23, 25, 17, 6, 1, close to the paper's
+    /// hand-made 8, 21, 25, 15, 8, 3.
     /// </summary>
     private static (int[] Parent, int[] Rank) Template(int rows)
     {
@@ -123,7 +123,7 @@ public sealed class TokenRecyclingProposer : IDraftProposer
         var depth = new List<int> { 0 };
         // Candidates: children of chosen nodes, best score first (a max-heap by score).
         var frontier = new PriorityQueue<(int Parent, int Rank), double>();
-        static double Step(int r) => 0.7 / (r + 2);
+        static double Step(int r) => 0.6 / (r + 1);
         frontier.Enqueue((0, 0), -Step(0));
         while (parent.Count < rows && frontier.TryDequeue(out var c, out double negScore))
         {
