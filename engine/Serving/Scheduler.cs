@@ -226,7 +226,7 @@ internal sealed class Scheduler : IDisposable
             seq.Drafting = false;
             if (seq.Remaining != 1) continue;
             decoders--;
-            int n = seq.Proposer is null ? 1 : PlanDraft(seq, budget - decoders);
+            int n = seq.Proposer is null ? 1 : PlanDraft(seq, budget - decoders, decoders);
             if (!Reserve(seq, n, ref budget)) break; // seq was the newest left: nothing after it runs
             if (seq.Drafting)
             {
@@ -281,13 +281,14 @@ internal sealed class Scheduler : IDisposable
     /// anyone), the context, and the tokens still to generate; with the adaptive budget, its size is what measured
     /// passes say pays (measured only in steps where this sequence ran alone, whose time is its own).
     /// </summary>
-    private int PlanDraft(Sequence seq, int budget)
+    private int PlanDraft(Sequence seq, int budget, int decodersLeft)
     {
         seq.Drafting = false;
         var tree = seq.Draft!;
         int room = Math.Min(tree.Tokens.Length - 1, budget - 1);
         room = Math.Min(room, Limits.ContextSize - seq.Computed - 1);
-        room = Math.Min(room, (seq.Blocks.Count + _blocks.AvailableBlocks) * Limits.BlockSize - seq.Computed - 1);
+        // Blocks: leave one for each decoder still to plan (its next token may open a block).
+        room = Math.Min(room, (seq.Blocks.Count + _blocks.AvailableBlocks - decodersLeft) * Limits.BlockSize - seq.Computed - 1);
         int depth = seq.Options.MaxTokens - seq.Generated - 1;
         if (depth <= 0) room = 0;
         if (seq.Budget is not null) room = seq.Budget.DraftLength(room);

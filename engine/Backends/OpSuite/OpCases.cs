@@ -437,15 +437,28 @@ public static class OpCases
         return (tables, need, blocks);
     }
 
+    /// <summary>Per sequence: keys and values of all its positions (history, then this step's rows); and the step's
+    /// queries.</summary>
+    private static (float[][] K, float[][] V, float[] Q) AttentionInputs((int Start, int Rows)[] seqs, int kvDim, int queries, int seed) =>
+        ([.. seqs.Select((x, i) => OpInputs.Floats(seed + 3 * i, (x.Start + x.Rows) * kvDim, 2f))],
+         [.. seqs.Select((x, i) => OpInputs.Floats(seed + 3 * i + 1, (x.Start + x.Rows) * kvDim))],
+         OpInputs.Floats(seed - 1, queries, 2f));
+
+    // The step's attention on the backend: q uploaded, output read back.
+    private static float[] Attend(IBackend b, float[] q, KvCache cache, RaggedBatch batch, int outputs)
+    {
+        using var qa = OpInputs.Upload(b, q);
+        using var o = b.Allocate(outputs);
+        b.Attention(qa, cache, 0, batch, o);
+        return OpInputs.Read(b, o, outputs);
+    }
+
     private static OpCase PagedAttention(int heads, int kvHeads, int hd, int block, (int Start, int Rows)[] seqs)
     {
         string name = $"attention paged {heads}/{kvHeads} heads hd {hd} block {block} seqs {Describe(seqs)}";
         int kvDim = kvHeads * hd, n = seqs.Length, seed = Seed(name);
         int rows = seqs.Sum(x => x.Rows), history = seqs.Sum(x => x.Start);
-        // Per sequence: keys and values of all its positions (history, then this step's rows).
-        var k = seqs.Select((x, i) => OpInputs.Floats(seed + 3 * i, (x.Start + x.Rows) * kvDim, 2f)).ToArray();
-        var v = seqs.Select((x, i) => OpInputs.Floats(seed + 3 * i + 1, (x.Start + x.Rows) * kvDim)).ToArray();
-        var q = OpInputs.Floats(seed - 1, rows * heads * hd, 2f);
+        var (k, v, q) = AttentionInputs(seqs, kvDim, rows * heads * hd, seed);
         var (tables, need, blocks) = ShuffledTables(seqs, block, 5, seed);
         var config = AttentionConfig(heads, kvHeads, hd, seqs.Max(x => x.Start + x.Rows));
         return new OpCase("attention", name, F16Act,
@@ -482,10 +495,7 @@ public static class OpCases
                 using var ka = OpInputs.Upload(b, [.. sk]);
                 using var va = OpInputs.Upload(b, [.. sv]);
                 b.StoreKv(cache, 0, ka, va, batch);
-                using var qa = OpInputs.Upload(b, q);
-                using var o = b.Allocate(rows * heads * hd);
-                b.Attention(qa, cache, 0, batch, o);
-                return OpInputs.Read(b, o, rows * heads * hd);
+                return Attend(b, q, cache, batch, rows * heads * hd);
             },
             () =>
             {
@@ -524,9 +534,7 @@ public static class OpCases
         // Sequence 0 is the tree (prefix cached, then the nodes at cache positions prefix ..), the rest are chains.
         var seqs = new[] { (Start: prefix, Rows: nodes) }.Concat(chains).ToArray();
         int n = seqs.Length, rows = seqs.Sum(x => x.Rows);
-        var k = seqs.Select((x, i) => OpInputs.Floats(seed + 3 * i, (x.Start + x.Rows) * kvDim, 2f)).ToArray();
-        var v = seqs.Select((x, i) => OpInputs.Floats(seed + 3 * i + 1, (x.Start + x.Rows) * kvDim)).ToArray();
-        var q = OpInputs.Floats(seed - 1, rows * heads * hd, 2f);
+        var (k, v, q) = AttentionInputs(seqs, kvDim, rows * heads * hd, seed);
         var (tables, need, blocks) = ShuffledTables(seqs, block, 3, seed);
         var config = AttentionConfig(heads, kvHeads, hd, seqs.Max(x => x.Start + x.Rows));
         return new OpCase("attention", name, F16Act,
@@ -543,10 +551,7 @@ public static class OpCases
                 var batch = new RaggedBatch(rows, n, need.Sum(), block);
                 batch.AddTree(new int[nodes], parents, prefix, tables[0]);
                 for (int i = 1; i < n; i++) batch.Add(new int[seqs[i].Rows], seqs[i].Start, tables[i]);
-                using var qa = OpInputs.Upload(b, q);
-                using var o = b.Allocate(rows * heads * hd);
-                b.Attention(qa, cache, 0, batch, o);
-                return OpInputs.Read(b, o, rows * heads * hd);
+                return Attend(b, q, cache, batch, rows * heads * hd);
             },
             () =>
             {
