@@ -120,7 +120,7 @@ public sealed class TextGenerator(LlamaModel model, Tokenizer tokenizer)
             float[] rows = spec is null ? [] : new float[(limit + 1) * vocab];
             int[] path = spec is null ? [] : new int[limit + 1];
             int pending = 0, node = 0, accepted = 0, asked = 0;
-            var budget = spec is { Adaptive: true } ? DraftBudgets.For(model, spec, limit) : null;
+            var budget = spec is { Adaptive: true } && limit > 0 ? DraftBudgets.For(model, spec, limit) : null;  // limit 0: one row a step, never a draft
             long passTicks = 0, proposeStart = 0;
             if (spec is not null)
                 stats.Speculation = new SpeculationStats

@@ -119,17 +119,10 @@ internal sealed class Scheduler : IDisposable
             new Utf8StreamDecoder(_tokenizer), new StopStringFilter(options.StopStrings))
         {
             RawLogits = options.LogProbs is null ? null : new float[vocab],
-            DrawsOnDevice = _deviceSampler is not null && DeviceSampling.Unsupported(options.Sampling, vocab, options.LogProbs is not null) is null,
+            // A speculating sequence's rows are walked (or observed) on the host, as TextGenerator does.
+            DrawsOnDevice = _deviceSampler is not null && options.Speculation is null
+                && DeviceSampling.Unsupported(options.Sampling, vocab, options.LogProbs is not null) is null,
         };
-        if (options.Speculation is { } spec)
-        {
-            // Made here, used only on the loop's thread (a draft model's first pass runs there, at the first draft).
-            seq.Proposer = (spec.Method == Speculation.SpeculationMethod.Self ? spec with { Target = _model } : spec).CreateProposer(vocab, Limits.ContextSize);
-            int limit = Math.Min(spec.DraftLimit, Math.Min(RaggedBatch.MaxTreeRows - 1, Limits.MaxTokensPerStep - 1));
-            seq.Draft = new Speculation.DraftTree(limit + 1);
-            seq.Path = new int[limit + 1];
-            seq.Budget = spec.Adaptive && limit > 0 ? Speculation.DraftBudgets.For(_model, spec, limit) : null;
-        }
         if (options.MaxTokens == 0)
         {
             seq.Emit(new GenerationChunk("", [], FinishReason.MaxTokens));
@@ -173,9 +166,8 @@ internal sealed class Scheduler : IDisposable
                 _model.Backend.UseOnCurrentThread();
                 long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
                 _model.Forward(_state, _batch, readLogits: _deviceSampler is null);
-                _stepTicks = System.Diagnostics.Stopwatch.GetTimestamp() - t0;
                 Interlocked.Increment(ref _steps);
-                Advance();
+                Advance(t0);
             }
             catch (Exception e)
             {
@@ -220,13 +212,15 @@ internal sealed class Scheduler : IDisposable
         //    draft, from what the budget leaves after one token for each decoder still to come).
         int decoders = 0;
         foreach (var r in _running) if (r.Remaining == 1) decoders++;
+        var (prefillTokens, prefillBlocks) = PromptReserve();
         for (int i = 0; i < _running.Count && budget > 0; i++)
         {
             var seq = _running[i];
             seq.Drafting = false;
             if (seq.Remaining != 1) continue;
             decoders--;
-            int n = seq.Proposer is null ? 1 : PlanDraft(seq, budget - decoders, decoders);
+            int n = seq.Proposer is null ? 1 : PlanDraft(seq, budget - decoders - prefillTokens, decoders + prefillBlocks);
+            if (n == 0) { i--; continue; }       // its proposer failed: it was finished (and left _running)
             if (!Reserve(seq, n, ref budget)) break; // seq was the newest left: nothing after it runs
             if (seq.Drafting)
             {
@@ -276,19 +270,41 @@ internal sealed class Scheduler : IDisposable
     }
 
     /// <summary>
-    /// Asks a speculating sequence's proposer for a draft below its next input and returns the rows to plan (1 when
-    /// it does not draft). The draft fits the step's token budget, the blocks free now (speculation never preempts
-    /// anyone), the context, and the tokens still to generate; with the adaptive budget, its size is what measured
-    /// passes say pays (measured only in steps where this sequence ran alone, whose time is its own).
+    /// What drafts must leave for prompts this step, in tokens and blocks: drafts are opportunistic (lossless, but
+    /// only a guess), so they never delay a prompt's prefill nor take the blocks it needs. Prompts may have up to half
+    /// of the step's budget (the rest keeps drafting worth it while a long prompt is prefilled); every prompt that
+    /// could run (running and not yet prefilled, or waiting with a free slot) counts, with one block more each for
+    /// where its chunk starts inside a block.
     /// </summary>
-    private int PlanDraft(Sequence seq, int budget, int decodersLeft)
+    private (int Tokens, int Blocks) PromptReserve()
+    {
+        int tokens = 0, prompts = 0;
+        foreach (var r in _running)
+            if (r.Remaining > 1) { tokens += r.Remaining; prompts++; }
+        int slots = Limits.MaxSequences - _running.Count;
+        for (var node = _waiting.First; node != null && slots-- > 0; node = node.Next)
+        {
+            tokens += node.Value.Remaining;
+            prompts++;
+        }
+        tokens = Math.Min(tokens, Limits.MaxTokensPerStep / 2);
+        return (tokens, (tokens + Limits.BlockSize - 1) / Limits.BlockSize + prompts);
+    }
+
+    /// <summary>
+    /// Asks a speculating sequence's proposer for a draft below its next input and returns the rows to plan (1 when
+    /// it does not draft, 0 when the proposer failed and the sequence was finished). The draft fits <paramref name="budget"/> (the step's tokens left after one for each decoder
+    /// still to plan and the prompts' reserve), the blocks free now less <paramref name="blocksToLeave"/> (speculation
+    /// never preempts anyone), the context, and the tokens still to generate; with the adaptive budget, its size is
+    /// what measured passes say pays.
+    /// </summary>
+    private int PlanDraft(Sequence seq, int budget, int blocksToLeave)
     {
         seq.Drafting = false;
         var tree = seq.Draft!;
         int room = Math.Min(tree.Tokens.Length - 1, budget - 1);
         room = Math.Min(room, Limits.ContextSize - seq.Computed - 1);
-        // Blocks: leave one for each decoder still to plan (its next token may open a block).
-        room = Math.Min(room, (seq.Blocks.Count + _blocks.AvailableBlocks - decodersLeft) * Limits.BlockSize - seq.Computed - 1);
+        room = Math.Min(room, (seq.Blocks.Count + _blocks.AvailableBlocks - blocksToLeave) * Limits.BlockSize - seq.Computed - 1);
         int depth = seq.Options.MaxTokens - seq.Generated - 1;
         if (depth <= 0) room = 0;
         if (seq.Budget is not null) room = seq.Budget.DraftLength(room);
@@ -296,13 +312,17 @@ internal sealed class Scheduler : IDisposable
         var tokens = CollectionsMarshal.AsSpan(seq.Tokens);
         tree.Reset(tokens[seq.Computed], room + 1, depth);
         if (room <= 0) return 1;
-        if (!seq.ProposerBegun)
-        {
-            seq.Proposer!.Begin(tokens[..seq.PromptLength]);
-            seq.ProposerBegun = true;
-        }
         long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
-        seq.Proposer!.Propose(tokens[..(seq.Computed + 1)], tree);
+        try
+        {
+            seq.Proposer!.Propose(tokens[..(seq.Computed + 1)], tree);
+        }
+        catch (Exception e)
+        {
+            // A proposer that fails (a draft model's pass) fails its own request, not the step's others.
+            Finish(seq, new InvalidOperationException($"the draft proposer failed: {e.Message}", e));
+            return 0;
+        }
         seq.ProposeTicks = System.Diagnostics.Stopwatch.GetTimestamp() - t0;
         seq.Drafting = tree.Count > 1;
         return tree.Count;
@@ -402,9 +422,11 @@ internal sealed class Scheduler : IDisposable
 
     /// <summary>After a step: move each planned sequence on, register its newly full blocks, sample where its
     /// logits are due.</summary>
-    private void Advance()
+    private void Advance(long stepStart)
     {
         var deviceTokens = SampleOnDevice();
+        // The step's time once its logits (or the device's draws) are on the host: on CUDA the forward only enqueues.
+        _stepTicks = System.Diagnostics.Stopwatch.GetTimestamp() - stepStart;
         int bs = Limits.BlockSize;
         for (int i = 0; i < _plan.Count; i++)
         {
@@ -416,7 +438,14 @@ internal sealed class Scheduler : IDisposable
             else
             {
                 seq.Computed += n;
-                if (seq.Budget is not null && _plan.Count == 1) seq.Budget.Record(0, _stepTicks, 0);
+                if (seq.Remaining == 0 && seq.Options.Speculation is not null && !StartSpeculation(seq)) continue;
+                if (seq.Proposer is not null && seq.Remaining == 0)
+                {
+                    // A plain step teaches a learning proposer too (before the sampler's penalties touch the row).
+                    seq.Draft!.Reset(seq.Tokens[seq.Computed - 1], 1);
+                    seq.Proposer.Observe(seq.Draft, _state.SequenceLogits(i), _model.Config.VocabSize);
+                }
+                if (seq.Budget is not null && n == 1) seq.Budget.Record(0, ShareOfStep(n), 0);
             }
             var tokens = CollectionsMarshal.AsSpan(seq.Tokens);
             while ((seq.BlockHashes.Count + 1) * bs <= seq.Computed)
@@ -448,9 +477,10 @@ internal sealed class Scheduler : IDisposable
     {
         var tree = seq.Draft!;
         var path = seq.Path;
-        int start = seq.Computed, first = _batch.LogitStart[i], node = 0, accepted = 0;
+        int start = seq.Computed, first = _batch.LogitStart[i], node = 0, accepted = 0, vocab = _model.Config.VocabSize;
         path[0] = 0;
         seq.Drafting = false;
+        seq.Proposer!.Observe(tree, _state.Logits.AsSpan(first * vocab, tree.Count * vocab), vocab);  // before any penalty
         while (true)
         {
             seq.Computed = start + accepted + 1;  // the root and the accepted nodes are cached
@@ -465,7 +495,7 @@ internal sealed class Scheduler : IDisposable
         seq.AcceptedTokens += accepted;
         Interlocked.Add(ref _draftedTokens, tree.Count - 1);
         Interlocked.Add(ref _acceptedTokens, accepted);
-        if (seq.Budget is not null && _plan.Count == 1) seq.Budget.Record(seq.Asked, _stepTicks + seq.ProposeTicks, accepted);
+        seq.Budget?.Record(seq.Asked, ShareOfStep(tree.Count) + seq.ProposeTicks, accepted);
         if (seq.Finished) return false;
         int moves = 0, bs = Limits.BlockSize;
         for (int k = 1; k <= accepted; k++)
@@ -478,6 +508,42 @@ internal sealed class Scheduler : IDisposable
         if (moves > 0) _model.Backend.CopyKv(_state.Cache, _copyFrom.AsSpan(0, moves), _copyTo.AsSpan(0, moves));
         _blocks.Truncate(seq.Blocks, seq.Computed);
         return true;
+    }
+
+    /// <summary>
+    /// The part of the last step's time charged to <paramref name="rows"/> of its rows: all of it when they were the
+    /// whole step, else their share of its rows. On a machine whose passes cost in proportion to their rows (a CPU)
+    /// that is their cost; where a pass costs the same at any size (a GPU reading weights) it over-charges a draft
+    /// that shares a busy step, so drafts shrink as the batch grows, which is where they pay least.
+    /// </summary>
+    private long ShareOfStep(int rows) => _batch.Rows <= rows ? _stepTicks : _stepTicks * rows / _batch.Rows;
+
+    /// <summary>
+    /// Sets up speculation once a speculating sequence's prompt is in the cache: its proposer (made on this loop's
+    /// thread, where a draft model's device buffers must live), shown the prompt, and the sequence's draft buffers.
+    /// Returns false when that failed; the sequence then ends with the reason and the others run on.
+    /// </summary>
+    private bool StartSpeculation(Sequence seq)
+    {
+        if (seq.Proposer is not null) return true;  // recomputed after a preemption: it kept its proposer
+        var spec = seq.Options.Speculation!;
+        try
+        {
+            int limit = Math.Min(spec.DraftLimit, Math.Min(RaggedBatch.MaxTreeRows - 1, Limits.MaxTokensPerStep - 1));
+            var proposer = (spec.Method == Speculation.SpeculationMethod.Self ? spec with { Target = _model } : spec)
+                .CreateProposer(_model.Config.VocabSize, Limits.ContextSize);
+            seq.Proposer = proposer;  // owned from here: Finish disposes it
+            proposer.Begin(CollectionsMarshal.AsSpan(seq.Tokens)[..seq.PromptLength]);
+            seq.Draft = new Speculation.DraftTree(limit + 1);
+            seq.Path = new int[limit + 1];
+            seq.Budget = spec.Adaptive && limit > 0 ? Speculation.DraftBudgets.For(_model, spec, limit) : null;
+            return true;
+        }
+        catch (Exception e)
+        {
+            Finish(seq, new InvalidOperationException($"speculation ({spec.Method.ToString().ToLowerInvariant()}) could not start: {e.Message}", e));
+            return false;
+        }
     }
 
     /// <summary>On CUDA (unless <see cref="DeviceSampling.Enabled"/> is off), the tokens of every sequence whose logits

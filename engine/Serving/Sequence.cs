@@ -63,7 +63,7 @@ internal sealed class Sequence
     public long LastTokenStep { get; set; } = -1;
     public long MaxStepsBetweenTokens { get; set; }
     public int TimesPreempted { get; set; }
-    /// <summary>The sequence's draft proposer when its options ask for speculation; else null.</summary>
+    /// <summary>The sequence's draft proposer once its prompt is cached, when its options ask for speculation; else null.</summary>
     public Speculation.IDraftProposer? Proposer { get; set; }
     /// <summary>The draft of the step being run (root = the next input), when it has more than the root.</summary>
     public Speculation.DraftTree? Draft { get; set; }
@@ -77,8 +77,6 @@ internal sealed class Sequence
     public int Asked { get; set; }
     /// <summary>Time the proposer took for this step's draft (a draft model's steps).</summary>
     public long ProposeTicks { get; set; }
-    /// <summary>Whether the proposer has seen the prompt (<see cref="Speculation.IDraftProposer.Begin"/>).</summary>
-    public bool ProposerBegun { get; set; }
     /// <summary>Drafted and accepted tokens so far.</summary>
     public int DraftedTokens { get; set; }
     /// <summary>Draft tokens the target agreed with.</summary>
