@@ -73,7 +73,7 @@ internal static class CommonOptions
         };
         public readonly Option<int?> DraftMax = new("--draft-max")
         {
-            Description = $"most tokens drafted per verification pass, tree nodes for recycle (1 to {Tessera.Speculation.SpeculationOptions.MaxDraft}; default 8, recycle 80)",
+            Description = $"most tokens drafted per verification pass, tree nodes for recycle and --tree dynamic (1 to {Tessera.Speculation.SpeculationOptions.MaxDraft}; default 8, recycle 80, dynamic 32)",
         };
 
         public readonly Option<string?> DraftModel = new("--draft-model", "-md")
@@ -91,8 +91,14 @@ internal static class CommonOptions
             Description = "always draft up to --draft-max, even where the measured cost of verifying says it does not pay",
         };
 
+        public readonly Option<string?> Tree = new("--tree")
+        {
+            Description = "the drafts' shape: static (the method's own: a chain, or Token Recycling's template) or dynamic (DySpec: a tree grown by the draft's probabilities; --speculate draft or self)",
+        };
+
         public void AddTo(Command c)
         {
+            c.Add(Tree);
             c.Add(Method);
             c.Add(DraftMax);
             c.Add(DraftModel);
@@ -112,14 +118,17 @@ internal static class CommonOptions
                 DraftMax = r.GetValue(DraftMax),
                 Adaptive = !r.GetValue(DraftFixed),
                 SkipLayers = r.GetValue(SkipLayers),
+                Tree = r.GetValue(Tree) is { } tree ? Tessera.Speculation.SpeculationOptions.ParseTree(tree) : default,
             };
+            if (method is null && r.GetValue(Tree) is not null) throw new ArgumentException("--tree is for --speculate draft or self");
             if (o.SkipLayers is not null && o.Method != Tessera.Speculation.SpeculationMethod.Self)
                 throw new ArgumentException("--skip-layers is for --speculate self");
             if (o.Method == Tessera.Speculation.SpeculationMethod.Draft && draft is null)
                 throw new ArgumentException("--speculate draft needs --draft-model FILE");
             if (o.Method != Tessera.Speculation.SpeculationMethod.Draft && draft is not null)
                 throw new ArgumentException($"--draft-model is for --speculate draft, not --speculate {method}");
-            (o with { DraftModel = null, Method = o.Method == Tessera.Speculation.SpeculationMethod.Draft ? default : o.Method }).Validate();
+            // Checked without the draft model (loaded later): as self-speculation, which shares its other rules.
+            (o with { DraftModel = null, Method = o.Method == Tessera.Speculation.SpeculationMethod.Draft ? Tessera.Speculation.SpeculationMethod.Self : o.Method }).Validate();
             _draftPath = draft;
             return method is null ? null : o;
         }

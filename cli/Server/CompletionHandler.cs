@@ -19,7 +19,7 @@ internal sealed class CompletionHandler(InferenceEngine engine, ServerMetrics me
     // Token Recycling's table, shared by every request of this server (the paper's hot start); made on first use.
     private Tessera.Speculation.SuccessorTable? _successors;
 
-    /// <summary>The request's speculation: its own <c>"speculate"</c> (and <c>"draft_max"</c>) over the server's
+    /// <summary>The request's speculation: its own <c>"speculate"</c> (and <c>"draft_max"</c>, <c>"tree"</c>) over the server's
     /// default; <c>"none"</c> turns it off.</summary>
     private Tessera.Speculation.SpeculationOptions? Speculation(CompletionRequest req)
     {
@@ -34,6 +34,14 @@ internal sealed class CompletionHandler(InferenceEngine engine, ServerMetrics me
         }
         if (spec is null) return null;
         if (req.DraftMax is { } d) spec = spec with { DraftMax = d };
+        bool modelDrafts = spec.Method is Tessera.Speculation.SpeculationMethod.Draft or Tessera.Speculation.SpeculationMethod.Self;
+        if (req.Tree is { } tree)
+        {
+            if (tree == Tessera.Speculation.DraftTreeShape.Dynamic && !modelDrafts)
+                throw new ApiException($"tree dynamic grows a tree from a draft model's probabilities: use it with speculate draft or self, not {spec.Method.ToString().ToLowerInvariant()}", "tree");
+            spec = spec with { Tree = tree };
+        }
+        else if (!modelDrafts) spec = spec with { Tree = Tessera.Speculation.DraftTreeShape.Static };  // the server's dynamic default is for model drafts
         if (spec.Method == Tessera.Speculation.SpeculationMethod.Recycle && spec.Successors is null)
             spec = spec with { Successors = LazyInitializer.EnsureInitialized(ref _successors, () => new Tessera.Speculation.SuccessorTable(engine.Config.VocabSize)) };
         return spec;

@@ -27,6 +27,8 @@ internal sealed class CompletionRequest
     public string? Speculate { get; init; }
     /// <summary>Tessera's extension: <c>"draft_max"</c>, the most draft tokens per verification pass.</summary>
     public int? DraftMax { get; init; }
+    /// <summary>Tessera's extension: <c>"tree"</c> (static, dynamic), the drafts' shape; null: the server's default.</summary>
+    public Tessera.Speculation.DraftTreeShape? Tree { get; init; }
 
     public static CompletionRequest Parse(JsonElement root, bool isChat)
     {
@@ -102,7 +104,14 @@ internal sealed class CompletionRequest
             DraftMax = Int(root, "draft_max") is { } dm && dm is < 1 or > Tessera.Speculation.SpeculationOptions.MaxDraft
                 ? throw new ApiException($"draft_max {dm}: must be 1 to {Tessera.Speculation.SpeculationOptions.MaxDraft}", "draft_max")
                 : Int(root, "draft_max"),
+            Tree = String(root, "tree") is { } tree ? ParseTree(tree) : null,
         };
+    }
+
+    private static Tessera.Speculation.DraftTreeShape ParseTree(string name)
+    {
+        try { return Tessera.Speculation.SpeculationOptions.ParseTree(name); }
+        catch (ArgumentException) { throw new ApiException($"tree '{name}': unknown shape (known: static, dynamic)", "tree"); }
     }
 
     private static string? ParseSpeculate(JsonElement root)

@@ -128,10 +128,13 @@ public sealed class RaggedBatch
     /// <summary>Appends a tree of <paramref name="tokens"/> whose row i descends from row
     /// <paramref name="parents"/>[i] (row 0 is the root, parent -1; every other parent is an earlier row): row i sits at
     /// position <c>startPos + depth(i)</c>, is cached at <c>startPos + i</c>, and attends to the cached positions
-    /// before <paramref name="startPos"/> plus its path to the root. Every row gets logits (verification).</summary>
+    /// before <paramref name="startPos"/> plus its path to the root. Rows from <paramref name="logitsFrom"/> on get
+    /// logits (all of them for verification; a dynamic draft tree asks only for the rows it is about to expand).</summary>
     /// <exception cref="ArgumentException">The parents do not form such a tree, or it has more than <see cref="MaxTreeRows"/> rows.</exception>
-    public void AddTree(ReadOnlySpan<int> tokens, ReadOnlySpan<int> parents, int startPos, ReadOnlySpan<int> blockTable)
+    public void AddTree(ReadOnlySpan<int> tokens, ReadOnlySpan<int> parents, int startPos, ReadOnlySpan<int> blockTable, int logitsFrom = 0)
     {
+        if ((uint)logitsFrom >= (uint)Math.Max(tokens.Length, 1))
+            throw new ArgumentOutOfRangeException(nameof(logitsFrom), $"logits from row {logitsFrom}: the tree has {tokens.Length} rows");
         if (parents.Length != tokens.Length) throw new ArgumentException($"{tokens.Length} tokens but {parents.Length} parents", nameof(parents));
         if (tokens.Length > MaxTreeRows) throw new ArgumentException($"a tree has at most {MaxTreeRows} rows, got {tokens.Length}", nameof(tokens));
         if (!parents.IsEmpty && parents[0] != -1) throw new ArgumentException($"row 0 is the root: its parent must be -1, got {parents[0]}", nameof(parents));
@@ -155,7 +158,7 @@ public sealed class RaggedBatch
                 Positions[r] = Positions[parent] + 1;
             }
             mask[i >> 6] |= 1UL << (i & 63);
-            LogitRow[r] = LogitRows++;
+            LogitRow[r] = i >= logitsFrom ? LogitRows++ : -1;
         }
         End(s, tokens.Length, tree: true);
         HasTrees = true;

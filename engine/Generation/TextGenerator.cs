@@ -87,7 +87,7 @@ public sealed class TextGenerator(LlamaModel model, Tokenizer tokenizer)
             // The proposer is set up with the prompt (a draft model's cache is allocated here), so its cost counts
             // in the prompt's time, not in the tokens'.
             int vocab = model.Config.VocabSize;
-            var proposer = (spec is { Method: SpeculationMethod.Self } ? spec with { Target = model } : spec)?.CreateProposer(vocab, state.ContextSize);
+            var proposer = (spec is { Method: SpeculationMethod.Self } ? spec with { Target = model } : spec)?.CreateProposer(vocab, state.ContextSize, options.Sampling.Temperature);
             using var ownedProposer = proposer as IDisposable;  // a draft model's cache, for this sequence
             model.Forward(state, prompt.ToArray());
             if (proposer is not null)

@@ -167,19 +167,21 @@ public sealed class LlamaModel : IDisposable
     /// Runs a draft tree on one sequence at <c>state.Position</c> (row 0, the root, is the next input token; see
     /// <see cref="RaggedBatch.AddTree"/>) and writes every row's logits to <paramref name="allLogits"/>
     /// (tokens.Length x vocab). The rows are cached at <c>Position ..</c>, but the position does not move: the caller
-    /// keeps the accepted path with <see cref="RunState.Accept"/>.
+    /// keeps the accepted path with <see cref="RunState.Accept"/>. With <paramref name="logitsFrom"/> only the rows from
+    /// it on get logits (a dynamic draft tree reads just the rows it expands next): <paramref name="allLogits"/> then
+    /// holds (tokens.Length - logitsFrom) x vocab.
     /// </summary>
-    public void ForwardTree(RunState s, ReadOnlySpan<int> tokens, ReadOnlySpan<int> parents, Span<float> allLogits)
+    public void ForwardTree(RunState s, ReadOnlySpan<int> tokens, ReadOnlySpan<int> parents, Span<float> allLogits, int logitsFrom = 0)
     {
         ArgumentNullException.ThrowIfNull(s);
-        if (allLogits.Length != tokens.Length * Config.VocabSize)
-            throw new ArgumentException($"allLogits must hold {tokens.Length} x {Config.VocabSize} floats", nameof(allLogits));
+        if (allLogits.Length != (tokens.Length - logitsFrom) * Config.VocabSize)
+            throw new ArgumentException($"allLogits must hold {tokens.Length - logitsFrom} x {Config.VocabSize} floats", nameof(allLogits));
         if (tokens.Length > s.MaxBatch) throw new ArgumentException($"the tree has {tokens.Length} rows; the state runs at most {s.MaxBatch} per step", nameof(tokens));
         if (s.Position + tokens.Length > s.ContextSize)
             throw new InvalidOperationException($"context is full: {s.Position} + {tokens.Length} tree rows exceed the context of {s.ContextSize}");
         var batch = s.Batch;
         batch.Clear();
-        batch.AddTree(tokens, parents, s.Position, s.Table);
+        batch.AddTree(tokens, parents, s.Position, s.Table, logitsFrom);
         Forward(s, batch, allLogits);
     }
 

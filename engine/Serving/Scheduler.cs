@@ -531,7 +531,7 @@ internal sealed class Scheduler : IDisposable
         {
             int limit = Math.Min(spec.DraftLimit, Math.Min(RaggedBatch.MaxTreeRows - 1, Limits.MaxTokensPerStep - 1));
             var proposer = (spec.Method == Speculation.SpeculationMethod.Self ? spec with { Target = _model } : spec)
-                .CreateProposer(_model.Config.VocabSize, Limits.ContextSize);
+                .CreateProposer(_model.Config.VocabSize, Limits.ContextSize, seq.Options.Sampling.Temperature);
             seq.Proposer = proposer;  // owned from here: Finish disposes it
             proposer.Begin(CollectionsMarshal.AsSpan(seq.Tokens)[..seq.PromptLength]);
             seq.Draft = new Speculation.DraftTree(limit + 1);

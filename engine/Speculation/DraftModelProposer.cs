@@ -9,6 +9,8 @@ namespace Tessera.Speculation;
 /// Its own KV cache is kept in step with the target's context: before each draft it rewinds to the longest prefix it
 /// shares with the context (the accepted tokens stay cached, a rejected tail is dropped) and runs what is new in one
 /// batched pass. Greedy drafting is deterministic, so verification's point-mass rule keeps sampling exact too.
+/// With <see cref="DraftTreeShape.Dynamic"/> it drafts a tree instead, grown where the draft is confident
+/// (<see cref="DynamicTreeGrower"/>, DySpec).
 /// </summary>
 public sealed class DraftModelProposer : IDraftProposer, IDisposable
 {
@@ -17,19 +19,25 @@ public sealed class DraftModelProposer : IDraftProposer, IDisposable
     private readonly int[] _cached;   // the tokens whose keys and values the draft's cache holds, in order
     private readonly int[] _one = new int[1];
     private int _offset;              // the context position of the draft cache's position 0
+    private readonly DynamicTreeGrower? _grower;   // null: greedy chains
 
     /// <summary>Most context tokens a draft catches up on in one go; further behind, it restarts from this many.</summary>
     public const int CatchUpWindow = 32;
 
-    /// <summary>A proposer drafting with <paramref name="draft"/> over a context of <paramref name="contextSize"/> tokens.</summary>
-    public DraftModelProposer(LlamaModel draft, int contextSize)
+    /// <summary>A proposer drafting with <paramref name="draft"/> over a context of <paramref name="contextSize"/>
+    /// tokens: greedy chains, or with <paramref name="shape"/> <see cref="DraftTreeShape.Dynamic"/> trees of up to
+    /// <paramref name="treeRows"/> rows for a target sampling at <paramref name="temperature"/> (0: greedy).</summary>
+    public DraftModelProposer(LlamaModel draft, int contextSize, DraftTreeShape shape = DraftTreeShape.Static, int treeRows = 1, float temperature = 0)
     {
         ArgumentNullException.ThrowIfNull(draft);
         _draft = draft;
         int context = Math.Min(contextSize, draft.Config.ContextLength);
-        // Batches of up to 64 rows: the catch-up after a long accepted run, a prompt in chunks; no larger buffers.
-        _state = draft.CreateState(context, Math.Min(64, context));
+        // Batches of up to 64 rows (the catch-up after a long accepted run, a prompt in chunks), or a whole dynamic tree.
+        int rows = shape == DraftTreeShape.Dynamic ? Math.Clamp(treeRows, 64, Backends.RaggedBatch.MaxTreeRows) : 64;
+        _state = draft.CreateState(context, Math.Min(rows, context));
         _cached = new int[context];
+        if (shape == DraftTreeShape.Dynamic)
+            _grower = new DynamicTreeGrower(draft, Math.Min(rows, context)) { ScoreTemperature = DynamicTreeGrower.ScoreTemperatureFor(temperature) };
     }
 
     /// <summary>The draft model's KV cache and buffers: what this proposer holds per sequence.</summary>
@@ -65,6 +73,13 @@ public sealed class DraftModelProposer : IDraftProposer, IDisposable
         int room = Math.Min(tree.Limit - tree.Count, _state.ContextSize - (context.Length - _offset));
         if (room <= 0) return;
         _state.Rewind(common);
+        if (_grower is not null)
+        {
+            // The tree's passes run the root as their row 0: the cache takes the context up to it.
+            if (context.Length - 1 > _offset + common) Run(context[(_offset + common)..^1]);
+            if (tree.Limit - tree.Count > 0 && tree.Limit <= _state.MaxBatch) _grower.Grow(_state, tree);
+            return;
+        }
         Run(context[(_offset + common)..]);
         int parent = 0;
         for (int k = 0; k < room; k++)

@@ -24,12 +24,21 @@ public sealed class SelfSpeculativeProposer : IDraftProposer, IDisposable
 
     private readonly LlamaModel _model;
     private readonly int _contextSize;
+    private readonly DraftTreeShape _shape;
+    private readonly int _treeRows;
+    private readonly float _temperature;
     private DraftModelProposer? _draft;
 
     /// <summary>A proposer drafting with <paramref name="model"/> minus <paramref name="skipCount"/> layers (default:
-    /// half of them; at most all but the first).</summary>
-    public SelfSpeculativeProposer(LlamaModel model, int contextSize, int? skipCount = null)
+    /// half of them; at most all but the first): chains, or trees of up to <paramref name="treeRows"/> rows when
+    /// <paramref name="shape"/> is <see cref="DraftTreeShape.Dynamic"/> (scored for a target sampling at
+    /// <paramref name="temperature"/>).</summary>
+    public SelfSpeculativeProposer(LlamaModel model, int contextSize, int? skipCount = null,
+        DraftTreeShape shape = DraftTreeShape.Static, int treeRows = 1, float temperature = 0)
     {
+        _temperature = temperature;
+        _shape = shape;
+        _treeRows = treeRows;
         ArgumentNullException.ThrowIfNull(model);
         int layers = model.Config.Layers;
         SkipCount = skipCount ?? Math.Max(1, layers / 2);
@@ -72,7 +81,7 @@ public sealed class SelfSpeculativeProposer : IDraftProposer, IDisposable
             byCount[SkipCount] = chosen = Choose(context);
         Skipped = chosen.Skipped;
         CalibrationAgreement = chosen.Agreement;
-        return new DraftModelProposer(_model.SkipLayers(chosen.Skipped), _contextSize);
+        return new DraftModelProposer(_model.SkipLayers(chosen.Skipped), _contextSize, _shape, _treeRows, _temperature);
     }
 
     private (int[] Skipped, double Agreement) Choose(ReadOnlySpan<int> context)

@@ -16,6 +16,17 @@ public enum SpeculationMethod
     Self,
 }
 
+/// <summary>The shape of a model's drafts (<c>--tree</c>).</summary>
+public enum DraftTreeShape
+{
+    /// <summary>The method's fixed shape: a greedy chain for a draft model or self-speculation, Token Recycling's
+    /// template, prompt lookup's chain.</summary>
+    Static,
+    /// <summary>DySpec: a tree grown by the draft's path probabilities (<see cref="SpeculationMethod.Draft"/> and
+    /// <see cref="SpeculationMethod.Self"/> only).</summary>
+    Dynamic,
+}
+
 /// <summary>Speculative decoding settings (<c>--speculate</c>, <c>--draft-max</c>).</summary>
 public sealed record SpeculationOptions
 {
@@ -30,8 +41,13 @@ public sealed record SpeculationOptions
     public int? DraftMax { get; init; }
 
     /// <summary>The draft limit in force: <see cref="DraftMax"/>, else 80 for <see cref="SpeculationMethod.Recycle"/>
-    /// (the paper's tree) and 8 for a chain.</summary>
-    public int DraftLimit => DraftMax ?? (Method == SpeculationMethod.Recycle && ProposerFactory is null ? TokenRecyclingProposer.DefaultTreeRows - 1 : 8);
+    /// (the paper's tree), 32 for a dynamic tree and 8 for a chain.</summary>
+    public int DraftLimit => DraftMax ?? (ProposerFactory is not null ? 8
+        : Method == SpeculationMethod.Recycle ? TokenRecyclingProposer.DefaultTreeRows - 1
+        : Tree == DraftTreeShape.Dynamic ? DynamicTreeDefault : 8);
+
+    /// <summary>The default draft limit of a <see cref="DraftTreeShape.Dynamic"/> tree.</summary>
+    public const int DynamicTreeDefault = 32;
 
     /// <summary>Size each draft by its measured cost and acceptance (<see cref="DraftBudget"/>), drafting nothing
     /// when verification does not pay. Default true; false always drafts up to <see cref="DraftMax"/>
@@ -51,6 +67,10 @@ public sealed record SpeculationOptions
     /// vocabulary; <see cref="CheckDraftModel"/>). Each sequence gets its own cache of it.</summary>
     public LlamaModel? DraftModel { get; init; }
 
+    /// <summary>The drafts' shape (<c>--tree static|dynamic</c>); <see cref="DraftTreeShape.Dynamic"/> needs a method
+    /// that drafts with a model.</summary>
+    public DraftTreeShape Tree { get; init; } = DraftTreeShape.Static;
+
     /// <summary>For <see cref="SpeculationMethod.Self"/>: layers the draft skips (<c>--skip-layers</c>); null = half of them.</summary>
     public int? SkipLayers { get; init; }
 
@@ -68,6 +88,15 @@ public sealed record SpeculationOptions
             if (draft.TokenText(id) != target.TokenText(id))
                 throw new ArgumentException($"--draft-model {draftPath}: token {id} is '{draft.TokenText(id)}' there and '{target.TokenText(id)}' in the model; a draft model must share the model's vocabulary");
     }
+
+    /// <summary>Parses a <c>--tree</c> value.</summary>
+    /// <exception cref="ArgumentException">Not static or dynamic.</exception>
+    public static DraftTreeShape ParseTree(string name) => name.ToLowerInvariant() switch
+    {
+        "static" => DraftTreeShape.Static,
+        "dynamic" => DraftTreeShape.Dynamic,
+        _ => throw new ArgumentException($"--tree {name}: unknown shape (known: static, dynamic)"),
+    };
 
     /// <summary>Parses a <c>--speculate</c> value.</summary>
     /// <exception cref="ArgumentException">Not a known method.</exception>
@@ -87,20 +116,24 @@ public sealed record SpeculationOptions
             throw new ArgumentException($"--draft-max {DraftMax}: must be 1 to {MaxDraft}", nameof(DraftMax));
         if (!Enum.IsDefined(Method)) throw new ArgumentException($"--speculate: unknown method {(int)Method}", nameof(Method));
         if (SkipLayers is < 1) throw new ArgumentException($"--skip-layers {SkipLayers}: must be at least 1", nameof(SkipLayers));
+        if (!Enum.IsDefined(Tree)) throw new ArgumentException($"--tree: unknown shape {(int)Tree}", nameof(Tree));
+        if (Tree == DraftTreeShape.Dynamic && Method is not (SpeculationMethod.Draft or SpeculationMethod.Self) && ProposerFactory is null)
+            throw new ArgumentException($"--tree dynamic grows a tree from a draft model's probabilities: use it with --speculate draft or self, not {Method.ToString().ToLowerInvariant()}", nameof(Tree));
         if (Method == SpeculationMethod.Draft && DraftModel is null && ProposerFactory is null)
             throw new ArgumentException("--speculate draft needs --draft-model FILE (SpeculationOptions.DraftModel)", nameof(DraftModel));
     }
 
     /// <summary>A new proposer for one sequence of a model with <paramref name="vocab"/> tokens and a context of
-    /// <paramref name="contextSize"/>.</summary>
-    public IDraftProposer CreateProposer(int vocab, int contextSize) => ProposerFactory?.Invoke() ?? Method switch
+    /// <paramref name="contextSize"/> that samples at <paramref name="temperature"/> (0: greedy; a dynamic tree is
+    /// scored for it).</summary>
+    public IDraftProposer CreateProposer(int vocab, int contextSize, float temperature = 0) => ProposerFactory?.Invoke() ?? Method switch
     {
         SpeculationMethod.Lookup => new PromptLookupProposer(),
         SpeculationMethod.Recycle => new TokenRecyclingProposer(vocab, DraftLimit + 1, Successors),
         SpeculationMethod.Draft => new DraftModelProposer(
-            DraftModel ?? throw new ArgumentException("--speculate draft needs --draft-model FILE (SpeculationOptions.DraftModel)"), contextSize),
+            DraftModel ?? throw new ArgumentException("--speculate draft needs --draft-model FILE (SpeculationOptions.DraftModel)"), contextSize, Tree, DraftLimit + 1, temperature),
         SpeculationMethod.Self => new SelfSpeculativeProposer(
-            Target ?? throw new InvalidOperationException("self-speculation needs the target model"), contextSize, SkipLayers),
+            Target ?? throw new InvalidOperationException("self-speculation needs the target model"), contextSize, SkipLayers, Tree, DraftLimit + 1, temperature),
         _ => throw new ArgumentException($"--speculate: unknown method {Method}"),
     };
 }

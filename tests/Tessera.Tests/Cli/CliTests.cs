@@ -95,9 +95,18 @@ public class CliTests
     [TestCase("--draft-max", "0", "--draft-max 0")]
     [TestCase("--draft-max", "128", "--draft-max 128")]
     [TestCase("--speculate", "medusa", "--speculate medusa")]
+    [TestCase("--tree", "dynamic", "--tree is for --speculate draft or self")]
     public void GenerateRefusesBadSpeculationOptions(string option, string value, string phrase)
     {
         var r = CliRunner.Run("generate", "-m", SharedData.Model(Model), "-p", "Once", "-n", "4", option, value);
+        AssertCleanError(r, phrase);
+    }
+
+    [TestCase("lookup", "dynamic", "--tree dynamic")]
+    [TestCase("self", "bushy", "--tree bushy")]
+    public void GenerateRefusesATreeShapeTheMethodCannotDraft(string method, string tree, string phrase)
+    {
+        var r = CliRunner.Run("generate", "-m", SharedData.Model(Model), "-p", "Once", "-n", "4", "--speculate", method, "--tree", tree);
         AssertCleanError(r, phrase);
     }
 

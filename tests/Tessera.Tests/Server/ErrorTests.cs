@@ -36,6 +36,8 @@ public class ErrorTests
     [TestCase("/v1/completions", "{\"prompt\": \"x\", \"speculate\": 3}", "speculate", TestName = "speculate wrong type")]
     [TestCase("/v1/completions", "{\"prompt\": \"x\", \"speculate\": \"draft\"}", "speculate", TestName = "speculate draft without a draft model")]
     [TestCase("/v1/completions", "{\"prompt\": \"x\", \"speculate\": \"lookup\", \"draft_max\": 0}", "draft_max", TestName = "draft_max zero")]
+    [TestCase("/v1/completions", "{\"prompt\": \"x\", \"speculate\": \"self\", \"tree\": \"bushy\"}", "tree", TestName = "tree unknown")]
+    [TestCase("/v1/completions", "{\"prompt\": \"x\", \"speculate\": \"lookup\", \"tree\": \"dynamic\"}", "tree", TestName = "tree dynamic without a draft model")]
     [TestCase("/v1/chat/completions", "{\"messages\": []}", "messages", TestName = "messages empty")]
     [TestCase("/v1/chat/completions", "{\"messages\": \"hi\"}", "messages", TestName = "messages wrong type")]
     [TestCase("/v1/chat/completions", "{\"prompt\": \"hi\"}", "messages", TestName = "messages missing")]

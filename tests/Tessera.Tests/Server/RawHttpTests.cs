@@ -107,7 +107,7 @@ public class RawHttpTests
         const string plain = """{"prompt":"Once upon a time, there was a little girl named Lily. She","max_tokens":40,"temperature":0,"ignore_eos":true}""";
         var (_, a) = await PostJson("/v1/completions", plain);
         string text = a.GetProperty("choices")[0].GetProperty("text").GetString()!;
-        foreach (string method in new[] { "lookup", "recycle", "self", "none" })
+        foreach (string method in new[] { "lookup", "recycle", "self", "self\",\"tree\":\"dynamic", "none" })
         {
             var (status, b) = await PostJson("/v1/completions", plain.Replace("\"ignore_eos\":true", $"\"ignore_eos\":true,\"speculate\":\"{method}\",\"draft_max\":16"));
             Assert.That(status, Is.EqualTo(200), method);
