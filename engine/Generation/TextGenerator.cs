@@ -121,7 +121,11 @@ public sealed class TextGenerator(LlamaModel model, Tokenizer tokenizer)
             int[] path = spec is null ? [] : new int[limit + 1];
             int pending = 0, node = 0, accepted = 0, asked = 0;
             var budget = spec is { Adaptive: true } && limit > 0 ? DraftBudgets.For(model, spec, limit) : null;  // limit 0: one row a step, never a draft
-            long passTicks = 0, proposeStart = 0;
+            // A pass is timed from its start to the next one's: its drafting, its forward, and the drawing, decoding and
+            // yielding of every token it gave (the consumer's time too, the same per token either way), so the budget
+            // weighs what a token really costs in each mode. Recorded when the next pass starts; -1: nothing pending.
+            long passStart = 0;
+            int recordSize = -1, recordAccepted = 0;
             if (spec is not null)
                 stats.Speculation = new SpeculationStats
                 {
@@ -179,7 +183,8 @@ public sealed class TextGenerator(LlamaModel model, Tokenizer tokenizer)
                             continue;
                         }
                         // Rejected, or the tree is used up: keep the accepted path's keys and values, drop the rest.
-                        budget?.Record(asked, passTicks, accepted);
+                        recordSize = asked;
+                        recordAccepted = accepted;
                         state.Accept(path.AsSpan(0, accepted + 1));
                         pending = 0;
                     }
@@ -191,16 +196,20 @@ public sealed class TextGenerator(LlamaModel model, Tokenizer tokenizer)
                         room = Math.Min(state.ContextSize - state.Position - 1, limit);
                         int depth = options.MaxTokens - (i + 1) - 1;
                         if (depth <= 0) room = 0;
-                        if (budget is not null) room = budget.DraftLength(room);
+                        if (budget is not null)
+                        {
+                            long now = Stopwatch.GetTimestamp();
+                            if (recordSize >= 0) budget.Record(recordSize, now - passStart, recordAccepted);
+                            recordSize = -1;
+                            passStart = now;
+                            room = budget.DraftLength(room);
+                        }
                         tree!.Reset(token, room + 1, depth);
-                        proposeStart = Stopwatch.GetTimestamp();  // a pass costs its drafting too (a draft model's steps)
                         if (room > 0) proposer.Propose(CollectionsMarshal.AsSpan(context), tree);
                     }
                     if (tree is { Count: > 1 })
                     {
-                        long t0 = proposeStart;
                         model.ForwardTree(state, tree.Tokens.AsSpan(0, tree.Count), tree.Parents.AsSpan(0, tree.Count), rows.AsSpan(0, tree.Count * vocab));
-                        passTicks = Stopwatch.GetTimestamp() - t0;
                         proposer!.Observe(tree, rows.AsSpan(0, tree.Count * vocab), vocab);
                         pending = tree.Count;
                         asked = room;
@@ -210,10 +219,9 @@ public sealed class TextGenerator(LlamaModel model, Tokenizer tokenizer)
                     }
                     else
                     {
-                        long t0 = Stopwatch.GetTimestamp();
                         if (graph is null) { one[0] = token; model.Forward(state, one); }
                         else graph.Step(token);
-                        budget?.Record(0, Stopwatch.GetTimestamp() - t0, 0);
+                        recordSize = room;  // 0: a plain step; else a draft asked for that found nothing (1 token for its cost)
                         if (proposer is not null)
                         {
                             tree!.Reset(token, 1);

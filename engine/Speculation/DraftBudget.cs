@@ -9,14 +9,19 @@ namespace Tessera.Speculation;
 /// drafts), and for k = 0 the time of a plain decoding step. The budget picks the k with the most tokens per second,
 /// and k = 0, plain decoding, when no draft pays: speculation turns itself down where verification is dear (a tiny
 /// model on a CPU, whose output projection dominates) or guesses are poor. Sizes are explored upwards, each tried
-/// once when the one below it is the best so far; every 16th pass tries the next size up from the best, and while
-/// nothing pays the smallest size is probed after 16, then 32, … up to 1024 plain steps, so the averages follow the
-/// text at a bounded cost. Fixed-size arrays: no allocation per
-/// token.
+/// once when the one below it is the best so far; every 16th pass tries the next size up from the best and every
+/// 32nd is a plain step (while drafting pays nothing else measures plain decoding, and a stale average would hold the
+/// choice), and while nothing pays the smallest size is probed after 16, then 32, … up to 1024 plain steps, so the
+/// averages follow the text at a bounded cost. A pass's time is all it costs, from its start to the next pass's
+/// (drafting, the forward, drawing and handing out its tokens); one far slower than its average counts as twice
+/// the average. Fixed-size arrays: no allocation per token.
 /// </summary>
 public sealed class DraftBudget
 {
     private const double Smoothing = 0.2;      // weight of the newest pass in the running averages
+    // A pass slower than this many times its average (the OS took the core, a collection ran) counts as this many:
+    // one such outlier in the plain average would otherwise make every draft look cheap for many passes.
+    private const double OutlierCap = 2;
     private static readonly int[] Ladder = [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 80, 96, 127];
     private readonly int[] _sizes;             // the ladder up to the limit, and the limit
     private readonly double[] _seconds;        // by size index: running average time of a pass (0 = never tried)
@@ -65,7 +70,10 @@ public sealed class DraftBudget
             return _sizes[0];
         }
         _probeEvery = 16;
-        if (++_passes % 16 == 0)
+        ++_passes;
+        if (_passes % 32 == 0) return 0;                              // keep plain measured: while drafting pays no
+                                                                      // plain step runs, and a stale average would hold
+        if (_passes % 16 == 0)
             return _sizes[Math.Min(best + 1, usable - 1)];            // keep the neighbour measured
         return _sizes[best];
     }
@@ -78,14 +86,14 @@ public sealed class DraftBudget
         double s = (double)ticks / Stopwatch.Frequency;
         if (size == 0)
         {
-            _plain = _plain <= 0 ? s : (1 - Smoothing) * _plain + Smoothing * s;
+            _plain = _plain <= 0 ? s : (1 - Smoothing) * _plain + Smoothing * Math.Min(s, OutlierCap * _plain);
             return;
         }
         int i = Array.IndexOf(_sizes, size);
         if (i < 0) return;  // a size the room forced below the ladder: not one the budget chooses between
         double tokens = 1 + accepted;
         bool first = _seconds[i] <= 0;
-        _seconds[i] = first ? s : (1 - Smoothing) * _seconds[i] + Smoothing * s;
+        _seconds[i] = first ? s : (1 - Smoothing) * _seconds[i] + Smoothing * Math.Min(s, OutlierCap * _seconds[i]);
         _tokens[i] = first ? tokens : (1 - Smoothing) * _tokens[i] + Smoothing * tokens;
     }
 }
