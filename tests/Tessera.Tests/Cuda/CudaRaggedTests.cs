@@ -201,6 +201,10 @@ public class CudaRaggedTests
         var b = Run(plain with { Speculation = new Tessera.Speculation.SpeculationOptions { Method = Tessera.Speculation.SpeculationMethod.Recycle, DraftMax = 24, Adaptive = false } }, out var rs);
         Assert.That(b, Is.EqualTo(a));
         Assert.That(rs.Speculation!.AcceptedTokens, Is.GreaterThan(0), "some drafts accepted: the kv_copy compaction ran");
+        // A dynamic tree drafted on the device: the draft's tree passes ask logits only for their last rows.
+        var d = Run(plain with { Speculation = new Tessera.Speculation.SpeculationOptions { Method = Tessera.Speculation.SpeculationMethod.Self, SkipLayers = 1, Tree = Tessera.Speculation.DraftTreeShape.Dynamic, DraftMax = 20, Adaptive = false } }, out var ds);
+        Assert.That(d, Is.EqualTo(a), "self-speculation with dynamic trees");
+        Assert.That(ds.Speculation!.DraftedTokens, Is.GreaterThan(0));
         var cpu = LoadedModel.Load(SharedData.Model("tinystories-656k-q8_0.gguf"));
         using (cpu)
         {
