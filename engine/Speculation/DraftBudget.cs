@@ -63,8 +63,10 @@ public sealed class DraftBudget
         if (best < 0)
         {
             // Nothing pays: probe the smallest size now and then, less often each time it still does not (16, 32, …
-            // 1024 steps), so that a probe's cost (a draft model catching up on the context) stays a small share.
-            if (++_sinceProbe < _probeEvery) return 0;
+            // 1024 steps), and never before the plain steps since the last probe are 100 times what a probe loses
+            // (a draft model catching up on the context costs several steps), so probing stays within about 1%.
+            double lost = _seconds[0] > 0 ? Math.Max(0, _seconds[0] - _tokens[0] * _plain) : 0;
+            if (++_sinceProbe < Math.Max(_probeEvery, Math.Min(100 * lost / _plain, 1 << 16))) return 0;
             _sinceProbe = 0;
             _probeEvery = Math.Min(2 * _probeEvery, 1024);
             return _sizes[0];

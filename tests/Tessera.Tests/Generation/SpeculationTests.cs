@@ -310,13 +310,31 @@ public class SpeculationTests
         }
         Assert.That(cheap.DraftLength(8), Is.EqualTo(8));
         Assert.That(cheap.DraftLength(3), Is.EqualTo(3), "never past the room given");
+        int plainSteps = 0;
+        for (int i = 0; i < 64; i++) if (cheap.DraftLength(8) == 0) plainSteps++;
+        Assert.That(plainSteps, Is.EqualTo(2), "while drafting pays, every 32nd pass is plain (plain stays measured)");
 
+        var poor = new DraftBudget(8);
+        poor.Record(0, 10 * ms, 0);
+        foreach (int k in sizes) poor.Record(k, (10 + k) * ms, 0);                       // guesses always wrong
+        int drafts = 0;
+        for (int i = 0; i < 16 + 32 + 64; i++) drafts += poor.DraftLength(8);
+        Assert.That(drafts, Is.EqualTo(3), "only one-token probes, after 16, 32 and 64 plain steps");
+
+        // A probe that loses a whole step (a draft model catching up) waits for 100 times that in plain steps.
         var dear = new DraftBudget(8);
         dear.Record(0, 10 * ms, 0);
         foreach (int k in sizes) dear.Record(k, 10 * (k + 1) * ms, 0);                  // rows cost as much as steps
-        int drafts = 0;
-        for (int i = 0; i < 16 + 32 + 64; i++) drafts += dear.DraftLength(8);
-        Assert.That(drafts, Is.EqualTo(3), "only one-token probes, after 16, 32 and 64 plain steps");
+        var probes = new List<int>();
+        for (int i = 1; i <= 500; i++) if (dear.DraftLength(8) > 0) probes.Add(i);
+        Assert.That(probes, Is.EqualTo(new[] { 100, 200, 300, 428 }), "after 100 plain steps each, then the doubling's 128");
+
+        // One plain step 100 times too slow (the OS took the core) must not make drafts that cost two steps look cheap.
+        var noisy = new DraftBudget(8);
+        noisy.Record(0, 10 * ms, 0);
+        foreach (int k in sizes) noisy.Record(k, 10 * (k + 1) * ms, 0);
+        noisy.Record(0, 1000 * ms, 0);
+        Assert.That(Enumerable.Range(0, 15).Sum(_ => noisy.DraftLength(8)), Is.Zero, "an outlier counts as twice the average");
 
         // A tree whose acceptance makes 24 nodes the best buy: 1 + 3 tokens for 2 steps' time beats every other size.
         var tree = new DraftBudget(80);
