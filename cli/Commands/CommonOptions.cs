@@ -38,10 +38,14 @@ internal static class CommonOptions
         public readonly Option<float> PresencePenalty = new("--presence-penalty") { Description = "presence penalty (0 = off)" };
         public readonly Option<int> RepeatLastN = new("--repeat-last-n") { Description = "tokens the penalties look back over", DefaultValueFactory = _ => 64 };
         public readonly Option<ulong?> Seed = new("--seed", "-s") { Description = "random seed (default: random)" };
+        public readonly Option<string[]> LogitBias = new("--logit-bias", "-l")
+        {
+            Description = "TOKEN_ID(+|-)BIAS: add BIAS to a token's logit, as llama.cpp (e.g. 15043+1, 15043-1, 2-inf bans token 2); repeatable",
+        };
 
         public void AddTo(Command c)
         {
-            foreach (Option o in new Option[] { Temperature, TopK, TopP, MinP, RepeatPenalty, FrequencyPenalty, PresencePenalty, RepeatLastN, Seed })
+            foreach (Option o in new Option[] { Temperature, TopK, TopP, MinP, RepeatPenalty, FrequencyPenalty, PresencePenalty, RepeatLastN, Seed, LogitBias })
                 c.Add(o);
         }
 
@@ -58,9 +62,35 @@ internal static class CommonOptions
                 PresencePenalty = r.GetValue(PresencePenalty),
                 PenaltyWindow = r.GetValue(RepeatLastN),
                 Seed = r.GetValue(Seed),
+                LogitBias = r.GetValue(LogitBias) is { Length: > 0 } biases ? ParseLogitBias(biases) : null,
             };
             s.Validate();
             return s;
+        }
+
+        /// <summary>llama.cpp's <c>--logit-bias TOKEN_ID(+|-)BIAS</c> values; a token given twice keeps the last.</summary>
+        internal static Dictionary<int, float> ParseLogitBias(IEnumerable<string> values)
+        {
+            var bias = new Dictionary<int, float>();
+            foreach (string v in values)
+            {
+                int sign = v.IndexOfAny(['+', '-'], 1);
+                if (sign < 0 || !int.TryParse(v.AsSpan(0, sign), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int token)
+                    || !TryParseBias(v.AsSpan(sign), out float b))
+                    throw new ArgumentException($"--logit-bias {v}: expected TOKEN_ID(+|-)BIAS, e.g. 15043+1 or 15043-inf");
+                bias[token] = b;
+            }
+            return bias;
+        }
+
+        private static bool TryParseBias(ReadOnlySpan<char> text, out float bias)
+        {
+            if (text[1..].Equals("inf", StringComparison.OrdinalIgnoreCase))
+            {
+                bias = text[0] == '-' ? float.NegativeInfinity : float.PositiveInfinity;
+                return true;
+            }
+            return float.TryParse(text, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out bias);
         }
     }
 

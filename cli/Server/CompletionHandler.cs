@@ -63,6 +63,10 @@ internal sealed class CompletionHandler(InferenceEngine engine, ServerMetrics me
                     isChat ? "messages" : "prompt");
             var options = req.ToOptions(isChat ? engine.ContextSize - promptTokens : DefaultCompletionMaxTokens)
                 with { Speculation = Speculation(req) };
+            if (options.Sampling.LogitBias is { } bias)
+                foreach (int token in bias.Keys)
+                    if (token >= engine.Config.VocabSize)
+                        throw new ApiException($"logit_bias: token {token} is outside the vocabulary (0..{engine.Config.VocabSize - 1})", "logit_bias");
             try { options.Validate(); }
             catch (ArgumentException e) { throw new ApiException(e.Message, e.ParamName); }
 

@@ -43,8 +43,6 @@ internal sealed class CompletionRequest
         int? bestOf = Int(root, "best_of");
         if (bestOf is not null and not 1) throw new ApiException($"best_of {bestOf}: only 1 is supported", "best_of");
         if (Bool(root, "echo") == true) throw new ApiException("echo: not supported", "echo");
-        if (Has(root, "logit_bias") && root.GetProperty("logit_bias").ValueKind != JsonValueKind.Null)
-            throw new ApiException("logit_bias: not supported", "logit_bias");
 
         float temperature = Number(root, "temperature") ?? 1f;
         if (!(temperature >= 0 && temperature <= 2)) throw new ApiException($"temperature {temperature}: must be in [0, 2]", "temperature");
@@ -94,6 +92,7 @@ internal sealed class CompletionRequest
                 Temperature = temperature, TopP = topP, TopK = 0, MinP = 0,
                 FrequencyPenalty = frequency, PresencePenalty = presence,
                 Seed = seed is { } s ? unchecked((ulong)s) : null,
+                LogitBias = ParseLogitBias(root),
             },
             Stop = ParseStop(root),
             Stream = stream,
@@ -112,6 +111,28 @@ internal sealed class CompletionRequest
     {
         try { return Tessera.Speculation.SpeculationOptions.ParseTree(name); }
         catch (ArgumentException) { throw new ApiException($"tree '{name}': unknown shape (known: static, dynamic)", "tree"); }
+    }
+
+    /// <summary>OpenAI's <c>logit_bias</c>: an object from token ids (as strings) to a bias in [-100, 100]; llama.cpp's
+    /// <c>false</c> bans the token. The ids are checked against the vocabulary by the handler.</summary>
+    private static Dictionary<int, float>? ParseLogitBias(JsonElement root)
+    {
+        if (!root.TryGetProperty("logit_bias", out var e) || e.ValueKind == JsonValueKind.Null) return null;
+        if (e.ValueKind != JsonValueKind.Object) throw WrongType("logit_bias", "an object mapping token ids to numbers");
+        var bias = new Dictionary<int, float>();
+        foreach (var p in e.EnumerateObject())
+        {
+            if (!int.TryParse(p.Name, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int token))
+                throw new ApiException($"logit_bias: key '{p.Name}' is not a token id", "logit_bias");
+            bias[token] = p.Value.ValueKind switch
+            {
+                JsonValueKind.False => float.NegativeInfinity,
+                JsonValueKind.Number when p.Value.TryGetDouble(out double d) && d is >= -100 and <= 100 => (float)d,
+                JsonValueKind.Number => throw new ApiException($"logit_bias[{p.Name}] {p.Value}: must be in [-100, 100]", "logit_bias"),
+                _ => throw new ApiException($"logit_bias[{p.Name}]: must be a number in [-100, 100] (or false to ban the token)", "logit_bias"),
+            };
+        }
+        return bias.Count == 0 ? null : bias;
     }
 
     private static string? ParseSpeculate(JsonElement root)

@@ -21,7 +21,7 @@ internal static class DeviceSampling
     internal static long ServedTokens;
 
     /// <summary>Why <paramref name="options"/> need the host sampler, or null when the device draws exactly as the host
-    /// would: no penalties (they depend on the tokens so far, which the host keeps), no log-probabilities (they need
+    /// would: no penalties (they depend on the tokens so far, which the host keeps), no logit bias, no log-probabilities (they need
     /// every logit), and no more candidates than the kernel sorts.</summary>
     public static string? Unsupported(SamplingOptions options, int vocabSize, bool logProbs)
     {
@@ -29,6 +29,7 @@ internal static class DeviceSampling
         if (logProbs) return "log-probabilities need the logits on the host";
         if (options.RepetitionPenalty != 1 || options.FrequencyPenalty != 0 || options.PresencePenalty != 0)
             return "penalties are applied on the host";
+        if (options.LogitBias is { Count: > 0 }) return "logit bias is applied on the host";
         if (!SampleTopK.Supports(vocabSize, options.TopK, options.Temperature))
             return $"top-k {options.TopK} over {vocabSize} logits is more than the {SampleTopK.MaxCandidates} candidates the device sorts";
         return null;

@@ -1,8 +1,11 @@
+using Tessera.Sampling.Processors;
+
 namespace Tessera.Sampling;
 
 /// <summary>
-/// Picks tokens from logits: penalties, then top-k, top-p, min-p, temperature and a seeded draw, in llama.cpp's
-/// order. Buffers are sized once for the vocabulary: no allocation per token.
+/// Picks tokens from logits: the pipeline's stages (<see cref="ILogitsProcessor"/>: penalties, then logit bias),
+/// then top-k, top-p, min-p, temperature and a seeded draw, in llama.cpp's order. Buffers are sized once for the
+/// vocabulary: no allocation per token.
 /// </summary>
 public sealed class Sampler
 {
@@ -10,8 +13,7 @@ public sealed class Sampler
     private readonly int[] _ids;
     private readonly float[] _keys;
     private readonly float[] _probs;
-    private readonly Dictionary<int, int> _counts = new();
-    private readonly Queue<int> _recent = new();
+    private readonly ILogitsProcessor[] _stages;
     private ulong _rng;
 
     /// <summary>A sampler for a vocabulary of <paramref name="vocabSize"/> tokens.</summary>
@@ -23,22 +25,22 @@ public sealed class Sampler
         _keys = new float[vocabSize];
         _probs = new float[vocabSize];
         _rng = options.Seed ?? (ulong)Random.Shared.NextInt64();
+        var stages = new List<ILogitsProcessor>(2);
+        if (RepetitionPenalties.Applies(options)) stages.Add(new RepetitionPenalties(options));
+        if (options.LogitBias is { Count: > 0 } bias) stages.Add(new LogitBias(bias, vocabSize));
+        _stages = [.. stages];
     }
+
+    /// <summary>The stages run before truncation and the draw, in order.</summary>
+    public IReadOnlyList<ILogitsProcessor> Stages => _stages;
 
     /// <summary>Records a token (prompt or generated) for the repetition penalties.</summary>
     public void Accept(int token)
     {
-        if (_o.PenaltyWindow == 0) return;
-        _recent.Enqueue(token);
-        _counts[token] = _counts.GetValueOrDefault(token) + 1;
-        if (_recent.Count > _o.PenaltyWindow)
-        {
-            int old = _recent.Dequeue();
-            if (--_counts[old] == 0) _counts.Remove(old);
-        }
+        foreach (var stage in _stages) stage.Accept(token);
     }
 
-    /// <summary>Chooses the next token. <paramref name="logits"/> is modified by the penalties.</summary>
+    /// <summary>Chooses the next token. <paramref name="logits"/> is modified by the stages (penalties, bias).</summary>
     public int Sample(Span<float> logits) => Sample(logits, _o.Temperature > 0 ? NextUniform() : 0);
 
     /// <summary>Chooses the next token with <paramref name="uniform"/> in [0, 1) as the random draw (greedy ignores
@@ -46,7 +48,7 @@ public sealed class Sampler
     public int Sample(Span<float> logits, double uniform)
     {
         if (!(uniform >= 0 && uniform < 1)) throw new ArgumentOutOfRangeException(nameof(uniform), uniform, "must be in [0, 1)");
-        ApplyPenalties(logits);
+        foreach (var stage in _stages) stage.Process(logits);
         if (_o.Temperature <= 0) return ArgMax(logits);
 
         // Candidates sorted by logit, descending, truncated to top-k.
@@ -140,19 +142,6 @@ public sealed class Sampler
             if (m == i) return;
             Swap(i, m);
             i = m;
-        }
-    }
-
-    private void ApplyPenalties(Span<float> logits)
-    {
-        if (_counts.Count == 0) return;
-        if (_o.RepetitionPenalty == 1 && _o.FrequencyPenalty == 0 && _o.PresencePenalty == 0) return;
-        foreach (var (token, count) in _counts)
-        {
-            if ((uint)token >= (uint)logits.Length) continue;
-            ref float l = ref logits[token];
-            l = l <= 0 ? l * _o.RepetitionPenalty : l / _o.RepetitionPenalty;
-            l -= count * _o.FrequencyPenalty + _o.PresencePenalty;
         }
     }
 

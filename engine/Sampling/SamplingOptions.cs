@@ -22,6 +22,10 @@ public sealed record SamplingOptions
     public float PresencePenalty { get; init; }
     /// <summary>How many recent tokens the penalties look at. Default 64 as llama.cpp.</summary>
     public int PenaltyWindow { get; init; } = 64;
+    /// <summary>Added to the logits of chosen tokens before the draw (OpenAI's <c>logit_bias</c>, llama.cpp's
+    /// <c>--logit-bias</c>): -100 in practice bans a token, +100 forces it, negative infinity bans it outright. Null or
+    /// empty: none.</summary>
+    public IReadOnlyDictionary<int, float>? LogitBias { get; init; }
     /// <summary>Random seed; the same seed, prompt and options give the same text. Null picks one at random.</summary>
     public ulong? Seed { get; init; }
 
@@ -39,6 +43,12 @@ public sealed record SamplingOptions
         if (!float.IsFinite(FrequencyPenalty)) Bad("frequency-penalty", FrequencyPenalty, "must be a number");
         if (!float.IsFinite(PresencePenalty)) Bad("presence-penalty", PresencePenalty, "must be a number");
         if (PenaltyWindow < 0) Bad("repeat-last-n", PenaltyWindow, "must be 0 or more");
+        if (LogitBias is not null)
+            foreach (var (token, bias) in LogitBias)
+            {
+                if (token < 0) Bad("logit-bias", token, "a token id must be 0 or more");
+                if (float.IsNaN(bias) || float.IsPositiveInfinity(bias)) Bad("logit-bias", $"{token}{bias:+0.##;-0.##}", "the bias must be a number (or -inf to ban the token)");
+            }
     }
 
     private static void Bad(string name, object value, string rule) =>

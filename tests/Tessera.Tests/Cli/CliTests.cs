@@ -102,6 +102,31 @@ public class CliTests
         AssertCleanError(r, phrase);
     }
 
+    [TestCase("15043", "--logit-bias 15043: expected TOKEN_ID(+|-)BIAS")]
+    [TestCase("x+1", "--logit-bias x+1")]
+    [TestCase("99999+1", "token 99999 is outside the vocabulary")]
+    [TestCase("3+inf", "--logit-bias")]
+    public void GenerateRefusesBadLogitBiases(string value, string phrase)
+    {
+        AssertCleanError(CliRunner.Run("generate", "-m", SharedData.Model(Model), "-p", "Once", "-n", "4", "--logit-bias", value), phrase);
+    }
+
+    [Test]
+    public void A_banned_token_is_never_generated()
+    {
+        string[] args = ["generate", "-m", SharedData.Model(Model), "-p", "Once upon a time", "-n", "12", "--temp", "0", "--json", "--ignore-eos"];
+        var plain = CliRunner.Run(args);
+        Assert.That(plain.ExitCode, Is.EqualTo(0), plain.Err);
+        using var a = JsonDocument.Parse(plain.Out);
+        int first = a.RootElement.GetProperty("tokens")[0].GetInt32();
+        var banned = CliRunner.Run([.. args, "--logit-bias", $"{first}-inf", "-l", "0+0.5"]);
+        Assert.That(banned.ExitCode, Is.EqualTo(0), banned.Err);
+        using var b = JsonDocument.Parse(banned.Out);
+        var tokens = b.RootElement.GetProperty("tokens").EnumerateArray().Select(t => t.GetInt32()).ToList();
+        Assert.That(tokens, Has.Count.EqualTo(12));
+        Assert.That(tokens, Does.Not.Contain(first));
+    }
+
     [TestCase("lookup", "dynamic", "--tree dynamic")]
     [TestCase("self", "bushy", "--tree bushy")]
     public void GenerateRefusesATreeShapeTheMethodCannotDraft(string method, string tree, string phrase)

@@ -125,6 +125,23 @@ public class RawHttpTests
     }
 
     [Test]
+    public async Task LogitBiasBansAndForcesTokens()
+    {
+        const string body = """{"prompt":"Once upon a time","max_tokens":8,"temperature":0,"ignore_eos":true}""";
+        var plain = await Engine.CompleteAsync("Once upon a time", Greedy(8) with { StopAtEndOfGeneration = false });
+        int first = plain.TokenIds[0], forced = Engine.Tokenize(" the").Last();
+        Assume.That(forced, Is.Not.EqualTo(first));
+        var (status, b) = await PostJson("/v1/completions", body.Replace("\"ignore_eos\":true", $"\"ignore_eos\":true,\"logit_bias\":{{\"{forced}\":100}}"));
+        Assert.That(status, Is.EqualTo(200));
+        Assert.That(b.GetProperty("choices")[0].GetProperty("text").GetString(), Is.EqualTo(Engine.Detokenize(Enumerable.Repeat(forced, 8).ToArray())), "+100 forces the token");
+        var (_, c) = await PostJson("/v1/completions", body.Replace("\"ignore_eos\":true", $"\"ignore_eos\":true,\"logit_bias\":{{\"{first}\":false}}"));
+        var banned = await Engine.CompleteAsync("Once upon a time", Greedy(8) with { StopAtEndOfGeneration = false, Sampling = SamplingOptions.Greedy with { LogitBias = new Dictionary<int, float> { [first] = float.NegativeInfinity } } });
+        Assert.That(banned.TokenIds, Does.Not.Contain(first));
+        Assert.That(c.GetProperty("choices")[0].GetProperty("text").GetString(), Is.EqualTo(banned.Text), "false bans it, as the library's -inf");
+        Assert.That(banned.Text, Is.Not.EqualTo(plain.Text));
+    }
+
+    [Test]
     public async Task SeededSamplingIsReproducible()
     {
         const string body = """{"prompt":"The dog","max_tokens":20,"temperature":1.0,"top_p":0.9,"seed":1234}""";
