@@ -17,9 +17,10 @@ internal static class ChatCommand
         var system = new Option<string?>("--system") { Description = "system message" };
         var maxTokens = new Option<int>("--max-tokens", "-n") { Description = "most tokens per reply", DefaultValueFactory = _ => 256 };
         var context = CommonOptions.Context();
+        var special = CommonOptions.Special();
         var sampling = new CommonOptions.Sampling();
         var speculation = new CommonOptions.Speculation();
-        var cmd = new Command("chat", "chat with a model (type /exit or end input to quit, /reset to start over)") { model, system, maxTokens, context };
+        var cmd = new Command("chat", "chat with a model (type /exit or end input to quit, /reset to start over)") { model, system, maxTokens, special, context };
         sampling.AddTo(cmd);
         speculation.AddTo(cmd);
         cmd.SetAction(r => io.Guard(() =>
@@ -35,6 +36,7 @@ internal static class ChatCommand
             var options = new GenerationOptions
             {
                 MaxTokens = r.GetValue(maxTokens), Sampling = samplingOptions, StopStrings = formatter.StopStrings,
+                RenderSpecial = r.GetValue(special),
                 // Token Recycling learns across the turns of a session (hot start): one successor table for all.
                 Speculation = speculationOptions is { Method: Tessera.Speculation.SpeculationMethod.Recycle }
                     ? speculationOptions with { Successors = new Tessera.Speculation.SuccessorTable(m.Config.VocabSize) }

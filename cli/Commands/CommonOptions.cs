@@ -26,6 +26,12 @@ internal static class CommonOptions
         Description = "context size in tokens (default: the model's, at most 4096)",
     };
 
+    /// <summary><c>--special</c>, as llama.cpp: show control tokens and a spelled-out end marker in the output.</summary>
+    public static Option<bool> Special() => new("--special")
+    {
+        Description = "render control tokens as text and show an end-of-generation marker the model spells out (as llama.cpp's --special)",
+    };
+
     /// <summary>The sampling options, added to a command together.</summary>
     internal sealed class Sampling
     {

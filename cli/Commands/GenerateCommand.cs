@@ -17,11 +17,12 @@ internal static class GenerateCommand
         var json = new Option<bool>("--json") { Description = "print one JSON object (prompt_tokens, tokens, text, timings) instead of streaming" };
         var noEcho = new Option<bool>("--no-display-prompt") { Description = "do not print the prompt before the continuation" };
         var ignoreEos = new Option<bool>("--ignore-eos") { Description = "keep generating past the end-of-generation token (as llama.cpp's --ignore-eos; for measurements)" };
+        var special = CommonOptions.Special();
         var context = CommonOptions.Context();
         var backend = CommonOptions.Backend();
         var sampling = new CommonOptions.Sampling();
         var speculation = new CommonOptions.Speculation();
-        var cmd = new Command("generate", "generate text from a prompt") { model, prompt, maxTokens, stop, json, noEcho, ignoreEos, context, backend };
+        var cmd = new Command("generate", "generate text from a prompt") { model, prompt, maxTokens, stop, json, noEcho, ignoreEos, special, context, backend };
         sampling.AddTo(cmd);
         speculation.AddTo(cmd);
         cmd.SetAction(r => io.Guard(() =>
@@ -33,6 +34,7 @@ internal static class GenerateCommand
                 StopStrings = r.GetValue(stop) ?? [],
                 Speculation = speculation.Read(r),
                 StopAtEndOfGeneration = !r.GetValue(ignoreEos),
+                RenderSpecial = r.GetValue(special),
             };
             if (options.Speculation is not { Method: Tessera.Speculation.SpeculationMethod.Draft }) options.Validate();
             string text = r.GetValue(prompt)!;

@@ -21,6 +21,8 @@ internal sealed class CompletionRequest
     public bool Stream { get; init; }
     public bool IncludeUsage { get; init; }
     public bool IgnoreEos { get; init; }
+    /// <summary>Tessera's <c>special</c>: render control tokens and spelled-out end markers (as <c>--special</c>).</summary>
+    public bool Special { get; init; }
     /// <summary>Null: no log-probabilities; otherwise how many alternatives per token.</summary>
     public int? LogProbs { get; init; }
     /// <summary>Tessera's extension: <c>"speculate"</c> (lookup, recycle, self, draft, none); null: the server's default.</summary>
@@ -98,6 +100,7 @@ internal sealed class CompletionRequest
             Stream = stream,
             IncludeUsage = includeUsage,
             IgnoreEos = Bool(root, "ignore_eos") ?? false,
+            Special = Bool(root, "special") ?? false,
             LogProbs = logprobs,
             Speculate = ParseSpeculate(root),
             DraftMax = Int(root, "draft_max") is { } dm && dm is < 1 or > Tessera.Speculation.SpeculationOptions.MaxDraft
@@ -249,6 +252,7 @@ internal sealed class CompletionRequest
         Sampling = Sampling,
         StopStrings = Stop,
         StopAtEndOfGeneration = !IgnoreEos,
+        RenderSpecial = Special,
         LogProbs = LogProbs,
     };
 }

@@ -14,6 +14,11 @@ public sealed record GenerationOptions
     public IReadOnlyList<string> StopStrings { get; init; } = [];
     /// <summary>Stop at the model's end-of-generation tokens (EOS, EOT). Default true.</summary>
     public bool StopAtEndOfGeneration { get; init; } = true;
+    /// <summary>Render control tokens as their text (llama.cpp's <c>--special</c>) and show what the model writes
+    /// verbatim, including an end-of-generation marker it spells out in ordinary tokens (TinyStories' text
+    /// "&lt;|end_story|&gt;" before its EOS). Default false: control tokens are not rendered and a spelled-out end
+    /// marker ends generation, unshown, as the end-of-generation token does.</summary>
+    public bool RenderSpecial { get; init; }
     /// <summary>Report each generated token's log-probability and this many most likely alternatives (0 to 20);
     /// null (the default) reports none and costs nothing.</summary>
     public int? LogProbs { get; init; }

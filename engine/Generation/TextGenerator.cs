@@ -72,8 +72,8 @@ public sealed class TextGenerator(LlamaModel model, Tokenizer tokenizer)
 
         var sampler = new Sampler(options.Sampling, model.Config.VocabSize);
         foreach (int t in prompt) sampler.Accept(t);
-        var decoder = new Utf8StreamDecoder(tokenizer);
-        var stops = new StopStringFilter(options.StopStrings);
+        var decoder = new Utf8StreamDecoder(tokenizer, options.RenderSpecial);
+        var stops = StopStringFilter.For(options, tokenizer);
 
         // On CUDA the device samples whenever it can draw exactly as the host would: only token ids cross.
         var cuda = model.Backend as Backends.Cuda.CudaBackend;
@@ -133,6 +133,7 @@ public sealed class TextGenerator(LlamaModel model, Tokenizer tokenizer)
                     ProposerBytes = proposer!.StateBytes,
                 };
             stats.FinishReason = FinishReason.MaxTokens;
+            bool stoppedByText = false;  // a stop string or end marker: what the filter held is not released
             try
             {
                 for (int i = 0; i < options.MaxTokens; i++)
@@ -158,7 +159,8 @@ public sealed class TextGenerator(LlamaModel model, Tokenizer tokenizer)
                     if (stopped)
                     {
                         yield return new GeneratedToken(token, text) { LogProb = logProb };
-                        stats.FinishReason = FinishReason.StopString;
+                        stats.FinishReason = stops.EndedGeneration ? FinishReason.EndOfGeneration : FinishReason.StopString;
+                        stoppedByText = true;
                         break;
                     }
                     yield return new GeneratedToken(token, text) { LogProb = logProb };
@@ -238,7 +240,7 @@ public sealed class TextGenerator(LlamaModel model, Tokenizer tokenizer)
                 if (stats.Speculation is { } sp) sp.ProposerBytes = proposer!.StateBytes;  // what it grew to (a draft's cache)
             }
             stats.GenerationTime = sw.Elapsed;
-            if (stats.FinishReason != FinishReason.StopString)
+            if (!stoppedByText)
             {
                 string tail = stops.Add(decoder.Flush()).Release + stops.Flush();
                 if (tail.Length > 0) yield return new GeneratedToken(-1, tail);

@@ -7,7 +7,9 @@ namespace Tessera.Generation;
 /// Turns a stream of token ids into text, emitting only complete UTF-8 characters: a character split over
 /// byte-fallback tokens is held until its last byte arrives.
 /// </summary>
-internal sealed class Utf8StreamDecoder(Tokenizer tokenizer)
+/// <param name="tokenizer">The vocabulary.</param>
+/// <param name="renderSpecial">Render control tokens as their text (<c>--special</c>); by default they add nothing.</param>
+internal sealed class Utf8StreamDecoder(Tokenizer tokenizer, bool renderSpecial = false)
 {
     private readonly List<byte> _pending = new(16);
     private readonly Decoder _utf8 = new UTF8Encoding(false, false).GetDecoder();
@@ -17,7 +19,7 @@ internal sealed class Utf8StreamDecoder(Tokenizer tokenizer)
     public string Add(int token)
     {
         _pending.Clear();
-        tokenizer.AppendTokenBytes(token, _pending);
+        tokenizer.AppendTokenBytes(token, _pending, renderSpecial);
         if (_pending.Count == 0) return "";
         var bytes = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_pending);
         int need = _utf8.GetCharCount(bytes, flush: false);

@@ -116,7 +116,7 @@ internal sealed class Scheduler : IDisposable
         var sampler = new Sampler(options.Sampling, vocab);
         foreach (int t in prompt) sampler.Accept(t);
         var seq = new Sequence(Interlocked.Increment(ref _nextId), prompt, options, sampler,
-            new Utf8StreamDecoder(_tokenizer), new StopStringFilter(options.StopStrings))
+            new Utf8StreamDecoder(_tokenizer, options.RenderSpecial), StopStringFilter.For(options, _tokenizer))
         {
             RawLogits = options.LogProbs is null ? null : new float[vocab],
             // A speculating sequence's rows are walked (or observed) on the host, as TextGenerator does.
@@ -606,15 +606,17 @@ internal sealed class Scheduler : IDisposable
         }
         var (text, stopped) = seq.Stops.Add(seq.Decoder.Add(token));
         seq.Emit(new GenerationChunk(text, [token], null) { LogProbs = logProb is null ? [] : [logProb] });
-        if (stopped) End(seq, FinishReason.StopString);
+        if (stopped) End(seq, seq.Stops.EndedGeneration ? FinishReason.EndOfGeneration : FinishReason.StopString, flush: false);
         else if (seq.Computed >= Limits.ContextSize) End(seq, FinishReason.ContextFull);
         else if (seq.Generated >= o.MaxTokens) End(seq, FinishReason.MaxTokens);
         else seq.Tokens.Add(token);
     }
 
-    private void End(Sequence seq, FinishReason reason)
+    /// <summary>Ends <paramref name="seq"/>, releasing the text still held unless a stop string ended it (what was
+    /// held is the stop's start, never shown).</summary>
+    private void End(Sequence seq, FinishReason reason, bool flush = true)
     {
-        if (reason != FinishReason.StopString)
+        if (flush)
         {
             string tail = seq.Stops.Add(seq.Decoder.Flush()).Release + seq.Stops.Flush();
             if (tail.Length > 0) seq.Emit(new GenerationChunk(tail, [], null));

@@ -53,6 +53,12 @@ public abstract class Tokenizer
     /// <summary>Every id that ends generation: EOS, EOT, EOM and the tokens llama.cpp recognises by text.</summary>
     public IReadOnlySet<int> EndOfGenerationIds => Vocabulary.EndOfGeneration;
 
+    /// <summary>The texts of the end-of-generation control tokens (e.g. <c>&lt;|end_story|&gt;</c>, <c>&lt;|eot_id|&gt;</c>):
+    /// a model that spells one out in ordinary tokens has ended too (see <see cref="Generation.StopStringFilter"/>).</summary>
+    public IReadOnlyList<string> EndOfGenerationTexts => _endTexts ??=
+        [.. Vocabulary.EndOfGeneration.Order().Select(id => Vocabulary.Texts[id]).Where(t => t.Length > 1).Distinct()];
+    private string[]? _endTexts;
+
     /// <summary>
     /// Tokenizes <paramref name="text"/> as llama.cpp's <c>llama_tokenize</c> does.
     /// </summary>

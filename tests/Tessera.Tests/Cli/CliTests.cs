@@ -183,6 +183,29 @@ public class CliTests
     }
 
     [Test]
+    public void GenerateAndChatNeverPrintTheEndMarker()
+    {
+        // llama.cpp's greedy continuation of golden p2 is "<|end_story|>" spelled in ordinary tokens, then EOS.
+        var g = Golden.GoldenCase.Load("tinystories-656k-q8_0", 2);
+        var gen = CliRunner.Run("generate", "-m", SharedData.Model(Model), "-p", g.Prompt, "-n", "20", "--temp", "0", "--json");
+        Assert.That(gen.ExitCode, Is.EqualTo(0), gen.Err);
+        using (var doc = JsonDocument.Parse(gen.Out))
+        {
+            Assert.That(doc.RootElement.GetProperty("text").GetString(), Is.Empty);
+            Assert.That(doc.RootElement.GetProperty("finish_reason").GetString(), Is.EqualTo("EndOfGeneration"));
+        }
+        var special = CliRunner.Run("generate", "-m", SharedData.Model(Model), "-p", g.Prompt, "-n", "20", "--temp", "0", "--special", "--no-display-prompt");
+        Assert.That(special.Out.Trim(), Is.EqualTo("<|end_story|>"));
+        // In chat, greedy TinyStories answers "Hi" with a story that ends in the spelled marker.
+        var chat = CliRunner.RunWithInput("Hi\n/exit\n", "chat", "-m", SharedData.Model(Model), "-n", "300", "--temp", "0");
+        var shown = CliRunner.RunWithInput("Hi\n/exit\n", "chat", "-m", SharedData.Model(Model), "-n", "300", "--temp", "0", "--special");
+        Assert.That(chat.ExitCode, Is.EqualTo(0), chat.Err);
+        Assert.That(shown.Out, Does.Contain("<|end_story|>"), "the marker is there to hide");
+        Assert.That(chat.Out, Does.Not.Contain("<|").And.Not.Contain("end_story"));
+        Assert.That(chat.Out, Is.EqualTo(shown.Out.Replace("<|end_story|>", "")));
+    }
+
+    [Test]
     public void MissingModelFile()
     {
         var r = CliRunner.Run("generate", "-m", "/no/such/model.gguf", "-p", "hi");

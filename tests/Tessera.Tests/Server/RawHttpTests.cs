@@ -142,6 +142,20 @@ public class RawHttpTests
     }
 
     [Test]
+    public async Task TheEndMarkerIsNeverReturned()
+    {
+        // llama.cpp's greedy continuation of golden p2 is "<|end_story|>" spelled in ordinary tokens, then EOS.
+        var g = Tessera.Tests.Golden.GoldenCase.Load("tinystories-656k-q8_0", 2);
+        string body = $$"""{"prompt":{{System.Text.Json.JsonSerializer.Serialize(g.Prompt)}},"max_tokens":20,"temperature":0}""";
+        var (status, a) = await PostJson("/v1/completions", body);
+        Assert.That(status, Is.EqualTo(200));
+        Assert.That(a.GetProperty("choices")[0].GetProperty("text").GetString(), Is.Empty);
+        Assert.That(a.GetProperty("choices")[0].GetProperty("finish_reason").GetString(), Is.EqualTo("stop"));
+        var (_, b) = await PostJson("/v1/completions", body.Replace("\"temperature\":0", "\"temperature\":0,\"special\":true"));
+        Assert.That(b.GetProperty("choices")[0].GetProperty("text").GetString(), Is.EqualTo("<|end_story|>"));
+    }
+
+    [Test]
     public async Task SeededSamplingIsReproducible()
     {
         const string body = """{"prompt":"The dog","max_tokens":20,"temperature":1.0,"top_p":0.9,"seed":1234}""";
