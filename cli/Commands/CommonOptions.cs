@@ -46,7 +46,7 @@ internal static class CommonOptions
         public readonly Option<ulong?> Seed = new("--seed", "-s") { Description = "random seed (default: random)" };
         public readonly Option<string[]> LogitBias = new("--logit-bias", "-l")
         {
-            Description = "TOKEN_ID(+|-)BIAS: add BIAS to a token's logit, as llama.cpp (e.g. 15043+1, 15043-1, 2-inf bans token 2); repeatable",
+            Description = "TOKEN_ID(+|-)BIAS or TOKEN_ID=BIAS: add BIAS to a token's logit, as llama.cpp (e.g. 15043+1, 15043-1, 15043=-1.5, 2-inf bans token 2); repeatable",
         };
 
         public void AddTo(Command c)
@@ -74,16 +74,20 @@ internal static class CommonOptions
             return s;
         }
 
-        /// <summary>llama.cpp's <c>--logit-bias TOKEN_ID(+|-)BIAS</c> values; a token given twice keeps the last.</summary>
+        /// <summary><c>--logit-bias</c> values: llama.cpp's <c>TOKEN_ID(+|-)BIAS</c> (<c>15043+1</c>, <c>2-inf</c>) or
+        /// <c>TOKEN_ID=BIAS</c> (<c>15043=-1.5</c>, <c>2=-inf</c>); a token given twice keeps the last.</summary>
         internal static Dictionary<int, float> ParseLogitBias(IEnumerable<string> values)
         {
             var bias = new Dictionary<int, float>();
             foreach (string v in values)
             {
-                int sign = v.IndexOfAny(['+', '-'], 1);
-                if (sign < 0 || !int.TryParse(v.AsSpan(0, sign), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int token)
-                    || !TryParseBias(v.AsSpan(sign), out float b))
-                    throw new ArgumentException($"--logit-bias {v}: expected TOKEN_ID(+|-)BIAS, e.g. 15043+1 or 15043-inf");
+                int eq = v.IndexOf('=');
+                // TOKEN=BIAS splits at '='; TOKEN(+|-)BIAS at the sign, which is part of the bias.
+                int split = eq >= 0 ? eq : v.IndexOfAny(['+', '-'], 1);
+                var biasText = eq >= 0 ? v.AsSpan(eq + 1) : split < 0 ? default : v.AsSpan(split);
+                if (split <= 0 || !int.TryParse(v.AsSpan(0, split), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int token)
+                    || !TryParseBias(biasText, out float b))
+                    throw new ArgumentException($"--logit-bias {v}: expected TOKEN_ID(+|-)BIAS or TOKEN_ID=BIAS, e.g. 15043+1, 15043-inf or 15043=-1.5");
                 bias[token] = b;
             }
             return bias;
@@ -91,12 +95,18 @@ internal static class CommonOptions
 
         private static bool TryParseBias(ReadOnlySpan<char> text, out float bias)
         {
-            if (text[1..].Equals("inf", StringComparison.OrdinalIgnoreCase))
+            bias = 0;
+            if (text.IsEmpty) return false;
+            var magnitude = text[0] is '+' or '-' ? text[1..] : text;
+            if (magnitude.Equals("inf", StringComparison.OrdinalIgnoreCase))
             {
                 bias = text[0] == '-' ? float.NegativeInfinity : float.PositiveInfinity;
                 return true;
             }
-            return float.TryParse(text, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out bias);
+            // Digits only after the sign: "nan", "infinity" or a second sign are not biases.
+            if (magnitude.IsEmpty || !(char.IsAsciiDigit(magnitude[0]) || magnitude[0] == '.')) return false;
+            return float.TryParse(text, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out bias)
+                && float.IsFinite(bias);
         }
     }
 

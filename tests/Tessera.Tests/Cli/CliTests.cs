@@ -106,6 +106,10 @@ public class CliTests
     [TestCase("x+1", "--logit-bias x+1")]
     [TestCase("99999+1", "token 99999 is outside the vocabulary")]
     [TestCase("3+inf", "--logit-bias")]
+    [TestCase("3=", "--logit-bias 3=: expected")]
+    [TestCase("=1", "--logit-bias =1: expected")]
+    [TestCase("3=nan", "--logit-bias 3=nan")]
+    [TestCase("3=+-1", "--logit-bias 3=+-1")]
     public void GenerateRefusesBadLogitBiases(string value, string phrase)
     {
         AssertCleanError(CliRunner.Run("generate", "-m", SharedData.Model(Model), "-p", "Once", "-n", "4", "--logit-bias", value), phrase);
@@ -125,6 +129,11 @@ public class CliTests
         var tokens = b.RootElement.GetProperty("tokens").EnumerateArray().Select(t => t.GetInt32()).ToList();
         Assert.That(tokens, Has.Count.EqualTo(12));
         Assert.That(tokens, Does.Not.Contain(first));
+        // TOKEN_ID=BIAS is the same bias.
+        var same = CliRunner.Run([.. args, "--logit-bias", $"{first}=-inf", "-l", "0=0.5"]);
+        Assert.That(same.ExitCode, Is.EqualTo(0), same.Err);
+        using var c = JsonDocument.Parse(same.Out);
+        Assert.That(c.RootElement.GetProperty("tokens").EnumerateArray().Select(t => t.GetInt32()), Is.EqualTo(tokens));
     }
 
     [TestCase("lookup", "dynamic", "--tree dynamic")]
