@@ -69,6 +69,8 @@ internal sealed class CompletionHandler(InferenceEngine engine, ServerMetrics me
                         throw new ApiException($"logit_bias: token {token} is outside the vocabulary (0..{engine.Config.VocabSize - 1})", "logit_bias");
             try { options.Validate(); }
             catch (ArgumentException e) { throw new ApiException(e.Message, e.ParamName); }
+            if (options.Choices > engine.MaxSequences)
+                throw new ApiException($"n {options.Choices}: more choices than the server runs at once (--parallel {engine.MaxSequences})", "n");
 
             // No admission here: the engine's scheduler queues the request and batches it with the running ones.
             {
@@ -128,7 +130,10 @@ internal sealed class CompletionHandler(InferenceEngine engine, ServerMetrics me
         public long Created { get; } = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
         public long Arrival { get; } = arrival;
         public int Completion { get; set; }
-        public int TextOffset { get; set; }
+        /// <summary>Per choice: characters streamed so far (completions' logprobs text_offset), and whether its
+        /// first chat delta (the one with the role) was sent.</summary>
+        public int[] TextOffset { get; } = new int[req.Choices];
+        public bool[] Started { get; } = new bool[req.Choices];
         public bool SawFirstToken { get; set; }
     }
 
@@ -146,16 +151,23 @@ internal sealed class CompletionHandler(InferenceEngine engine, ServerMetrics me
 
     private async Task WholeAsync(HttpContext ctx, Run run, IAsyncEnumerator<GenerationChunk> e, bool any)
     {
-        var text = new StringBuilder();
-        var lps = run.Req.LogProbs is null ? null : new List<TokenLogProb>();
-        FinishReason finish = FinishReason.MaxTokens;
+        int n = run.Req.Choices;
+        var text = new StringBuilder[n];
+        var lps = new List<TokenLogProb>?[n];
+        var finish = new FinishReason[n];
+        for (int i = 0; i < n; i++)
+        {
+            text[i] = new StringBuilder();
+            lps[i] = run.Req.LogProbs is null ? null : [];
+            finish[i] = FinishReason.MaxTokens;
+        }
         for (bool more = any; more; more = await e.MoveNextAsync().ConfigureAwait(false))
         {
             var c = e.Current;
             Count(run, c);
-            text.Append(c.Text);
-            lps?.AddRange(c.LogProbs);
-            if (c.FinishReason is { } f) finish = f;
+            text[c.Choice].Append(c.Text);
+            lps[c.Choice]?.AddRange(c.LogProbs);
+            if (c.FinishReason is { } f) finish[c.Choice] = f;
         }
         var buffer = new ArrayBufferWriter<byte>();
         using (var w = new Utf8JsonWriter(buffer))
@@ -163,23 +175,26 @@ internal sealed class CompletionHandler(InferenceEngine engine, ServerMetrics me
             w.WriteStartObject();
             OpenAiJson.Head(w, run.Id, run.Req.IsChat ? "chat.completion" : "text_completion", run.Created, run.Model);
             w.WriteStartArray("choices");
-            w.WriteStartObject();
-            w.WriteNumber("index", 0);
-            if (run.Req.IsChat)
+            for (int i = 0; i < n; i++)
             {
-                w.WriteStartObject("message");
-                w.WriteString("role", "assistant");
-                w.WriteString("content", text.ToString());
+                w.WriteStartObject();
+                w.WriteNumber("index", i);
+                if (run.Req.IsChat)
+                {
+                    w.WriteStartObject("message");
+                    w.WriteString("role", "assistant");
+                    w.WriteString("content", text[i].ToString());
+                    w.WriteEndObject();
+                    OpenAiJson.ChatLogProbs(w, engine, lps[i]);
+                }
+                else
+                {
+                    w.WriteString("text", text[i].ToString());
+                    OpenAiJson.CompletionLogProbs(w, engine, lps[i], 0);
+                }
+                OpenAiJson.Finish(w, finish[i]);
                 w.WriteEndObject();
-                OpenAiJson.ChatLogProbs(w, engine, lps);
             }
-            else
-            {
-                w.WriteString("text", text.ToString());
-                OpenAiJson.CompletionLogProbs(w, engine, lps, 0);
-            }
-            OpenAiJson.Finish(w, finish);
-            w.WriteEndObject();
             w.WriteEndArray();
             OpenAiJson.Usage(w, run.PromptTokens, run.Completion);
             w.WriteEndObject();
@@ -195,11 +210,11 @@ internal sealed class CompletionHandler(InferenceEngine engine, ServerMetrics me
         response.Headers.CacheControl = "no-cache";
         var buffer = new ArrayBufferWriter<byte>();
         using var w = new Utf8JsonWriter(buffer);
-        bool first = true;
         for (bool more = any; more; more = await e.MoveNextAsync().ConfigureAwait(false))
         {
             var c = e.Current;
             Count(run, c);
+            bool first = !run.Started[c.Choice];
             // Chunks with nothing to say (an incomplete character held back) are not sent, except the last.
             if (c.Text.Length == 0 && c.FinishReason is null && (run.Req.LogProbs is null || c.LogProbs.Count == 0) && !(first && run.Req.IsChat))
                 continue;
@@ -207,7 +222,7 @@ internal sealed class CompletionHandler(InferenceEngine engine, ServerMetrics me
             OpenAiJson.Head(w, run.Id, run.Req.IsChat ? "chat.completion.chunk" : "text_completion", run.Created, run.Model);
             w.WriteStartArray("choices");
             w.WriteStartObject();
-            w.WriteNumber("index", 0);
+            w.WriteNumber("index", c.Choice);
             var lps = run.Req.LogProbs is null ? null : c.LogProbs;
             if (run.Req.IsChat)
             {
@@ -220,15 +235,15 @@ internal sealed class CompletionHandler(InferenceEngine engine, ServerMetrics me
             else
             {
                 w.WriteString("text", c.Text);
-                OpenAiJson.CompletionLogProbs(w, engine, lps, run.TextOffset);
-                run.TextOffset += c.Text.Length;
+                OpenAiJson.CompletionLogProbs(w, engine, lps, run.TextOffset[c.Choice]);
+                run.TextOffset[c.Choice] += c.Text.Length;
             }
             OpenAiJson.Finish(w, c.FinishReason);
             w.WriteEndObject();
             w.WriteEndArray();
             if (run.Req.IncludeUsage) w.WriteNull("usage");
             w.WriteEndObject();
-            first = false;
+            run.Started[c.Choice] = true;
             await SendEvent(response, buffer, w, ctx.RequestAborted).ConfigureAwait(false);
         }
         if (run.Req.IncludeUsage)

@@ -25,6 +25,8 @@ internal sealed class CompletionRequest
     public bool Special { get; init; }
     /// <summary>Null: no log-probabilities; otherwise how many alternatives per token.</summary>
     public int? LogProbs { get; init; }
+    /// <summary>OpenAI's <c>n</c>: choices to generate (1 to 16).</summary>
+    public int Choices { get; init; } = 1;
     /// <summary>Tessera's extension: <c>"speculate"</c> (lookup, recycle, self, draft, none); null: the server's default.</summary>
     public string? Speculate { get; init; }
     /// <summary>Tessera's extension: <c>"draft_max"</c>, the most draft tokens per verification pass.</summary>
@@ -40,8 +42,8 @@ internal sealed class CompletionRequest
         if (isChat) messages = ParseMessages(Required(root, "messages"));
         else prompt = ParsePrompt(Required(root, "prompt"));
 
-        int? n = Int(root, "n");
-        if (n is not null and not 1) throw new ApiException($"n {n}: only 1 choice per request is supported", "n");
+        int n = Int(root, "n") ?? 1;
+        if (n is < 1 or > GenerationOptions.MaxChoices) throw new ApiException($"n {n}: must be 1 to {GenerationOptions.MaxChoices} choices", "n");
         int? bestOf = Int(root, "best_of");
         if (bestOf is not null and not 1) throw new ApiException($"best_of {bestOf}: only 1 is supported", "best_of");
         if (Bool(root, "echo") == true) throw new ApiException("echo: not supported", "echo");
@@ -102,6 +104,7 @@ internal sealed class CompletionRequest
             IgnoreEos = Bool(root, "ignore_eos") ?? false,
             Special = Bool(root, "special") ?? false,
             LogProbs = logprobs,
+            Choices = n,
             Speculate = ParseSpeculate(root),
             DraftMax = Int(root, "draft_max") is { } dm && dm is < 1 or > Tessera.Speculation.SpeculationOptions.MaxDraft
                 ? throw new ApiException($"draft_max {dm}: must be 1 to {Tessera.Speculation.SpeculationOptions.MaxDraft}", "draft_max")
@@ -254,5 +257,6 @@ internal sealed class CompletionRequest
         StopAtEndOfGeneration = !IgnoreEos,
         RenderSpecial = Special,
         LogProbs = LogProbs,
+        Choices = Choices,
     };
 }

@@ -11,6 +11,9 @@ public sealed record GenerationChunk(string Text, IReadOnlyList<int> TokenIds, F
     /// <summary>Log-probabilities of <see cref="TokenIds"/>, one each, when <see cref="GenerationOptions.LogProbs"/>
     /// asked for them; otherwise empty.</summary>
     public IReadOnlyList<TokenLogProb> LogProbs { get; init; } = [];
+    /// <summary>Which choice the chunk belongs to (0 to <see cref="GenerationOptions.Choices"/> - 1): with several
+    /// choices their chunks interleave, and each choice ends with its own chunk carrying a finish reason.</summary>
+    public int Choice { get; init; }
 }
 
 /// <summary>The whole result of a non-streaming generation.</summary>

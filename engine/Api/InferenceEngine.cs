@@ -71,6 +71,12 @@ public sealed class InferenceEngine : IDisposable
     /// <summary>Times a request was preempted (its blocks freed, to be recomputed) because the KV cache was full.</summary>
     public long Preemptions => _scheduler.Preemptions;
 
+    /// <summary>Prompt positions run through the model (choices forked from a first one add none).</summary>
+    public long PromptTokensComputed => _scheduler.PromptTokensComputed;
+
+    /// <summary>Choices started by forking another's cached prompt (requests with <see cref="GenerationOptions.Choices"/> &gt; 1).</summary>
+    public long Forks => _scheduler.Forks;
+
     /// <summary>Prompt tokens served from cached prefix blocks instead of being computed.</summary>
     public long PrefixHitTokens => _scheduler.PrefixHitTokens;
 
@@ -156,18 +162,32 @@ public sealed class InferenceEngine : IDisposable
     }
 
     /// <summary>Generates the whole continuation of <paramref name="prompt"/> and returns it at once.</summary>
+    /// <exception cref="ArgumentException"><see cref="GenerationOptions.Choices"/> is more than 1: use
+    /// <see cref="CompleteChoicesAsync"/>.</exception>
     public async Task<GenerationResult> CompleteAsync(string prompt, GenerationOptions? options = null, CancellationToken cancellation = default)
     {
-        var text = new StringBuilder();
-        var ids = new List<int>();
-        FinishReason finish = FinishReason.MaxTokens;
+        if (options is { Choices: > 1 })
+            throw new ArgumentException($"n {options.Choices}: CompleteAsync returns one choice; use CompleteChoicesAsync", nameof(options));
+        return (await CompleteChoicesAsync(prompt, options, cancellation).ConfigureAwait(false))[0];
+    }
+
+    /// <summary>Generates <see cref="GenerationOptions.Choices"/> whole continuations of <paramref name="prompt"/>
+    /// (the prompt computed once, each choice a fork of its cache with its own seed) and returns them in choice order.</summary>
+    public async Task<IReadOnlyList<GenerationResult>> CompleteChoicesAsync(string prompt, GenerationOptions? options = null, CancellationToken cancellation = default)
+    {
+        int n = options?.Choices ?? 1;
+        var text = new StringBuilder[n];
+        var ids = new List<int>[n];
+        var finish = new FinishReason[n];
+        for (int c = 0; c < n; c++) { text[c] = new(); ids[c] = []; finish[c] = FinishReason.MaxTokens; }
         await foreach (var chunk in GenerateAsync(prompt, options, cancellation).ConfigureAwait(false))
         {
-            text.Append(chunk.Text);
-            ids.AddRange(chunk.TokenIds);
-            if (chunk.FinishReason is { } f) finish = f;
+            text[chunk.Choice].Append(chunk.Text);
+            ids[chunk.Choice].AddRange(chunk.TokenIds);
+            if (chunk.FinishReason is { } f) finish[chunk.Choice] = f;
         }
-        return new GenerationResult(text.ToString(), ids, CountTokens(prompt), finish);
+        int promptTokens = CountTokens(prompt);
+        return [.. Enumerable.Range(0, n).Select(c => new GenerationResult(text[c].ToString(), ids[c], promptTokens, finish[c]))];
     }
 
     private async IAsyncEnumerable<GenerationChunk> RunAsync(IReadOnlyList<int> prompt, GenerationOptions options,
@@ -192,11 +212,10 @@ public sealed class InferenceEngine : IDisposable
         finally
         {
             // A consumer that stops early (cancelled, or simply done reading) frees the sequence at the next step.
-            if (!seq.Finished)
-            {
-                seq.Abandon();
-                _scheduler.Wake();
-            }
+            bool wake = false;
+            foreach (var s in (IEnumerable<Serving.Sequence>)[seq, .. seq.OtherChoices])
+                if (!s.Finished) { s.Abandon(); wake = true; }
+            if (wake) _scheduler.Wake();
         }
     }
 

@@ -22,6 +22,12 @@ public sealed record GenerationOptions
     /// <summary>Report each generated token's log-probability and this many most likely alternatives (0 to 20);
     /// null (the default) reports none and costs nothing.</summary>
     public int? LogProbs { get; init; }
+    /// <summary>Independent continuations of the one prompt (OpenAI's <c>n</c>, 1 to <see cref="MaxChoices"/>): the prompt
+    /// is computed once and each choice forks its KV cache; choice <c>i</c> samples with seed <c>Seed + i</c>. Default 1.
+    /// Served by <see cref="Api.InferenceEngine"/>'s scheduler (TextGenerator runs one).</summary>
+    public int Choices { get; init; } = 1;
+    /// <summary>Most <see cref="Choices"/> per request.</summary>
+    public const int MaxChoices = 16;
     /// <summary>Speculative decoding (<c>--speculate</c>): a proposer guesses the next tokens and the model checks
     /// them all in one pass. Lossless: the tokens are the ones decoding without it gives (the same greedy output, the
     /// same draws for a seed). Null (the default) decodes one token per pass.</summary>
@@ -32,6 +38,7 @@ public sealed record GenerationOptions
     {
         if (MaxTokens < 0) throw new ArgumentException($"--max-tokens {MaxTokens}: must be 0 or more", nameof(MaxTokens));
         if (StopStrings.Any(string.IsNullOrEmpty)) throw new ArgumentException("--stop: a stop string may not be empty", nameof(StopStrings));
+        if (Choices is < 1 or > MaxChoices) throw new ArgumentException($"n {Choices}: must be 1 to {MaxChoices} choices", nameof(Choices));
         if (LogProbs is < 0 or > 20) throw new ArgumentException($"logprobs {LogProbs}: must be 0 to 20", nameof(LogProbs));
         Sampling.Validate();
         Speculation?.Validate();

@@ -48,9 +48,10 @@ internal sealed class Scheduler : IDisposable
     private volatile bool _stopping, _paused;
     private long _nextId;
     private int _queued, _runningCount, _blocksInUse;
-    private long _preemptions, _prefixHitTokens, _steps, _draftedTokens, _acceptedTokens;
+    private long _preemptions, _prefixHitTokens, _steps, _draftedTokens, _acceptedTokens, _promptComputed, _forks;
     private long _stepTicks;                                          // time of the last forward step
     private readonly int[] _copyFrom = new int[RaggedBatch.MaxTreeRows], _copyTo = new int[RaggedBatch.MaxTreeRows];
+    private float[]? _forkLogits;                                     // a leader's row, copied for each follower's draw
 
     public Scheduler(LlamaModel model, Tokenizer tokenizer, SchedulerLimits limits)
     {
@@ -92,6 +93,11 @@ internal sealed class Scheduler : IDisposable
     public long DraftedTokens => Interlocked.Read(ref _draftedTokens);
     /// <summary>Draft tokens accepted, all sequences together.</summary>
     public long AcceptedTokens => Interlocked.Read(ref _acceptedTokens);
+    /// <summary>Prompt positions run through the model (a prompt recomputed after a preemption counts again; the
+    /// choices forked from a first one do not).</summary>
+    public long PromptTokensComputed => Interlocked.Read(ref _promptComputed);
+    /// <summary>Choices started from another's cached prompt (<see cref="GenerationOptions.Choices"/> &gt; 1).</summary>
+    public long Forks => Interlocked.Read(ref _forks);
     /// <summary>Forward steps run.</summary>
     public long Steps => Interlocked.Read(ref _steps);
 
@@ -113,27 +119,54 @@ internal sealed class Scheduler : IDisposable
         int vocab = _model.Config.VocabSize;
         foreach (int t in prompt)
             if ((uint)t >= (uint)vocab) throw new ArgumentException($"prompt token {t} is outside the vocabulary (0..{vocab - 1})", nameof(prompt));
-        var sampler = new Sampler(options.Sampling, vocab);
-        foreach (int t in prompt) sampler.Accept(t);
-        var seq = new Sequence(Interlocked.Increment(ref _nextId), prompt, options, sampler,
-            new Utf8StreamDecoder(_tokenizer, options.RenderSpecial), StopStringFilter.For(options, _tokenizer))
-        {
-            RawLogits = options.LogProbs is null ? null : new float[vocab],
-            // A speculating sequence's rows are walked (or observed) on the host, as TextGenerator does.
-            DrawsOnDevice = _deviceSampler is not null && options.Speculation is null
-                && DeviceSampling.Unsupported(options.Sampling, vocab, options.LogProbs is not null) is null,
-        };
+        if (options.Choices > Limits.MaxSequences)
+            throw new ArgumentException($"n {options.Choices}: more choices than the engine runs at once ({Limits.MaxSequences} sequences)", nameof(options));
+        var stream = new ChoiceStream(options.Choices);
+        var seq = NewSequence(prompt, options, stream, 0);
         if (options.MaxTokens == 0)
         {
-            seq.Emit(new GenerationChunk("", [], FinishReason.MaxTokens));
-            seq.Complete();
+            for (int c = 0; c < options.Choices; c++)
+            {
+                var s = c == 0 ? seq : NewSequence(prompt, options, stream, c);
+                s.Emit(new GenerationChunk("", [], FinishReason.MaxTokens));
+                s.Complete();
+            }
             return seq;
+        }
+        if (options.Choices > 1)
+        {
+            seq.Followers = new List<Sequence>(options.Choices - 1);
+            for (int c = 1; c < options.Choices; c++)
+            {
+                var f = NewSequence(prompt, options, stream, c);
+                f.Watch(cancellation, () => _wake.Set());
+                seq.Followers.Add(f);
+            }
+            seq.OtherChoices = [.. seq.Followers];
         }
         seq.Watch(cancellation, () => _wake.Set());
         Interlocked.Increment(ref _queued);
         _incoming.Enqueue(seq);
         _wake.Set();
         return seq;
+    }
+
+    /// <summary>Choice <paramref name="choice"/> of a request: its own sampler (seed + choice, so each choice has its
+    /// own stream of draws and choice 0 draws what a one-choice request draws), decoder and stop filter.</summary>
+    private Sequence NewSequence(IReadOnlyList<int> prompt, GenerationOptions options, ChoiceStream stream, int choice)
+    {
+        int vocab = _model.Config.VocabSize;
+        var sampling = choice > 0 && options.Sampling.Seed is { } seed ? options.Sampling with { Seed = seed + (ulong)choice } : options.Sampling;
+        var sampler = new Sampler(sampling, vocab);
+        foreach (int t in prompt) sampler.Accept(t);
+        return new Sequence(Interlocked.Increment(ref _nextId), prompt, options, sampler,
+            new Utf8StreamDecoder(_tokenizer, options.RenderSpecial), StopStringFilter.For(options, _tokenizer), stream, choice)
+        {
+            RawLogits = options.LogProbs is null ? null : new float[vocab],
+            // A speculating sequence's rows are walked (or observed) on the host, as TextGenerator does.
+            DrawsOnDevice = _deviceSampler is not null && options.Speculation is null
+                && DeviceSampling.Unsupported(options.Sampling, vocab, options.LogProbs is not null) is null,
+        };
     }
 
     /// <summary>Wakes the loop (a consumer abandoned its sequence).</summary>
@@ -241,6 +274,11 @@ internal sealed class Scheduler : IDisposable
         while (_waiting.First is { } node && _running.Count < Limits.MaxSequences && budget > 0)
         {
             var seq = node.Value;
+            // A request of several choices starts when all of them have a slot (they fork once its prompt is cached);
+            // slots held for running leaders' choices count as taken.
+            int reserved = seq.Followers?.Count ?? 0;
+            foreach (var r in _running) reserved += r.Followers?.Count ?? 0;
+            if (_running.Count + 1 + reserved > Limits.MaxSequences) break;
             if (seq.Blocks.Count == 0) TakeCachedPrefix(seq);
             int n = Math.Min(seq.Remaining, budget);
             n = Math.Min(n, (seq.Blocks.Count + _blocks.AvailableBlocks) * Limits.BlockSize - seq.Computed);
@@ -437,6 +475,8 @@ internal sealed class Scheduler : IDisposable
             }
             else
             {
+                int promptRows = Math.Clamp(seq.PromptLength - seq.Computed, 0, n);
+                if (promptRows > 0) Interlocked.Add(ref _promptComputed, promptRows);
                 seq.Computed += n;
                 if (seq.Remaining == 0 && seq.Options.Speculation is not null && !StartSpeculation(seq)) continue;
                 if (seq.Proposer is not null && seq.Remaining == 0)
@@ -459,6 +499,7 @@ internal sealed class Scheduler : IDisposable
             }
             if (seq.Remaining == 0)
             {
+                if (seq.Followers is not null) ForkFollowers(seq, _state.SequenceLogits(i));
                 if (deviceTokens is null) Sample(seq, _state.SequenceLogits(i));
                 else Accept(seq, deviceTokens[i]);
             }
@@ -511,6 +552,50 @@ internal sealed class Scheduler : IDisposable
     }
 
     /// <summary>
+    /// The leader's prompt is cached and <paramref name="logits"/> are its next-token logits: start each of its
+    /// request's other choices from them. A follower shares the prompt's full blocks, gets a copy of the partial last
+    /// one (<see cref="BlockManager.TryFork"/>), and draws its first token from a copy of the row with its own sampler,
+    /// so the prompt is computed once for all choices. A follower with no free slot or block waits at the head of the
+    /// queue instead and computes what the prefix cache does not hold: the same tokens, only slower.
+    /// </summary>
+    private void ForkFollowers(Sequence leader, ReadOnlySpan<float> logits)
+    {
+        var followers = leader.Followers!;
+        leader.Followers = null;
+        int bs = Limits.BlockSize;
+        _forkLogits ??= new float[_model.Config.VocabSize];
+        foreach (var f in followers)
+        {
+            if (f.IsCancelled) { f.Complete(new OperationCanceledException("the request was cancelled")); continue; }
+            if (_running.Count >= Limits.MaxSequences || !_blocks.TryFork(leader.Blocks, leader.Computed, f.Blocks, out var copy))
+            {
+                f.Blocks.Clear();
+                _waiting.AddFirst(f);
+                continue;
+            }
+            for (int done = 0; done < copy.Slots; done += _copyFrom.Length)
+            {
+                int k = Math.Min(_copyFrom.Length, copy.Slots - done);
+                for (int j = 0; j < k; j++)
+                {
+                    _copyFrom[j] = copy.From * bs + done + j;
+                    _copyTo[j] = copy.To * bs + done + j;
+                }
+                _model.Backend.CopyKv(_state.Cache, _copyFrom.AsSpan(0, k), _copyTo.AsSpan(0, k));
+            }
+            f.Computed = leader.Computed;
+            f.BlockHashes.AddRange(leader.BlockHashes);
+            f.Admitted = true;
+            f.AdmittedStep = leader.AdmittedStep;
+            _running.Add(f);
+            Interlocked.Increment(ref _forks);
+            if (f.Options.Speculation is not null && !StartSpeculation(f)) continue;
+            logits.CopyTo(_forkLogits);
+            Sample(f, _forkLogits);
+        }
+    }
+
+    /// <summary>
     /// The part of the last step's time charged to <paramref name="rows"/> of its rows: all of it when they were the
     /// whole step, else their share of its rows. On a machine whose passes cost in proportion to their rows (a CPU)
     /// that is their cost; where a pass costs the same at any size (a GPU reading weights) it over-charges a draft
@@ -557,7 +642,7 @@ internal sealed class Scheduler : IDisposable
         // tree is walked on the host (its rows are drawn one after another, each depending on the last).
         bool host = _batch.HasTrees;
         foreach (var (seq, n) in _plan)
-            if (seq.Remaining == n && !seq.DrawsOnDevice) host = true;
+            if (seq.Remaining == n && (!seq.DrawsOnDevice || seq.Followers is not null)) host = true;  // followers draw from its row
         if (host)
         {
             _model.ReadLogits(_state, _batch.LogitRows);
@@ -628,6 +713,12 @@ internal sealed class Scheduler : IDisposable
     /// <summary>Frees the sequence's blocks and slot and closes its stream.</summary>
     private void Finish(Sequence seq, Exception? error)
     {
+        if (seq.Followers is { } pending)
+        {
+            // The request's other choices had not started: they end with it (only a failure or a cancel gets here).
+            seq.Followers = null;
+            foreach (var f in pending) f.Complete(error ?? new InvalidOperationException("the request ended before its choices started"));
+        }
         if (_running.Remove(seq) || _waiting.Remove(seq)) ReleaseBlocks(seq);
         (seq.Proposer as IDisposable)?.Dispose();  // a draft model's cache
         seq.Complete(error);

@@ -12,15 +12,16 @@ namespace Tessera.Serving;
 /// </summary>
 internal sealed class Sequence
 {
-    private readonly Channel<GenerationChunk> _output =
-        Channel.CreateUnbounded<GenerationChunk>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
+    private readonly ChoiceStream _output;
     private CancellationTokenRegistration _registration;
     private volatile bool _cancelled, _finished;
 
     public Sequence(long id, IReadOnlyList<int> prompt, GenerationOptions options, Sampler sampler,
-        Utf8StreamDecoder decoder, StopStringFilter stops)
+        Utf8StreamDecoder decoder, StopStringFilter stops, ChoiceStream? output = null, int choice = 0)
     {
         Id = id;
+        _output = output ?? new ChoiceStream(1);
+        Choice = choice;
         Tokens = new List<int>(prompt.Count + Math.Min(options.MaxTokens, 4096));
         Tokens.AddRange(prompt);
         PromptLength = prompt.Count;
@@ -30,6 +31,13 @@ internal sealed class Sequence
         Stops = stops;
     }
 
+    /// <summary>Which of its request's choices this sequence is (0 for the first; see <see cref="GenerationOptions.Choices"/>).</summary>
+    public int Choice { get; }
+    /// <summary>The request's other choices, not yet started: forked from this sequence once its prompt is cached
+    /// (the prompt is computed once), then run as sequences of their own. Null when there are none (left).</summary>
+    public List<Sequence>? Followers { get; set; }
+    /// <summary>On a request's first choice: all its other choices, started or not (for the consumer to abandon).</summary>
+    public IReadOnlyList<Sequence> OtherChoices { get; set; } = [];
     /// <summary>Arrival order (also the admission order: older sequences are never preempted for newer ones).</summary>
     public long Id { get; }
     /// <summary>Prompt, then every generated token; the last one is not yet in the cache while running.</summary>
@@ -82,6 +90,7 @@ internal sealed class Sequence
     /// <summary>Draft tokens the target agreed with.</summary>
     public int AcceptedTokens { get; set; }
 
+    /// <summary>The request's stream: this sequence's chunks and those of the request's other choices.</summary>
     public ChannelReader<GenerationChunk> Output => _output.Reader;
     public bool IsCancelled => _cancelled;
 
@@ -95,7 +104,7 @@ internal sealed class Sequence
     /// <summary>The consumer stopped reading (cancelled or walked away): the scheduler frees the sequence at its next step.</summary>
     public void Abandon() => _cancelled = true;
 
-    public void Emit(GenerationChunk chunk) => _output.Writer.TryWrite(chunk);
+    public void Emit(GenerationChunk chunk) => _output.Write(Choice == 0 ? chunk : chunk with { Choice = Choice });
 
     /// <summary>Ends the stream (with <paramref name="error"/> when the request failed).</summary>
     public void Complete(Exception? error = null)
@@ -103,6 +112,6 @@ internal sealed class Sequence
         if (_finished) return;
         _finished = true;
         _registration.Dispose();
-        _output.Writer.TryComplete(error);
+        _output.Close(error);
     }
 }

@@ -22,7 +22,8 @@ public class ErrorTests
     [TestCase("/v1/completions", "{\"prompt\": \"x\", \"top_p\": 1.5}", "top_p", TestName = "top_p above one")]
     [TestCase("/v1/completions", "{\"prompt\": \"x\", \"max_tokens\": -1}", "max_tokens", TestName = "max_tokens negative")]
     [TestCase("/v1/completions", "{\"prompt\": \"x\", \"max_tokens\": 2.5}", "max_tokens", TestName = "max_tokens not integer")]
-    [TestCase("/v1/completions", "{\"prompt\": \"x\", \"n\": 2}", "n", TestName = "n two")]
+    [TestCase("/v1/completions", "{\"prompt\": \"x\", \"n\": 17}", "n", TestName = "n above sixteen")]
+    [TestCase("/v1/completions", "{\"prompt\": \"x\", \"n\": 0}", "n", TestName = "n zero")]
     [TestCase("/v1/completions", "{\"prompt\": \"x\", \"n\": \"1\"}", "n", TestName = "n wrong type")]
     [TestCase("/v1/completions", "{\"prompt\": \"x\", \"stop\": 7}", "stop", TestName = "stop wrong type")]
     [TestCase("/v1/completions", "{\"prompt\": \"x\", \"stop\": [\"a\", 1]}", "stop", TestName = "stop array with number")]
@@ -50,7 +51,7 @@ public class ErrorTests
     [TestCase("/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": 5}]}", "messages[0].content", TestName = "content wrong type")]
     [TestCase("/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"logprobs\": 3}", "logprobs", TestName = "chat logprobs not bool")]
     [TestCase("/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"top_logprobs\": 2}", "top_logprobs", TestName = "top_logprobs without logprobs")]
-    [TestCase("/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"n\": 3, \"stream\": true}", "n", TestName = "chat n three streaming")]
+    [TestCase("/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"n\": 20, \"stream\": true}", "n", TestName = "chat n twenty streaming")]
     public async Task BadRequestIs400NamingTheField(string path, string body, string? param)
     {
         var (status, error) = await PostJson(path, body);

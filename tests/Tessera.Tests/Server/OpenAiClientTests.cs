@@ -16,7 +16,9 @@ public class OpenAiClientTests
     [Test]
     public async Task TheOfficialClientGetsTheLibrarysAnswers()
     {
-        var r = await RunClient();
+        var plain8 = await Engine.CompleteAsync("Once upon a time", new GenerationOptions { MaxTokens = 8, Sampling = SamplingOptions.Greedy });
+        int banned = plain8.TokenIds[0];
+        var r = await RunClient(banned);
         var greedy = new GenerationOptions { MaxTokens = 20, Sampling = SamplingOptions.Greedy };
         var expected = await Engine.CompleteAsync("Once upon a time", greedy);
 
@@ -52,9 +54,34 @@ public class OpenAiClientTests
         Assert.That(error.GetProperty("type").GetString(), Is.EqualTo("invalid_request_error"));
         Assert.That(error.GetProperty("param").GetString(), Is.EqualTo("temperature"));
         Assert.That(r.GetProperty("models").EnumerateArray().Select(e => e.GetString()), Is.EqualTo(new[] { ModelId }));
+
+        // n: 4 — four choices, each the library's choice with the same seed, the prompt computed once.
+        ChatMessage[] story = [new("user", "Write about a red ball and a dog.")];
+        var sampled = new GenerationOptions { MaxTokens = 12, Choices = 4, Sampling = new SamplingOptions { Temperature = 1, TopP = 1, TopK = 0, MinP = 0, Seed = 5 } };
+        var texts = new StringBuilder[4];
+        for (int i = 0; i < 4; i++) texts[i] = new StringBuilder();
+        await foreach (var chunk in Engine.GenerateAsync(story, sampled)) texts[chunk.Choice].Append(chunk.Text);
+        var ch = r.GetProperty("choices");
+        Assert.That(ch.GetProperty("indexes").EnumerateArray().Select(e => e.GetInt32()), Is.EqualTo(new[] { 0, 1, 2, 3 }));
+        Assert.That(ch.GetProperty("texts").EnumerateArray().Select(e => e.GetString()), Is.EqualTo(texts.Select(t => t.ToString())));
+        Assert.That(texts.Select(t => t.ToString()).Distinct().Count(), Is.GreaterThan(1), "seeded choices differ");
+        Assert.That(ch.GetProperty("computed").GetInt32(), Is.EqualTo(Engine.CountTokens(story)), "the prompt was computed once for the four");
+        Assert.That(ch.GetProperty("usage").GetProperty("prompt_tokens").GetInt32(), Is.EqualTo(Engine.CountTokens(story)));
+        var streamed = ch.GetProperty("streamed").EnumerateArray().ToArray();
+        Assert.That(streamed.Select(c => c.GetProperty("text").GetString()), Is.EqualTo(texts.Select(t => t.ToString())), "streamed per index");
+        Assert.That(streamed.Select(c => c.GetProperty("finish").GetString()), Has.All.Not.Null);
+
+        var bias = r.GetProperty("logitBias");
+        Assert.That(bias.GetProperty("unbiased").GetString(), Is.EqualTo(plain8.Text));
+        var bannedRun = await Engine.CompleteAsync("Once upon a time", new GenerationOptions
+        {
+            MaxTokens = 8, Sampling = SamplingOptions.Greedy with { LogitBias = new Dictionary<int, float> { [banned] = -100 } },
+        });
+        Assert.That(bannedRun.TokenIds, Does.Not.Contain(banned));
+        Assert.That(bias.GetProperty("biased").GetString(), Is.EqualTo(bannedRun.Text), "-100 bans the token");
     }
 
-    private static async Task<JsonElement> RunClient()
+    private static async Task<JsonElement> RunClient(int bannedToken)
     {
         string root = RepoRoot();
         string clientDir = Path.Combine(root, ".cache", "openai-client");
@@ -62,7 +89,7 @@ public class OpenAiClientTests
             Assert.Ignore($"the openai npm client is not installed in {clientDir}: run tests/fetch-openai-client.sh (needs node and npm)");
         var psi = new ProcessStartInfo("node")
         {
-            ArgumentList = { Path.Combine(root, "tests", "Tessera.Tests", "Server", "openai-client", "client.mjs"), new Uri(Address, "/v1").ToString(), clientDir },
+            ArgumentList = { Path.Combine(root, "tests", "Tessera.Tests", "Server", "openai-client", "client.mjs"), new Uri(Address, "/v1").ToString(), clientDir, bannedToken.ToString(System.Globalization.CultureInfo.InvariantCulture) },
             RedirectStandardOutput = true,
             RedirectStandardError = true,
         };

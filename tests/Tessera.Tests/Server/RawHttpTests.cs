@@ -234,6 +234,33 @@ public class RawHttpTests
         Assert.That(after["tessera_time_to_first_token_seconds_bucket{le=\"+Inf\"}"], Is.EqualTo(after["tessera_time_to_first_token_seconds_count"]));
     }
 
+    [Test]
+    public async Task NChoicesComputeThePromptOnceEachWithItsSeed()
+    {
+        const string body = """{"prompt":"The little bird","max_tokens":10,"temperature":1,"seed":21,"n":3,"logprobs":1,"ignore_eos":true}""";
+        var before = Metrics(await Http.GetStringAsync("/metrics"));
+        var (status, r) = await PostJson("/v1/completions", body);
+        var after = Metrics(await Http.GetStringAsync("/metrics"));
+        Assert.That(status, Is.EqualTo(200));
+        var lib = await Engine.CompleteChoicesAsync("The little bird", new GenerationOptions
+        {
+            MaxTokens = 10, Choices = 3, StopAtEndOfGeneration = false,
+            Sampling = new SamplingOptions { Temperature = 1, TopP = 1, TopK = 0, MinP = 0, Seed = 21 },
+        });
+        var choices = r.GetProperty("choices").EnumerateArray().ToArray();
+        Assert.That(choices.Select(c => c.GetProperty("index").GetInt32()), Is.EqualTo(new[] { 0, 1, 2 }));
+        Assert.That(choices.Select(c => c.GetProperty("text").GetString()), Is.EqualTo(lib.Select(l => l.Text)));
+        Assert.That(choices.Select(c => c.GetProperty("logprobs").GetProperty("tokens").GetArrayLength()), Has.All.EqualTo(10), "logprobs for every choice");
+        Assert.That(r.GetProperty("usage").GetProperty("completion_tokens").GetInt32(), Is.EqualTo(30), "usage counts every choice's tokens");
+        int prompt = Engine.CountTokens("The little bird");
+        Assert.That(after["tessera_prompt_tokens_computed_total"] - before["tessera_prompt_tokens_computed_total"], Is.EqualTo(prompt), "computed once");
+        Assert.That(after["tessera_forked_choices_total"] - before["tessera_forked_choices_total"], Is.EqualTo(2));
+
+        var (over, e) = await PostJson("/v1/completions", body.Replace("\"n\":3", "\"n\":16").Replace("max_tokens\":10", "max_tokens\":2"));
+        Assert.That(over, Is.EqualTo(200), "16 choices fit --parallel 64");
+        Assert.That(e.GetProperty("choices").GetArrayLength(), Is.EqualTo(16));
+    }
+
     /// <summary>Parses Prometheus text: series (name with labels) to value; checks each line's shape.</summary>
     internal static Dictionary<string, double> Metrics(string text)
     {

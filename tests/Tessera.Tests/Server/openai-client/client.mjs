@@ -1,5 +1,5 @@
 // Drives a running `tessera serve` with the official openai client: completions and chat, whole and streamed.
-// Usage: node client.mjs BASE_URL CLIENT_DIR   (CLIENT_DIR holds node_modules/openai, see tests/fetch-openai-client.sh)
+// Usage: node client.mjs BASE_URL CLIENT_DIR BANNED_TOKEN   (CLIENT_DIR holds node_modules/openai, see tests/fetch-openai-client.sh)
 // Prints one JSON object the C# test (OpenAiClientTests) checks.
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -46,6 +46,36 @@ try {
 
 const models = await client.models.list();
 
+// n: 4 choices, the prompt computed once: the server's counter of prompt positions run grows by one prompt.
+const metricsUrl = new URL('/metrics', baseURL).toString();
+const metric = async (name) => {
+  const text = await (await fetch(metricsUrl)).text();
+  const m = text.match(new RegExp(`^${name} (\\S+)$`, 'm'));
+  return m ? Number(m[1]) : null;
+};
+const storyMessages = [{ role: 'user', content: 'Write about a red ball and a dog.' }];
+const computedBefore = await metric('tessera_prompt_tokens_computed_total');
+const four = await client.chat.completions.create({ model: 'tinystories', messages: storyMessages, max_tokens: 12, temperature: 1, seed: 5, n: 4 });
+const computedAfter = await metric('tessera_prompt_tokens_computed_total');
+
+// The same four, streamed: deltas accumulated per choice index, as the SDK's users do.
+const streamedChoices = [];
+const fourStream = await client.chat.completions.create({ model: 'tinystories', messages: storyMessages, max_tokens: 12, temperature: 1, seed: 5, n: 4, stream: true });
+for await (const chunk of fourStream) {
+  for (const c of chunk.choices) {
+    streamedChoices[c.index] ??= { text: '', finish: null };
+    streamedChoices[c.index].text += c.delta.content ?? '';
+    if (c.finish_reason) streamedChoices[c.index].finish = c.finish_reason;
+  }
+}
+
+// logit_bias -100 bans a token: the test passes the token the unbiased greedy completion starts with.
+const unbiased = await client.completions.create({ model: 'tinystories', prompt: 'Once upon a time', max_tokens: 8, temperature: 0, logprobs: 0 });
+const firstToken = process.argv[4];
+const biased = await client.completions.create({
+  model: 'tinystories', prompt: 'Once upon a time', max_tokens: 8, temperature: 0, logit_bias: { [firstToken]: -100 },
+});
+
 console.log(JSON.stringify({
   completion: {
     text: completion.choices[0].text, finish: completion.choices[0].finish_reason, usage: completion.usage,
@@ -56,4 +86,10 @@ console.log(JSON.stringify({
   chatStream: { text: chatText, role: chatRole, finish: chatFinish },
   error,
   models: models.data.map(d => d.id),
+  choices: {
+    texts: four.choices.map(c => c.message.content), indexes: four.choices.map(c => c.index),
+    finishes: four.choices.map(c => c.finish_reason), usage: four.usage,
+    computed: computedAfter - computedBefore, streamed: streamedChoices,
+  },
+  logitBias: { unbiased: unbiased.choices[0].text, biased: biased.choices[0].text },
 }));
