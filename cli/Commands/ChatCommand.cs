@@ -20,9 +20,11 @@ internal static class ChatCommand
         var special = CommonOptions.Special();
         var sampling = new CommonOptions.Sampling();
         var speculation = new CommonOptions.Speculation();
+        var constraint = new CommonOptions.Constraint();
         var cmd = new Command("chat", "chat with a model (type /exit or end input to quit, /reset to start over)") { model, system, maxTokens, special, context };
         sampling.AddTo(cmd);
         speculation.AddTo(cmd);
+        constraint.AddTo(cmd);
         cmd.SetAction(r => io.Guard(() =>
         {
             var samplingOptions = sampling.Read(r);
@@ -37,12 +39,14 @@ internal static class ChatCommand
             {
                 MaxTokens = r.GetValue(maxTokens), Sampling = samplingOptions, StopStrings = formatter.StopStrings,
                 RenderSpecial = r.GetValue(special),
+                Constraint = constraint.Read(r),
                 // Token Recycling learns across the turns of a session (hot start): one successor table for all.
                 Speculation = speculationOptions is { Method: Tessera.Speculation.SpeculationMethod.Recycle }
                     ? speculationOptions with { Successors = new Tessera.Speculation.SuccessorTable(m.Config.VocabSize) }
                     : speculationOptions,
             };
             options.Validate();
+            if (options.Constraint is { } grammar) Tessera.Constraints.TokenConstraint.CheckCanStart(grammar, m.Tokenizer);
             using var state = m.Model.CreateState(ctx);
             var gen = new TextGenerator(m.Model, m.Tokenizer);
             var messages = new List<ChatMessage>();

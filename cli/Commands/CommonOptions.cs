@@ -110,6 +110,44 @@ internal static class CommonOptions
         }
     }
 
+    /// <summary>The output constraint: <c>--grammar FILE.gbnf</c>, <c>--json-schema FILE</c>, <c>--regex RE</c> or
+    /// <c>--json-object</c> (at most one), added to a command together.</summary>
+    internal sealed class Constraint
+    {
+        public readonly Option<string?> GrammarFile = new("--grammar") { Description = "constrain the output to a llama.cpp GBNF grammar (FILE.gbnf)" };
+        public readonly Option<string?> SchemaFile = new("--json-schema") { Description = "constrain the output to JSON that a JSON Schema (FILE) accepts" };
+        public readonly Option<string?> Regex = new("--regex") { Description = "constrain the output to text that the regular expression matches as a whole" };
+        public readonly Option<bool> JsonObject = new("--json-object") { Description = "constrain the output to a JSON object (OpenAI's json_object)" };
+
+        public void AddTo(Command c)
+        {
+            foreach (Option o in new Option[] { GrammarFile, SchemaFile, Regex, JsonObject }) c.Add(o);
+        }
+
+        /// <summary>The grammar asked for, or null; a file that is missing or does not compile is an error naming it.</summary>
+        public Tessera.Constraints.Grammar? Read(ParseResult r)
+        {
+            string? grammar = r.GetValue(GrammarFile), schema = r.GetValue(SchemaFile), regex = r.GetValue(Regex);
+            bool json = r.GetValue(JsonObject);
+            int given = (grammar is null ? 0 : 1) + (schema is null ? 0 : 1) + (regex is null ? 0 : 1) + (json ? 1 : 0);
+            if (given > 1) throw new ArgumentException("--grammar, --json-schema, --regex and --json-object: give at most one");
+            try
+            {
+                if (grammar is not null) return Tessera.Constraints.Grammar.ParseGbnf(ReadFile(grammar, "--grammar"), grammar);
+                if (schema is not null) return Tessera.Constraints.Grammar.FromJsonSchema(ReadFile(schema, "--json-schema"), schema);
+                if (regex is not null) return Tessera.Constraints.Grammar.FromRegex(regex);
+            }
+            catch (FormatException e) { throw new ArgumentException(e.Message); }
+            return json ? Tessera.Constraints.Grammar.AnyJsonObject : null;
+        }
+
+        private static string ReadFile(string path, string option)
+        {
+            if (!File.Exists(path)) throw new ArgumentException($"{option} {path}: no such file");
+            return File.ReadAllText(path);
+        }
+    }
+
     /// <summary><c>--speculate METHOD</c> and <c>--draft-max N</c>, added to a command together.</summary>
     internal sealed class Speculation
     {

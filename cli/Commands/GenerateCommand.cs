@@ -22,9 +22,11 @@ internal static class GenerateCommand
         var backend = CommonOptions.Backend();
         var sampling = new CommonOptions.Sampling();
         var speculation = new CommonOptions.Speculation();
+        var constraint = new CommonOptions.Constraint();
         var cmd = new Command("generate", "generate text from a prompt") { model, prompt, maxTokens, stop, json, noEcho, ignoreEos, special, context, backend };
         sampling.AddTo(cmd);
         speculation.AddTo(cmd);
+        constraint.AddTo(cmd);
         cmd.SetAction(r => io.Guard(() =>
         {
             var options = new GenerationOptions
@@ -35,6 +37,7 @@ internal static class GenerateCommand
                 Speculation = speculation.Read(r),
                 StopAtEndOfGeneration = !r.GetValue(ignoreEos),
                 RenderSpecial = r.GetValue(special),
+                Constraint = constraint.Read(r),
             };
             if (options.Speculation is not { Method: Tessera.Speculation.SpeculationMethod.Draft }) options.Validate();
             string text = r.GetValue(prompt)!;
@@ -46,6 +49,7 @@ internal static class GenerateCommand
             using var draftOwner = draftModel;
             options = options with { Speculation = withDraft };
             options.Validate();
+            if (options.Constraint is { } grammar) Tessera.Constraints.TokenConstraint.CheckCanStart(grammar, m.Tokenizer);
             int ctx = CommonOptions.ResolveContext(r.GetValue(context), m.Config.ContextLength);
             var tokens = m.Tokenizer.Encode(text, m.Tokenizer.AddBosByDefault);
             if (tokens.Count >= ctx)

@@ -69,6 +69,11 @@ internal sealed class CompletionHandler(InferenceEngine engine, ServerMetrics me
                         throw new ApiException($"logit_bias: token {token} is outside the vocabulary (0..{engine.Config.VocabSize - 1})", "logit_bias");
             try { options.Validate(); }
             catch (ArgumentException e) { throw new ApiException(e.Message, e.ParamName); }
+            if (options.Constraint is { } grammar)
+            {
+                try { Tessera.Constraints.TokenConstraint.CheckCanStart(grammar, engine.Loaded.Tokenizer); }
+                catch (ArgumentException e) { throw new ApiException(e.Message, grammar.Source == "json object" ? "response_format" : grammar.Source); }
+            }
             if (options.Choices > engine.MaxSequences)
                 throw new ApiException($"n {options.Choices}: more choices than the server runs at once (--parallel {engine.MaxSequences})", "n");
 

@@ -25,6 +25,8 @@ internal sealed class CompletionRequest
     public bool Special { get; init; }
     /// <summary>Null: no log-probabilities; otherwise how many alternatives per token.</summary>
     public int? LogProbs { get; init; }
+    /// <summary>The grammar from <c>response_format</c>, <c>grammar</c> or <c>json_schema</c>; null for free text.</summary>
+    public Tessera.Constraints.Grammar? Constraint { get; init; }
     /// <summary>OpenAI's <c>n</c>: choices to generate (1 to 16).</summary>
     public int Choices { get; init; } = 1;
     /// <summary>Tessera's extension: <c>"speculate"</c> (lookup, recycle, self, draft, none); null: the server's default.</summary>
@@ -110,7 +112,45 @@ internal sealed class CompletionRequest
                 ? throw new ApiException($"draft_max {dm}: must be 1 to {Tessera.Speculation.SpeculationOptions.MaxDraft}", "draft_max")
                 : Int(root, "draft_max"),
             Tree = String(root, "tree") is { } tree ? ParseTree(tree) : null,
+            Constraint = ParseConstraint(root),
         };
+    }
+
+    /// <summary>OpenAI's <c>response_format</c> (<c>text</c>, <c>json_object</c>, <c>json_schema</c>) or llama.cpp's
+    /// <c>grammar</c> (GBNF text) and <c>json_schema</c> (a schema object): the grammar the output must follow.</summary>
+    private static Tessera.Constraints.Grammar? ParseConstraint(JsonElement root)
+    {
+        var found = new List<(string Param, Func<Tessera.Constraints.Grammar?> Make)>();
+        if (root.TryGetProperty("response_format", out var rf) && rf.ValueKind != JsonValueKind.Null)
+        {
+            if (rf.ValueKind != JsonValueKind.Object) throw WrongType("response_format", "an object with a type");
+            string type = String(rf, "type", "response_format.type") ?? throw new ApiException("response_format.type is required", "response_format.type");
+            switch (type)
+            {
+                case "text": break;
+                case "json_object": found.Add(("response_format", () => Tessera.Constraints.Grammar.AnyJsonObject)); break;
+                case "json_schema":
+                    if (!rf.TryGetProperty("json_schema", out var js) || js.ValueKind != JsonValueKind.Object)
+                        throw new ApiException("response_format.json_schema is required (an object with name and schema)", "response_format.json_schema");
+                    if (!js.TryGetProperty("schema", out var schema) || schema.ValueKind is not (JsonValueKind.Object or JsonValueKind.True))
+                        throw new ApiException("response_format.json_schema.schema is required (a JSON Schema object)", "response_format.json_schema.schema");
+                    string raw = schema.GetRawText();
+                    found.Add(("response_format.json_schema.schema", () => Tessera.Constraints.Grammar.FromJsonSchema(raw, "response_format.json_schema.schema")));
+                    break;
+                default: throw new ApiException($"response_format.type '{type}': must be text, json_object or json_schema", "response_format.type");
+            }
+        }
+        if (String(root, "grammar") is { } gbnf) found.Add(("grammar", () => Tessera.Constraints.Grammar.ParseGbnf(gbnf, "grammar")));
+        if (root.TryGetProperty("json_schema", out var top) && top.ValueKind != JsonValueKind.Null)
+        {
+            if (top.ValueKind != JsonValueKind.Object) throw WrongType("json_schema", "a JSON Schema object");
+            string raw = top.GetRawText();
+            found.Add(("json_schema", () => Tessera.Constraints.Grammar.FromJsonSchema(raw, "json_schema")));
+        }
+        if (found.Count > 1) throw new ApiException($"{string.Join(", ", found.Select(f => f.Param))}: give one constraint", found[1].Param);
+        if (found.Count == 0) return null;
+        try { return found[0].Make(); }
+        catch (FormatException e) { throw new ApiException(e.Message, found[0].Param); }
     }
 
     private static Tessera.Speculation.DraftTreeShape ParseTree(string name)
@@ -258,5 +298,6 @@ internal sealed class CompletionRequest
         RenderSpecial = Special,
         LogProbs = LogProbs,
         Choices = Choices,
+        Constraint = Constraint,
     };
 }

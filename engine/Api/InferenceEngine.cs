@@ -194,6 +194,7 @@ public sealed class InferenceEngine : IDisposable
         [EnumeratorCancellation] CancellationToken cancellation)
     {
         options.Validate();
+        if (options.Constraint is { } grammar) Constraints.TokenConstraint.CheckCanStart(grammar, _model.Tokenizer);
         if (prompt.Count >= ContextSize)
             throw new ArgumentException($"the prompt is {prompt.Count} tokens, which does not fit the context of {ContextSize}", nameof(prompt));
         cancellation.ThrowIfCancellationRequested();

@@ -28,6 +28,11 @@ public sealed record GenerationOptions
     public int Choices { get; init; } = 1;
     /// <summary>Most <see cref="Choices"/> per request.</summary>
     public const int MaxChoices = 16;
+    /// <summary>A grammar the output must follow (<c>--grammar</c>, <c>--regex</c>, <c>--json-schema</c>, <c>--json</c>;
+    /// OpenAI's <c>response_format</c>): every token is drawn exactly from the model's distribution restricted to
+    /// the tokens the grammar allows next, and generation ends when the grammar is complete and nothing may follow.
+    /// Null (the default) for none.</summary>
+    public Constraints.Grammar? Constraint { get; init; }
     /// <summary>Speculative decoding (<c>--speculate</c>): a proposer guesses the next tokens and the model checks
     /// them all in one pass. Lossless: the tokens are the ones decoding without it gives (the same greedy output, the
     /// same draws for a seed). Null (the default) decodes one token per pass.</summary>

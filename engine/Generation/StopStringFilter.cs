@@ -23,7 +23,8 @@ internal sealed class StopStringFilter
     /// <paramref name="tokenizer"/> unless generation runs past end-of-generation or shows special text.</summary>
     public static StopStringFilter For(GenerationOptions options, Tokenization.Tokenizer tokenizer) =>
         new(options.StopStrings,
-            options.StopAtEndOfGeneration && !options.RenderSpecial ? tokenizer.EndOfGenerationTexts : null);
+            // Under a grammar the grammar says where the output ends (a marker's text may be inside a JSON string).
+            options.StopAtEndOfGeneration && !options.RenderSpecial && options.Constraint is null ? tokenizer.EndOfGenerationTexts : null);
 
     /// <summary>Whether the stop found was an end marker (generation ended as at an end-of-generation token).</summary>
     public bool EndedGeneration { get; private set; }

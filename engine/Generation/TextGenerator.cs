@@ -70,7 +70,8 @@ public sealed class TextGenerator(LlamaModel model, Tokenizer tokenizer)
             if ((uint)t >= (uint)model.Config.VocabSize)
                 throw new ArgumentException($"prompt token {t} is outside the vocabulary (0..{model.Config.VocabSize - 1})", nameof(prompt));
 
-        var sampler = new Sampler(options.Sampling, model.Config.VocabSize);
+        var sampler = new Sampler(options.Sampling, model.Config.VocabSize,
+            options.Constraint is { } grammar ? new Constraints.TokenConstraint(grammar, tokenizer) : null);
         foreach (int t in prompt) sampler.Accept(t);
         var decoder = new Utf8StreamDecoder(tokenizer, options.RenderSpecial);
         var stops = StopStringFilter.For(options, tokenizer);
@@ -78,7 +79,7 @@ public sealed class TextGenerator(LlamaModel model, Tokenizer tokenizer)
         // On CUDA the device samples whenever it can draw exactly as the host would: only token ids cross.
         var cuda = model.Backend as Backends.Cuda.CudaBackend;
         var spec = options.Speculation;
-        bool onDevice = cuda is not null && DeviceSampling.Enabled && spec is null
+        bool onDevice = cuda is not null && DeviceSampling.Enabled && spec is null && options.Constraint is null
             && DeviceSampling.Unsupported(options.Sampling, model.Config.VocabSize, options.LogProbs is not null) is null;
         state.LogitsStayOnDevice = onDevice;
         try
@@ -164,6 +165,11 @@ public sealed class TextGenerator(LlamaModel model, Tokenizer tokenizer)
                         break;
                     }
                     yield return new GeneratedToken(token, text) { LogProb = logProb };
+                    if (sampler.Constraint is { IsComplete: true })
+                    {
+                        stats.FinishReason = FinishReason.EndOfGeneration;  // the grammar is complete: nothing may follow
+                        break;
+                    }
                     // Positions whose keys and values are valid: in a verification pass, the accepted path's.
                     int cached = state.Position + (pending > 0 ? accepted + 1 : 0);
                     if (cached >= state.ContextSize)

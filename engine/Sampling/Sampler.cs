@@ -7,7 +7,7 @@ namespace Tessera.Sampling;
 /// then top-k, top-p, min-p, temperature and a seeded draw, in llama.cpp's order. Buffers are sized once for the
 /// vocabulary: no allocation per token.
 /// </summary>
-public sealed class Sampler
+public sealed partial class Sampler
 {
     private readonly SamplingOptions _o;
     private readonly int[] _ids;
@@ -16,9 +16,11 @@ public sealed class Sampler
     private readonly ILogitsProcessor[] _stages;
     private ulong _rng;
 
-    /// <summary>A sampler for a vocabulary of <paramref name="vocabSize"/> tokens.</summary>
-    public Sampler(SamplingOptions options, int vocabSize)
+    /// <summary>A sampler for a vocabulary of <paramref name="vocabSize"/> tokens; with <paramref name="constraint"/>,
+    /// every token drawn is one the grammar allows, drawn exactly from the model's distribution restricted to them.</summary>
+    public Sampler(SamplingOptions options, int vocabSize, Constraints.TokenConstraint? constraint = null)
     {
+        Constraint = constraint;
         options.Validate();
         _o = options;
         _ids = new int[vocabSize];
@@ -49,8 +51,14 @@ public sealed class Sampler
     {
         if (!(uniform >= 0 && uniform < 1)) throw new ArgumentOutOfRangeException(nameof(uniform), uniform, "must be in [0, 1)");
         foreach (var stage in _stages) stage.Process(logits);
+        if (Constraint is not null) return SampleConstrained(logits, uniform);
         if (_o.Temperature <= 0) return ArgMax(logits);
+        return Draw(logits, uniform);
+    }
 
+    /// <summary>Truncation (top-k, top-p, min-p), temperature and the draw, over logits the stages have processed.</summary>
+    private int Draw(Span<float> logits, double uniform)
+    {
         // Candidates sorted by logit, descending, truncated to top-k.
         int n = logits.Length;
         int k = _o.TopK > 0 && _o.TopK < n ? _o.TopK : n;

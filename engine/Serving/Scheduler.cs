@@ -157,14 +157,14 @@ internal sealed class Scheduler : IDisposable
     {
         int vocab = _model.Config.VocabSize;
         var sampling = choice > 0 && options.Sampling.Seed is { } seed ? options.Sampling with { Seed = seed + (ulong)choice } : options.Sampling;
-        var sampler = new Sampler(sampling, vocab);
+        var sampler = new Sampler(sampling, vocab, options.Constraint is { } grammar ? new Constraints.TokenConstraint(grammar, _tokenizer) : null);
         foreach (int t in prompt) sampler.Accept(t);
         return new Sequence(Interlocked.Increment(ref _nextId), prompt, options, sampler,
             new Utf8StreamDecoder(_tokenizer, options.RenderSpecial), StopStringFilter.For(options, _tokenizer), stream, choice)
         {
             RawLogits = options.LogProbs is null ? null : new float[vocab],
             // A speculating sequence's rows are walked (or observed) on the host, as TextGenerator does.
-            DrawsOnDevice = _deviceSampler is not null && options.Speculation is null
+            DrawsOnDevice = _deviceSampler is not null && options.Speculation is null && options.Constraint is null
                 && DeviceSampling.Unsupported(options.Sampling, vocab, options.LogProbs is not null) is null,
         };
     }
@@ -692,6 +692,7 @@ internal sealed class Scheduler : IDisposable
         var (text, stopped) = seq.Stops.Add(seq.Decoder.Add(token));
         seq.Emit(new GenerationChunk(text, [token], null) { LogProbs = logProb is null ? [] : [logProb] });
         if (stopped) End(seq, seq.Stops.EndedGeneration ? FinishReason.EndOfGeneration : FinishReason.StopString, flush: false);
+        else if (seq.Sampler.Constraint is { IsComplete: true }) End(seq, FinishReason.EndOfGeneration);  // the grammar is complete
         else if (seq.Computed >= Limits.ContextSize) End(seq, FinishReason.ContextFull);
         else if (seq.Generated >= o.MaxTokens) End(seq, FinishReason.MaxTokens);
         else seq.Tokens.Add(token);

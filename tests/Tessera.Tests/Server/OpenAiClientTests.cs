@@ -79,6 +79,23 @@ public class OpenAiClientTests
         });
         Assert.That(bannedRun.TokenIds, Does.Not.Contain(banned));
         Assert.That(bias.GetProperty("biased").GetString(), Is.EqualTo(bannedRun.Text), "-100 bans the token");
+
+        // response_format json_schema: every one of 50 samples at temperature 1 parses and validates.
+        var k = r.GetProperty("constrained");
+        TestContext.Out.WriteLine($"json_schema: {k}");
+        Assert.That(k.GetProperty("samples").GetInt32(), Is.EqualTo(50));
+        Assert.That(k.GetProperty("parsed").GetInt32(), Is.EqualTo(50), "JSON.parse succeeds on every sample");
+        Assert.That(k.GetProperty("valid").GetInt32(), Is.EqualTo(50), "every sample validates against the schema");
+        Assert.That(k.GetProperty("finishes").GetProperty("stop").GetInt32(), Is.EqualTo(50), "the grammar ends each one");
+        Assert.That(k.GetProperty("examples").EnumerateArray().Select(e => e.GetString()).Distinct().Count(), Is.GreaterThan(1));
+        var jo = k.GetProperty("jsonObject");
+        Assert.That(jo.GetProperty("status").GetInt32(), Is.EqualTo(400));
+        Assert.That(jo.GetProperty("param").GetString(), Is.EqualTo("response_format"));
+        Assert.That(jo.GetProperty("message").GetString(), Does.Contain("vocabulary"));
+        var bad = k.GetProperty("badSchema");
+        Assert.That(bad.GetProperty("status").GetInt32(), Is.EqualTo(400));
+        Assert.That(bad.GetProperty("param").GetString(), Is.EqualTo("response_format.json_schema.schema"));
+        Assert.That(bad.GetProperty("message").GetString(), Does.Contain("'format' is not supported"));
     }
 
     private static async Task<JsonElement> RunClient(int bannedToken)

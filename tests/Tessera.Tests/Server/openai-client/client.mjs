@@ -76,6 +76,29 @@ const biased = await client.completions.create({
   model: 'tinystories', prompt: 'Once upon a time', max_tokens: 8, temperature: 0, logit_bias: { [firstToken]: -100 },
 });
 
+// response_format json_schema: 50 seeded samples at temperature 1, each content JSON.parse'd and checked against
+// the schema. TinyStories' vocabulary has no '{' or '[', so the schema is one it can write: a JSON string.
+const schema = { type: 'string', minLength: 3, maxLength: 40 };
+const valid = (v) => typeof v === 'string' && [...v].length >= 3 && [...v].length <= 40;
+const constrained = { samples: 0, parsed: 0, valid: 0, finishes: {}, examples: [] };
+for (let seed = 1; seed <= 50; seed++) {
+  const r = await client.chat.completions.create({
+    model: 'tinystories', messages: storyMessages, max_tokens: 60, temperature: 1, seed,
+    response_format: { type: 'json_schema', json_schema: { name: 'line', schema, strict: true } },
+  });
+  constrained.samples++;
+  const content = r.choices[0].message.content;
+  constrained.finishes[r.choices[0].finish_reason] = (constrained.finishes[r.choices[0].finish_reason] ?? 0) + 1;
+  if (constrained.examples.length < 3) constrained.examples.push(content);
+  try { const v = JSON.parse(content); constrained.parsed++; if (valid(v)) constrained.valid++; } catch { }
+}
+const refused = async (body) => {
+  try { await client.chat.completions.create({ model: 'tinystories', messages: storyMessages, max_tokens: 4, ...body }); return null; }
+  catch (e) { return { status: e.status, param: e.param ?? e.error?.param ?? null, message: e.message }; }
+};
+constrained.jsonObject = await refused({ response_format: { type: 'json_object' } });
+constrained.badSchema = await refused({ response_format: { type: 'json_schema', json_schema: { name: 'x', schema: { type: 'string', format: 'email' } } } });
+
 console.log(JSON.stringify({
   completion: {
     text: completion.choices[0].text, finish: completion.choices[0].finish_reason, usage: completion.usage,
@@ -92,4 +115,5 @@ console.log(JSON.stringify({
     computed: computedAfter - computedBefore, streamed: streamedChoices,
   },
   logitBias: { unbiased: unbiased.choices[0].text, biased: biased.choices[0].text },
+  constrained,
 }));
