@@ -21,12 +21,16 @@ internal static class BenchCommand
         var backend = CommonOptions.Backend();
         var concurrency = new Option<string>("--concurrency") { Description = "instead of pp/tg: serving throughput with this many concurrent requests, comma-separated (e.g. 1,4,16,64); prompt length from -p (first value), tokens per request from -n" };
         var speculation = new CommonOptions.Speculation();
+        var constraint = new CommonOptions.Constraint();
         var promptFile = new Option<string?>("--prompt-file") { Description = "with --speculate: prompts of real text, one per non-empty line; default: random token ids" };
         var cmd = new Command("bench", "measure prompt processing (pp) and generation (tg) speed, like llama-bench")
             { model, prompts, gen, threads, reps, json, compare, backend, concurrency, promptFile };
         speculation.AddTo(cmd);
+        constraint.AddTo(cmd);
         cmd.SetAction(r => io.Guard(() =>
         {
+            if (constraint.Read(r) is { } grammar)
+                return Constrained(io, r.GetValue(model)!, grammar, r.GetValue(gen), r.GetValue(reps));
             if (speculation.Read(r) is { } spec)
                 return Speculation(io, r.GetValue(model)!, spec, speculation, r.GetValue(promptFile), r.GetValue(gen), r.GetValue(reps), r.GetValue(backend)!, r.GetValue(threads));
             if (r.GetValue(concurrency) is { } levels)
@@ -111,6 +115,64 @@ internal static class BenchCommand
     }
 
     /// <summary><c>--speculate</c>: the verify-cost curve, then plain against speculative decoding, as plain tables.</summary>
+    /// <summary><c>bench --json-schema/--grammar/--regex/--json-object</c>: the sampler's time per token under the grammar,
+    /// rejection sampling against a full mask per token, alternating rounds.</summary>
+    private static int Constrained(CliIo io, string path, Tessera.Constraints.Grammar grammar, int gen, int rounds)
+    {
+        if (gen <= 0) throw new ArgumentException($"--gen {gen}: the constraint bench needs tokens to draw");
+        var machine = MachineInfo.Describe();
+        Tessera.Tokenization.Tokenizer tokenizer;
+        Action<List<int>, float[]> logits;
+        Tessera.Model.LoadedModel? m = null;
+        Tessera.Model.RunState? state = null;
+        int vocab;
+        bool weights = !(path.EndsWith(".json", StringComparison.OrdinalIgnoreCase) || path.EndsWith(".model", StringComparison.OrdinalIgnoreCase)
+            || (File.Exists(path) && IsVocabOnly(path)));
+        if (weights)
+        {
+            m = Tessera.Model.LoadedModel.Load(path);
+            tokenizer = m.Tokenizer;
+            vocab = m.Config.VocabSize;
+            var prompt = tokenizer.Encode("Once upon a time", tokenizer.AddBosByDefault).ToArray();
+            int ctx = Math.Min(m.Config.ContextLength, 512);
+            state = m.Model.CreateState(ctx);
+            var model = m.Model;
+            var s = state;
+            logits = (context, row) =>
+            {
+                if (context.Count == 0 || s.Position + 1 >= ctx) { s.Rewind(0); model.Forward(s, prompt); }
+                else model.Forward(s, [context[^1]]);
+                s.Logits.CopyTo(row);
+            };
+        }
+        else
+        {
+            tokenizer = Tessera.Tokenization.Tokenizer.Load(path);
+            vocab = tokenizer.Vocabulary.Count;
+            logits = ConstraintBench.Gaussian();
+        }
+        using var owner = m;
+        using var stateOwner = state;
+        io.Out.WriteLine($"{Path.GetFileName(path)}: vocabulary {vocab}, logits {(weights ? "of the model after \"Once upon a time\"" : "seeded Gaussian (sd 3): a tokenizer, no weights")}, grammar {grammar.Source}");
+        io.Out.WriteLine($"{machine.CpuModel}, {machine.Cores} cores; {rounds} rounds of {gen} tokens each, alternating; sampler time only");
+        var results = ConstraintBench.Run(tokenizer, grammar, logits, vocab, gen, rounds);
+        foreach (var g in results.GroupBy(x => x.Mode))
+        {
+            var us = g.Select(x => x.MicrosecondsPerToken).Order().ToArray();
+            io.Out.WriteLine(FormattableString.Invariant($"  {g.Key,-10} {us[us.Length / 2],9:F1} us/token (min {us[0]:F1}, max {us[^1]:F1}), {g.Average(x => x.RejectionsPerToken):F2} rejections and {g.Average(x => x.MasksPerToken):F3} full masks per token"));
+        }
+        var ratios = results.Chunk(2).Select(p => p[1].MicrosecondsPerToken / p[0].MicrosecondsPerToken).Order().ToArray();
+        io.Out.WriteLine(FormattableString.Invariant($"  full mask / rejection: {ratios[ratios.Length / 2]:F2} (min {ratios[0]:F2}, max {ratios[^1]:F2}) per round pair"));
+        return 0;
+    }
+
+    private static bool IsVocabOnly(string path)
+    {
+        if (Directory.Exists(path)) return false;
+        using var f = Tessera.Formats.Gguf.GgufFile.Open(path);
+        return f.Tensors.Count == 0;
+    }
+
     private static int Speculation(CliIo io, string path, Tessera.Speculation.SpeculationOptions spec, CommonOptions.Speculation options, string? promptFile, int gen,
         int rounds, string backendName, int threads)
     {

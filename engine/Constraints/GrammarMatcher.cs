@@ -13,6 +13,7 @@ public sealed class GrammarMatcher
     private readonly Grammar _g;
     private readonly List<int> _off = [-1], _parent = [-1];
     private readonly List<int[]?> _closure = [null];
+    private readonly List<int[]?> _successors = [null];  // a byte-set node's stacks once its byte is matched
     private readonly Dictionary<long, int> _intern = [];
     private int[] _mark = new int[64];
     private int _stamp;
@@ -85,7 +86,8 @@ public sealed class GrammarMatcher
             if (node == Accept) continue;
             int off = _off[node];
             if (!_g.Matches(off, b)) continue;
-            foreach (int c in Closure(Intern(off + 1, _parent[node])))
+            var successors = _successors[node] ??= Closure(Intern(off + 1, _parent[node]));
+            foreach (int c in successors)
             {
                 if (c >= _mark.Length) Array.Resize(ref _mark, Math.Max(_mark.Length * 2, c + 1));
                 if (_mark[c] == _stamp) continue;
@@ -108,6 +110,7 @@ public sealed class GrammarMatcher
         _off.Add(off);
         _parent.Add(parent);
         _closure.Add(null);
+        _successors.Add(null);
         _intern[key] = id;
         return id;
     }

@@ -32,6 +32,9 @@ public sealed class TokenConstraint
     public long Rejections { get; internal set; }
     /// <inheritdoc cref="Rejections"/>
     public long FullMasks { get; internal set; }
+    /// <summary>Mask the whole vocabulary before every draw instead of checking drawn tokens (the baseline
+    /// <c>tessera bench</c> measures rejection sampling against; the same distribution).</summary>
+    public bool AlwaysMask { get; init; }
     /// <summary>The end-of-generation token to end with (the lowest id the model declares), -1 if none.</summary>
     public int EndToken => _endToken;
 

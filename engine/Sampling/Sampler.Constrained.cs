@@ -8,6 +8,7 @@ public sealed partial class Sampler
     public const int MaxRejections = 16;
 
     private bool[]? _allowed;
+    private readonly WeightTree _tree = new();
 
     /// <summary>The grammar every drawn token must follow (it advances with each token drawn); null for none.</summary>
     public TokenConstraint? Constraint { get; }
@@ -27,6 +28,7 @@ public sealed partial class Sampler
         int token;
         bool truncates = (_o.TopK > 0 && _o.TopK < logits.Length) || _o.TopP < 1 || _o.MinP > 0;
         if (c.IsComplete) token = c.EndToken;
+        else if (c.AlwaysMask) token = MaskLogits(logits) == 0 ? -1 : _o.Temperature <= 0 ? ArgMax(logits) : truncates ? Draw(logits, uniform) : MaskedDraw(logits, uniform);
         else if (_o.Temperature > 0 && truncates) token = MaskLogits(logits) > 0 ? Draw(logits, uniform) : -1;
         else token = _o.Temperature <= 0 ? GreedyConstrained(logits) : RejectionDraw(logits, uniform);
         if (token < 0)
@@ -42,6 +44,17 @@ public sealed partial class Sampler
         int n = Constraint!.Mask(allowed);
         for (int i = 0; i < logits.Length; i++) if (!allowed[i]) logits[i] = float.NegativeInfinity;
         return n;
+    }
+
+    /// <summary>A draw from softmax(logits / T) over logits already masked, without sorting (the full-mask baseline).</summary>
+    private int MaskedDraw(Span<float> logits, double uniform)
+    {
+        float max = float.NegativeInfinity;
+        for (int i = 0; i < logits.Length; i++) if (logits[i] > max) max = logits[i];
+        double total = 0;
+        for (int i = 0; i < logits.Length; i++) { float e = MathF.Exp((logits[i] - max) / _o.Temperature); _probs[i] = e; total += e; }
+        _tree.Build(_probs.AsSpan(0, logits.Length));
+        return _tree.Find(uniform * _tree.Total);
     }
 
     /// <summary>The allowed token of highest logit: tokens checked from the top down, the mask after too many misses.</summary>
@@ -61,7 +74,9 @@ public sealed partial class Sampler
         return float.IsNegativeInfinity(logits[best]) ? -1 : best;
     }
 
-    /// <summary>Draws without replacement from softmax(logits / T) until a token is allowed (see <see cref="SampleConstrained"/>).</summary>
+    /// <summary>Draws without replacement from softmax(logits / T) until a token is allowed (see
+    /// <see cref="SampleConstrained"/>): the weights go into a Fenwick tree once, so each draw and each removal of a
+    /// rejected token costs O(log V) rather than a scan of the vocabulary.</summary>
     private int RejectionDraw(Span<float> logits, double uniform)
     {
         var c = Constraint!;
@@ -69,47 +84,29 @@ public sealed partial class Sampler
         float max = float.NegativeInfinity;
         for (int i = 0; i < n; i++) if (logits[i] > max) max = logits[i];
         if (float.IsNegativeInfinity(max)) return -1;
-        double total = 0;
-        for (int i = 0; i < n; i++) { float e = MathF.Exp((logits[i] - max) / _o.Temperature); _probs[i] = e; total += e; }
-        for (int attempt = 0; ; attempt++)
+        for (int i = 0; i < n; i++) _probs[i] = MathF.Exp((logits[i] - max) / _o.Temperature);
+        _tree.Build(_probs.AsSpan(0, n));
+        for (int attempt = 0; attempt < MaxRejections; attempt++)
         {
-            if (attempt == MaxRejections)
-            {
-                // Give up checking one by one: keep only the allowed tokens not yet drawn, and draw once more.
-                var allowed = _allowed ??= new bool[n];
-                c.Mask(allowed);
-                total = 0;
-                for (int i = 0; i < n; i++) { if (!allowed[i]) _probs[i] = 0; total += _probs[i]; }
-                if (!(total > 0))
-                {
-                    // Every allowed token's probability underflowed: the most probable allowed one.
-                    int best = -1;
-                    for (int i = 0; i < n; i++) if (allowed[i] && (best < 0 || logits[i] > logits[best])) best = i;
-                    return best;
-                }
-                return Pick(n, (attempt == 0 ? uniform : NextUniform()) * total);
-            }
-            if (!(total > 0)) { attempt = MaxRejections - 1; continue; }
-            int t = Pick(n, (attempt == 0 ? uniform : NextUniform()) * total);
+            double total = _tree.Total;
+            if (!(total > 0)) break;
+            int t = _tree.Find((attempt == 0 ? uniform : NextUniform()) * total);
             if (c.Allows(t)) return t;
             c.Rejections++;
-            total -= _probs[t];
-            _probs[t] = 0;
+            _tree.Remove(t);
         }
-    }
-
-    /// <summary>The token where the running sum of _probs passes <paramref name="u"/> (the last positive one if rounding runs past the end).</summary>
-    private int Pick(int n, double u)
-    {
-        double acc = 0;
-        int last = -1;
-        for (int i = 0; i < n; i++)
+        // Give up checking one by one: keep only the allowed tokens not yet drawn, and draw once more.
+        var allowed = _allowed ??= new bool[n];
+        c.Mask(allowed);
+        for (int i = 0; i < n; i++) if (!allowed[i]) _probs[i] = 0; else if (_tree.Removed(i)) _probs[i] = 0;
+        _tree.Build(_probs.AsSpan(0, n));
+        if (!(_tree.Total > 0))
         {
-            if (_probs[i] <= 0) continue;
-            acc += _probs[i];
-            last = i;
-            if (u < acc) return i;
+            // Every allowed token's probability underflowed: the most probable allowed one.
+            int best = -1;
+            for (int i = 0; i < n; i++) if (allowed[i] && (best < 0 || logits[i] > logits[best])) best = i;
+            return best;
         }
-        return last;
+        return _tree.Find(NextUniform() * _tree.Total);
     }
 }

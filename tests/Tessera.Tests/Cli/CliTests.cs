@@ -215,6 +215,28 @@ public class CliTests
     }
 
     [Test]
+    public void ConstraintOptionsShapeTheOutputAndBadOnesAreNamed()
+    {
+        var r = CliRunner.Run("generate", "-m", SharedData.Model(Model), "-p", "Tom said", "--regex", "[A-Z][a-z]+ (is|was) (happy|sad)\\.", "--seed", "2", "--no-display-prompt", "-n", "40");
+        Assert.That(r.ExitCode, Is.EqualTo(0), r.Err);
+        Assert.That(r.Out.Trim(), Does.Match(@"^[A-Z][a-z]+ (is|was) (happy|sad)\.$"));
+        Assert.That(r.Err, Does.Contain("stop: EndOfGeneration"));
+        using var dir = new Formats.TempDirectory();
+        string gbnf = Path.Combine(dir.Path, "yes.gbnf"), bad = Path.Combine(dir.Path, "bad.gbnf"), schema = Path.Combine(dir.Path, "s.json");
+        File.WriteAllText(gbnf, "root ::= (\"yes\" | \"no\") \"!\"\n");
+        File.WriteAllText(bad, "root ::= \"yes\"\nroot ::= ok\n");
+        File.WriteAllText(schema, "{\"type\": \"integer\", \"minimum\": 10, \"maximum\": 20}");
+        var yes = CliRunner.Run("generate", "-m", SharedData.Model(Model), "-p", "Tom said", "--grammar", gbnf, "--no-display-prompt", "--temp", "0");
+        Assert.That(yes.Out.Trim(), Is.AnyOf("yes!", "no!"));
+        var n = CliRunner.Run("generate", "-m", SharedData.Model(Model), "-p", "Tom is", "--json-schema", schema, "--no-display-prompt", "--seed", "4");
+        Assert.That(int.Parse(n.Out.Trim(), System.Globalization.CultureInfo.InvariantCulture), Is.InRange(10, 20));
+        AssertCleanError(CliRunner.Run("generate", "-m", SharedData.Model(Model), "-p", "x", "--grammar", bad), bad, "line 2", "defined twice");
+        AssertCleanError(CliRunner.Run("generate", "-m", SharedData.Model(Model), "-p", "x", "--regex", "(a)\\1"), "--regex", "backreferences");
+        AssertCleanError(CliRunner.Run("generate", "-m", SharedData.Model(Model), "-p", "x", "--json-object"), "vocabulary");
+        AssertCleanError(CliRunner.Run("generate", "-m", SharedData.Model(Model), "-p", "x", "--json-schema", Path.Combine(dir.Path, "none.json")), "none.json", "no such file");
+    }
+
+    [Test]
     public void MissingModelFile()
     {
         var r = CliRunner.Run("generate", "-m", "/no/such/model.gguf", "-p", "hi");

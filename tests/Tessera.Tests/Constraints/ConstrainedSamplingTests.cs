@@ -91,22 +91,25 @@ public class ConstrainedSamplingTests
         return counts;
     }
 
-    // After "Once upon a time" the model wants "," most: a grammar that forbids it forces rejections.
-    private const string Prompt = "Once upon a time";
-    private static readonly Grammar Words = Grammar.ParseGbnf("root ::= \" \" [b-z] [a-z]*\n");
+    // After "The sun was" most of the model's mass is on words; a grammar of words not starting with 'l' forbids
+    // the rest (punctuation, words with 'l', multi-word tokens ending elsewhere): draws are rejected now and then,
+    // and rejection sampling rarely needs its mask.
+    private const string Prompt = "The sun was";
+    private static readonly Grammar Words = Grammar.ParseGbnf("root ::= (\" \" [a-km-z] [a-z]*)+\n");
 
     [Test]
     public void TheTrieMaskIsTheBruteForceAllowedSet()
     {
         var tok = ModelCache.Get("tinystories-656k-f32.gguf").Tokenizer;
-        foreach (var g in new[] { Words, Grammar.AnyJsonObject, Grammar.FromRegex(@"[0-9]+(\.[0-9]+)?"), Grammar.ParseGbnf("root ::= \"a\"?\n") })
+        foreach (var g in new[] { Words, Grammar.AnyJsonObject, Grammar.FromRegex(@"[0-9]+(\.[0-9]+)?"), Grammar.ParseGbnf("root ::= \"a\"?\n"), Grammar.FromJsonSchema("""{"type":"string","maxLength":4}""") })
         {
             var mask = new bool[tok.Vocabulary.Count];
             int n = new TokenConstraint(g, tok).Mask(mask);
             var brute = AllowedByBrute(g, tok);
             Assert.That(mask, Is.EqualTo(brute), g.Source);
             Assert.That(n, Is.EqualTo(brute.Count(b => b)));
-            Assert.That(n, Is.GreaterThan(0));
+            // TinyStories' vocabulary has no '{' (nor '[', '}', ']'): it cannot begin a JSON object at all.
+            Assert.That(n, g == Grammar.AnyJsonObject ? Is.Zero : Is.GreaterThan(0), g.Source);
         }
     }
 
@@ -116,14 +119,17 @@ public class ConstrainedSamplingTests
         var logits = Logits(Prompt);
         var tok = ModelCache.Get("tinystories-656k-f32.gguf").Tokenizer;
         var allowed = AllowedByBrute(Words, tok);
-        Assert.That(allowed[Tessera.Sampling.Sampler.ArgMax(logits)], Is.False, "the most probable token is forbidden");
+        var unconstrained = Softmax(logits, Enumerable.Repeat(true, logits.Length).ToArray(), 1);
+        double forbidden = Enumerable.Range(0, logits.Length).Where(i => !allowed[i]).Sum(i => unconstrained[i]);
+        Assert.That(forbidden, Is.InRange(0.05, 0.5), "the grammar forbids a real part of the mass");
         var o = new SamplingOptions { Temperature = 1, TopK = 0, TopP = 1, MinP = 0 };
         var counts = Count(Words, logits, o, out long rejections, out long masks);
         var p = Softmax(logits, allowed, 1);
         var (stat, df) = ChiSquare(counts, p, Draws);
         TestContext.Out.WriteLine($"AWRS: chi-square {stat:F1} on {df} df (critical {Critical(df):F1}); {rejections / (double)Draws:F2} rejections and {masks / (double)Draws:F3} full masks per draw");
         Assert.That(stat, Is.LessThan(Critical(df)));
-        Assert.That(rejections, Is.GreaterThan(Draws / 10), "rejections really happened");
+        Assert.That(rejections, Is.GreaterThan(Draws / 20), "rejections really happened");
+        Assert.That(masks, Is.LessThan(Draws / 10), "mostly without the mask: this is the rejection path");
 
         // The wrong rule: the unconstrained draw if allowed, else the most probable allowed token.
         var all = Enumerable.Repeat(true, logits.Length).ToArray();
@@ -163,18 +169,18 @@ public class ConstrainedSamplingTests
         var logits = Logits(Prompt);
         var tok = ModelCache.Get("tinystories-656k-f32.gguf").Tokenizer;
         var allowed = AllowedByBrute(Words, tok);
-        var o = new SamplingOptions { Temperature = 0.8f, TopK = 30, TopP = 0.9f, MinP = 0.02f };
+        var o = new SamplingOptions { Temperature = 0.8f, TopK = 50, TopP = 0.98f, MinP = 0.005f };
         var counts = Count(Words, logits, o, out _, out long masks);
         Assert.That(masks, Is.EqualTo(Draws), "truncation is defined over the allowed set: one mask per draw");
         // Reference chain, over the allowed tokens: top-k, then top-p and min-p at temperature 1, then temperature.
-        var order = Enumerable.Range(0, logits.Length).Where(i => allowed[i]).OrderByDescending(i => logits[i]).Take(30).ToArray();
+        var order = Enumerable.Range(0, logits.Length).Where(i => allowed[i]).OrderByDescending(i => logits[i]).Take(50).ToArray();
         double max = logits[order[0]];
         var q = order.Select(i => Math.Exp(logits[i] - max)).ToArray();
         double sum = q.Sum(), cum = 0;
         int k = order.Length;
-        for (int i = 0; i < order.Length; i++) { cum += q[i] / sum; if (cum >= 0.9) { k = i + 1; break; } }
+        for (int i = 0; i < order.Length; i++) { cum += q[i] / sum; if (cum >= 0.98) { k = i + 1; break; } }
         int keep = 1;
-        while (keep < k && q[keep] >= q[0] * 0.02) keep++;
+        while (keep < k && q[keep] >= q[0] * 0.005) keep++;
         var kept = new bool[logits.Length];
         foreach (int i in order.Take(keep)) kept[i] = true;
         var p = Softmax(logits, kept, 0.8);
