@@ -184,11 +184,21 @@ internal sealed class CompletionHandler(InferenceEngine engine, ServerMetrics me
             {
                 w.WriteStartObject();
                 w.WriteNumber("index", i);
+                string reply = text[i].ToString();
+                bool call = false;
                 if (run.Req.IsChat)
                 {
                     w.WriteStartObject("message");
                     w.WriteString("role", "assistant");
-                    w.WriteString("content", text[i].ToString());
+                    if (run.Req.Tools.Count > 0 && Tessera.Chat.ToolCallFormat.TryParse(reply, out string name, out string arguments))
+                    {
+                        call = true;
+                        w.WriteNull("content");
+                        w.WriteStartArray("tool_calls");
+                        WriteCall(w, 0, "call_" + Guid.NewGuid().ToString("N")[..24], name, arguments);
+                        w.WriteEndArray();
+                    }
+                    else w.WriteString("content", reply);
                     w.WriteEndObject();
                     OpenAiJson.ChatLogProbs(w, engine, lps[i]);
                 }
@@ -197,7 +207,8 @@ internal sealed class CompletionHandler(InferenceEngine engine, ServerMetrics me
                     w.WriteString("text", text[i].ToString());
                     OpenAiJson.CompletionLogProbs(w, engine, lps[i], 0);
                 }
-                OpenAiJson.Finish(w, finish[i]);
+                if (call && finish[i] == FinishReason.EndOfGeneration) w.WriteString("finish_reason", "tool_calls");
+                else OpenAiJson.Finish(w, finish[i]);
                 w.WriteEndObject();
             }
             w.WriteEndArray();
@@ -208,6 +219,19 @@ internal sealed class CompletionHandler(InferenceEngine engine, ServerMetrics me
         await ctx.Response.Body.WriteAsync(buffer.WrittenMemory, ctx.RequestAborted).ConfigureAwait(false);
     }
 
+    /// <summary>One entry of <c>tool_calls</c>: the whole call, or (streaming) its first delta or a later fragment.</summary>
+    private static void WriteCall(System.Text.Json.Utf8JsonWriter w, int index, string? id, string? name, string? arguments)
+    {
+        w.WriteStartObject();
+        w.WriteNumber("index", index);
+        if (id is not null) { w.WriteString("id", id); w.WriteString("type", "function"); }
+        w.WriteStartObject("function");
+        if (name is not null) w.WriteString("name", name);
+        if (arguments is not null) w.WriteString("arguments", arguments);
+        w.WriteEndObject();
+        w.WriteEndObject();
+    }
+
     private async Task StreamAsync(HttpContext ctx, Run run, IAsyncEnumerator<GenerationChunk> e, bool any)
     {
         var response = ctx.Response;
@@ -215,13 +239,21 @@ internal sealed class CompletionHandler(InferenceEngine engine, ServerMetrics me
         response.Headers.CacheControl = "no-cache";
         var buffer = new ArrayBufferWriter<byte>();
         using var w = new Utf8JsonWriter(buffer);
+        var tools = run.Req.IsChat && run.Req.Tools.Count > 0 && run.Req.ToolChoice != Tessera.Chat.ToolChoice.None
+            ? Enumerable.Range(0, run.Req.Choices).Select(_ => new ToolCallStream(run.Req.Tools)).ToArray() : null;
         for (bool more = any; more; more = await e.MoveNextAsync().ConfigureAwait(false))
         {
             var c = e.Current;
             Count(run, c);
             bool first = !run.Started[c.Choice];
+            (string? Content, string? Name, string? Arguments) piece = (c.Text, null, null);
+            if (tools is not null)
+            {
+                piece = tools[c.Choice].Add(c.Text, c.FinishReason is not null);
+                if (piece.Content is null && piece.Arguments is null && c.FinishReason is null && !first) continue;
+            }
             // Chunks with nothing to say (an incomplete character held back) are not sent, except the last.
-            if (c.Text.Length == 0 && c.FinishReason is null && (run.Req.LogProbs is null || c.LogProbs.Count == 0) && !(first && run.Req.IsChat))
+            else if (c.Text.Length == 0 && c.FinishReason is null && (run.Req.LogProbs is null || c.LogProbs.Count == 0) && !(first && run.Req.IsChat))
                 continue;
             w.WriteStartObject();
             OpenAiJson.Head(w, run.Id, run.Req.IsChat ? "chat.completion.chunk" : "text_completion", run.Created, run.Model);
@@ -233,7 +265,14 @@ internal sealed class CompletionHandler(InferenceEngine engine, ServerMetrics me
             {
                 w.WriteStartObject("delta");
                 if (first) w.WriteString("role", "assistant");
-                if (c.FinishReason is null || c.Text.Length > 0) w.WriteString("content", c.Text);
+                if (tools is not null && (piece.Name is not null || piece.Arguments is not null))
+                {
+                    var call = tools[c.Choice];
+                    w.WriteStartArray("tool_calls");
+                    WriteCall(w, 0, piece.Name is not null ? call.Id : null, piece.Name, piece.Arguments);
+                    w.WriteEndArray();
+                }
+                else if (piece.Content is { Length: > 0 } || (c.FinishReason is null && piece.Content is not null)) w.WriteString("content", piece.Content);
                 w.WriteEndObject();
                 OpenAiJson.ChatLogProbs(w, engine, lps);
             }
@@ -243,7 +282,8 @@ internal sealed class CompletionHandler(InferenceEngine engine, ServerMetrics me
                 OpenAiJson.CompletionLogProbs(w, engine, lps, run.TextOffset[c.Choice]);
                 run.TextOffset[c.Choice] += c.Text.Length;
             }
-            OpenAiJson.Finish(w, c.FinishReason);
+            if (tools is not null && tools[c.Choice].IsCall && c.FinishReason == FinishReason.EndOfGeneration) w.WriteString("finish_reason", "tool_calls");
+            else OpenAiJson.Finish(w, c.FinishReason);
             w.WriteEndObject();
             w.WriteEndArray();
             if (run.Req.IncludeUsage) w.WriteNull("usage");

@@ -25,6 +25,9 @@ internal sealed class CompletionRequest
     public bool Special { get; init; }
     /// <summary>Null: no log-probabilities; otherwise how many alternatives per token.</summary>
     public int? LogProbs { get; init; }
+    /// <summary>The request's tools (chat), and whether they may be called.</summary>
+    public IReadOnlyList<Tessera.Chat.ToolDefinition> Tools { get; init; } = [];
+    public Tessera.Chat.ToolChoice ToolChoice { get; init; }
     /// <summary>The grammar from <c>response_format</c>, <c>grammar</c> or <c>json_schema</c>; null for free text.</summary>
     public Tessera.Constraints.Grammar? Constraint { get; init; }
     /// <summary>OpenAI's <c>n</c>: choices to generate (1 to 16).</summary>
@@ -41,7 +44,8 @@ internal sealed class CompletionRequest
         if (root.ValueKind != JsonValueKind.Object) throw new ApiException("the request body must be a JSON object", null);
         string? prompt = null;
         IReadOnlyList<ChatMessage>? messages = null;
-        if (isChat) messages = ParseMessages(Required(root, "messages"));
+        var (tools, toolChoice, forcedTool) = isChat ? ParseTools(root) : ([], Tessera.Chat.ToolChoice.None, null);
+        if (isChat) messages = Tessera.Chat.ToolCallFormat.WithTools(ParseMessages(Required(root, "messages")), toolChoice == Tessera.Chat.ToolChoice.None ? [] : tools);
         else prompt = ParsePrompt(Required(root, "prompt"));
 
         int n = Int(root, "n") ?? 1;
@@ -112,8 +116,77 @@ internal sealed class CompletionRequest
                 ? throw new ApiException($"draft_max {dm}: must be 1 to {Tessera.Speculation.SpeculationOptions.MaxDraft}", "draft_max")
                 : Int(root, "draft_max"),
             Tree = String(root, "tree") is { } tree ? ParseTree(tree) : null,
-            Constraint = ParseConstraint(root),
+            Constraint = MergeConstraint(ParseConstraint(root), tools, toolChoice, forcedTool),
+            Tools = tools,
+            ToolChoice = toolChoice,
         };
+    }
+
+    /// <summary>The tools' call grammar, unless the request has no tools to call (one constraint per request).</summary>
+    private static Tessera.Constraints.Grammar? MergeConstraint(Tessera.Constraints.Grammar? format, List<Tessera.Chat.ToolDefinition> tools,
+        Tessera.Chat.ToolChoice choice, string? forced)
+    {
+        if (tools.Count == 0 || choice == Tessera.Chat.ToolChoice.None) return format;
+        if (format is not null) throw new ApiException("response_format together with tools: give one (a tool call's arguments follow the tool's schema)", "response_format");
+        try { return Tessera.Chat.ToolCallFormat.Grammar(tools, choice, forced); }
+        catch (FormatException e) { throw new ApiException(e.Message, e.Message.StartsWith("tool_choice", StringComparison.Ordinal) ? "tool_choice" : "tools"); }
+    }
+
+    /// <summary>OpenAI's <c>tools</c> (functions with a JSON Schema of parameters) and <c>tool_choice</c>
+    /// (<c>auto</c>, the default with tools; <c>none</c>; <c>required</c>; or <c>{"type": "function", "function": {"name"}}</c>).</summary>
+    private static (List<Tessera.Chat.ToolDefinition>, Tessera.Chat.ToolChoice, string?) ParseTools(JsonElement root)
+    {
+        var tools = new List<Tessera.Chat.ToolDefinition>();
+        if (root.TryGetProperty("tools", out var t) && t.ValueKind != JsonValueKind.Null)
+        {
+            if (t.ValueKind != JsonValueKind.Array) throw WrongType("tools", "an array of {\"type\": \"function\", \"function\": {...}}");
+            int i = 0;
+            foreach (var tool in t.EnumerateArray())
+            {
+                string at = $"tools[{i++}]";
+                if (tool.ValueKind != JsonValueKind.Object || String(tool, "type", $"{at}.type") != "function")
+                    throw new ApiException($"{at}: must be {{\"type\": \"function\", \"function\": {{...}}}}", $"{at}.type");
+                if (!tool.TryGetProperty("function", out var f) || f.ValueKind != JsonValueKind.Object)
+                    throw new ApiException($"{at}.function: is required (an object with name and parameters)", $"{at}.function");
+                string name = String(f, "name", $"{at}.function.name") ?? throw new ApiException($"{at}.function.name: is required", $"{at}.function.name");
+                string parameters = "{\"type\": \"object\", \"properties\": {}}";
+                if (f.TryGetProperty("parameters", out var p) && p.ValueKind != JsonValueKind.Null)
+                {
+                    if (p.ValueKind != JsonValueKind.Object) throw new ApiException($"{at}.function.parameters: must be a JSON Schema object", $"{at}.function.parameters");
+                    parameters = p.GetRawText();
+                }
+                tools.Add(new Tessera.Chat.ToolDefinition(name, String(f, "description", $"{at}.function.description"), parameters));
+            }
+            try { Tessera.Chat.ToolCallFormat.Validate(tools); }
+            catch (FormatException e)
+            {
+                string param = e.Message.StartsWith("tools[", StringComparison.Ordinal) ? e.Message[..e.Message.IndexOfAny([' ', ':'])] : "tools";
+                throw new ApiException(e.Message, param);
+            }
+        }
+        var choice = tools.Count > 0 ? Tessera.Chat.ToolChoice.Auto : Tessera.Chat.ToolChoice.None;
+        string? forced = null;
+        if (root.TryGetProperty("tool_choice", out var c) && c.ValueKind != JsonValueKind.Null)
+        {
+            if (c.ValueKind == JsonValueKind.String)
+                choice = c.GetString() switch
+                {
+                    "auto" => Tessera.Chat.ToolChoice.Auto,
+                    "none" => Tessera.Chat.ToolChoice.None,
+                    "required" => Tessera.Chat.ToolChoice.Required,
+                    var other => throw new ApiException($"tool_choice '{other}': must be auto, none, required or a named function", "tool_choice"),
+                };
+            else if (c.ValueKind == JsonValueKind.Object && c.TryGetProperty("function", out var cf) && cf.ValueKind == JsonValueKind.Object
+                && String(cf, "name", "tool_choice.function.name") is { } named)
+            {
+                choice = Tessera.Chat.ToolChoice.Required;
+                forced = named;
+            }
+            else throw WrongType("tool_choice", "\"auto\", \"none\", \"required\" or {\"type\": \"function\", \"function\": {\"name\": ...}}");
+            if (choice != Tessera.Chat.ToolChoice.None && tools.Count == 0)
+                throw new ApiException("tool_choice: there are no tools to call", "tool_choice");
+        }
+        return (tools, choice, forced);
     }
 
     /// <summary>OpenAI's <c>response_format</c> (<c>text</c>, <c>json_object</c>, <c>json_schema</c>) or llama.cpp's
@@ -211,9 +284,33 @@ internal sealed class CompletionRequest
             string at = $"messages[{i++}]";
             if (m.ValueKind != JsonValueKind.Object) throw new ApiException($"{at}: must be an object", at);
             string role = String(m, "role", $"{at}.role") ?? throw new ApiException($"{at}.role: is required", $"{at}.role");
-            if (role is not ("system" or "developer" or "user" or "assistant"))
-                throw new ApiException($"{at}.role '{role}': must be system, developer, user or assistant", $"{at}.role");
-            list.Add(new ChatMessage(role == "developer" ? "system" : role, Content(m, at)));
+            if (role is not ("system" or "developer" or "user" or "assistant" or "tool"))
+                throw new ApiException($"{at}.role '{role}': must be system, developer, user, assistant or tool", $"{at}.role");
+            if (role == "tool")
+            {
+                if (String(m, "tool_call_id", $"{at}.tool_call_id") is null) throw new ApiException($"{at}.tool_call_id: is required for a tool message", $"{at}.tool_call_id");
+                list.Add(new ChatMessage("user", Tessera.Chat.ToolCallFormat.RenderResult(Content(m, at))));
+                continue;
+            }
+            string content = Content(m, at);
+            if (role == "assistant" && m.TryGetProperty("tool_calls", out var calls) && calls.ValueKind == JsonValueKind.Array)
+            {
+                var sb = new System.Text.StringBuilder(content);
+                int k = 0;
+                foreach (var call in calls.EnumerateArray())
+                {
+                    string cat = $"{at}.tool_calls[{k++}]";
+                    if (call.ValueKind != JsonValueKind.Object || !call.TryGetProperty("function", out var fn) || fn.ValueKind != JsonValueKind.Object)
+                        throw new ApiException($"{cat}.function: is required", $"{cat}.function");
+                    string name = String(fn, "name", $"{cat}.function.name") ?? throw new ApiException($"{cat}.function.name: is required", $"{cat}.function.name");
+                    string args = String(fn, "arguments", $"{cat}.function.arguments") ?? "{}";
+                    try { using var _ = JsonDocument.Parse(args); }
+                    catch (JsonException) { throw new ApiException($"{cat}.function.arguments: not valid JSON", $"{cat}.function.arguments"); }
+                    sb.Append(Tessera.Chat.ToolCallFormat.RenderCall(name, args));
+                }
+                content = sb.ToString();
+            }
+            list.Add(new ChatMessage(role == "developer" ? "system" : role, content));
         }
         return list;
     }

@@ -12,7 +12,7 @@ namespace Tessera.Constraints;
 /// against the whole string), and <c>minimum</c>/<c>maximum</c> (and the exclusive forms) on integers, exactly.
 /// Choices made where a schema leaves room: properties come in the schema's order (required ones always, optional ones
 /// may be left out); an object without <c>properties</c> is any JSON object; <c>additionalProperties</c> absent means
-/// none (as strict mode); whitespace is at most one space between tokens; numbers have at most 16 digits before and
+/// none (as strict mode); whitespace is at most one space between tokens; a <c>\u</c> escape is never a lone surrogate (it would not decode); numbers have at most 16 digits before and
 /// 15 after the point. Anything else (a keyword this does not implement, such as <c>format</c>, <c>allOf</c>,
 /// <c>patternProperties</c> or bounds on a <c>number</c>) is refused with its name and path, never ignored.
 /// </summary>
@@ -27,7 +27,8 @@ internal sealed class JsonSchemaGrammar
         json-object ::= "{" ws ( json-string ws ":" ws json-value ( ws "," ws json-string ws ":" ws json-value )* )? ws "}"
         json-array ::= "[" ws ( json-value ( ws "," ws json-value )* )? ws "]"
         json-string ::= "\"" json-char* "\""
-        json-char ::= [^"\\\x00-\x1F] | "\\" ( ["\\/bfnrt] | "u" [0-9a-fA-F]{4} )
+        json-char ::= [^"\\\x00-\x1F] | "\\" ( ["\\/bfnrt] | "u" json-bmp )
+        json-bmp ::= [0-9a-cA-Ce-fE-F] [0-9a-fA-F]{3} | [dD] [0-7] [0-9a-fA-F]{2}
         json-int ::= "-"? ( "0" | [1-9] [0-9]{0,15} )
         json-number ::= json-int ( "." [0-9]{1,15} )? ( [eE] [-+]? [0-9]{1,3} )?
         """;
@@ -35,8 +36,9 @@ internal sealed class JsonSchemaGrammar
     /// <summary>Any JSON object.</summary>
     public static string AnyObjectGbnf => "root ::= json-object\n" + Common + "\n";
 
-    private readonly JsonElement _root;
-    private readonly string _source;
+    private JsonElement _root;
+    private string _refScope = "";  // keeps the $refs of several schemas in one grammar apart
+    private string _source;
     private readonly StringBuilder _rules = new();
     private readonly Dictionary<string, string> _refs = [];  // $ref -> its rule name
     private int _next;
@@ -55,6 +57,37 @@ internal sealed class JsonSchemaGrammar
             return $"root ::= {root}\n{g._rules}{Common}\n";
         }
     }
+
+    /// <summary>
+    /// The grammar of one tool call, <c>&lt;tool_call&gt;{"name": "NAME", "arguments": ARGS}&lt;/tool_call&gt;</c>, with
+    /// ARGS following the function's parameter schema (one alternative per tool); with <paramref name="allowText"/>,
+    /// free text instead, which then may not start with '&lt;' (so the first character tells a call from an answer).
+    /// </summary>
+    public static string ToolCallGbnf(IReadOnlyList<(string Name, string Schema)> tools, bool allowText, string source)
+    {
+        var g = new JsonSchemaGrammar(default, source);
+        var calls = new List<string>();
+        for (int i = 0; i < tools.Count; i++)
+        {
+            string path = $"tools[{i}].function.parameters";
+            JsonDocument doc;
+            try { doc = JsonDocument.Parse(tools[i].Schema); }
+            catch (JsonException e) { throw new FormatException($"{path}: not valid JSON: {e.Message}"); }
+            using (doc)
+            {
+                g._root = doc.RootElement;
+                g._refScope = i + ":";
+                g._source = path;
+                calls.Add($"{Gbnf.Literal(ToolCallPrefix(tools[i].Name))} {g.Value(doc.RootElement, "#")} \"}}\"");
+            }
+        }
+        string call = $"\"<tool_call>\" ( {string.Join(" | ", calls)} ) \"</tool_call>\"";
+        string root = allowText ? $"root ::= {call} | \"\" | [^<] [\\x00-\\U0010FFFF]*\n" : $"root ::= {call}\n";
+        return root + g._rules + Common + "\n";
+    }
+
+    /// <summary>What a call to <paramref name="name"/> starts with after <c>&lt;tool_call&gt;</c>, up to its arguments.</summary>
+    public static string ToolCallPrefix(string name) => $"{{\"name\": {JsonString(name)}, \"arguments\": ";
 
     private FormatException Error(string path, string what) => new($"{_source}: {path}: {what}");
 
@@ -141,7 +174,7 @@ internal sealed class JsonSchemaGrammar
     private string Ref(JsonElement r, string path)
     {
         string target = r.GetString() ?? throw Error(path + "/$ref", "must be a string");
-        if (_refs.TryGetValue(target, out string? rule)) return rule;
+        if (_refs.TryGetValue(_refScope + target, out string? rule)) return rule;
         JsonElement node = _root;
         if (target != "#")
         {
@@ -155,7 +188,7 @@ internal sealed class JsonSchemaGrammar
         }
         // Name the rule before translating the target, so that a recursive reference finds it.
         rule = $"s{_next++}";
-        _refs[target] = rule;
+        _refs[_refScope + target] = rule;
         string body = Value(node, target);
         _rules.Append(rule).Append(" ::= ").Append(body).Append('\n');
         return rule;
