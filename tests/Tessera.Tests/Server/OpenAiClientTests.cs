@@ -98,7 +98,11 @@ public class OpenAiClientTests
         Assert.That(bad.GetProperty("message").GetString(), Does.Contain("'format' is not supported"));
     }
 
-    private static async Task<JsonElement> RunClient(int bannedToken)
+    private static Task<JsonElement> RunClient(int bannedToken) =>
+        RunScript("client.mjs", Address, bannedToken.ToString(System.Globalization.CultureInfo.InvariantCulture));
+
+    /// <summary>Runs one of openai-client/*.mjs against the server at <paramref name="address"/>; its stdout, parsed.</summary>
+    internal static async Task<JsonElement> RunScript(string script, Uri address, params string[] extra)
     {
         string root = RepoRoot();
         string clientDir = Path.Combine(root, ".cache", "openai-client");
@@ -106,10 +110,11 @@ public class OpenAiClientTests
             Assert.Ignore($"the openai npm client is not installed in {clientDir}: run tests/fetch-openai-client.sh (needs node and npm)");
         var psi = new ProcessStartInfo("node")
         {
-            ArgumentList = { Path.Combine(root, "tests", "Tessera.Tests", "Server", "openai-client", "client.mjs"), new Uri(Address, "/v1").ToString(), clientDir, bannedToken.ToString(System.Globalization.CultureInfo.InvariantCulture) },
+            ArgumentList = { Path.Combine(root, "tests", "Tessera.Tests", "Server", "openai-client", script), new Uri(address, "/v1").ToString(), clientDir },
             RedirectStandardOutput = true,
             RedirectStandardError = true,
         };
+        foreach (string a in extra) psi.ArgumentList.Add(a);
         Process p;
         try { p = Process.Start(psi)!; }
         catch (System.ComponentModel.Win32Exception) { Assert.Ignore("node is not on PATH: the openai client tests need Node.js (see tests/fetch-openai-client.sh)"); throw; }

@@ -163,6 +163,26 @@ public class ToolCallTests
         }
     }
 
+    [Test]
+    public async Task TheOfficialClientGetsCallsAndObjects()
+    {
+        var r = await OpenAiClientTests.RunScript("tools.mjs", _server.Address);
+        TestContext.Out.WriteLine(r.ToString());
+        var call = r.GetProperty("call");
+        Assert.That(call.GetProperty("name").GetString(), Is.EqualTo("get_weather"));
+        Assert.That(call.GetProperty("finish").GetString(), Is.EqualTo("tool_calls"));
+        Assert.That(r.GetProperty("parsed").ValueKind, Is.EqualTo(JsonValueKind.Object), "JSON.parse of the arguments");
+        AssertWeatherArguments(call.GetProperty("arguments").GetString()!);
+        var streamed = r.GetProperty("streamed");
+        Assert.That(streamed.GetProperty("name").GetString(), Is.EqualTo("get_weather"));
+        Assert.That(streamed.GetProperty("arguments").GetString(), Is.EqualTo(call.GetProperty("arguments").GetString()), "the SDK's accumulator gets the same call");
+        Assert.That(streamed.GetProperty("finish").GetString(), Is.EqualTo("tool_calls"));
+        var o = r.GetProperty("objects");
+        Assert.That(o.GetProperty("samples").GetInt32(), Is.EqualTo(50));
+        Assert.That(o.GetProperty("parsed").GetInt32(), Is.EqualTo(50));
+        Assert.That(o.GetProperty("valid").GetInt32(), Is.EqualTo(50));
+    }
+
     [TestCase(""", "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {"a": {"type": "strin"}}}}}]""", "tools[0].function.parameters", TestName = "tool parameters invalid")]
     [TestCase(""", "tools": [{"type": "function", "function": {"name": "bad name", "parameters": {}}}]""", "tools[0].function.name", TestName = "tool name invalid")]
     [TestCase(""", "tools": [{"type": "function", "function": {"name": "f"}}, {"type": "function", "function": {"name": "f"}}]""", "tools[1].function.name", TestName = "tool defined twice")]
