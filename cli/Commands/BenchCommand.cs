@@ -22,13 +22,26 @@ internal static class BenchCommand
         var concurrency = new Option<string>("--concurrency") { Description = "instead of pp/tg: serving throughput with this many concurrent requests, comma-separated (e.g. 1,4,16,64); prompt length from -p (first value), tokens per request from -n" };
         var speculation = new CommonOptions.Speculation();
         var constraint = new CommonOptions.Constraint();
+        var healing = new Option<bool>("--token-healing") { Description = "instead of pp/tg: how often token healing completes words cut in half in --prompt-file's text (greedy, against plain continuation)" };
         var promptFile = new Option<string?>("--prompt-file") { Description = "with --speculate: prompts of real text, one per non-empty line; default: random token ids" };
         var cmd = new Command("bench", "measure prompt processing (pp) and generation (tg) speed, like llama-bench")
-            { model, prompts, gen, threads, reps, json, compare, backend, concurrency, promptFile };
+            { model, prompts, gen, threads, reps, json, compare, backend, concurrency, promptFile, healing };
         speculation.AddTo(cmd);
         constraint.AddTo(cmd);
         cmd.SetAction(r => io.Guard(() =>
         {
+            if (r.GetValue(healing))
+            {
+                string file = r.GetValue(promptFile) ?? throw new ArgumentException("--token-healing: give the text to cut with --prompt-file FILE");
+                if (!File.Exists(file)) throw new ArgumentException($"--prompt-file {file}: no such file");
+                using var lm = Tessera.Model.LoadedModel.Load(r.GetValue(model)!);
+                var machine = MachineInfo.Describe();
+                var h = Tessera.Evaluation.TokenHealingEval.Run(lm, File.ReadAllText(file));
+                io.Out.WriteLine($"{Path.GetFileName(r.GetValue(model)!)} on {Path.GetFileName(file)}; {machine.CpuModel}");
+                io.Out.WriteLine(FormattableString.Invariant($"words cut in half: {h.Prompts}; the greedy continuation completes the word: plain {h.Plain} ({100.0 * h.Plain / h.Prompts:F1}%), token healing {h.Healed} ({100.0 * h.Healed / h.Prompts:F1}%)"));
+                io.Out.WriteLine(FormattableString.Invariant($"words cut after their last letter: {h.BoundaryPrompts}; healing changed the next 8 characters in {h.BoundaryChanged} ({100.0 * h.BoundaryChanged / h.BoundaryPrompts:F1}%); the continuation is the text's next word: plain {h.BoundaryPlainNext} ({100.0 * h.BoundaryPlainNext / h.BoundaryPrompts:F1}%), healed {h.BoundaryHealedNext} ({100.0 * h.BoundaryHealedNext / h.BoundaryPrompts:F1}%)"));
+                return 0;
+            }
             if (constraint.Read(r) is { } grammar)
                 return Constrained(io, r.GetValue(model)!, grammar, r.GetValue(gen), r.GetValue(reps));
             if (speculation.Read(r) is { } spec)

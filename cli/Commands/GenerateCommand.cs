@@ -18,12 +18,13 @@ internal static class GenerateCommand
         var noEcho = new Option<bool>("--no-display-prompt") { Description = "do not print the prompt before the continuation" };
         var ignoreEos = new Option<bool>("--ignore-eos") { Description = "keep generating past the end-of-generation token (as llama.cpp's --ignore-eos; for measurements)" };
         var special = CommonOptions.Special();
+        var healing = new Option<bool>("--token-healing") { Description = "back the prompt up by its last token and make the output start with its text, so a prompt cut mid-word is continued as the word" };
         var context = CommonOptions.Context();
         var backend = CommonOptions.Backend();
         var sampling = new CommonOptions.Sampling();
         var speculation = new CommonOptions.Speculation();
         var constraint = new CommonOptions.Constraint();
-        var cmd = new Command("generate", "generate text from a prompt") { model, prompt, maxTokens, stop, json, noEcho, ignoreEos, special, context, backend };
+        var cmd = new Command("generate", "generate text from a prompt") { model, prompt, maxTokens, stop, json, noEcho, ignoreEos, special, healing, context, backend };
         sampling.AddTo(cmd);
         speculation.AddTo(cmd);
         constraint.AddTo(cmd);
@@ -38,6 +39,7 @@ internal static class GenerateCommand
                 StopAtEndOfGeneration = !r.GetValue(ignoreEos),
                 RenderSpecial = r.GetValue(special),
                 Constraint = constraint.Read(r),
+                TokenHealing = r.GetValue(healing),
             };
             if (options.Speculation is not { Method: Tessera.Speculation.SpeculationMethod.Draft }) options.Validate();
             string text = r.GetValue(prompt)!;

@@ -23,6 +23,8 @@ internal sealed class CompletionRequest
     public bool IgnoreEos { get; init; }
     /// <summary>Tessera's <c>special</c>: render control tokens and spelled-out end markers (as <c>--special</c>).</summary>
     public bool Special { get; init; }
+    /// <summary>Tessera's <c>token_healing</c> (as <c>--token-healing</c>).</summary>
+    public bool TokenHealing { get; init; }
     /// <summary>Null: no log-probabilities; otherwise how many alternatives per token.</summary>
     public int? LogProbs { get; init; }
     /// <summary>The request's tools (chat), and whether they may be called.</summary>
@@ -109,6 +111,7 @@ internal sealed class CompletionRequest
             IncludeUsage = includeUsage,
             IgnoreEos = Bool(root, "ignore_eos") ?? false,
             Special = Bool(root, "special") ?? false,
+            TokenHealing = Bool(root, "token_healing") ?? false,
             LogProbs = logprobs,
             Choices = n,
             Speculate = ParseSpeculate(root),
@@ -393,6 +396,7 @@ internal sealed class CompletionRequest
         StopStrings = Stop,
         StopAtEndOfGeneration = !IgnoreEos,
         RenderSpecial = Special,
+        TokenHealing = TokenHealing,
         LogProbs = LogProbs,
         Choices = Choices,
         Constraint = Constraint,

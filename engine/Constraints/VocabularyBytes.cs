@@ -78,5 +78,19 @@ internal sealed class VocabularyBytes
         Tokens = [.. tokens];
     }
 
+    /// <summary>Whether some token's bytes start with <paramref name="bytes"/> and are longer.</summary>
+    public bool IsProperPrefix(ReadOnlySpan<byte> bytes)
+    {
+        int node = 0;
+        foreach (byte b in bytes)
+        {
+            int c = FirstChild[node];
+            while (c >= 0 && Label[c] != b) c = NextSibling[c];
+            if (c < 0) return false;
+            node = c;
+        }
+        return FirstChild[node] >= 0;
+    }
+
     public ReadOnlySpan<byte> Of(int token) => Bytes.AsSpan(Start[token], Start[token + 1] - Start[token]);
 }

@@ -33,6 +33,11 @@ public sealed record GenerationOptions
     /// the tokens the grammar allows next, and generation ends when the grammar is complete and nothing may follow.
     /// Null (the default) for none.</summary>
     public Constraints.Grammar? Constraint { get; init; }
+    /// <summary>Token healing (<c>--token-healing</c>, the server's <c>token_healing</c>): back the prompt up by its
+    /// last token and make the output start with that token's text, so a prompt cut mid-word ("Once upon a ti") is
+    /// continued as the word ("me"), not after a token boundary the model never saw there. The removed text is not
+    /// output again. Off by default (see <see cref="TokenHealing"/>); ignored under another constraint.</summary>
+    public bool TokenHealing { get; init; }
     /// <summary>Speculative decoding (<c>--speculate</c>): a proposer guesses the next tokens and the model checks
     /// them all in one pass. Lossless: the tokens are the ones decoding without it gives (the same greedy output, the
     /// same draws for a seed). Null (the default) decodes one token per pass.</summary>

@@ -62,6 +62,9 @@ public sealed class TextGenerator(LlamaModel model, Tokenizer tokenizer)
     {
         options.Validate();
         stats ??= new GenerationStats();
+        int promptTokens = prompt.Count;
+        (prompt, options, string healed) = TokenHealing.Apply(tokenizer, prompt, options);
+        var skip = new HealedPrefix(healed);
         if (prompt.Count == 0) throw new ArgumentException("the prompt is empty: give at least one token (or let the tokenizer add BOS)", nameof(prompt));
         if (state.Position + prompt.Count > state.ContextSize)
             throw new ArgumentException(
@@ -96,7 +99,7 @@ public sealed class TextGenerator(LlamaModel model, Tokenizer tokenizer)
                 var promptSpan = prompt is List<int> list ? CollectionsMarshal.AsSpan(list) : prompt.ToArray();
                 proposer.Begin(promptSpan);
             }
-            stats.PromptTokens = prompt.Count;
+            stats.PromptTokens = promptTokens;  // the prompt as given (healing took one token back to regenerate it)
             stats.PromptTime = sw.Elapsed;
             sw.Restart();
 
@@ -156,7 +159,7 @@ public sealed class TextGenerator(LlamaModel model, Tokenizer tokenizer)
                         stats.FinishReason = FinishReason.EndOfGeneration;
                         break;
                     }
-                    var (text, stopped) = stops.Add(decoder.Add(token));
+                    var (text, stopped) = stops.Add(skip.Take(decoder.Add(token)));
                     if (stopped)
                     {
                         yield return new GeneratedToken(token, text) { LogProb = logProb };
@@ -248,7 +251,7 @@ public sealed class TextGenerator(LlamaModel model, Tokenizer tokenizer)
             stats.GenerationTime = sw.Elapsed;
             if (!stoppedByText)
             {
-                string tail = stops.Add(decoder.Flush()).Release + stops.Flush();
+                string tail = stops.Add(skip.Take(decoder.Flush())).Release + stops.Flush();
                 if (tail.Length > 0) yield return new GeneratedToken(-1, tail);
             }
         }

@@ -121,13 +121,14 @@ internal sealed class Scheduler : IDisposable
             if ((uint)t >= (uint)vocab) throw new ArgumentException($"prompt token {t} is outside the vocabulary (0..{vocab - 1})", nameof(prompt));
         if (options.Choices > Limits.MaxSequences)
             throw new ArgumentException($"n {options.Choices}: more choices than the engine runs at once ({Limits.MaxSequences} sequences)", nameof(options));
+        (prompt, options, string healed) = TokenHealing.Apply(_tokenizer, prompt, options);
         var stream = new ChoiceStream(options.Choices);
-        var seq = NewSequence(prompt, options, stream, 0);
+        var seq = NewSequence(prompt, options, stream, 0, healed);
         if (options.MaxTokens == 0)
         {
             for (int c = 0; c < options.Choices; c++)
             {
-                var s = c == 0 ? seq : NewSequence(prompt, options, stream, c);
+                var s = c == 0 ? seq : NewSequence(prompt, options, stream, c, healed);
                 s.Emit(new GenerationChunk("", [], FinishReason.MaxTokens));
                 s.Complete();
             }
@@ -138,7 +139,7 @@ internal sealed class Scheduler : IDisposable
             seq.Followers = new List<Sequence>(options.Choices - 1);
             for (int c = 1; c < options.Choices; c++)
             {
-                var f = NewSequence(prompt, options, stream, c);
+                var f = NewSequence(prompt, options, stream, c, healed);
                 f.Watch(cancellation, () => _wake.Set());
                 seq.Followers.Add(f);
             }
@@ -153,7 +154,7 @@ internal sealed class Scheduler : IDisposable
 
     /// <summary>Choice <paramref name="choice"/> of a request: its own sampler (seed + choice, so each choice has its
     /// own stream of draws and choice 0 draws what a one-choice request draws), decoder and stop filter.</summary>
-    private Sequence NewSequence(IReadOnlyList<int> prompt, GenerationOptions options, ChoiceStream stream, int choice)
+    private Sequence NewSequence(IReadOnlyList<int> prompt, GenerationOptions options, ChoiceStream stream, int choice, string healed = "")
     {
         int vocab = _model.Config.VocabSize;
         var sampling = choice > 0 && options.Sampling.Seed is { } seed ? options.Sampling with { Seed = seed + (ulong)choice } : options.Sampling;
@@ -163,6 +164,7 @@ internal sealed class Scheduler : IDisposable
             new Utf8StreamDecoder(_tokenizer, options.RenderSpecial), StopStringFilter.For(options, _tokenizer), stream, choice)
         {
             RawLogits = options.LogProbs is null ? null : new float[vocab],
+            Healed = new HealedPrefix(healed),
             // A speculating sequence's rows are walked (or observed) on the host, as TextGenerator does.
             DrawsOnDevice = _deviceSampler is not null && options.Speculation is null && options.Constraint is null
                 && DeviceSampling.Unsupported(options.Sampling, vocab, options.LogProbs is not null) is null,
@@ -689,7 +691,7 @@ internal sealed class Scheduler : IDisposable
             End(seq, FinishReason.EndOfGeneration);
             return;
         }
-        var (text, stopped) = seq.Stops.Add(seq.Decoder.Add(token));
+        var (text, stopped) = seq.Stops.Add(seq.Healed.Take(seq.Decoder.Add(token)));
         seq.Emit(new GenerationChunk(text, [token], null) { LogProbs = logProb is null ? [] : [logProb] });
         if (stopped) End(seq, seq.Stops.EndedGeneration ? FinishReason.EndOfGeneration : FinishReason.StopString, flush: false);
         else if (seq.Sampler.Constraint is { IsComplete: true }) End(seq, FinishReason.EndOfGeneration);  // the grammar is complete
@@ -704,7 +706,7 @@ internal sealed class Scheduler : IDisposable
     {
         if (flush)
         {
-            string tail = seq.Stops.Add(seq.Decoder.Flush()).Release + seq.Stops.Flush();
+            string tail = seq.Stops.Add(seq.Healed.Take(seq.Decoder.Flush())).Release + seq.Stops.Flush();
             if (tail.Length > 0) seq.Emit(new GenerationChunk(tail, [], null));
         }
         seq.Emit(new GenerationChunk("", [], reason));

@@ -55,6 +55,8 @@ internal sealed class Sequence
     public Sampler Sampler { get; }
     public Utf8StreamDecoder Decoder { get; }
     public StopStringFilter Stops { get; }
+    /// <summary>The prompt text token healing took back, dropped from the start of the output.</summary>
+    public HealedPrefix Healed { get; init; } = new("");
     /// <summary>A copy of the raw logits for log-probabilities (the sampler's penalties change them in place).</summary>
     public float[]? RawLogits { get; set; }
     /// <summary>Whether its tokens can be drawn on the device (decided once, at submission: the options never change).</summary>

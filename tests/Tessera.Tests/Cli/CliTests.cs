@@ -237,6 +237,14 @@ public class CliTests
     }
 
     [Test]
+    public void TokenHealingCompletesACutWord()
+    {
+        var r = CliRunner.Run("generate", "-m", SharedData.Model(Model), "-p", "Once upon a ti", "-n", "6", "--temp", "0", "--token-healing");
+        Assert.That(r.ExitCode, Is.EqualTo(0), r.Err);
+        Assert.That(r.Out, Does.StartWith("Once upon a time"));
+    }
+
+    [Test]
     public void MissingModelFile()
     {
         var r = CliRunner.Run("generate", "-m", "/no/such/model.gguf", "-p", "hi");

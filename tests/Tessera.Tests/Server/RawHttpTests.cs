@@ -156,6 +156,16 @@ public class RawHttpTests
     }
 
     [Test]
+    public async Task TokenHealingIsARequestField()
+    {
+        var (status, body) = await PostJson("/v1/completions", """{"prompt": "Once upon a ti", "max_tokens": 8, "temperature": 0, "token_healing": true}""");
+        Assert.That(status, Is.EqualTo(200));
+        string text = body.GetProperty("choices")[0].GetProperty("text").GetString()!;
+        Assert.That(text, Is.EqualTo(Tessera.Tests.Generation.TokenHealingTests.Library("Once upon a ti", heal: true)));
+        Assert.That(text, Does.StartWith("me"));
+    }
+
+    [Test]
     public async Task SeededSamplingIsReproducible()
     {
         const string body = """{"prompt":"The dog","max_tokens":20,"temperature":1.0,"top_p":0.9,"seed":1234}""";
