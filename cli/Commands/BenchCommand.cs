@@ -23,13 +23,28 @@ internal static class BenchCommand
         var speculation = new CommonOptions.Speculation();
         var constraint = new CommonOptions.Constraint();
         var healing = new Option<bool>("--token-healing") { Description = "instead of pp/tg: how often token healing completes words cut in half in --prompt-file's text (greedy, against plain continuation)" };
+        var cautious = new Option<bool>("--cautious") { Description = "instead of pp/tg: Cautious NTP against plain sampling at temperature 1, stories scored by the F32 model beside -m (or -m itself): perplexity and forward passes per token; -r stories of -n tokens" };
         var promptFile = new Option<string?>("--prompt-file") { Description = "with --speculate: prompts of real text, one per non-empty line; default: random token ids" };
         var cmd = new Command("bench", "measure prompt processing (pp) and generation (tg) speed, like llama-bench")
-            { model, prompts, gen, threads, reps, json, compare, backend, concurrency, promptFile, healing };
+            { model, prompts, gen, threads, reps, json, compare, backend, concurrency, promptFile, healing, cautious };
         speculation.AddTo(cmd);
         constraint.AddTo(cmd);
         cmd.SetAction(r => io.Guard(() =>
         {
+            if (r.GetValue(cautious))
+            {
+                string modelPath = r.GetValue(model)!;
+                using var lm = Tessera.Model.LoadedModel.Load(modelPath);
+                string f32 = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(modelPath))!, "tinystories-656k-f32.gguf");
+                using var scorer = Tessera.Model.LoadedModel.Load(File.Exists(f32) ? f32 : modelPath);
+                var sampling = new Tessera.Sampling.SamplingOptions { Temperature = 1, TopK = 0, TopP = 1, MinP = 0 };
+                var machine = MachineInfo.Describe();
+                var c = Tessera.Evaluation.CautiousEval.Run(lm, scorer, "Once upon a time", sampling, r.GetValue(gen), r.GetValue(reps), new Tessera.Generation.CautiousOptions());
+                io.Out.WriteLine($"{Path.GetFileName(modelPath)}, scored by {Path.GetFileName(File.Exists(f32) ? f32 : modelPath)}; {c.Stories} stories of {r.GetValue(gen)} tokens at temperature 1 after \"Once upon a time\"; {machine.CpuModel}");
+                io.Out.WriteLine(FormattableString.Invariant($"mean perplexity: plain {c.PlainPerplexity:F3}, cautious {c.CautiousPerplexity:F3} (ratio {c.CautiousPerplexity / c.PlainPerplexity:F3})"));
+                io.Out.WriteLine(FormattableString.Invariant($"forward passes per token: plain 1, cautious {c.CautiousPassesPerToken:F2}; trials per token {c.TrialsPerToken:F2}"));
+                return 0;
+            }
             if (r.GetValue(healing))
             {
                 string file = r.GetValue(promptFile) ?? throw new ArgumentException("--token-healing: give the text to cut with --prompt-file FILE");

@@ -18,13 +18,15 @@ internal static class GenerateCommand
         var noEcho = new Option<bool>("--no-display-prompt") { Description = "do not print the prompt before the continuation" };
         var ignoreEos = new Option<bool>("--ignore-eos") { Description = "keep generating past the end-of-generation token (as llama.cpp's --ignore-eos; for measurements)" };
         var special = CommonOptions.Special();
+        var cautious = new Option<bool>("--cautious") { Description = "Cautious NTP: where the model is unsure, sample several trials up to punctuation and keep the most probable (sampling only)" };
+        var cautiousTrials = new Option<int>("--cautious-trials") { Description = "most trials at an uncertain step (with --cautious)", DefaultValueFactory = _ => 10 };
         var healing = new Option<bool>("--token-healing") { Description = "back the prompt up by its last token and make the output start with its text, so a prompt cut mid-word is continued as the word" };
         var context = CommonOptions.Context();
         var backend = CommonOptions.Backend();
         var sampling = new CommonOptions.Sampling();
         var speculation = new CommonOptions.Speculation();
         var constraint = new CommonOptions.Constraint();
-        var cmd = new Command("generate", "generate text from a prompt") { model, prompt, maxTokens, stop, json, noEcho, ignoreEos, special, healing, context, backend };
+        var cmd = new Command("generate", "generate text from a prompt") { model, prompt, maxTokens, stop, json, noEcho, ignoreEos, special, healing, cautious, cautiousTrials, context, backend };
         sampling.AddTo(cmd);
         speculation.AddTo(cmd);
         constraint.AddTo(cmd);
@@ -40,6 +42,7 @@ internal static class GenerateCommand
                 RenderSpecial = r.GetValue(special),
                 Constraint = constraint.Read(r),
                 TokenHealing = r.GetValue(healing),
+                Cautious = r.GetValue(cautious) ? new CautiousOptions { MaxTrials = r.GetValue(cautiousTrials) } : null,
             };
             if (options.Speculation is not { Method: Tessera.Speculation.SpeculationMethod.Draft }) options.Validate();
             string text = r.GetValue(prompt)!;
@@ -75,6 +78,8 @@ internal static class GenerateCommand
                 io.Out.WriteLine();
                 io.Err.WriteLine(FormattableString.Invariant(
                     $"prompt: {stats.PromptTokens} tokens, {stats.PromptTokensPerSecond:F1} tok/s | generated: {stats.GeneratedTokens} tokens, {stats.GenerationTokensPerSecond:F1} tok/s | stop: {stats.FinishReason}"));
+                if (stats.Cautious is { } ct)
+                    io.Err.WriteLine($"cautious: {ct.UncertainSteps} uncertain steps, {ct.Trials} trials, {ct.ExtraForwardPasses} extra forward passes");
                 if (stats.Speculation is { } sp)
                     io.Err.WriteLine(FormattableString.Invariant(
                         $"speculation ({sp.Method}): {sp.AcceptedTokens} of {sp.DraftedTokens} drafted tokens accepted, {sp.TokensPerStep:F2} tokens per verification pass"));
@@ -109,6 +114,15 @@ internal static class GenerateCommand
                 w.WriteNumber("accepted_tokens", sp.AcceptedTokens);
                 w.WriteNumber("tokens_per_step", Math.Round(sp.TokensPerStep, 3));
                 w.WriteNumber("proposer_bytes", sp.ProposerBytes);
+                w.WriteEndObject();
+            }
+            if (s.Cautious is { } c)
+            {
+                w.WriteStartObject("cautious");
+                w.WriteNumber("uncertain_steps", c.UncertainSteps);
+                w.WriteNumber("trials", c.Trials);
+                w.WriteNumber("extra_forward_passes", c.ExtraForwardPasses);
+                w.WriteNumber("trial_rows", c.TrialRows);
                 w.WriteEndObject();
             }
             w.WriteEndObject();

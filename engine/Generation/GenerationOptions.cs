@@ -33,6 +33,11 @@ public sealed record GenerationOptions
     /// the tokens the grammar allows next, and generation ends when the grammar is complete and nothing may follow.
     /// Null (the default) for none.</summary>
     public Constraints.Grammar? Constraint { get; init; }
+    /// <summary>Cautious Next Token Prediction (<c>--cautious</c>): where the sampling distribution's entropy is high,
+    /// sample several trial continuations up to punctuation and keep the one of lowest perplexity. Null (the default)
+    /// for plain sampling. Sampling only (temperature above 0); not with penalties, logit bias, a constraint, token
+    /// healing, speculation or log-probabilities. Served by <see cref="TextGenerator"/> (generate, chat, the library).</summary>
+    public CautiousOptions? Cautious { get; init; }
     /// <summary>Token healing (<c>--token-healing</c>, the server's <c>token_healing</c>): back the prompt up by its
     /// last token and make the output start with that token's text, so a prompt cut mid-word ("Once upon a ti") is
     /// continued as the word ("me"), not after a token boundary the model never saw there. The removed text is not
@@ -52,6 +57,15 @@ public sealed record GenerationOptions
         if (LogProbs is < 0 or > 20) throw new ArgumentException($"logprobs {LogProbs}: must be 0 to 20", nameof(LogProbs));
         Sampling.Validate();
         Speculation?.Validate();
+        if (Cautious is not null)
+        {
+            Cautious.Validate();
+            string? clash = Speculation is not null ? "--speculate" : Constraint is not null ? "a constraint" : TokenHealing ? "--token-healing"
+                : LogProbs is not null ? "logprobs" : Sampling.LogitBias is { Count: > 0 } ? "--logit-bias"
+                : Tessera.Sampling.Processors.RepetitionPenalties.Applies(Sampling) ? "repetition penalties" : null;
+            if (clash is not null) throw new ArgumentException($"--cautious: not together with {clash} (its trials draw from the plain sampling distribution)", nameof(Cautious));
+            if (Sampling.Temperature <= 0) throw new ArgumentException("--cautious: needs sampling (temperature above 0); greedy decoding is never uncertain", nameof(Cautious));
+        }
     }
 }
 

@@ -22,6 +22,8 @@ public sealed class GenerationStats
     public FinishReason FinishReason { get; internal set; }
     /// <summary>Drafted and accepted counts when <see cref="GenerationOptions.Speculation"/> was set; else null.</summary>
     public SpeculationStats? Speculation { get; internal set; }
+    /// <summary>What Cautious NTP did, when <see cref="GenerationOptions.Cautious"/> was set.</summary>
+    public CautiousStats? Cautious { get; internal set; }
     /// <summary>Prompt tokens per second.</summary>
     public double PromptTokensPerSecond => PromptTokens / Math.Max(PromptTime.TotalSeconds, 1e-9);
     /// <summary>Generated tokens per second (the first token's forward pass counts in the prompt time).</summary>
@@ -63,6 +65,11 @@ public sealed class TextGenerator(LlamaModel model, Tokenizer tokenizer)
         options.Validate();
         stats ??= new GenerationStats();
         int promptTokens = prompt.Count;
+        if (options.Cautious is not null)
+        {
+            foreach (var step in GenerateCautious(state, prompt, options, stats, cancellation)) yield return step;
+            yield break;
+        }
         (prompt, options, string healed) = TokenHealing.Apply(tokenizer, prompt, options);
         var skip = new HealedPrefix(healed);
         if (prompt.Count == 0) throw new ArgumentException("the prompt is empty: give at least one token (or let the tokenizer add BOS)", nameof(prompt));
@@ -258,6 +265,80 @@ public sealed class TextGenerator(LlamaModel model, Tokenizer tokenizer)
         finally
         {
             state.LogitsStayOnDevice = false;
+        }
+    }
+
+    /// <summary>
+    /// Decoding with Cautious NTP (see <see cref="CautiousOptions"/>): one token at a time where the model is sure, the
+    /// best of several trials (run together as one tree per round) where it is not. Each kept token goes through the
+    /// same end-of-generation, stop-string, token-limit and context checks as plain decoding.
+    /// </summary>
+    private IEnumerable<GeneratedToken> GenerateCautious(RunState state, IReadOnlyList<int> prompt, GenerationOptions options,
+        GenerationStats stats, CancellationToken cancellation)
+    {
+        foreach (int t in prompt)
+            if ((uint)t >= (uint)model.Config.VocabSize)
+                throw new ArgumentException($"prompt token {t} is outside the vocabulary (0..{model.Config.VocabSize - 1})", nameof(prompt));
+        if (state.Position + prompt.Count >= state.ContextSize)
+            throw new ArgumentException($"the prompt is {prompt.Count} tokens, but only {state.ContextSize - state.Position} of the context of {state.ContextSize} are free", nameof(prompt));
+        int vocab = model.Config.VocabSize;
+        var sampler = new Sampler(options.Sampling, vocab);
+        var decoder = new Utf8StreamDecoder(tokenizer, options.RenderSpecial);
+        var stops = StopStringFilter.For(options, tokenizer);
+        var trials = new CautiousTrials(model, tokenizer, options.Cautious!);
+        var cautious = stats.Cautious = new CautiousStats();
+        var sw = Stopwatch.StartNew();
+        model.Forward(state, prompt.ToArray());
+        stats.PromptTokens = prompt.Count;
+        stats.PromptTime = sw.Elapsed;
+        sw.Restart();
+        var raw = new float[vocab];
+        var row = new float[vocab];
+        int[] one = new int[1];
+        int last = prompt[^1];
+        stats.FinishReason = FinishReason.MaxTokens;
+        bool stoppedByText = false, done = false;
+        while (!done && stats.GeneratedTokens < options.MaxTokens)
+        {
+            cancellation.ThrowIfCancellationRequested();
+            state.Logits.CopyTo(raw);
+            raw.CopyTo(row, 0);
+            int first = sampler.SampleMeasured(row, out double p, out double entropy);
+            int n = options.Cautious!.TrialsFor(entropy);
+            int count = 1;
+            var kept = one;
+            one[0] = first;
+            if (n > 1 && state.Position < state.ContextSize)
+            {
+                count = trials.Run(state, sampler, raw, last, first, p, n, options.MaxTokens - stats.GeneratedTokens, cautious);
+                kept = trials.Kept;
+            }
+            for (int k = 0; k < count; k++)
+            {
+                int token = kept[k];
+                stats.GeneratedTokens++;
+                if (options.StopAtEndOfGeneration && tokenizer.IsEndOfGeneration(token)) { stats.FinishReason = FinishReason.EndOfGeneration; done = true; break; }
+                var (text, stopped) = stops.Add(decoder.Add(token));
+                yield return new GeneratedToken(token, text);
+                if (stopped)
+                {
+                    stats.FinishReason = stops.EndedGeneration ? FinishReason.EndOfGeneration : FinishReason.StopString;
+                    stoppedByText = done = true;
+                    break;
+                }
+                if (stats.GeneratedTokens >= options.MaxTokens) { done = true; break; }
+            }
+            if (done) break;
+            last = kept[count - 1];
+            if (state.Position >= state.ContextSize) { stats.FinishReason = FinishReason.ContextFull; break; }
+            one[0] = last;
+            model.Forward(state, one);
+        }
+        stats.GenerationTime = sw.Elapsed;
+        if (!stoppedByText)
+        {
+            string tail = stops.Add(decoder.Flush()).Release + stops.Flush();
+            if (tail.Length > 0) yield return new GeneratedToken(-1, tail);
         }
     }
 }

@@ -90,14 +90,46 @@ public sealed partial class Sampler
         // Temperature, then the draw.
         double total = 0;
         for (int i = 0; i < k; i++) { float e = MathF.Exp((-_keys[i] - max) / _o.Temperature); _probs[i] = e; total += e; }
+        if (_measure)
+        {
+            double h = 0;
+            for (int i = 0; i < k; i++) { double q = _probs[i] / total; if (q > 0) h -= q * Math.Log(q); }
+            _lastEntropy = h;
+        }
         double u = uniform * total;
         double acc = 0;
         for (int i = 0; i < k; i++)
         {
             acc += _probs[i];
-            if (u < acc) return _ids[i];
+            if (u < acc) { _lastProbability = _probs[i] / total; return _ids[i]; }
         }
+        _lastProbability = _probs[k - 1] / total;
         return _ids[k - 1];
+    }
+
+    private bool _measure;
+    private double _lastProbability, _lastEntropy;
+
+    /// <summary>Draws as <see cref="Sample(Span{float})"/> and reports the drawn token's probability under the chain's
+    /// (warped) distribution and that distribution's entropy in nats (Cautious NTP's uncertainty). Sampling only:
+    /// greedy reports probability 1 and entropy 0.</summary>
+    public int SampleMeasured(Span<float> logits, out double probability, out double entropy)
+    {
+        if (_o.Temperature <= 0 || Constraint is not null)
+        {
+            probability = 1;
+            entropy = 0;
+            return Sample(logits);
+        }
+        _measure = true;
+        try
+        {
+            int t = Sample(logits);
+            probability = _lastProbability;
+            entropy = _lastEntropy;
+            return t;
+        }
+        finally { _measure = false; }
     }
 
     /// <summary>Leaves the <paramref name="k"/> largest logits (earlier index first among equals) in _ids/_keys[0..k), keys negated,

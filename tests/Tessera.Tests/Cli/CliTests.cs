@@ -237,6 +237,19 @@ public class CliTests
     }
 
     [Test]
+    public void CautiousReportsItsTrialsInJson()
+    {
+        var r = CliRunner.Run("generate", "-m", SharedData.Model(Model), "-p", "Once upon a time", "-n", "40", "--seed", "2", "--cautious", "--cautious-trials", "6", "--json", "--ignore-eos");
+        Assert.That(r.ExitCode, Is.EqualTo(0), r.Err);
+        using var doc = JsonDocument.Parse(r.Out);
+        var c = doc.RootElement.GetProperty("cautious");
+        Assert.That(c.GetProperty("uncertain_steps").GetInt32(), Is.GreaterThan(0));
+        Assert.That(c.GetProperty("trials").GetInt32(), Is.InRange(2 * c.GetProperty("uncertain_steps").GetInt32(), 6 * c.GetProperty("uncertain_steps").GetInt32()));
+        Assert.That(doc.RootElement.GetProperty("tokens").GetArrayLength(), Is.EqualTo(40));
+        AssertCleanError(CliRunner.Run("generate", "-m", SharedData.Model(Model), "-p", "x", "--cautious", "--temp", "0"), "--cautious", "needs sampling");
+    }
+
+    [Test]
     public void TokenHealingCompletesACutWord()
     {
         var r = CliRunner.Run("generate", "-m", SharedData.Model(Model), "-p", "Once upon a ti", "-n", "6", "--temp", "0", "--token-healing");
