@@ -204,7 +204,7 @@ internal sealed class CompletionHandler(InferenceEngine engine, ServerMetrics me
                 }
                 else
                 {
-                    w.WriteString("text", text[i].ToString());
+                    w.WriteString("text", run.Req.Echo ? run.Req.Prompt + text[i] : text[i].ToString());
                     OpenAiJson.CompletionLogProbs(w, engine, lps[i], 0);
                 }
                 if (call && finish[i] == FinishReason.EndOfGeneration) w.WriteString("finish_reason", "tool_calls");
@@ -278,7 +278,7 @@ internal sealed class CompletionHandler(InferenceEngine engine, ServerMetrics me
             }
             else
             {
-                w.WriteString("text", c.Text);
+                w.WriteString("text", run.Req.Echo && first ? run.Req.Prompt + c.Text : c.Text);
                 OpenAiJson.CompletionLogProbs(w, engine, lps, run.TextOffset[c.Choice]);
                 run.TextOffset[c.Choice] += c.Text.Length;
             }

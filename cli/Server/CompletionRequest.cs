@@ -23,6 +23,8 @@ internal sealed class CompletionRequest
     public bool IgnoreEos { get; init; }
     /// <summary>Tessera's <c>special</c>: render control tokens and spelled-out end markers (as <c>--special</c>).</summary>
     public bool Special { get; init; }
+    /// <summary>OpenAI's <c>echo</c> (completions): the prompt is returned before the completion.</summary>
+    public bool Echo { get; init; }
     /// <summary>Tessera's <c>token_healing</c> (as <c>--token-healing</c>).</summary>
     public bool TokenHealing { get; init; }
     /// <summary>Null: no log-probabilities; otherwise how many alternatives per token.</summary>
@@ -54,7 +56,7 @@ internal sealed class CompletionRequest
         if (n is < 1 or > GenerationOptions.MaxChoices) throw new ApiException($"n {n}: must be 1 to {GenerationOptions.MaxChoices} choices", "n");
         int? bestOf = Int(root, "best_of");
         if (bestOf is not null and not 1) throw new ApiException($"best_of {bestOf}: only 1 is supported", "best_of");
-        if (Bool(root, "echo") == true) throw new ApiException("echo: not supported", "echo");
+        bool echo = !isChat && Bool(root, "echo") == true;
 
         float temperature = Number(root, "temperature") ?? 1f;
         if (!(temperature >= 0 && temperature <= 2)) throw new ApiException($"temperature {temperature}: must be in [0, 2]", "temperature");
@@ -112,6 +114,7 @@ internal sealed class CompletionRequest
             IgnoreEos = Bool(root, "ignore_eos") ?? false,
             Special = Bool(root, "special") ?? false,
             TokenHealing = Bool(root, "token_healing") ?? false,
+            Echo = echo && (logprobs is null ? true : throw new ApiException("echo with logprobs: the prompt's log-probabilities are not reported; ask for one or the other", "echo")),
             LogProbs = logprobs,
             Choices = n,
             Speculate = ParseSpeculate(root),

@@ -156,6 +156,19 @@ public class RawHttpTests
     }
 
     [Test]
+    public async Task EchoReturnsThePromptFirst()
+    {
+        const string body = """{"prompt": "Lily and Ben", "max_tokens": 6, "temperature": 0, "echo": true}""";
+        var (status, whole) = await PostJson("/v1/completions", body);
+        Assert.That(status, Is.EqualTo(200));
+        var plain = await Engine.CompleteAsync("Lily and Ben", Greedy(6));
+        Assert.That(whole.GetProperty("choices")[0].GetProperty("text").GetString(), Is.EqualTo("Lily and Ben" + plain.Text));
+        var events = await PostStream("/v1/completions", body.Replace("\"echo\": true", "\"echo\": true, \"stream\": true"));
+        string streamed = string.Concat(events.Select(e => e.GetProperty("choices")).Where(c => c.GetArrayLength() > 0).Select(c => c[0].GetProperty("text").GetString()));
+        Assert.That(streamed, Is.EqualTo("Lily and Ben" + plain.Text));
+    }
+
+    [Test]
     public async Task TokenHealingIsARequestField()
     {
         var (status, body) = await PostJson("/v1/completions", """{"prompt": "Once upon a ti", "max_tokens": 8, "temperature": 0, "token_healing": true}""");
