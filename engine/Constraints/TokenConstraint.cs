@@ -43,16 +43,21 @@ public sealed class TokenConstraint
     /// <exception cref="ArgumentException">Nothing can start; the message names the grammar.</exception>
     public static void CheckCanStart(Grammar grammar, Tokenizer tokenizer)
     {
+        // A full mask: once per grammar and vocabulary (the server checks a request, then the engine does again).
+        if (Startable.TryGetValue(grammar, out var known) && ReferenceEquals(known, tokenizer)) return;
         var c = new TokenConstraint(grammar, tokenizer);
         if (c._m.CanEnd) return;
         var allowed = new bool[tokenizer.Vocabulary.Count];
         if (c.Mask(allowed) == 0)
             throw new ArgumentException($"{grammar.Source}: no token of this model's vocabulary can begin the output the grammar asks for (the vocabulary lacks the characters it needs)");
+        Startable.AddOrUpdate(grammar, tokenizer);
     }
+
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<Grammar, Tokenizer> Startable = [];
 
     /// <summary>Whether <paramref name="token"/> may come next.</summary>
     public bool Allows(int token) =>
-        _tokenizer.IsEndOfGeneration(token) ? _m.CanEnd : _m.Allows(_vocab.Of(token));
+        _tokenizer.IsEndOfGeneration(token) ? _m.CanEnd : (uint)token < (uint)_vocab.Count && _m.Allows(_vocab.Of(token));
 
     /// <summary>Moves past <paramref name="token"/> (an end-of-generation token changes nothing).</summary>
     public void Accept(int token)

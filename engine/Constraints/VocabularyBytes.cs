@@ -92,5 +92,8 @@ internal sealed class VocabularyBytes
         return FirstChild[node] >= 0;
     }
 
+    /// <summary>Tokens in the vocabulary (a model's logits may have more rows, which no grammar allows).</summary>
+    public int Count => Start.Length - 1;
+
     public ReadOnlySpan<byte> Of(int token) => Bytes.AsSpan(Start[token], Start[token + 1] - Start[token]);
 }
