@@ -68,7 +68,7 @@ internal sealed class CompletionHandler(InferenceEngine engine, ServerMetrics me
                     if (token >= engine.Config.VocabSize)
                         throw new ApiException($"logit_bias: token {token} is outside the vocabulary (0..{engine.Config.VocabSize - 1})", "logit_bias");
             try { options.Validate(); }
-            catch (ArgumentException e) { throw new ApiException(e.Message, e.ParamName); }
+            catch (ArgumentException e) { throw new ApiException(e.Message, e.ParamName == nameof(options.Cautious) ? "cautious" : e.ParamName); }
             if (options.Constraint is { } grammar)
             {
                 try { Tessera.Constraints.TokenConstraint.CheckCanStart(grammar, engine.Loaded.Tokenizer); }

@@ -27,6 +27,9 @@ internal sealed class CompletionRequest
     public bool Echo { get; init; }
     /// <summary>Tessera's <c>token_healing</c> (as <c>--token-healing</c>).</summary>
     public bool TokenHealing { get; init; }
+    /// <summary>Tessera's extension: <c>"cautious": true</c> decodes with Cautious NTP, <c>"cautious_trials"</c> (1 to 16,
+    /// default 10) the most trials at an uncertain step; null when not asked for.</summary>
+    public Tessera.Generation.CautiousOptions? Cautious { get; init; }
     /// <summary>Null: no log-probabilities; otherwise how many alternatives per token.</summary>
     public int? LogProbs { get; init; }
     /// <summary>The request's tools (chat), and whether they may be called.</summary>
@@ -114,6 +117,7 @@ internal sealed class CompletionRequest
             IgnoreEos = Bool(root, "ignore_eos") ?? false,
             Special = Bool(root, "special") ?? false,
             TokenHealing = Bool(root, "token_healing") ?? false,
+            Cautious = ParseCautious(root),
             Echo = echo && (logprobs is null ? true : throw new ApiException("echo with logprobs: the prompt's log-probabilities are not reported; ask for one or the other", "echo")),
             LogProbs = logprobs,
             Choices = n,
@@ -389,6 +393,15 @@ internal sealed class CompletionRequest
         return e.ValueKind == JsonValueKind.Number && e.TryGetInt64(out long v) ? v : throw WrongType(name, "an integer");
     }
 
+    private static Tessera.Generation.CautiousOptions? ParseCautious(JsonElement root)
+    {
+        int? trials = Int(root, "cautious_trials");
+        if (Bool(root, "cautious") != true)
+            return trials is null ? null : throw new ApiException("cautious_trials needs cautious: true", "cautious_trials");
+        if (trials is < 1 or > 16) throw new ApiException($"cautious_trials {trials}: must be 1 to 16", "cautious_trials");
+        return trials is { } t ? new Tessera.Generation.CautiousOptions { MaxTrials = t } : new Tessera.Generation.CautiousOptions();
+    }
+
     private static ApiException WrongType(string name, string expected) => new($"{name}: must be {expected}", name);
 
     /// <summary>The engine's options for this request; <paramref name="defaultMaxTokens"/> when none was given.</summary>
@@ -400,6 +413,7 @@ internal sealed class CompletionRequest
         StopAtEndOfGeneration = !IgnoreEos,
         RenderSpecial = Special,
         TokenHealing = TokenHealing,
+        Cautious = Cautious,
         LogProbs = LogProbs,
         Choices = Choices,
         Constraint = Constraint,

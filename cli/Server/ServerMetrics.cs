@@ -84,6 +84,10 @@ internal sealed class ServerMetrics(InferenceEngine engine)
         Metric(sb, "tessera_prefix_cache_hit_tokens_total", "counter", "prompt tokens served from cached KV blocks instead of computed", engine.PrefixHitTokens);
         Metric(sb, "tessera_speculative_drafted_tokens_total", "counter", "draft tokens verified for speculating requests", engine.SpeculativeDraftedTokens);
         Metric(sb, "tessera_speculative_accepted_tokens_total", "counter", "draft tokens accepted (each a forward pass saved)", engine.SpeculativeAcceptedTokens);
+        var cautious = engine.Cautious;
+        Metric(sb, "tessera_cautious_uncertain_steps_total", "counter", "Cautious NTP steps whose entropy called for several trials", cautious.UncertainSteps);
+        Metric(sb, "tessera_cautious_trials_total", "counter", "Cautious NTP trial continuations sampled", cautious.Trials);
+        Metric(sb, "tessera_cautious_extra_forward_passes_total", "counter", "Cautious NTP forward passes beyond one per generated token", cautious.ExtraForwardPasses);
         Header(sb, "tessera_time_to_first_token_seconds", "histogram", "from request arrival to the first generated token");
         lock (_lock)
         {

@@ -86,6 +86,10 @@ public sealed class InferenceEngine : IDisposable
     /// <summary>Draft tokens accepted: each one a forward pass saved.</summary>
     public long SpeculativeAcceptedTokens => _scheduler.AcceptedTokens;
 
+    /// <summary>Cautious NTP's work for every request that asked for it (<see cref="GenerationOptions.Cautious"/>):
+    /// uncertain steps, trials sampled, and forward passes beyond one per token (<c>/metrics</c> reports the same).</summary>
+    public CautiousStats Cautious => _scheduler.Cautious;
+
     /// <summary>The scheduler (tests pause it to hold requests mid-stream).</summary>
     internal Scheduler Scheduler => _scheduler;
 

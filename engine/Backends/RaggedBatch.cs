@@ -126,7 +126,8 @@ public sealed class RaggedBatch
     }
 
     /// <summary>Appends a tree of <paramref name="tokens"/> whose row i descends from row
-    /// <paramref name="parents"/>[i] (row 0 is the root, parent -1; every other parent is an earlier row): row i sits at
+    /// <paramref name="parents"/>[i] (row 0 is a root, parent -1; every other parent is an earlier row, or -1 for another
+    /// root of a forest): row i sits at
     /// position <c>startPos + depth(i)</c>, is cached at <c>startPos + i</c>, and attends to the cached positions
     /// before <paramref name="startPos"/> plus its path to the root. Rows from <paramref name="logitsFrom"/> on get
     /// logits (all of them for verification; a dynamic draft tree asks only for the rows it is about to expand).</summary>
@@ -139,15 +140,16 @@ public sealed class RaggedBatch
         if (tokens.Length > MaxTreeRows) throw new ArgumentException($"a tree has at most {MaxTreeRows} rows, got {tokens.Length}", nameof(tokens));
         if (!parents.IsEmpty && parents[0] != -1) throw new ArgumentException($"row 0 is the root: its parent must be -1, got {parents[0]}", nameof(parents));
         for (int i = 1; i < parents.Length; i++)
-            if (parents[i] < 0 || parents[i] >= i)
-                throw new ArgumentException($"tree row {i}: parent {parents[i]} is not an earlier row", nameof(parents));
+            if (parents[i] < -1 || parents[i] >= i)
+                throw new ArgumentException($"tree row {i}: parent {parents[i]} is not an earlier row (or -1 for another root)", nameof(parents));
         int s = Begin(tokens, startPos, blockTable);
         for (int i = 0; i < tokens.Length; i++)
         {
             int r = Rows + i;
             var mask = Ancestors.AsSpan(r * MaskWords, MaskWords);
-            if (i == 0)
+            if (parents.IsEmpty || parents[i] < 0)
             {
+                // A root (the first row, or another root of a forest: Cautious NTP's trials) sees only the cached prefix.
                 mask.Clear();
                 Positions[r] = startPos;
             }

@@ -50,8 +50,13 @@ public sealed class CautiousStats
     public long TrialRows { get; internal set; }
 }
 
-/// <summary>One uncertain step's trials, batched: every round runs all live trials as branches of one tree under the
-/// last cached token (re-run as the root), reading logits only for each trial's newest row.</summary>
+/// <summary>
+/// One uncertain step's trials, batched: every round runs all live trials as the branches of one forest over the
+/// cached prefix (each trial's first token a root), reading logits only for each trial's newest row. The rounds are
+/// driven by <see cref="Run"/> on a <see cref="RunState"/> (TextGenerator) or by the scheduler, which plans a round as
+/// a sequence's rows in a step shared with other requests: <see cref="Start"/>, then <see cref="BuildRound"/> and
+/// <see cref="Absorb"/> while <see cref="Active"/>, then <see cref="Finish"/>.
+/// </summary>
 internal sealed class CautiousTrials
 {
     private readonly LlamaModel _model;
@@ -67,15 +72,26 @@ internal sealed class CautiousTrials
     private float[] _rows = [];
     private readonly float[] _row;
     private readonly List<byte> _bytes = new(16);
-    private readonly int[] _prevRow = new int[16];
+    private int _n, _maxLen, _roundRows, _logitsFrom, _rounds;
 
-    /// <summary>Trials of the last <see cref="Run"/>, their tokens and negative log-likelihoods (for tests).</summary>
-    internal int LastTrials { get; private set; }
+    /// <summary>Trials of the last step, their tokens and negative log-likelihoods (for tests).</summary>
+    internal int LastTrials => _n;
     internal ReadOnlySpan<int> Trial(int i) => _tokens[i].AsSpan(0, _length[i]);
     internal double Nll(int i) => _nll[i];
 
-    /// <summary>The kept trial's tokens after <see cref="Run"/>.</summary>
+    /// <summary>The kept trial's tokens after <see cref="Finish"/>.</summary>
     public int[] Kept { get; } = new int[32];
+
+    /// <summary>Whether trials are under way (started, not finished).</summary>
+    public bool Active { get; private set; }
+
+    /// <summary>The raw logits of the uncertain step (the scheduler keeps them here before its sampler warps them in place).</summary>
+    public float[] Raw { get; }
+
+    /// <summary>The last built round's rows, parents (-1 for a trial's first token) and first row with logits.</summary>
+    public ReadOnlySpan<int> RoundTokens => _treeTokens.AsSpan(0, _roundRows);
+    public ReadOnlySpan<int> RoundParents => _parents.AsSpan(0, _roundRows);
+    public int RoundLogitsFrom => _logitsFrom;
 
     public CautiousTrials(LlamaModel model, Tokenizer tokenizer, CautiousOptions options)
     {
@@ -84,6 +100,7 @@ internal sealed class CautiousTrials
         _options = options;
         _vocab = model.Config.VocabSize;
         _row = new float[_vocab];
+        Raw = new float[_vocab];
     }
 
     /// <summary>Whether a token ends a trial: punctuation or a newline in its text, or an end of generation.</summary>
@@ -99,18 +116,18 @@ internal sealed class CautiousTrials
     }
 
     /// <summary>
-    /// Runs <paramref name="n"/> trials from <paramref name="logits"/> (the next-token row after <paramref name="last"/>,
-    /// the newest cached token at position <c>state.Position - 1</c>); trial 0 starts with <paramref name="first"/>
-    /// (already drawn, probability <paramref name="firstP"/>). Leaves the state as it was and returns the kept trial's
-    /// tokens, in <see cref="Kept"/> (the last one not yet cached); returns how many.
+    /// Starts <paramref name="n"/> trials from <paramref name="logits"/> (the next-token row of the cached prefix);
+    /// trial 0 starts with <paramref name="first"/> (already drawn, probability <paramref name="firstP"/>), the others
+    /// draw their first token from copies of the row. A trial is at most <paramref name="budget"/> tokens (those left
+    /// to generate), and a round's rows fit <paramref name="room"/> (the context left) and <paramref name="maxRows"/>.
     /// </summary>
-    public int Run(RunState state, Sampler sampler, ReadOnlySpan<float> logits, int last, int first, double firstP, int n, int budget, CautiousStats stats)
+    public void Start(Sampler sampler, ReadOnlySpan<float> logits, int first, double firstP, int n, int budget, int room, int maxRows)
     {
-        // A round's tree is the root (re-run at Position - 1) and up to n x maxLen trial rows: it must fit the context.
-        int room = state.ContextSize - state.Position;
-        n = Math.Max(1, Math.Min(Math.Min(n, 16), room));
-        int maxLen = Math.Min(Math.Min(_options.MaxTrialTokens, budget), (Backends.RaggedBatch.MaxTreeRows - 1) / n);
-        maxLen = Math.Max(1, Math.Min(maxLen, room / n));
+        n = Math.Max(1, Math.Min(Math.Min(n, 16), Math.Min(room, maxRows)));
+        int maxLen = Math.Min(Math.Min(_options.MaxTrialTokens, budget), maxRows / n);
+        _maxLen = Math.Max(1, Math.Min(maxLen, room / n));
+        _n = n;
+        _rounds = 0;
         for (int i = 0; i < n; i++)
         {
             int t;
@@ -124,71 +141,99 @@ internal sealed class CautiousTrials
             _tokens[i][0] = t;
             _length[i] = 1;
             _nll[i] = -Math.Log(Math.Max(p, 1e-300));
-            _done[i] = EndsTrial(t) || maxLen == 1;
+            _done[i] = EndsTrial(t) || _maxLen == 1;
         }
-        int root = state.Position - 1;
-        while (true)
+        Active = true;
+        if (BuildRound() == 0) Active = false;
+    }
+
+    /// <summary>Lays out the next round (see <see cref="RoundTokens"/>): the live trials' earlier tokens as chains,
+    /// then each live trial's newest token, whose rows give logits. Returns its rows (0: every trial is done).</summary>
+    private int BuildRound()
+    {
+        int rows = 0;
+        for (int i = 0; i < _n; i++)
         {
-            // The tree: the root, the live trials' earlier tokens, then each live trial's newest token (logits for these).
-            int rows = 1, live = 0;
-            _treeTokens[0] = last;
-            _parents[0] = -1;
-            var lastIndexOfPrev = _prevRow;
-            for (int i = 0; i < n; i++)
+            if (_done[i]) continue;
+            int parent = -1;
+            for (int j = 0; j < _length[i] - 1; j++)
             {
-                if (_done[i]) continue;
-                live++;
-                int parent = 0;
-                for (int j = 0; j < _length[i] - 1; j++)
-                {
-                    _treeTokens[rows] = _tokens[i][j];
-                    _parents[rows] = parent;
-                    parent = rows++;
-                }
-                lastIndexOfPrev[i] = parent;
+                _treeTokens[rows] = _tokens[i][j];
+                _parents[rows] = parent;
+                parent = rows++;
             }
-            if (live == 0) break;
-            int logitsFrom = rows;
-            for (int i = 0; i < n; i++)
-            {
-                if (_done[i]) continue;
-                _treeTokens[rows] = _tokens[i][_length[i] - 1];
-                _parents[rows] = lastIndexOfPrev[i];
-                _lastRow[i] = rows - logitsFrom;
-                rows++;
-            }
-            int need = (rows - logitsFrom) * _vocab;
-            if (_rows.Length < need) _rows = new float[need];
-            state.Rewind(root);
-            _model.ForwardTree(state, _treeTokens.AsSpan(0, rows), _parents.AsSpan(0, rows), _rows.AsSpan(0, need), logitsFrom);
-            stats.ExtraForwardPasses++;
-            stats.TrialRows += rows;
-            for (int i = 0; i < n; i++)
-            {
-                if (_done[i]) continue;
-                _rows.AsSpan(_lastRow[i] * _vocab, _vocab).CopyTo(_row);
-                int t = sampler.SampleMeasured(_row, out double p, out _);
-                _tokens[i][_length[i]++] = t;
-                _nll[i] -= Math.Log(Math.Max(p, 1e-300));
-                if (EndsTrial(t) || _length[i] >= maxLen) _done[i] = true;
-            }
+            _lastRow[i] = parent;  // the row its newest token hangs from, for now
         }
-        LastTrials = n;
-        // Keep the trial of lowest perplexity: exp(mean negative log-likelihood); the earliest on a tie.
+        _logitsFrom = rows;
+        for (int i = 0; i < _n; i++)
+        {
+            if (_done[i]) continue;
+            _treeTokens[rows] = _tokens[i][_length[i] - 1];
+            _parents[rows] = _lastRow[i];
+            _lastRow[i] = rows - _logitsFrom;
+            rows++;
+        }
+        // A forest's first row is a root; with no earlier tokens yet, every row is one.
+        return _roundRows = rows;
+    }
+
+    /// <summary>Takes the round's logit rows (<paramref name="rowLogits"/>: one per live trial, in trial order, as the
+    /// round asked) and draws each live trial's next token; builds the next round, or ends the trials.</summary>
+    public void Absorb(Sampler sampler, ReadOnlySpan<float> rowLogits, CautiousStats stats)
+    {
+        stats.ExtraForwardPasses++;
+        stats.TrialRows += _roundRows;
+        _rounds++;
+        for (int i = 0; i < _n; i++)
+        {
+            if (_done[i]) continue;
+            rowLogits.Slice(_lastRow[i] * _vocab, _vocab).CopyTo(_row);
+            int t = sampler.SampleMeasured(_row, out double p, out _);
+            _tokens[i][_length[i]++] = t;
+            _nll[i] -= Math.Log(Math.Max(p, 1e-300));
+            if (EndsTrial(t) || _length[i] >= _maxLen) _done[i] = true;
+        }
+        if (BuildRound() == 0) Active = false;
+    }
+
+    /// <summary>Keeps the trial of lowest perplexity (exp of its mean negative log-likelihood; the earliest on a tie),
+    /// copies its tokens to <see cref="Kept"/> and returns how many. Counts the step in <paramref name="stats"/>,
+    /// with the pass that caches the kept tokens but the last (when there are any) less the passes they save.</summary>
+    public int Finish(CautiousStats stats)
+    {
+        Active = false;
         int best = 0;
-        for (int i = 1; i < n; i++)
+        for (int i = 1; i < _n; i++)
             if (_nll[i] / _length[i] < _nll[best] / _length[best]) best = i;
-        // Cache the root and the kept trial's tokens but its last (which the caller runs next, as any drawn token).
-        state.Rewind(root);
-        var keep = _tokens[best].AsSpan(0, _length[best]);
-        Span<int> chain = stackalloc int[keep.Length];
-        chain[0] = last;
-        keep[..^1].CopyTo(chain[1..]);
-        _model.Forward(state, chain.ToArray());
-        stats.ExtraForwardPasses += 1 - (keep.Length - 1);  // this pass, less the passes its cached tokens saved
+        int len = _length[best];
+        _tokens[best].AsSpan(0, len).CopyTo(Kept);
+        stats.ExtraForwardPasses += (len > 1 ? 1 : 0) - (len - 1);
         stats.UncertainSteps++;
-        stats.Trials += n;
-        keep.CopyTo(Kept);
-        return keep.Length;
+        stats.Trials += _n;
+        return len;
+    }
+
+    /// <summary>
+    /// Runs <paramref name="n"/> trials on <paramref name="state"/> from <paramref name="logits"/> (the next-token row
+    /// of the cached prefix); trial 0 starts with <paramref name="first"/> (already drawn, probability
+    /// <paramref name="firstP"/>). Leaves the cache holding the kept trial's tokens but its last (which the caller runs
+    /// next, as any drawn token) and returns how many were kept, in <see cref="Kept"/>.
+    /// </summary>
+    public int Run(RunState state, Sampler sampler, ReadOnlySpan<float> logits, int first, double firstP, int n, int budget, CautiousStats stats)
+    {
+        int cached = state.Position;
+        Start(sampler, logits, first, firstP, n, budget, state.ContextSize - cached, Backends.RaggedBatch.MaxTreeRows);
+        while (Active)
+        {
+            int need = (_roundRows - _logitsFrom) * _vocab;
+            if (_rows.Length < need) _rows = new float[need];
+            state.Rewind(cached);
+            _model.ForwardTree(state, RoundTokens, RoundParents, _rows.AsSpan(0, need), _logitsFrom);
+            Absorb(sampler, _rows.AsSpan(0, need), stats);
+        }
+        state.Rewind(cached);
+        int len = Finish(stats);
+        if (len > 1) _model.Forward(state, Kept.AsSpan(0, len - 1).ToArray());
+        return len;
     }
 }

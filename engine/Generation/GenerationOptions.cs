@@ -36,7 +36,9 @@ public sealed record GenerationOptions
     /// <summary>Cautious Next Token Prediction (<c>--cautious</c>): where the sampling distribution's entropy is high,
     /// sample several trial continuations up to punctuation and keep the one of lowest perplexity. Null (the default)
     /// for plain sampling. Sampling only (temperature above 0); not with penalties, logit bias, a constraint, token
-    /// healing, speculation or log-probabilities. Served by <see cref="TextGenerator"/> (generate, chat, the library).</summary>
+    /// healing, speculation or log-probabilities. Served by <see cref="TextGenerator"/> and by
+    /// <see cref="Api.InferenceEngine"/>'s scheduler (each trial round one forest of the request's rows in a shared step),
+    /// draw for draw alike.</summary>
     public CautiousOptions? Cautious { get; init; }
     /// <summary>Token healing (<c>--token-healing</c>, the server's <c>token_healing</c>): back the prompt up by its
     /// last token and make the output start with that token's text, so a prompt cut mid-word ("Once upon a ti") is

@@ -310,7 +310,7 @@ public sealed class TextGenerator(LlamaModel model, Tokenizer tokenizer)
             one[0] = first;
             if (n > 1 && state.Position < state.ContextSize)
             {
-                count = trials.Run(state, sampler, raw, last, first, p, n, options.MaxTokens - stats.GeneratedTokens, cautious);
+                count = trials.Run(state, sampler, raw, first, p, n, options.MaxTokens - stats.GeneratedTokens, cautious);
                 kept = trials.Kept;
             }
             for (int k = 0; k < count; k++)

@@ -52,6 +52,7 @@ internal sealed class Scheduler : IDisposable
     private long _stepTicks;                                          // time of the last forward step
     private readonly int[] _copyFrom = new int[RaggedBatch.MaxTreeRows], _copyTo = new int[RaggedBatch.MaxTreeRows];
     private float[]? _forkLogits;                                     // a leader's row, copied for each follower's draw
+    private readonly CautiousStats _cautious = new();                 // Cautious NTP, all sequences together
 
     public Scheduler(LlamaModel model, Tokenizer tokenizer, SchedulerLimits limits)
     {
@@ -98,6 +99,8 @@ internal sealed class Scheduler : IDisposable
     public long PromptTokensComputed => Interlocked.Read(ref _promptComputed);
     /// <summary>Choices started from another's cached prompt (<see cref="GenerationOptions.Choices"/> &gt; 1).</summary>
     public long Forks => Interlocked.Read(ref _forks);
+    /// <summary>Cautious NTP's work, all sequences together (written by the loop only).</summary>
+    public CautiousStats Cautious => _cautious;
     /// <summary>Forward steps run.</summary>
     public long Steps => Interlocked.Read(ref _steps);
 
@@ -166,7 +169,7 @@ internal sealed class Scheduler : IDisposable
             RawLogits = options.LogProbs is null ? null : new float[vocab],
             Healed = new HealedPrefix(healed),
             // A speculating sequence's rows are walked (or observed) on the host, as TextGenerator does.
-            DrawsOnDevice = _deviceSampler is not null && options.Speculation is null && options.Constraint is null
+            DrawsOnDevice = _deviceSampler is not null && options.Speculation is null && options.Constraint is null && options.Cautious is null
                 && DeviceSampling.Unsupported(options.Sampling, vocab, options.LogProbs is not null) is null,
         };
     }
@@ -245,13 +248,22 @@ internal sealed class Scheduler : IDisposable
         int budget = Limits.MaxTokensPerStep;
         // 1. Decode-first: every running sequence with just its sampled token to run (a speculating one with its
         //    draft, from what the budget leaves after one token for each decoder still to come).
+        //    A sequence amid Cautious NTP trials runs its round's forest, all of it or (when the step cannot hold it) none.
         int decoders = 0;
-        foreach (var r in _running) if (r.Remaining == 1) decoders++;
+        foreach (var r in _running) decoders += r.Remaining == 1 ? 1 : TrialRows(r);
         var (prefillTokens, prefillBlocks) = PromptReserve();
         for (int i = 0; i < _running.Count && budget > 0; i++)
         {
             var seq = _running[i];
-            seq.Drafting = false;
+            seq.Drafting = seq.RunsTrials = false;
+            if (TrialRows(seq) is > 0 and var rows)
+            {
+                decoders -= rows;
+                if (rows > budget) continue;
+                if (!Reserve(seq, rows, ref budget, exact: true)) break;
+                seq.RunsTrials = true;
+                continue;
+            }
             if (seq.Remaining != 1) continue;
             decoders--;
             int n = seq.Proposer is null ? 1 : PlanDraft(seq, budget - decoders - prefillTokens, decoders + prefillBlocks);
@@ -269,7 +281,7 @@ internal sealed class Scheduler : IDisposable
         for (int i = 0; i < _running.Count && budget > 0; i++)
         {
             var seq = _running[i];
-            if (seq.Remaining == 1 || Planned(seq) >= 0) continue;
+            if (seq.Remaining <= 1 || Planned(seq) >= 0) continue;
             if (!Reserve(seq, Math.Min(seq.Remaining, budget), ref budget)) break;
         }
         // 3. Admit waiting requests (preempted ones first) while there is room, budget and blocks.
@@ -303,6 +315,8 @@ internal sealed class Scheduler : IDisposable
         {
             if (seq.Drafting)
                 _batch.AddTree(seq.Draft!.Tokens.AsSpan(0, n), seq.Draft.Parents.AsSpan(0, n), seq.Computed, CollectionsMarshal.AsSpan(seq.Blocks));
+            else if (seq.RunsTrials)
+                _batch.AddTree(seq.Trials!.RoundTokens, seq.Trials.RoundParents, seq.Computed, CollectionsMarshal.AsSpan(seq.Blocks), seq.Trials.RoundLogitsFrom);
             else
                 _batch.Add(CollectionsMarshal.AsSpan(seq.Tokens).Slice(seq.Computed, n), seq.Computed, CollectionsMarshal.AsSpan(seq.Blocks));
         }
@@ -368,6 +382,10 @@ internal sealed class Scheduler : IDisposable
         return tree.Count;
     }
 
+    /// <summary>The rows of the trial round <paramref name="seq"/> runs next (0 when it is not amid trials, or is
+    /// recomputing its tokens after a preemption).</summary>
+    private static int TrialRows(Sequence seq) => seq.Trials is { Active: true } t && seq.Remaining == 0 ? t.RoundTokens.Length : 0;
+
     private int Planned(Sequence seq)
     {
         for (int i = 0; i < _plan.Count; i++) if (ReferenceEquals(_plan[i].Seq, seq)) return i;
@@ -376,14 +394,15 @@ internal sealed class Scheduler : IDisposable
 
     /// <summary>Plans <paramref name="n"/> tokens of running <paramref name="seq"/>, preempting the newest running
     /// sequences until its blocks fit. Returns false when <paramref name="seq"/> itself was preempted; a preempted
-    /// sequence already planned gives its budget back.</summary>
-    private bool Reserve(Sequence seq, int n, ref int budget)
+    /// sequence already planned gives its budget back. Rows that must run together (<paramref name="exact"/>) are
+    /// never cut.</summary>
+    private bool Reserve(Sequence seq, int n, ref int budget, bool exact = false)
     {
         while (true)
         {
             // A prefill chunk shrinks to the blocks there are before anyone is preempted for it.
             int fit = (seq.Blocks.Count + _blocks.AvailableBlocks) * Limits.BlockSize - seq.Computed;
-            if (n > 1 && fit > 0) n = Math.Min(n, fit);
+            if (n > 1 && fit > 0 && !exact) n = Math.Min(n, fit);
             if (Grow(seq, seq.Computed + n))
             {
                 _plan.Add((seq, n));
@@ -419,7 +438,7 @@ internal sealed class Scheduler : IDisposable
 
     private void Preempt(Sequence seq)
     {
-        seq.Drafting = false;  // recomputed later as a prompt, not as this step's tree
+        seq.Drafting = seq.RunsTrials = false;  // recomputed later as a prompt, not as this step's tree
         _running.Remove(seq);
         ReleaseBlocks(seq);
         _waiting.AddFirst(seq);
@@ -471,6 +490,11 @@ internal sealed class Scheduler : IDisposable
         for (int i = 0; i < _plan.Count; i++)
         {
             var (seq, n) = _plan[i];
+            if (seq.RunsTrials)
+            {
+                AbsorbTrials(seq, i);
+                continue;
+            }
             if (seq.Drafting)
             {
                 if (!Verify(seq, i)) continue;  // it ended inside the draft
@@ -670,8 +694,59 @@ internal sealed class Scheduler : IDisposable
     /// <summary>The host's draw from <paramref name="logits"/> (kept first when log-probabilities were asked for).</summary>
     private void Sample(Sequence seq, Span<float> logits)
     {
+        if (seq.Options.Cautious is not null)
+        {
+            SampleCautiously(seq, logits);
+            return;
+        }
         if (seq.RawLogits is { } raw) logits.CopyTo(raw);
         Accept(seq, seq.Sampler.Sample(logits));
+    }
+
+    /// <summary>
+    /// Cautious NTP's draw (as <see cref="TextGenerator"/>'s, draw for draw): where the distribution's entropy calls
+    /// for several trials, they start here and run as this sequence's forest in the next steps (<see cref="AbsorbTrials"/>);
+    /// else the token drawn is taken. A sequence recomputed amid its trials (after a preemption) ignores this row:
+    /// its trials go on from where they were.
+    /// </summary>
+    private void SampleCautiously(Sequence seq, Span<float> logits)
+    {
+        var o = seq.Options.Cautious!;
+        var trials = seq.Trials ??= new CautiousTrials(_model, _tokenizer, o);
+        if (trials.Active) return;
+        logits.CopyTo(trials.Raw);
+        int first = seq.Sampler.SampleMeasured(logits, out double p, out double entropy);
+        int n = o.TrialsFor(entropy);
+        if (n <= 1 || seq.Computed >= Limits.ContextSize)
+        {
+            Accept(seq, first);
+            return;
+        }
+        // A round's forest must fit one step beside one token for every other sequence, so it can always run.
+        int maxRows = Math.Min(RaggedBatch.MaxTreeRows, Limits.MaxTokensPerStep - (Limits.MaxSequences - 1));
+        trials.Start(seq.Sampler, trials.Raw, first, p, n, seq.Options.MaxTokens - seq.Generated, Limits.ContextSize - seq.Computed, maxRows);
+        if (!trials.Active) KeepTrial(seq);
+    }
+
+    /// <summary>A trial round of plan position <paramref name="i"/> ran: each live trial draws from its newest row;
+    /// when all are done, the kept one's tokens are taken.</summary>
+    private void AbsorbTrials(Sequence seq, int i)
+    {
+        seq.RunsTrials = false;
+        var trials = seq.Trials!;
+        int vocab = _model.Config.VocabSize;
+        trials.Absorb(seq.Sampler, _state.Logits.AsSpan(_batch.LogitStart[i] * vocab, _batch.LogitCount[i] * vocab), _cautious);
+        if (!trials.Active) KeepTrial(seq);
+    }
+
+    /// <summary>Takes the kept trial's tokens one by one through <see cref="Accept"/> (every stop rule applies to each):
+    /// they join the sequence's tokens uncached, so its next step runs them as one chunk, whose last row gives the
+    /// next draw. The forest's rows beyond the cached tokens give back their blocks.</summary>
+    private void KeepTrial(Sequence seq)
+    {
+        int len = seq.Trials!.Finish(_cautious);
+        _blocks.Truncate(seq.Blocks, seq.Computed);
+        for (int k = 0; k < len && !seq.Finished; k++) Accept(seq, seq.Trials.Kept[k]);
     }
 
     /// <summary>The same steps, in the same order, as <see cref="TextGenerator"/> after each forward pass, for the

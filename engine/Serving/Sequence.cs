@@ -92,6 +92,11 @@ internal sealed class Sequence
     /// <summary>Draft tokens the target agreed with.</summary>
     public int AcceptedTokens { get; set; }
 
+    /// <summary>Cautious NTP's trials (<see cref="GenerationOptions.Cautious"/>), made on its first uncertain step; null otherwise.</summary>
+    public CautiousTrials? Trials { get; set; }
+    /// <summary>Whether this step runs a round of <see cref="Trials"/> (a forest over the cached tokens).</summary>
+    public bool RunsTrials { get; set; }
+
     /// <summary>The request's stream: this sequence's chunks and those of the request's other choices.</summary>
     public ChannelReader<GenerationChunk> Output => _output.Reader;
     public bool IsCancelled => _cancelled;

@@ -116,7 +116,7 @@ public class CautiousTrialRowsTests
         int first = sampler.SampleMeasured(logits.ToArray(), out double p, out _);
         var trials = new CautiousTrials(m.Model, m.Tokenizer, new CautiousOptions());
         var stats = new CautiousStats();
-        int kept = trials.Run(state, sampler, logits, prompt[^1], first, p, 6, 20, stats);
+        int kept = trials.Run(state, sampler, logits, first, p, 6, 20, stats);
         Assert.That(trials.LastTrials, Is.EqualTo(6));
         var distinct = new HashSet<string>();
         int longest = 0;

@@ -258,6 +258,41 @@ public class RawHttpTests
     }
 
     [Test]
+    public async Task CautiousRequestsDrawWhatTheLibraryDrawsAndMetricsCountTheTrials()
+    {
+        const string body = """{"prompt":"Once upon a time","max_tokens":40,"temperature":1,"seed":8,"cautious":true,"cautious_trials":6,"ignore_eos":true}""";
+        var before = Metrics(await Http.GetStringAsync("/metrics"));
+        var (status, r) = await PostJson("/v1/completions", body);
+        var after = Metrics(await Http.GetStringAsync("/metrics"));
+        Assert.That(status, Is.EqualTo(200));
+        double Delta(string name) => after[name] - before[name];
+        double steps = Delta("tessera_cautious_uncertain_steps_total"), trials = Delta("tessera_cautious_trials_total");
+        Assert.That(steps, Is.GreaterThan(0));
+        Assert.That(trials, Is.GreaterThanOrEqualTo(2 * steps).And.LessThanOrEqualTo(6 * steps));
+        Assert.That(Delta("tessera_cautious_extra_forward_passes_total"), Is.GreaterThan(0));
+        var lib = await Engine.CompleteAsync("Once upon a time", new GenerationOptions
+        {
+            MaxTokens = 40, StopAtEndOfGeneration = false, Cautious = new CautiousOptions { MaxTrials = 6 },
+            Sampling = new SamplingOptions { Temperature = 1, TopP = 1, TopK = 0, MinP = 0, Seed = 8 },
+        });
+        Assert.That(r.GetProperty("choices")[0].GetProperty("text").GetString(), Is.EqualTo(lib.Text));
+
+        foreach (var (bad, param, says) in new[]
+        {
+            ("""{"prompt":"Once","cautious":true,"temperature":0}""", "cautious", "needs sampling"),
+            ("""{"prompt":"Once","cautious":true,"cautious_trials":40}""", "cautious_trials", "cautious_trials 40"),
+            ("""{"prompt":"Once","cautious_trials":4}""", "cautious_trials", "needs cautious: true"),
+            ("""{"prompt":"Once","cautious":true,"logprobs":2}""", "cautious", "logprobs"),
+        })
+        {
+            var (code, err) = await PostJson("/v1/completions", bad);
+            Assert.That(code, Is.EqualTo(400), bad);
+            Assert.That(err.GetProperty("error").GetProperty("param").GetString(), Is.EqualTo(param), bad);
+            Assert.That(err.GetProperty("error").GetProperty("message").GetString(), Does.Contain(says), bad);
+        }
+    }
+
+    [Test]
     public async Task NChoicesComputeThePromptOnceEachWithItsSeed()
     {
         const string body = """{"prompt":"The little bird","max_tokens":10,"temperature":1,"seed":21,"n":3,"logprobs":1,"ignore_eos":true}""";
