@@ -21,4 +21,9 @@ public sealed record GenerationChunk(string Text, IReadOnlyList<int> TokenIds, F
 /// <param name="TokenIds">Generated tokens.</param>
 /// <param name="PromptTokens">Tokens in the prompt.</param>
 /// <param name="FinishReason">Why generation ended.</param>
-public sealed record GenerationResult(string Text, IReadOnlyList<int> TokenIds, int PromptTokens, FinishReason FinishReason);
+public sealed record GenerationResult(string Text, IReadOnlyList<int> TokenIds, int PromptTokens, FinishReason FinishReason)
+{
+    /// <summary>The function the model called, when the request offered <see cref="GenerationOptions.Tools"/> and the
+    /// reply is a call (its text is then the call as the model wrote it); else null.</summary>
+    public Chat.ToolCall? ToolCall { get; init; }
+}

@@ -14,7 +14,7 @@ namespace Tessera.Api;
 /// that starts like an earlier one reuses its cached blocks); a cancelled request frees its blocks at the next step.
 /// A seeded request gives the same tokens alone or under load.
 /// </summary>
-public sealed class InferenceEngine : IDisposable
+public sealed partial class InferenceEngine : IDisposable
 {
     private readonly LoadedModel _model;
     private readonly EngineOptions _options;
@@ -144,6 +144,7 @@ public sealed class InferenceEngine : IDisposable
     public IAsyncEnumerable<GenerationChunk> GenerateAsync(string prompt, GenerationOptions? options = null, CancellationToken cancellation = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(prompt);
+        if (options?.Tools is not null) throw new ArgumentException("tools: only a chat (messages) can call tools", nameof(options));
         var tokens = _model.Tokenizer.Encode(prompt, _model.Tokenizer.AddBosByDefault);
         return RunAsync(tokens, options ?? new GenerationOptions(), cancellation);
     }
@@ -155,6 +156,7 @@ public sealed class InferenceEngine : IDisposable
         if (messages.Count == 0) throw new ArgumentException("at least one message is needed", nameof(messages));
         var chat = _chat ?? throw new NotSupportedException(_chatError);
         options ??= new GenerationOptions();
+        if (options.Tools is not null) (messages, options) = WithTools(messages, options);
         options = options with { StopStrings = [.. options.StopStrings, .. chat.StopStrings] };
         return RunAsync(EncodeChat(messages), options, cancellation);
     }
@@ -167,7 +169,7 @@ public sealed class InferenceEngine : IDisposable
 
     /// <summary>Generates the whole continuation of <paramref name="prompt"/> and returns it at once.</summary>
     /// <exception cref="ArgumentException"><see cref="GenerationOptions.Choices"/> is more than 1: use
-    /// <see cref="CompleteChoicesAsync"/>.</exception>
+    /// <see cref="CompleteChoicesAsync(string, GenerationOptions?, CancellationToken)"/>.</exception>
     public async Task<GenerationResult> CompleteAsync(string prompt, GenerationOptions? options = null, CancellationToken cancellation = default)
     {
         if (options is { Choices: > 1 })
@@ -177,21 +179,28 @@ public sealed class InferenceEngine : IDisposable
 
     /// <summary>Generates <see cref="GenerationOptions.Choices"/> whole continuations of <paramref name="prompt"/>
     /// (the prompt computed once, each choice a fork of its cache with its own seed) and returns them in choice order.</summary>
-    public async Task<IReadOnlyList<GenerationResult>> CompleteChoicesAsync(string prompt, GenerationOptions? options = null, CancellationToken cancellation = default)
+    public Task<IReadOnlyList<GenerationResult>> CompleteChoicesAsync(string prompt, GenerationOptions? options = null, CancellationToken cancellation = default) =>
+        CollectAsync(GenerateAsync(prompt, options, cancellation), options, CountTokens(prompt), tools: false);
+
+    /// <summary>Collects every choice's chunks into results; with tools, a reply that is a call carries it.</summary>
+    private static async Task<IReadOnlyList<GenerationResult>> CollectAsync(IAsyncEnumerable<GenerationChunk> chunks, GenerationOptions? options,
+        int promptTokens, bool tools)
     {
         int n = options?.Choices ?? 1;
         var text = new StringBuilder[n];
         var ids = new List<int>[n];
         var finish = new FinishReason[n];
         for (int c = 0; c < n; c++) { text[c] = new(); ids[c] = []; finish[c] = FinishReason.MaxTokens; }
-        await foreach (var chunk in GenerateAsync(prompt, options, cancellation).ConfigureAwait(false))
+        await foreach (var chunk in chunks.ConfigureAwait(false))
         {
             text[chunk.Choice].Append(chunk.Text);
             ids[chunk.Choice].AddRange(chunk.TokenIds);
             if (chunk.FinishReason is { } f) finish[chunk.Choice] = f;
         }
-        int promptTokens = CountTokens(prompt);
-        return [.. Enumerable.Range(0, n).Select(c => new GenerationResult(text[c].ToString(), ids[c], promptTokens, finish[c]))];
+        return [.. Enumerable.Range(0, n).Select(c => new GenerationResult(text[c].ToString(), ids[c], promptTokens, finish[c])
+        {
+            ToolCall = tools && ToolCallFormat.TryParse(text[c].ToString(), out string name, out string args) ? new ToolCall(name, args) : null,
+        })];
     }
 
     private async IAsyncEnumerable<GenerationChunk> RunAsync(IReadOnlyList<int> prompt, GenerationOptions options,

@@ -33,6 +33,10 @@ public sealed record GenerationOptions
     /// the tokens the grammar allows next, and generation ends when the grammar is complete and nothing may follow.
     /// Null (the default) for none.</summary>
     public Constraints.Grammar? Constraint { get; init; }
+    /// <summary>Functions the model may call (chat only; OpenAI's <c>tools</c> and <c>tool_choice</c>): listed in the
+    /// prompt, a call drawn under their parameters' schemas; <see cref="Api.GenerationResult.ToolCall"/> returns it.
+    /// Null (the default) for none. Not together with <see cref="Constraint"/> unless the choice is none.</summary>
+    public Chat.ChatTools? Tools { get; init; }
     /// <summary>Cautious Next Token Prediction (<c>--cautious</c>): where the sampling distribution's entropy is high,
     /// sample several trial continuations up to punctuation and keep the one of lowest perplexity. Null (the default)
     /// for plain sampling. Sampling only (temperature above 0); not with penalties, logit bias, a constraint, token
