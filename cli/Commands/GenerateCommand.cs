@@ -21,12 +21,13 @@ internal static class GenerateCommand
         var cautious = new Option<bool>("--cautious") { Description = "Cautious NTP: where the model is unsure, sample several trials up to punctuation and keep the most probable (sampling only)" };
         var cautiousTrials = new Option<int>("--cautious-trials") { Description = "most trials at an uncertain step (with --cautious)", DefaultValueFactory = _ => 10 };
         var healing = new Option<bool>("--token-healing") { Description = "back the prompt up by its last token and make the output start with its text, so a prompt cut mid-word is continued as the word" };
+        var choices = new Option<int>("--choices") { Description = "independent continuations (OpenAI's n, up to 16): the prompt is computed once, each choice a fork of its cache sampling with seed + index", DefaultValueFactory = _ => 1 };
         var context = CommonOptions.Context();
         var backend = CommonOptions.Backend();
         var sampling = new CommonOptions.Sampling();
         var speculation = new CommonOptions.Speculation();
         var constraint = new CommonOptions.Constraint();
-        var cmd = new Command("generate", "generate text from a prompt") { model, prompt, maxTokens, stop, json, noEcho, ignoreEos, special, healing, cautious, cautiousTrials, context, backend };
+        var cmd = new Command("generate", "generate text from a prompt") { model, prompt, maxTokens, stop, json, noEcho, ignoreEos, special, healing, cautious, cautiousTrials, choices, context, backend };
         sampling.AddTo(cmd);
         speculation.AddTo(cmd);
         constraint.AddTo(cmd);
@@ -43,12 +44,19 @@ internal static class GenerateCommand
                 Constraint = constraint.Read(r),
                 TokenHealing = r.GetValue(healing),
                 Cautious = r.GetValue(cautious) ? new CautiousOptions { MaxTrials = r.GetValue(cautiousTrials) } : null,
+                Choices = r.GetValue(choices),
             };
+            if (options.Choices is < 1 or > GenerationOptions.MaxChoices)
+                throw new ArgumentException($"--choices {options.Choices}: must be 1 to {GenerationOptions.MaxChoices}");
             if (options.Speculation is not { Method: Tessera.Speculation.SpeculationMethod.Draft }) options.Validate();
             string text = r.GetValue(prompt)!;
             if (text.Length == 0) throw new ArgumentException("--prompt is empty: give some text to continue");
+            if (options.Choices > 1 && options.Speculation is { Method: Tessera.Speculation.SpeculationMethod.Draft })
+                throw new ArgumentException("--choices with --speculate draft: give one (the choices run under the batching scheduler, which takes no draft model here)");
             // The backend first: a missing GPU is reported before the model is read.
             using var b = Tessera.Backends.BackendFactory.Create(r.GetValue(backend)!);
+            if (options.Choices > 1)
+                return GenerateChoices(io, r.GetValue(model)!, b, text, options, r.GetValue(context), r.GetValue(json), !r.GetValue(noEcho));
             using var m = LoadedModel.Load(r.GetValue(model)!, b);
             var (withDraft, draftModel) = speculation.LoadDraft(options.Speculation, m, b);
             using var draftOwner = draftModel;
@@ -87,6 +95,61 @@ internal static class GenerateCommand
             return 0;
         }));
         return cmd;
+    }
+
+    /// <summary>Several choices of one prompt: run by the batching scheduler (the prompt computed once, each choice a
+    /// fork of its KV cache), then printed one after another (streamed, they would interleave).</summary>
+    private static int GenerateChoices(CliIo io, string path, Tessera.Backends.IBackend backend, string text, GenerationOptions options,
+        int context, bool asJson, bool echo)
+    {
+        using var probe = LoadedModel.Load(path, backend);  // for the context the file declares
+        int ctx = CommonOptions.ResolveContext(context, probe.Config.ContextLength);
+        probe.Dispose();
+        using var engine = Tessera.Api.InferenceEngine.LoadAsync(path, backend,
+            new Tessera.Api.EngineOptions { ContextSize = ctx, MaxSequences = options.Choices }).GetAwaiter().GetResult();
+        var prompt = engine.Tokenize(text, engine.Loaded.Tokenizer.AddBosByDefault);
+        if (prompt.Count >= ctx)
+            throw new ArgumentException($"--prompt is {prompt.Count} tokens, which does not fit the context of {ctx} (use a shorter prompt or a larger --context)");
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        var results = engine.CompleteChoicesAsync(text, options).GetAwaiter().GetResult();
+        double seconds = sw.Elapsed.TotalSeconds;
+        if (asJson)
+        {
+            using var ms = new MemoryStream();
+            using (var w = new Utf8JsonWriter(ms))
+            {
+                w.WriteStartObject();
+                w.WriteStartArray("prompt_tokens");
+                foreach (int t in prompt) w.WriteNumberValue(t);
+                w.WriteEndArray();
+                w.WriteNumber("prompt_tokens_computed", engine.PromptTokensComputed);
+                w.WriteStartArray("choices");
+                for (int i = 0; i < results.Count; i++)
+                {
+                    w.WriteStartObject();
+                    w.WriteNumber("index", i);
+                    w.WriteStartArray("tokens");
+                    foreach (int t in results[i].TokenIds) w.WriteNumberValue(t);
+                    w.WriteEndArray();
+                    w.WriteString("text", results[i].Text);
+                    w.WriteString("finish_reason", results[i].FinishReason.ToString());
+                    w.WriteEndObject();
+                }
+                w.WriteEndArray();
+                w.WriteEndObject();
+            }
+            io.Out.WriteLine(System.Text.Encoding.UTF8.GetString(ms.ToArray()));
+            return 0;
+        }
+        for (int i = 0; i < results.Count; i++)
+        {
+            io.Out.WriteLine($"--- choice {i} ---");
+            io.Out.WriteLine((echo ? text : "") + results[i].Text);
+        }
+        int generated = results.Sum(x => x.TokenIds.Count);
+        io.Err.WriteLine(FormattableString.Invariant(
+            $"prompt: {prompt.Count} tokens, {engine.PromptTokensComputed} positions computed for all choices | generated: {generated} tokens in {results.Count} choices, {generated / Math.Max(seconds, 1e-9):F1} tok/s"));
+        return 0;
     }
 
     private static void WriteJson(TextWriter o, IReadOnlyList<int> prompt, List<int> ids, string text, GenerationStats s)

@@ -31,6 +31,29 @@ public class CliTests
     }
 
     [Test]
+    public void GenerateChoicesAreTheSeededRunsWithThePromptComputedOnce()
+    {
+        const string prompt = "Once upon a time";
+        var many = CliRunner.Run("generate", "-m", SharedData.Model(Model), "-p", prompt, "-n", "16", "--seed", "4", "--choices", "3", "--json", "--ignore-eos");
+        Assert.That(many.ExitCode, Is.EqualTo(0), many.Err);
+        using var doc = JsonDocument.Parse(many.Out);
+        var choices = doc.RootElement.GetProperty("choices").EnumerateArray().ToArray();
+        Assert.That(choices, Has.Length.EqualTo(3));
+        Assert.That(doc.RootElement.GetProperty("prompt_tokens_computed").GetInt32(), Is.EqualTo(doc.RootElement.GetProperty("prompt_tokens").GetArrayLength()));
+        for (int i = 0; i < 3; i++)
+        {
+            var one = CliRunner.Run("generate", "-m", SharedData.Model(Model), "-p", prompt, "-n", "16", "--seed", (4 + i).ToString(), "--json", "--ignore-eos");
+            using var single = JsonDocument.Parse(one.Out);
+            Assert.That(choices[i].GetProperty("tokens").ToString(), Is.EqualTo(single.RootElement.GetProperty("tokens").ToString()), $"choice {i} is the run with seed {4 + i}");
+        }
+        var text = CliRunner.Run("generate", "-m", SharedData.Model(Model), "-p", prompt, "-n", "8", "--choices", "2");
+        Assert.That(text.Out, Does.Contain("--- choice 0 ---").And.Contain("--- choice 1 ---"));
+        var bad = CliRunner.Run("generate", "-m", SharedData.Model(Model), "-p", prompt, "--choices", "17");
+        Assert.That(bad.ExitCode, Is.Not.EqualTo(0));
+        Assert.That(bad.Err, Does.Contain("--choices 17: must be 1 to 16"));
+    }
+
+    [Test]
     public void GenerateSpeculateLookupGivesThePlainTokensAndReportsCounts()
     {
         string prompt = "Tom had a red ball. Tom had a red ball. Tom had a red";
