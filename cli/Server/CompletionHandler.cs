@@ -68,7 +68,12 @@ internal sealed class CompletionHandler(InferenceEngine engine, ServerMetrics me
                     if (token >= engine.Config.VocabSize)
                         throw new ApiException($"logit_bias: token {token} is outside the vocabulary (0..{engine.Config.VocabSize - 1})", "logit_bias");
             try { options.Validate(); }
-            catch (ArgumentException e) { throw new ApiException(e.Message, e.ParamName == nameof(options.Cautious) ? "cautious" : e.ParamName); }
+            catch (ArgumentException e) { throw new ApiException(e.Message, e.ParamName switch
+            {
+                nameof(options.Cautious) => "cautious",
+                nameof(options.PromptLogProbs) => "echo",
+                var other => other,
+            }); }
             if (options.Constraint is { } grammar)
             {
                 try { Tessera.Constraints.TokenConstraint.CheckCanStart(grammar, engine.Loaded.Tokenizer); }
@@ -140,6 +145,18 @@ internal sealed class CompletionHandler(InferenceEngine engine, ServerMetrics me
         public int[] TextOffset { get; } = new int[req.Choices];
         public bool[] Started { get; } = new bool[req.Choices];
         public bool SawFirstToken { get; set; }
+        /// <summary>The echoed prompt's log-probabilities (echo with logprobs), once they arrived.</summary>
+        public OpenAiJson.PromptScore? Prompt { get; set; }
+    }
+
+    /// <summary>The prompt's scores from the chunk that carries them: BOS is not part of the echoed text and is left
+    /// out; without one, the first token is reported with no log-probability.</summary>
+    private void TakePromptScore(Run run, GenerationChunk c)
+    {
+        if (c.PromptLogProbs is not { } scores || run.Req.Prompt is null) return;
+        var tok = engine.Loaded.Tokenizer;
+        int first = engine.Tokenize(run.Req.Prompt, tok.AddBosByDefault)[0];
+        run.Prompt = new OpenAiJson.PromptScore(first == tok.BosId && tok.AddBosByDefault ? null : first, scores);
     }
 
     private void Count(Run run, GenerationChunk c)
@@ -170,6 +187,7 @@ internal sealed class CompletionHandler(InferenceEngine engine, ServerMetrics me
         {
             var c = e.Current;
             Count(run, c);
+            TakePromptScore(run, c);
             text[c.Choice].Append(c.Text);
             lps[c.Choice]?.AddRange(c.LogProbs);
             if (c.FinishReason is { } f) finish[c.Choice] = f;
@@ -205,7 +223,7 @@ internal sealed class CompletionHandler(InferenceEngine engine, ServerMetrics me
                 else
                 {
                     w.WriteString("text", run.Req.Echo ? run.Req.Prompt + text[i] : text[i].ToString());
-                    OpenAiJson.CompletionLogProbs(w, engine, lps[i], 0);
+                    OpenAiJson.CompletionLogProbs(w, engine, lps[i], 0, run.Prompt);
                 }
                 if (call && finish[i] == FinishReason.EndOfGeneration) w.WriteString("finish_reason", "tool_calls");
                 else OpenAiJson.Finish(w, finish[i]);
@@ -245,6 +263,7 @@ internal sealed class CompletionHandler(InferenceEngine engine, ServerMetrics me
         {
             var c = e.Current;
             Count(run, c);
+            TakePromptScore(run, c);
             bool first = !run.Started[c.Choice];
             (string? Content, string? Name, string? Arguments) piece = (c.Text, null, null);
             if (tools is not null)
@@ -253,7 +272,8 @@ internal sealed class CompletionHandler(InferenceEngine engine, ServerMetrics me
                 if (piece.Content is null && piece.Arguments is null && c.FinishReason is null && !first) continue;
             }
             // Chunks with nothing to say (an incomplete character held back) are not sent, except the last.
-            else if (c.Text.Length == 0 && c.FinishReason is null && (run.Req.LogProbs is null || c.LogProbs.Count == 0) && !(first && run.Req.IsChat))
+            else if (c.Text.Length == 0 && c.FinishReason is null && (run.Req.LogProbs is null || c.LogProbs.Count == 0) && !(first && run.Req.IsChat)
+                && c.PromptLogProbs is null)
                 continue;
             w.WriteStartObject();
             OpenAiJson.Head(w, run.Id, run.Req.IsChat ? "chat.completion.chunk" : "text_completion", run.Created, run.Model);
@@ -279,8 +299,9 @@ internal sealed class CompletionHandler(InferenceEngine engine, ServerMetrics me
             else
             {
                 w.WriteString("text", run.Req.Echo && first ? run.Req.Prompt + c.Text : c.Text);
-                OpenAiJson.CompletionLogProbs(w, engine, lps, run.TextOffset[c.Choice]);
-                run.TextOffset[c.Choice] += c.Text.Length;
+                // Each choice's first chunk echoes the prompt: its text, and with logprobs its tokens' scores.
+                OpenAiJson.CompletionLogProbs(w, engine, lps, run.TextOffset[c.Choice], run.Req.Echo && first ? run.Prompt : null);
+                run.TextOffset[c.Choice] += (run.Req.Echo && first ? run.Req.Prompt!.Length : 0) + c.Text.Length;
             }
             if (tools is not null && tools[c.Choice].IsCall && c.FinishReason == FinishReason.EndOfGeneration) w.WriteString("finish_reason", "tool_calls");
             else OpenAiJson.Finish(w, c.FinishReason);

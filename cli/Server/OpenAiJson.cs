@@ -48,18 +48,25 @@ internal static class OpenAiJson
     }
 
     /// <summary>Legacy completions shape: parallel arrays, offsets into the generated text.</summary>
-    public static void CompletionLogProbs(Utf8JsonWriter w, InferenceEngine engine, IReadOnlyList<TokenLogProb>? lps, int textOffset)
+    public static void CompletionLogProbs(Utf8JsonWriter w, InferenceEngine engine, IReadOnlyList<TokenLogProb>? lps, int textOffset,
+        PromptScore? prompt = null)
     {
         if (lps is null) { w.WriteNull("logprobs"); return; }
+        // With echo, the prompt's tokens come first; one with nothing before it (no BOS) has a null log-probability.
+        int? head = prompt?.FirstToken;
+        var all = prompt is null ? lps : [.. prompt.Rest, .. lps];
         w.WriteStartObject("logprobs");
         w.WriteStartArray("tokens");
-        foreach (var lp in lps) w.WriteStringValue(Piece(engine, lp.Token));
+        if (head is { } h) w.WriteStringValue(Piece(engine, h));
+        foreach (var lp in all) w.WriteStringValue(Piece(engine, lp.Token));
         w.WriteEndArray();
         w.WriteStartArray("token_logprobs");
-        foreach (var lp in lps) w.WriteNumberValue(lp.LogProb);
+        if (head is not null) w.WriteNullValue();
+        foreach (var lp in all) w.WriteNumberValue(lp.LogProb);
         w.WriteEndArray();
         w.WriteStartArray("top_logprobs");
-        foreach (var lp in lps)
+        if (head is not null) w.WriteNullValue();
+        foreach (var lp in all)
         {
             w.WriteStartObject();
             foreach (var alt in lp.Top) w.WriteNumber(Piece(engine, alt.Token), alt.LogProb);
@@ -67,7 +74,12 @@ internal static class OpenAiJson
         }
         w.WriteEndArray();
         w.WriteStartArray("text_offset");
-        foreach (var lp in lps)
+        if (head is { } first)
+        {
+            w.WriteNumberValue(textOffset);
+            textOffset += Piece(engine, first).Length;
+        }
+        foreach (var lp in all)
         {
             w.WriteNumberValue(textOffset);
             textOffset += Piece(engine, lp.Token).Length;
@@ -75,6 +87,10 @@ internal static class OpenAiJson
         w.WriteEndArray();
         w.WriteEndObject();
     }
+
+    /// <summary>An echoed prompt's log-probabilities: its first token when nothing precedes it (no BOS; reported with
+    /// a null log-probability, as OpenAI does), then each later token's.</summary>
+    public sealed record PromptScore(int? FirstToken, IReadOnlyList<TokenLogProb> Rest);
 
     /// <summary>Chat shape: one entry per token with its bytes and the alternatives.</summary>
     public static void ChatLogProbs(Utf8JsonWriter w, InferenceEngine engine, IReadOnlyList<TokenLogProb>? lps)

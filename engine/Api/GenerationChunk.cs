@@ -11,6 +11,11 @@ public sealed record GenerationChunk(string Text, IReadOnlyList<int> TokenIds, F
     /// <summary>Log-probabilities of <see cref="TokenIds"/>, one each, when <see cref="GenerationOptions.LogProbs"/>
     /// asked for them; otherwise empty.</summary>
     public IReadOnlyList<TokenLogProb> LogProbs { get; init; } = [];
+    /// <summary>With <see cref="GenerationOptions.PromptLogProbs"/>, on one chunk before the first token (text empty):
+    /// the log-probability of each prompt token after the first given the ones before it, with
+    /// <see cref="GenerationOptions.LogProbs"/> alternatives (the first prompt token has none: nothing precedes it);
+    /// otherwise null.</summary>
+    public IReadOnlyList<TokenLogProb>? PromptLogProbs { get; init; }
     /// <summary>Which choice the chunk belongs to (0 to <see cref="GenerationOptions.Choices"/> - 1): with several
     /// choices their chunks interleave, and each choice ends with its own chunk carrying a finish reason.</summary>
     public int Choice { get; init; }

@@ -22,6 +22,11 @@ public sealed record GenerationOptions
     /// <summary>Report each generated token's log-probability and this many most likely alternatives (0 to 20);
     /// null (the default) reports none and costs nothing.</summary>
     public int? LogProbs { get; init; }
+    /// <summary>Also report the prompt's tokens' log-probabilities (OpenAI's <c>echo</c> with <c>logprobs</c>; with
+    /// <see cref="MaxTokens"/> 0 it scores a text): every prompt position is computed (no prefix-cache reuse for it)
+    /// and they arrive on <see cref="Api.GenerationChunk.PromptLogProbs"/>. Needs <see cref="LogProbs"/>. Served by
+    /// <see cref="Api.InferenceEngine"/>'s scheduler.</summary>
+    public bool PromptLogProbs { get; init; }
     /// <summary>Independent continuations of the one prompt (OpenAI's <c>n</c>, 1 to <see cref="MaxChoices"/>): the prompt
     /// is computed once and each choice forks its KV cache; choice <c>i</c> samples with seed <c>Seed + i</c>. Default 1.
     /// Served by <see cref="Api.InferenceEngine"/>'s scheduler (TextGenerator runs one).</summary>
@@ -61,6 +66,8 @@ public sealed record GenerationOptions
         if (StopStrings.Any(string.IsNullOrEmpty)) throw new ArgumentException("--stop: a stop string may not be empty", nameof(StopStrings));
         if (Choices is < 1 or > MaxChoices) throw new ArgumentException($"n {Choices}: must be 1 to {MaxChoices} choices", nameof(Choices));
         if (LogProbs is < 0 or > 20) throw new ArgumentException($"logprobs {LogProbs}: must be 0 to 20", nameof(LogProbs));
+        if (PromptLogProbs && LogProbs is null) throw new ArgumentException("prompt log-probabilities need logprobs (how many alternatives, 0 or more)", nameof(PromptLogProbs));
+        if (PromptLogProbs && TokenHealing) throw new ArgumentException("prompt log-probabilities with token healing: the healed prompt is not the one given; ask for one", nameof(PromptLogProbs));
         Sampling.Validate();
         Speculation?.Validate();
         if (Cautious is not null)

@@ -63,6 +63,8 @@ public sealed class TextGenerator(LlamaModel model, Tokenizer tokenizer)
         GenerationStats? stats = null, CancellationToken cancellation = default)
     {
         options.Validate();
+        if (options.PromptLogProbs || options.Choices > 1)
+            throw new ArgumentException($"{(options.PromptLogProbs ? "prompt log-probabilities" : $"n {options.Choices}")}: served by InferenceEngine's scheduler; TextGenerator runs one continuation", nameof(options));
         stats ??= new GenerationStats();
         int promptTokens = prompt.Count;
         if (options.Cautious is not null)

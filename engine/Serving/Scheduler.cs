@@ -127,7 +127,7 @@ internal sealed class Scheduler : IDisposable
         (prompt, options, string healed) = TokenHealing.Apply(_tokenizer, prompt, options);
         var stream = new ChoiceStream(options.Choices);
         var seq = NewSequence(prompt, options, stream, 0, healed);
-        if (options.MaxTokens == 0)
+        if (options.MaxTokens == 0 && !options.PromptLogProbs)
         {
             for (int c = 0; c < options.Choices; c++)
             {
@@ -167,9 +167,12 @@ internal sealed class Scheduler : IDisposable
             new Utf8StreamDecoder(_tokenizer, options.RenderSpecial), StopStringFilter.For(options, _tokenizer), stream, choice)
         {
             RawLogits = options.LogProbs is null ? null : new float[vocab],
+            // Only the first choice computes (and reports) the prompt; the others fork it.
+            PromptLogProbs = options.PromptLogProbs && choice == 0 ? new List<TokenLogProb>(prompt.Count) : null,
             Healed = new HealedPrefix(healed),
             // A speculating sequence's rows are walked (or observed) on the host, as TextGenerator does.
             DrawsOnDevice = _deviceSampler is not null && options.Speculation is null && options.Constraint is null && options.Cautious is null
+                && !options.PromptLogProbs
                 && DeviceSampling.Unsupported(options.Sampling, vocab, options.LogProbs is not null) is null,
         };
     }
@@ -293,7 +296,7 @@ internal sealed class Scheduler : IDisposable
             int reserved = seq.Followers?.Count ?? 0;
             foreach (var r in _running) reserved += r.Followers?.Count ?? 0;
             if (_running.Count + 1 + reserved > Limits.MaxSequences) break;
-            if (seq.Blocks.Count == 0) TakeCachedPrefix(seq);
+            if (seq.Blocks.Count == 0 && seq.PromptLogProbs is null) TakeCachedPrefix(seq);  // a scored prompt runs every row
             int n = Math.Min(seq.Remaining, budget);
             n = Math.Min(n, (seq.Blocks.Count + _blocks.AvailableBlocks) * Limits.BlockSize - seq.Computed);
             if (n <= 0 || !Grow(seq, seq.Computed + n))
@@ -318,7 +321,8 @@ internal sealed class Scheduler : IDisposable
             else if (seq.RunsTrials)
                 _batch.AddTree(seq.Trials!.RoundTokens, seq.Trials.RoundParents, seq.Computed, CollectionsMarshal.AsSpan(seq.Blocks), seq.Trials.RoundLogitsFrom);
             else
-                _batch.Add(CollectionsMarshal.AsSpan(seq.Tokens).Slice(seq.Computed, n), seq.Computed, CollectionsMarshal.AsSpan(seq.Blocks));
+                _batch.Add(CollectionsMarshal.AsSpan(seq.Tokens).Slice(seq.Computed, n), seq.Computed, CollectionsMarshal.AsSpan(seq.Blocks),
+                    seq.PromptLogProbs is null ? RowLogits.Last : RowLogits.All);
         }
         Publish();
     }
@@ -503,6 +507,7 @@ internal sealed class Scheduler : IDisposable
             {
                 int promptRows = Math.Clamp(seq.PromptLength - seq.Computed, 0, n);
                 if (promptRows > 0) Interlocked.Add(ref _promptComputed, promptRows);
+                if (seq.PromptLogProbs is not null) ScorePrompt(seq, i, n);
                 seq.Computed += n;
                 if (seq.Remaining == 0 && seq.Options.Speculation is not null && !StartSpeculation(seq)) continue;
                 if (seq.Proposer is not null && seq.Remaining == 0)
@@ -531,6 +536,27 @@ internal sealed class Scheduler : IDisposable
             }
         }
         Publish();
+    }
+
+    /// <summary>
+    /// A chunk of a scored prompt ran with logits for every row: row r (position Computed + r) gives the next prompt
+    /// token's log-probability. A prompt recomputed after a preemption skips the ones it already has. Once the prompt
+    /// is done they go out on one chunk, before the first token; with no token to generate the request ends there.
+    /// </summary>
+    private void ScorePrompt(Sequence seq, int i, int n)
+    {
+        var list = seq.PromptLogProbs!;
+        int top = seq.Options.LogProbs ?? 0;
+        for (int r = 0; r < n; r++)
+        {
+            int target = seq.Computed + r + 1;
+            if (target >= seq.PromptLength) break;
+            if (target != list.Count + 1) continue;
+            list.Add(TokenLogProb.Compute(_state.RowLogits(_batch.LogitStart[i] + r), seq.Tokens[target], top));
+        }
+        if (seq.Computed + n < seq.PromptLength) return;
+        seq.PromptLogProbs = null;
+        seq.Emit(new GenerationChunk("", [], null) { PromptLogProbs = list });
     }
 
     /// <summary>
@@ -694,6 +720,11 @@ internal sealed class Scheduler : IDisposable
     /// <summary>The host's draw from <paramref name="logits"/> (kept first when log-probabilities were asked for).</summary>
     private void Sample(Sequence seq, Span<float> logits)
     {
+        if (seq.Options.MaxTokens == 0)
+        {
+            End(seq, FinishReason.MaxTokens);  // a prompt scored for its log-probabilities, nothing generated
+            return;
+        }
         if (seq.Options.Cautious is not null)
         {
             SampleCautiously(seq, logits);

@@ -92,6 +92,9 @@ internal sealed class Sequence
     /// <summary>Draft tokens the target agreed with.</summary>
     public int AcceptedTokens { get; set; }
 
+    /// <summary>The prompt's log-probabilities being collected (<see cref="GenerationOptions.PromptLogProbs"/>), one per
+    /// prompt token after the first; null when not asked for, or once they were sent.</summary>
+    public List<TokenLogProb>? PromptLogProbs { get; set; }
     /// <summary>Cautious NTP's trials (<see cref="GenerationOptions.Cautious"/>), made on its first uncertain step; null otherwise.</summary>
     public CautiousTrials? Trials { get; set; }
     /// <summary>Whether this step runs a round of <see cref="Trials"/> (a forest over the cached tokens).</summary>

@@ -169,6 +169,45 @@ public class RawHttpTests
     }
 
     [Test]
+    public async Task EchoWithLogprobsScoresThePromptAsTheModelDoes()
+    {
+        const string prompt = "Lily and Ben went to the park";
+        var m = Tessera.Tests.Golden.ModelCache.Get(ModelId + ".gguf");
+        var ids = m.Tokenizer.Encode(prompt, m.Tokenizer.AddBosByDefault);
+        Assert.That(ids[0], Is.EqualTo(m.Tokenizer.BosId), "the model adds BOS: every text token has a score");
+        // The reference: each prompt token's log-softmax given the tokens before it, one fresh prefix at a time.
+        var want = new List<double>();
+        for (int k = 1; k < ids.Count; k++)
+        {
+            using var s = m.Model.CreateState(64);
+            m.Model.Forward(s, ids.Take(k).ToArray());
+            double max = s.Logits.Max(), z = max + Math.Log(s.Logits.Sum(x => Math.Exp(x - max)));
+            want.Add(s.Logits[ids[k]] - z);
+        }
+        foreach (int maxTokens in new[] { 0, 5 })
+        {
+            var (status, r) = await PostJson("/v1/completions", $$"""{"prompt": "{{prompt}}", "max_tokens": {{maxTokens}}, "temperature": 0, "echo": true, "logprobs": 2}""");
+            Assert.That(status, Is.EqualTo(200), r.ToString());
+            var choice = r.GetProperty("choices")[0];
+            var lp = choice.GetProperty("logprobs");
+            var tokens = lp.GetProperty("tokens").EnumerateArray().Select(t => t.GetString()).ToArray();
+            var scores = lp.GetProperty("token_logprobs").EnumerateArray().Select(t => t.GetDouble()).ToArray();
+            Assert.That(tokens, Has.Length.EqualTo(ids.Count - 1 + maxTokens));
+            Assert.That(string.Concat(tokens.Take(ids.Count - 1)).TrimStart(), Is.EqualTo(prompt));
+            for (int k = 0; k < want.Count; k++) Assert.That(scores[k], Is.EqualTo(want[k]).Within(1e-4), $"prompt token {k + 1}");
+            Assert.That(lp.GetProperty("top_logprobs")[0].EnumerateObject().Count(), Is.EqualTo(2));
+            Assert.That(choice.GetProperty("text").GetString(), Does.StartWith(prompt));
+            if (maxTokens == 0) Assert.That(choice.GetProperty("text").GetString(), Is.EqualTo(prompt));
+        }
+        // Streamed: the first event echoes the prompt with its scores.
+        var events = await PostStream("/v1/completions", $$"""{"prompt": "{{prompt}}", "max_tokens": 3, "temperature": 0, "echo": true, "logprobs": 0, "stream": true}""");
+        var head = events.First(e => e.GetProperty("choices").GetArrayLength() > 0).GetProperty("choices")[0];
+        Assert.That(head.GetProperty("text").GetString(), Does.StartWith(prompt));
+        var firstScores = head.GetProperty("logprobs").GetProperty("token_logprobs").EnumerateArray().Select(t => t.GetDouble()).ToArray();
+        Assert.That(firstScores.Take(want.Count), Is.EqualTo(want).Within(1e-4));
+    }
+
+    [Test]
     public async Task TokenHealingIsARequestField()
     {
         var (status, body) = await PostJson("/v1/completions", """{"prompt": "Once upon a ti", "max_tokens": 8, "temperature": 0, "token_healing": true}""");
