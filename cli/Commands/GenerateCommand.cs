@@ -21,13 +21,14 @@ internal static class GenerateCommand
         var cautious = new Option<bool>("--cautious") { Description = "Cautious NTP: where the model is unsure, sample several trials up to punctuation and keep the most probable (sampling only)" };
         var cautiousTrials = new Option<int>("--cautious-trials") { Description = "most trials at an uncertain step (with --cautious)", DefaultValueFactory = _ => 10 };
         var healing = new Option<bool>("--token-healing") { Description = "back the prompt up by its last token and make the output start with its text, so a prompt cut mid-word is continued as the word" };
+        var suffix = new Option<string>("--suffix") { Description = "text that comes after the generated text: the model fills in the middle (needs a model with FIM tokens, as llama.cpp's infill)" };
         var choices = new Option<int>("--choices") { Description = "independent continuations (OpenAI's n, up to 16): the prompt is computed once, each choice a fork of its cache sampling with seed + index", DefaultValueFactory = _ => 1 };
         var context = CommonOptions.Context();
         var backend = CommonOptions.Backend();
         var sampling = new CommonOptions.Sampling();
         var speculation = new CommonOptions.Speculation();
         var constraint = new CommonOptions.Constraint();
-        var cmd = new Command("generate", "generate text from a prompt") { model, prompt, maxTokens, stop, json, noEcho, ignoreEos, special, healing, cautious, cautiousTrials, choices, context, backend };
+        var cmd = new Command("generate", "generate text from a prompt") { model, prompt, maxTokens, stop, json, noEcho, ignoreEos, special, healing, cautious, cautiousTrials, suffix, choices, context, backend };
         sampling.AddTo(cmd);
         speculation.AddTo(cmd);
         constraint.AddTo(cmd);
@@ -45,6 +46,7 @@ internal static class GenerateCommand
                 TokenHealing = r.GetValue(healing),
                 Cautious = r.GetValue(cautious) ? new CautiousOptions { MaxTrials = r.GetValue(cautiousTrials) } : null,
                 Choices = r.GetValue(choices),
+                Suffix = r.GetValue(suffix),
             };
             if (options.Choices is < 1 or > GenerationOptions.MaxChoices)
                 throw new ArgumentException($"--choices {options.Choices}: must be 1 to {GenerationOptions.MaxChoices}");
@@ -64,7 +66,7 @@ internal static class GenerateCommand
             options.Validate();
             if (options.Constraint is { } grammar) Tessera.Constraints.TokenConstraint.CheckCanStart(grammar, m.Tokenizer);
             int ctx = CommonOptions.ResolveContext(r.GetValue(context), m.Config.ContextLength);
-            var tokens = m.Tokenizer.Encode(text, m.Tokenizer.AddBosByDefault);
+            var tokens = options.Suffix is { } after ? m.Tokenizer.EncodeInfill(text, after) : m.Tokenizer.Encode(text, m.Tokenizer.AddBosByDefault);
             if (tokens.Count >= ctx)
                 throw new ArgumentException($"--prompt is {tokens.Count} tokens, which does not fit the context of {ctx} (use a shorter prompt or a larger --context)");
             using var state = m.Model.CreateState(ctx);
@@ -83,6 +85,7 @@ internal static class GenerateCommand
             if (asJson) WriteJson(io.Out, tokens, ids, sb.ToString(), stats);
             else
             {
+                if (options.Suffix is { } rest && !r.GetValue(noEcho)) io.Out.Write(rest);  // the whole text, the middle in place
                 io.Out.WriteLine();
                 io.Err.WriteLine(FormattableString.Invariant(
                     $"prompt: {stats.PromptTokens} tokens, {stats.PromptTokensPerSecond:F1} tok/s | generated: {stats.GeneratedTokens} tokens, {stats.GenerationTokensPerSecond:F1} tok/s | stop: {stats.FinishReason}"));
@@ -107,7 +110,7 @@ internal static class GenerateCommand
         probe.Dispose();
         using var engine = Tessera.Api.InferenceEngine.LoadAsync(path, backend,
             new Tessera.Api.EngineOptions { ContextSize = ctx, MaxSequences = options.Choices }).GetAwaiter().GetResult();
-        var prompt = engine.Tokenize(text, engine.Loaded.Tokenizer.AddBosByDefault);
+        var prompt = engine.PromptTokens(text, options);
         if (prompt.Count >= ctx)
             throw new ArgumentException($"--prompt is {prompt.Count} tokens, which does not fit the context of {ctx} (use a shorter prompt or a larger --context)");
         var sw = System.Diagnostics.Stopwatch.StartNew();
@@ -144,7 +147,7 @@ internal static class GenerateCommand
         for (int i = 0; i < results.Count; i++)
         {
             io.Out.WriteLine($"--- choice {i} ---");
-            io.Out.WriteLine((echo ? text : "") + results[i].Text);
+            io.Out.WriteLine(echo ? text + results[i].Text + options.Suffix : results[i].Text);
         }
         int generated = results.Sum(x => x.TokenIds.Count);
         io.Err.WriteLine(FormattableString.Invariant(

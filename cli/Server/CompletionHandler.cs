@@ -72,6 +72,7 @@ internal sealed class CompletionHandler(InferenceEngine engine, ServerMetrics me
             {
                 nameof(options.Cautious) => "cautious",
                 nameof(options.PromptLogProbs) => "echo",
+                nameof(options.Suffix) => "suffix",
                 var other => other,
             }); }
             if (options.Constraint is { } grammar)
@@ -120,8 +121,8 @@ internal sealed class CompletionHandler(InferenceEngine engine, ServerMetrics me
 
     private int CountPrompt(CompletionRequest req)
     {
-        try { return req.IsChat ? engine.CountTokens(req.Messages!) : engine.CountTokens(req.Prompt!); }
-        catch (NotSupportedException e) { throw new ApiException(e.Message, "messages"); }
+        try { return req.IsChat ? engine.CountTokens(req.Messages!) : engine.PromptTokens(req.Prompt!, new GenerationOptions { Suffix = req.Suffix }).Count; }
+        catch (NotSupportedException e) { throw new ApiException(e.Message, req.IsChat ? "messages" : "suffix"); }
     }
 
     private static async Task<JsonDocument> ParseBody(HttpRequest request, CancellationToken cancellation)

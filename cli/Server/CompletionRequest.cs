@@ -30,6 +30,8 @@ internal sealed class CompletionRequest
     /// <summary>Tessera's extension: <c>"cautious": true</c> decodes with Cautious NTP, <c>"cautious_trials"</c> (1 to 16,
     /// default 10) the most trials at an uncertain step; null when not asked for.</summary>
     public Tessera.Generation.CautiousOptions? Cautious { get; init; }
+    /// <summary>Completions: the text after the insertion (OpenAI's <c>suffix</c>); null or empty for none.</summary>
+    public string? Suffix { get; init; }
     /// <summary>Null: no log-probabilities; otherwise how many alternatives per token.</summary>
     public int? LogProbs { get; init; }
     /// <summary>The request's tools (chat), and whether they may be called.</summary>
@@ -118,6 +120,7 @@ internal sealed class CompletionRequest
             Special = Bool(root, "special") ?? false,
             TokenHealing = Bool(root, "token_healing") ?? false,
             Cautious = ParseCautious(root),
+            Suffix = isChat ? null : String(root, "suffix") is { Length: > 0 } suffix ? suffix : null,
             Echo = echo,
             LogProbs = logprobs,
             Choices = n,
@@ -414,6 +417,7 @@ internal sealed class CompletionRequest
         RenderSpecial = Special,
         TokenHealing = TokenHealing,
         Cautious = Cautious,
+        Suffix = Suffix,
         PromptLogProbs = Echo && LogProbs is not null,
         LogProbs = LogProbs,
         Choices = Choices,

@@ -133,6 +133,13 @@ public sealed partial class InferenceEngine : IDisposable
     /// <summary>How many tokens <paramref name="text"/> takes as a prompt (BOS included when the model adds it).</summary>
     public int CountTokens(string text) => _model.Tokenizer.Encode(text, _model.Tokenizer.AddBosByDefault).Count;
 
+    /// <summary>The tokens <paramref name="prompt"/> runs as under <paramref name="options"/>: with a
+    /// <see cref="GenerationOptions.Suffix"/>, the fill-in-the-middle prompt of the two.</summary>
+    /// <exception cref="NotSupportedException">A suffix for a model without fill-in-the-middle tokens.</exception>
+    public IReadOnlyList<int> PromptTokens(string prompt, GenerationOptions? options = null) => options?.Suffix is { } suffix
+        ? _model.Tokenizer.EncodeInfill(prompt, suffix)
+        : _model.Tokenizer.Encode(prompt, _model.Tokenizer.AddBosByDefault);
+
     /// <summary>How many tokens <paramref name="messages"/> take as a chat prompt in the model's chat format.</summary>
     /// <exception cref="NotSupportedException">The model's chat template is not one Tessera recognises.</exception>
     public int CountTokens(IReadOnlyList<ChatMessage> messages) => EncodeChat(messages).Count;
@@ -145,7 +152,7 @@ public sealed partial class InferenceEngine : IDisposable
     {
         ArgumentException.ThrowIfNullOrEmpty(prompt);
         if (options?.Tools is not null) throw new ArgumentException("tools: only a chat (messages) can call tools", nameof(options));
-        var tokens = _model.Tokenizer.Encode(prompt, _model.Tokenizer.AddBosByDefault);
+        var tokens = PromptTokens(prompt, options);
         return RunAsync(tokens, options ?? new GenerationOptions(), cancellation);
     }
 
@@ -154,6 +161,7 @@ public sealed partial class InferenceEngine : IDisposable
     public IAsyncEnumerable<GenerationChunk> GenerateAsync(IReadOnlyList<ChatMessage> messages, GenerationOptions? options = null, CancellationToken cancellation = default)
     {
         if (messages.Count == 0) throw new ArgumentException("at least one message is needed", nameof(messages));
+        if (options?.Suffix is not null) throw new ArgumentException("suffix: a chat has no fill-in-the-middle prompt; give a prompt", nameof(options));
         var chat = _chat ?? throw new NotSupportedException(_chatError);
         options ??= new GenerationOptions();
         if (options.Tools is not null) (messages, options) = WithTools(messages, options);
@@ -180,7 +188,7 @@ public sealed partial class InferenceEngine : IDisposable
     /// <summary>Generates <see cref="GenerationOptions.Choices"/> whole continuations of <paramref name="prompt"/>
     /// (the prompt computed once, each choice a fork of its cache with its own seed) and returns them in choice order.</summary>
     public Task<IReadOnlyList<GenerationResult>> CompleteChoicesAsync(string prompt, GenerationOptions? options = null, CancellationToken cancellation = default) =>
-        CollectAsync(GenerateAsync(prompt, options, cancellation), options, CountTokens(prompt), tools: false);
+        CollectAsync(GenerateAsync(prompt, options, cancellation), options, PromptTokens(prompt, options).Count, tools: false);
 
     /// <summary>Collects every choice's chunks into results; with tools, a reply that is a call carries it.</summary>
     private static async Task<IReadOnlyList<GenerationResult>> CollectAsync(IAsyncEnumerable<GenerationChunk> chunks, GenerationOptions? options,

@@ -22,6 +22,10 @@ public sealed record GenerationOptions
     /// <summary>Report each generated token's log-probability and this many most likely alternatives (0 to 20);
     /// null (the default) reports none and costs nothing.</summary>
     public int? LogProbs { get; init; }
+    /// <summary>Text that comes after the generated text (OpenAI's and llama.cpp's <c>suffix</c>, <c>--suffix</c>): the
+    /// prompt becomes a fill-in-the-middle request (<see cref="Tokenization.Tokenizer.EncodeInfill"/>), so the model
+    /// writes what goes between the prompt and this. Needs a model with FIM tokens. Null (the default): plain continuation.</summary>
+    public string? Suffix { get; init; }
     /// <summary>Also report the prompt's tokens' log-probabilities (OpenAI's <c>echo</c> with <c>logprobs</c>; with
     /// <see cref="MaxTokens"/> 0 it scores a text): every prompt position is computed (no prefix-cache reuse for it)
     /// and they arrive on <see cref="Api.GenerationChunk.PromptLogProbs"/>. Needs <see cref="LogProbs"/>. Served by
@@ -67,6 +71,8 @@ public sealed record GenerationOptions
         if (Choices is < 1 or > MaxChoices) throw new ArgumentException($"n {Choices}: must be 1 to {MaxChoices} choices", nameof(Choices));
         if (LogProbs is < 0 or > 20) throw new ArgumentException($"logprobs {LogProbs}: must be 0 to 20", nameof(LogProbs));
         if (PromptLogProbs && LogProbs is null) throw new ArgumentException("prompt log-probabilities need logprobs (how many alternatives, 0 or more)", nameof(PromptLogProbs));
+        if (Suffix is not null && (TokenHealing || PromptLogProbs))
+            throw new ArgumentException($"suffix with {(TokenHealing ? "token healing" : "prompt log-probabilities (echo)")}: the prompt runs as a fill-in-the-middle request, not as given", nameof(Suffix));
         if (PromptLogProbs && TokenHealing) throw new ArgumentException("prompt log-probabilities with token healing: the healed prompt is not the one given; ask for one", nameof(PromptLogProbs));
         Sampling.Validate();
         Speculation?.Validate();

@@ -81,6 +81,10 @@ internal static class GgufTokenizerLoader
             Eom = Id("tokenizer.ggml.eom_token_id", null),
             Unknown = Id("tokenizer.ggml.unknown_token_id", unk),
             Padding = Id("tokenizer.ggml.padding_token_id", null),
+            // Today's keys, then the older ones llama.cpp still reads.
+            FimPrefix = Id("tokenizer.ggml.fim_pre_token_id", Id("tokenizer.ggml.prefix_token_id", null)),
+            FimSuffix = Id("tokenizer.ggml.fim_suf_token_id", Id("tokenizer.ggml.suffix_token_id", null)),
+            FimMiddle = Id("tokenizer.ggml.fim_mid_token_id", Id("tokenizer.ggml.middle_token_id", null)),
             AddBos = addBos,
             AddEos = addEos,
         };

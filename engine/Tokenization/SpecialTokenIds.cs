@@ -12,6 +12,10 @@ internal sealed record SpecialTokenIds
     public int? Eom { get; init; }
     public int? Unknown { get; init; }
     public int? Padding { get; init; }
+    /// <summary>Fill-in-the-middle markers: prefix, suffix, middle (null: the file names none; see <see cref="TokenVocabulary"/>).</summary>
+    public int? FimPrefix { get; init; }
+    public int? FimSuffix { get; init; }
+    public int? FimMiddle { get; init; }
     public bool AddBos { get; init; }
     public bool AddEos { get; init; }
 }

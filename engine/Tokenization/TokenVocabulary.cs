@@ -11,6 +11,11 @@ internal sealed class TokenVocabulary
 {
     // llama.cpp auto-detects EOT/EOG tokens by text (llama_vocab::impl::load). Tried in this order; llama.cpp walks
     // an unordered_map, so where a vocabulary holds several of these its EOT choice is unspecified: first in list wins.
+    // llama.cpp's fallbacks when a file names no fill-in-the-middle tokens: the texts the families that have them use.
+    private static readonly string[] FimPrefixTexts = ["<|fim_prefix|>", "<fim-prefix>", "<fim_prefix>", "<｜fim▁begin｜>", "<PRE>", "▁<PRE>"];
+    private static readonly string[] FimSuffixTexts = ["<|fim_suffix|>", "<fim-suffix>", "<fim_suffix>", "<｜fim▁hole｜>", "<SUF>", "▁<SUF>"];
+    private static readonly string[] FimMiddleTexts = ["<|fim_middle|>", "<fim-middle>", "<fim_middle>", "<｜fim▁end｜>", "<MID>", "▁<MID>"];
+
     private static readonly string[] EotTexts =
     [
         "<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<|end_of_text|>", "<EOT>", "_<EOT>",
@@ -66,6 +71,9 @@ internal sealed class TokenVocabulary
             foreach (string t in EotTexts)
                 if (_ids.TryGetValue(t, out int id)) { EotId = id; break; }
         if (eom == null && _ids.TryGetValue("<|eom_id|>", out int eomId)) eom = eomId;
+        FimPrefixId = Check(special.FimPrefix, "FIM prefix") ?? Find(FimPrefixTexts);
+        FimSuffixId = Check(special.FimSuffix, "FIM suffix") ?? Find(FimSuffixTexts);
+        FimMiddleId = Check(special.FimMiddle, "FIM middle") ?? Find(FimMiddleTexts);
 
         _endOfGeneration = [];
         foreach (string t in EogTexts)
@@ -86,6 +94,13 @@ internal sealed class TokenVocabulary
             .OrderByDescending(i => texts[i].Length).ThenBy(i => i)
             .ToArray();
 
+        int? Find(string[] candidates)
+        {
+            foreach (string t in candidates)
+                if (_ids.TryGetValue(t, out int id)) return id;
+            return null;
+        }
+
         int? Check(int? id, string what)
         {
             if (id is int v && (v < 0 || v >= texts.Length))
@@ -104,6 +119,9 @@ internal sealed class TokenVocabulary
     public int? EotId { get; }
     public int? UnknownId { get; }
     public int? PaddingId { get; }
+    public int? FimPrefixId { get; }
+    public int? FimSuffixId { get; }
+    public int? FimMiddleId { get; }
     public bool AddBos { get; }
     public bool AddEos { get; }
 

@@ -40,6 +40,38 @@ public abstract class Tokenizer
     /// file or found by its text as llama.cpp does; null when there is none.</summary>
     public int? EotId => Vocabulary.EotId;
 
+    /// <summary>Fill-in-the-middle markers (prefix, suffix, middle), named by the file or found by their text as
+    /// llama.cpp does (<c>&lt;|fim_prefix|&gt;</c>, <c>&lt;PRE&gt;</c>, ...); null when the vocabulary has none.</summary>
+    public int? FimPrefixId => Vocabulary.FimPrefixId;
+    /// <inheritdoc cref="FimPrefixId"/>
+    public int? FimSuffixId => Vocabulary.FimSuffixId;
+    /// <inheritdoc cref="FimPrefixId"/>
+    public int? FimMiddleId => Vocabulary.FimMiddleId;
+
+    /// <summary>Whether the vocabulary has all three fill-in-the-middle markers.</summary>
+    public bool CanInfill => FimPrefixId is not null && FimSuffixId is not null && FimMiddleId is not null;
+
+    /// <summary>
+    /// The prompt that asks a fill-in-the-middle model for the text between <paramref name="prefix"/> and
+    /// <paramref name="suffix"/>, in llama.cpp's prefix-suffix-middle layout: [BOS] &lt;PRE&gt; prefix &lt;SUF&gt;
+    /// suffix &lt;MID&gt;. The model then writes the middle and ends it with an end-of-generation token.
+    /// </summary>
+    /// <exception cref="NotSupportedException">The vocabulary has no such markers (the message names the file).</exception>
+    public IReadOnlyList<int> EncodeInfill(string prefix, string suffix)
+    {
+        if (FimPrefixId is not int pre || FimSuffixId is not int suf || FimMiddleId is not int mid)
+            throw new NotSupportedException($"{Vocabulary.Source}: the vocabulary has no fill-in-the-middle tokens (tokenizer.ggml.fim_pre_token_id, " +
+                "fim_suf_token_id and fim_mid_token_id, or their texts), so this model cannot insert text before a suffix");
+        var ids = new List<int>(prefix.Length / 3 + suffix.Length / 3 + 4);
+        if (AddBosByDefault && BosId is int bos) ids.Add(bos);
+        ids.Add(pre);
+        ids.AddRange(Encode(prefix, false));
+        ids.Add(suf);
+        ids.AddRange(Encode(suffix, false));
+        ids.Add(mid);
+        return ids;
+    }
+
     /// <summary>The unknown token, if any.</summary>
     public int? UnknownId => Vocabulary.UnknownId;
 

@@ -33,6 +33,8 @@ public class ErrorTests
     [TestCase("/v1/completions", "{\"prompt\": \"x\", \"logprobs\": true}", "logprobs", TestName = "completions logprobs bool")]
     [TestCase("/v1/completions", "{\"prompt\": \"x\", \"stream\": \"yes\"}", "stream", TestName = "stream wrong type")]
     [TestCase("/v1/completions", "{\"prompt\": \"x\", \"echo\": true, \"logprobs\": 1, \"token_healing\": true}", "echo", TestName = "echo with logprobs and token healing")]
+    [TestCase("/v1/completions", "{\"prompt\": \"x\", \"suffix\": \"y\"}", "suffix", TestName = "suffix without fill-in-the-middle tokens")]
+    [TestCase("/v1/completions", "{\"prompt\": \"x\", \"suffix\": 3}", "suffix", TestName = "suffix wrong type")]
     [TestCase("/v1/completions", "{\"prompt\": \"x\", \"speculate\": \"medusa\"}", "speculate", TestName = "speculate unknown")]
     [TestCase("/v1/completions", "{\"prompt\": \"x\", \"speculate\": 3}", "speculate", TestName = "speculate wrong type")]
     [TestCase("/v1/completions", "{\"prompt\": \"x\", \"speculate\": \"draft\"}", "speculate", TestName = "speculate draft without a draft model")]
