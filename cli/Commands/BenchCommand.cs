@@ -22,11 +22,12 @@ internal static class BenchCommand
         var concurrency = new Option<string>("--concurrency") { Description = "instead of pp/tg: serving throughput with this many concurrent requests, comma-separated (e.g. 1,4,16,64); prompt length from -p (first value), tokens per request from -n" };
         var speculation = new CommonOptions.Speculation();
         var constraint = new CommonOptions.Constraint();
+        var exactBytes = new Option<int>("--exact-bytes") { Description = "with --token-healing: also complete the first N cut words byte by byte from exact next-byte probabilities (Phan et al.)", DefaultValueFactory = _ => 0 };
         var healing = new Option<bool>("--token-healing") { Description = "instead of pp/tg: how often token healing completes words cut in half in --prompt-file's text (greedy, against plain continuation)" };
         var cautious = new Option<bool>("--cautious") { Description = "instead of pp/tg: Cautious NTP against plain sampling at temperature 1, stories scored by the F32 model beside -m (or -m itself): perplexity and forward passes per token; -r stories of -n tokens" };
         var promptFile = new Option<string?>("--prompt-file") { Description = "with --speculate: prompts of real text, one per non-empty line; default: random token ids" };
         var cmd = new Command("bench", "measure prompt processing (pp) and generation (tg) speed, like llama-bench")
-            { model, prompts, gen, threads, reps, json, compare, backend, concurrency, promptFile, healing, cautious };
+            { model, prompts, gen, threads, reps, json, compare, backend, concurrency, promptFile, healing, exactBytes, cautious };
         speculation.AddTo(cmd);
         constraint.AddTo(cmd);
         cmd.SetAction(r => io.Guard(() =>
@@ -51,9 +52,11 @@ internal static class BenchCommand
                 if (!File.Exists(file)) throw new ArgumentException($"--prompt-file {file}: no such file");
                 using var lm = Tessera.Model.LoadedModel.Load(r.GetValue(model)!);
                 var machine = MachineInfo.Describe();
-                var h = Tessera.Evaluation.TokenHealingEval.Run(lm, File.ReadAllText(file));
+                var h = Tessera.Evaluation.TokenHealingEval.Run(lm, File.ReadAllText(file), exactLimit: r.GetValue(exactBytes));
                 io.Out.WriteLine($"{Path.GetFileName(r.GetValue(model)!)} on {Path.GetFileName(file)}; {machine.CpuModel}");
                 io.Out.WriteLine(FormattableString.Invariant($"words cut in half: {h.Prompts}; the greedy continuation completes the word: plain {h.Plain} ({100.0 * h.Plain / h.Prompts:F1}%), token healing {h.Healed} ({100.0 * h.Healed / h.Prompts:F1}%)"));
+                if (h.ExactPrompts > 0)
+                    io.Out.WriteLine(FormattableString.Invariant($"exact next-byte probabilities on the first {h.ExactPrompts} cuts: complete the word {h.Exact} ({100.0 * h.Exact / h.ExactPrompts:F1}%), against plain {h.ExactPlain} ({100.0 * h.ExactPlain / h.ExactPrompts:F1}%) and token healing {h.ExactHealed} ({100.0 * h.ExactHealed / h.ExactPrompts:F1}%) on the same cuts; {h.ExactPassesPerByte:F1} model passes per byte"));
                 io.Out.WriteLine(FormattableString.Invariant($"words cut after their last letter: {h.BoundaryPrompts}; healing changed the next 8 characters in {h.BoundaryChanged} ({100.0 * h.BoundaryChanged / h.BoundaryPrompts:F1}%); the continuation is the text's next word: plain {h.BoundaryPlainNext} ({100.0 * h.BoundaryPlainNext / h.BoundaryPrompts:F1}%), healed {h.BoundaryHealedNext} ({100.0 * h.BoundaryHealedNext / h.BoundaryPrompts:F1}%)"));
                 return 0;
             }

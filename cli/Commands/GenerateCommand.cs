@@ -21,6 +21,7 @@ internal static class GenerateCommand
         var cautious = new Option<bool>("--cautious") { Description = "Cautious NTP: where the model is unsure, sample several trials up to punctuation and keep the most probable (sampling only)" };
         var cautiousTrials = new Option<int>("--cautious-trials") { Description = "most trials at an uncertain step (with --cautious)", DefaultValueFactory = _ => 10 };
         var healing = new Option<bool>("--token-healing") { Description = "back the prompt up by its last token and make the output start with its text, so a prompt cut mid-word is continued as the word" };
+        var exactBytes = new Option<bool>("--exact-bytes") { Description = "complete a word the prompt cuts in the middle byte by byte from exact next-byte probabilities (Phan et al.; greedy), then generate on from the whole word" };
         var suffix = new Option<string>("--suffix") { Description = "text that comes after the generated text: the model fills in the middle (needs a model with FIM tokens, as llama.cpp's infill)" };
         var choices = new Option<int>("--choices") { Description = "independent continuations (OpenAI's n, up to 16): the prompt is computed once, each choice a fork of its cache sampling with seed + index", DefaultValueFactory = _ => 1 };
         var context = CommonOptions.Context();
@@ -28,7 +29,7 @@ internal static class GenerateCommand
         var sampling = new CommonOptions.Sampling();
         var speculation = new CommonOptions.Speculation();
         var constraint = new CommonOptions.Constraint();
-        var cmd = new Command("generate", "generate text from a prompt") { model, prompt, maxTokens, stop, json, noEcho, ignoreEos, special, healing, cautious, cautiousTrials, suffix, choices, context, backend };
+        var cmd = new Command("generate", "generate text from a prompt") { model, prompt, maxTokens, stop, json, noEcho, ignoreEos, special, healing, cautious, cautiousTrials, exactBytes, suffix, choices, context, backend };
         sampling.AddTo(cmd);
         speculation.AddTo(cmd);
         constraint.AddTo(cmd);
@@ -66,6 +67,17 @@ internal static class GenerateCommand
             options.Validate();
             if (options.Constraint is { } grammar) Tessera.Constraints.TokenConstraint.CheckCanStart(grammar, m.Tokenizer);
             int ctx = CommonOptions.ResolveContext(r.GetValue(context), m.Config.ContextLength);
+            string word = "";
+            if (r.GetValue(exactBytes))
+            {
+                if (options.TokenHealing || options.Suffix is not null || options.Choices > 1)
+                    throw new ArgumentException("--exact-bytes: not with --token-healing, --suffix or --choices (it completes the prompt's last word itself)");
+                using var scorer = new ModelTokenScorer(m.Model, CommonOptions.ResolveContext(r.GetValue(context), m.Config.ContextLength));
+                word = new ExactBytes(scorer, m.Tokenizer).CompleteWord(text);
+            }
+            bool echoPrompt = !r.GetValue(json) && !r.GetValue(noEcho);
+            if (echoPrompt) { io.Out.Write(text + word); io.Out.Flush(); }
+            text += word;
             var tokens = options.Suffix is { } after ? m.Tokenizer.EncodeInfill(text, after) : m.Tokenizer.Encode(text, m.Tokenizer.AddBosByDefault);
             if (tokens.Count >= ctx)
                 throw new ArgumentException($"--prompt is {tokens.Count} tokens, which does not fit the context of {ctx} (use a shorter prompt or a larger --context)");
@@ -75,14 +87,14 @@ internal static class GenerateCommand
             bool asJson = r.GetValue(json);
             var ids = new List<int>();
             var sb = new System.Text.StringBuilder();
-            if (!asJson && !r.GetValue(noEcho)) { io.Out.Write(text); io.Out.Flush(); }
+            if (!asJson && r.GetValue(noEcho) && word.Length > 0) io.Out.Write(word);  // the completed word is output
             foreach (var step in gen.Generate(state, tokens, options, stats))
             {
                 if (step.Token >= 0) ids.Add(step.Token);
                 sb.Append(step.Text);
                 if (!asJson && step.Text.Length > 0) { io.Out.Write(step.Text); io.Out.Flush(); }
             }
-            if (asJson) WriteJson(io.Out, tokens, ids, sb.ToString(), stats);
+            if (asJson) WriteJson(io.Out, tokens, ids, word + sb.ToString(), stats);
             else
             {
                 if (options.Suffix is { } rest && !r.GetValue(noEcho)) io.Out.Write(rest);  // the whole text, the middle in place

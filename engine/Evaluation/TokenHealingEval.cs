@@ -12,7 +12,20 @@ namespace Tessera.Evaluation;
 /// <param name="BoundaryChanged">Of those, continuations whose first characters healing changed from the plain ones.</param>
 /// <param name="BoundaryPlainNext">Of those, plain continuations that go on with the text's next word.</param>
 /// <param name="BoundaryHealedNext">The same with token healing.</param>
-public sealed record TokenHealingResult(int Prompts, int Plain, int Healed, int BoundaryPrompts, int BoundaryChanged, int BoundaryPlainNext, int BoundaryHealedNext);
+public sealed record TokenHealingResult(int Prompts, int Plain, int Healed, int BoundaryPrompts, int BoundaryChanged, int BoundaryPlainNext, int BoundaryHealedNext)
+{
+    /// <summary>Of the first <see cref="ExactPrompts"/> mid-word cuts, continuations that complete the word when its
+    /// rest is chosen byte by byte from exact next-byte probabilities (<see cref="Generation.ExactBytes"/>, greedy).</summary>
+    public int Exact { get; init; }
+    /// <summary>Mid-word cuts the exact-byte method ran on.</summary>
+    public int ExactPrompts { get; init; }
+    /// <summary>Of those cuts, the ones plain continuation completed.</summary>
+    public int ExactPlain { get; init; }
+    /// <summary>Of those cuts, the ones token healing completed.</summary>
+    public int ExactHealed { get; init; }
+    /// <summary>Model passes per byte the exact method took (one per split of each byte's step).</summary>
+    public double ExactPassesPerByte { get; init; }
+}
 
 /// <summary>
 /// How often token healing completes a word cut in the middle, against plain continuation, on real text: every word
@@ -23,9 +36,19 @@ public sealed record TokenHealingResult(int Prompts, int Plain, int Healed, int 
 public static class TokenHealingEval
 {
     /// <summary>Runs the measurement over <paramref name="text"/>, at most <paramref name="limit"/> cuts.</summary>
-    public static TokenHealingResult Run(LoadedModel m, string text, int limit = 200, int tokens = 6)
+    /// <param name="m">The model.</param>
+    /// <param name="text">The text to cut.</param>
+    /// <param name="limit">Most cuts.</param>
+    /// <param name="tokens">Tokens of each greedy continuation.</param>
+    /// <param name="exactLimit">Mid-word cuts on which exact next-byte probabilities are also tried (they cost a pass
+    /// per split of each byte).</param>
+    public static TokenHealingResult Run(LoadedModel m, string text, int limit = 200, int tokens = 6, int exactLimit = 0)
     {
         int prompts = 0, plain = 0, healed = 0, boundary = 0, changed = 0, plainNext = 0, healedNext = 0;
+        int exact = 0, exactPrompts = 0, exactPlain = 0, exactHealed = 0;
+        long bytes = 0;
+        using var scorer = exactLimit > 0 ? new ModelTokenScorerFor(m) : null;
+        var exactBytes = scorer is null ? null : new ExactBytes(scorer.Scorer, m.Tokenizer);
         var gen = new TextGenerator(m.Model, m.Tokenizer);
         using var state = m.Model.CreateState(Math.Min(m.Config.ContextLength, 1024));
         string Continue(string prompt, bool heal)
@@ -49,8 +72,18 @@ public static class TokenHealingEval
                 string context = text[Math.Max(0, i - 300)..cut];
                 bool Completes(string c) => c.StartsWith(rest, StringComparison.Ordinal) && (c.Length == rest.Length || !char.IsLetter(c[rest.Length]));
                 prompts++;
-                if (Completes(Continue(context, false))) plain++;
-                if (Completes(Continue(context, true))) healed++;
+                bool p = Completes(Continue(context, false)), h = Completes(Continue(context, true));
+                if (p) plain++;
+                if (h) healed++;
+                if (exactBytes is not null && exactPrompts < exactLimit)
+                {
+                    exactPrompts++;
+                    if (p) exactPlain++;
+                    if (h) exactHealed++;
+                    string word = exactBytes.CompleteWord(context);
+                    bytes += System.Text.Encoding.UTF8.GetByteCount(word) + 1;
+                    if (Completes(word + Continue(context + word, false))) exact++;
+                }
                 string whole = text[Math.Max(0, i - 300)..end];
                 string a = Continue(whole, false), b = Continue(whole, true);
                 boundary++;
@@ -66,6 +99,17 @@ public static class TokenHealingEval
             }
             i = end;
         }
-        return new TokenHealingResult(prompts, plain, healed, boundary, changed, plainNext, healedNext);
+        return new TokenHealingResult(prompts, plain, healed, boundary, changed, plainNext, healedNext)
+        {
+            Exact = exact, ExactPrompts = exactPrompts, ExactPlain = exactPlain, ExactHealed = exactHealed,
+            ExactPassesPerByte = bytes == 0 ? 0 : (double)exactBytes!.Passes / bytes,
+        };
+    }
+
+    /// <summary>A scorer over the model's own cache, disposed with the run.</summary>
+    private sealed class ModelTokenScorerFor(LoadedModel m) : IDisposable
+    {
+        public ModelTokenScorer Scorer { get; } = new(m.Model, Math.Min(m.Config.ContextLength, 1024));
+        public void Dispose() => Scorer.Dispose();
     }
 }
