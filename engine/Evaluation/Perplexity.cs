@@ -55,7 +55,8 @@ public static class Perplexity
         return new PerplexityResult(Math.Exp(nll / count), chunks, count, values);
     }
 
-    private static double LogSoftmaxAt(ReadOnlySpan<float> logits, int target)
+    /// <summary>log softmax(<paramref name="logits"/>)[<paramref name="target"/>], in double.</summary>
+    internal static double LogSoftmaxAt(ReadOnlySpan<float> logits, int target)
     {
         float max = float.NegativeInfinity;
         foreach (float l in logits) max = Math.Max(max, l);

@@ -214,7 +214,7 @@ public sealed class ModelTokenScorer : ITokenScorer, IDisposable
         _model.Forward(_state, run, rows);
         _cached.AddRange(run);
         double logp = 0;
-        for (int i = from; i < tokens.Count; i++) logp += LogSoftmax(rows.Slice((i - 1 - keep) * v, v), tokens[i]);
+        for (int i = from; i < tokens.Count; i++) logp += Evaluation.Perplexity.LogSoftmaxAt(rows.Slice((i - 1 - keep) * v, v), tokens[i]);
         var last = rows.Slice((tokens.Count - 1 - keep) * v, v);
         float max = float.NegativeInfinity;
         foreach (float x in last) max = Math.Max(max, x);
@@ -223,15 +223,6 @@ public sealed class ModelTokenScorer : ITokenScorer, IDisposable
         float z = max + (float)Math.Log(sum);
         for (int i = 0; i < v; i++) next[i] = last[i] - z;
         return logp;
-    }
-
-    private static double LogSoftmax(ReadOnlySpan<float> row, int token)
-    {
-        float max = float.NegativeInfinity;
-        foreach (float x in row) max = Math.Max(max, x);
-        double sum = 0;
-        foreach (float x in row) sum += Math.Exp(x - max);
-        return row[token] - max - Math.Log(sum);
     }
 
     /// <summary>Frees the cache.</summary>
