@@ -58,6 +58,8 @@ internal static class GenerateCommand
                 throw new ArgumentException("--choices with --speculate draft: give one (the choices run under the batching scheduler, which takes no draft model here)");
             // The backend first: a missing GPU is reported before the model is read.
             using var b = Tessera.Backends.BackendFactory.Create(r.GetValue(backend)!);
+            if (r.GetValue(exactBytes) && (options.TokenHealing || options.Suffix is not null || options.Choices > 1))
+                throw new ArgumentException("--exact-bytes: not with --token-healing, --suffix or --choices (it completes the prompt's last word itself)");
             if (options.Choices > 1)
                 return GenerateChoices(io, r.GetValue(model)!, b, text, options, r.GetValue(context), r.GetValue(json), !r.GetValue(noEcho));
             using var m = LoadedModel.Load(r.GetValue(model)!, b);
@@ -70,10 +72,8 @@ internal static class GenerateCommand
             string word = "";
             if (r.GetValue(exactBytes))
             {
-                if (options.TokenHealing || options.Suffix is not null || options.Choices > 1)
-                    throw new ArgumentException("--exact-bytes: not with --token-healing, --suffix or --choices (it completes the prompt's last word itself)");
-                using var scorer = new ModelTokenScorer(m.Model, CommonOptions.ResolveContext(r.GetValue(context), m.Config.ContextLength));
-                word = new ExactBytes(scorer, m.Tokenizer).CompleteWord(text);
+                using (var scorer = new ModelTokenScorer(m.Model, CommonOptions.ResolveContext(r.GetValue(context), m.Config.ContextLength)))
+                    word = new ExactBytes(scorer, m.Tokenizer).CompleteWord(text);  // its cache is freed before generation
             }
             bool echoPrompt = !r.GetValue(json) && !r.GetValue(noEcho);
             if (echoPrompt) { io.Out.Write(text + word); io.Out.Flush(); }
@@ -117,11 +117,11 @@ internal static class GenerateCommand
     private static int GenerateChoices(CliIo io, string path, Tessera.Backends.IBackend backend, string text, GenerationOptions options,
         int context, bool asJson, bool echo)
     {
-        using var probe = LoadedModel.Load(path, backend);  // for the context the file declares
-        int ctx = CommonOptions.ResolveContext(context, probe.Config.ContextLength);
-        probe.Dispose();
+        if (context < 0) throw new ArgumentException($"--context {context}: must be positive");
+        // The engine resolves 0 as generate does (the file's context, at most 4096) and refuses more than the file's.
         using var engine = Tessera.Api.InferenceEngine.LoadAsync(path, backend,
-            new Tessera.Api.EngineOptions { ContextSize = ctx, MaxSequences = options.Choices }).GetAwaiter().GetResult();
+            new Tessera.Api.EngineOptions { ContextSize = context, MaxSequences = options.Choices }).GetAwaiter().GetResult();
+        int ctx = engine.ContextSize;
         var prompt = engine.PromptTokens(text, options);
         if (prompt.Count >= ctx)
             throw new ArgumentException($"--prompt is {prompt.Count} tokens, which does not fit the context of {ctx} (use a shorter prompt or a larger --context)");

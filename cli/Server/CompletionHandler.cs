@@ -156,8 +156,12 @@ internal sealed class CompletionHandler(InferenceEngine engine, ServerMetrics me
     {
         if (c.PromptLogProbs is not { } scores || run.Req.Prompt is null) return;
         var tok = engine.Loaded.Tokenizer;
-        int first = engine.Tokenize(run.Req.Prompt, tok.AddBosByDefault)[0];
-        run.Prompt = new OpenAiJson.PromptScore(first == tok.BosId && tok.AddBosByDefault ? null : first, scores);
+        var ids = engine.Tokenize(run.Req.Prompt, tok.AddBosByDefault);
+        int first = ids[0];
+        bool bos = first == tok.BosId && tok.AddBosByDefault;
+        int pieces = 0;
+        for (int i = bos ? 1 : 0; i < ids.Count; i++) pieces += OpenAiJson.Piece(engine, ids[i]).Length;
+        run.Prompt = new OpenAiJson.PromptScore(bos ? null : first, scores, run.Req.Prompt.Length, Math.Max(0, pieces - run.Req.Prompt.Length));
     }
 
     private void Count(Run run, GenerationChunk c)
@@ -302,7 +306,7 @@ internal sealed class CompletionHandler(InferenceEngine engine, ServerMetrics me
                 w.WriteString("text", run.Req.Echo && first ? run.Req.Prompt + c.Text : c.Text);
                 // Each choice's first chunk echoes the prompt: its text, and with logprobs its tokens' scores.
                 OpenAiJson.CompletionLogProbs(w, engine, lps, run.TextOffset[c.Choice], run.Req.Echo && first ? run.Prompt : null);
-                run.TextOffset[c.Choice] += (run.Req.Echo && first ? run.Req.Prompt!.Length : 0) + c.Text.Length;
+                run.TextOffset[c.Choice] += (run.Req.Echo && first ? run.Req.Prompt!.Length : 0) + c.Text.Length;  // as the whole reply counts
             }
             if (tools is not null && tools[c.Choice].IsCall && c.FinishReason == FinishReason.EndOfGeneration) w.WriteString("finish_reason", "tool_calls");
             else OpenAiJson.Finish(w, c.FinishReason);

@@ -74,12 +74,23 @@ internal static class OpenAiJson
         }
         w.WriteEndArray();
         w.WriteStartArray("text_offset");
-        if (head is { } first)
+        if (prompt is not null)
         {
-            w.WriteNumberValue(textOffset);
-            textOffset += Piece(engine, first).Length;
+            // Offsets into the echoed text: the tokenizer's space prefix is in the first piece, not in the text.
+            int start = textOffset, at = -prompt.Skip;
+            if (head is { } first)
+            {
+                w.WriteNumberValue(start + Math.Max(0, at));
+                at += Piece(engine, first).Length;
+            }
+            foreach (var lp in prompt.Rest)
+            {
+                w.WriteNumberValue(start + Math.Max(0, at));
+                at += Piece(engine, lp.Token).Length;
+            }
+            textOffset = start + prompt.TextLength;  // the generated text follows the prompt exactly
         }
-        foreach (var lp in all)
+        foreach (var lp in lps)
         {
             w.WriteNumberValue(textOffset);
             textOffset += Piece(engine, lp.Token).Length;
@@ -90,7 +101,11 @@ internal static class OpenAiJson
 
     /// <summary>An echoed prompt's log-probabilities: its first token when nothing precedes it (no BOS; reported with
     /// a null log-probability, as OpenAI does), then each later token's.</summary>
-    public sealed record PromptScore(int? FirstToken, IReadOnlyList<TokenLogProb> Rest);
+    /// <param name="FirstToken">The prompt's first token when nothing precedes it; else null.</param>
+    /// <param name="Rest">Each later prompt token's log-probability.</param>
+    /// <param name="TextLength">Characters of the echoed prompt.</param>
+    /// <param name="Skip">Characters the tokenizer put before the text (a space prefix), in the first piece.</param>
+    public sealed record PromptScore(int? FirstToken, IReadOnlyList<TokenLogProb> Rest, int TextLength, int Skip);
 
     /// <summary>Chat shape: one entry per token with its bytes and the alternatives.</summary>
     public static void ChatLogProbs(Utf8JsonWriter w, InferenceEngine engine, IReadOnlyList<TokenLogProb>? lps)
@@ -127,5 +142,5 @@ internal static class OpenAiJson
     }
 
     // A token's text; a piece that ends mid-character shows U+FFFD, as OpenAI's own token strings do.
-    private static string Piece(InferenceEngine engine, int token) => Encoding.UTF8.GetString(engine.TokenBytes(token));
+    internal static string Piece(InferenceEngine engine, int token) => Encoding.UTF8.GetString(engine.TokenBytes(token));
 }

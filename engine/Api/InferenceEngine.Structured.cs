@@ -25,8 +25,13 @@ public sealed partial class InferenceEngine
 
     /// <summary>Generates <see cref="GenerationOptions.Choices"/> whole replies to <paramref name="messages"/> (the
     /// prompt computed once), in choice order.</summary>
-    public Task<IReadOnlyList<GenerationResult>> CompleteChoicesAsync(IReadOnlyList<ChatMessage> messages, GenerationOptions? options = null, CancellationToken cancellation = default) =>
-        CollectAsync(GenerateAsync(messages, options, cancellation), options, CountTokens(messages), tools: options?.Tools is not null);
+    public Task<IReadOnlyList<GenerationResult>> CompleteChoicesAsync(IReadOnlyList<ChatMessage> messages, GenerationOptions? options = null, CancellationToken cancellation = default)
+    {
+        var chunks = GenerateAsync(messages, options, cancellation);  // validates the tools first
+        // The prompt that runs: with tools, the messages with the tools listed.
+        int prompt = CountTokens(options?.Tools is not null ? WithTools(messages, options).Item1 : messages);
+        return CollectAsync(chunks, options, prompt, tools: options?.Tools is not null);
+    }
 
     /// <summary>
     /// The reply to <paramref name="messages"/> as a <typeparamref name="T"/>: the output is drawn under the JSON Schema

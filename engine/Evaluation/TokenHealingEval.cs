@@ -23,7 +23,7 @@ public sealed record TokenHealingResult(int Prompts, int Plain, int Healed, int 
     public int ExactPlain { get; init; }
     /// <summary>Of those cuts, the ones token healing completed.</summary>
     public int ExactHealed { get; init; }
-    /// <summary>Model passes per byte the exact method took (one per split of each byte's step).</summary>
+    /// <summary>Model passes per next-byte distribution the exact method computed (one per split point).</summary>
     public double ExactPassesPerByte { get; init; }
 }
 
@@ -46,7 +46,6 @@ public static class TokenHealingEval
     {
         int prompts = 0, plain = 0, healed = 0, boundary = 0, changed = 0, plainNext = 0, healedNext = 0;
         int exact = 0, exactPrompts = 0, exactPlain = 0, exactHealed = 0;
-        long bytes = 0;
         using var scorer = exactLimit > 0 ? new ModelTokenScorerFor(m) : null;
         var exactBytes = scorer is null ? null : new ExactBytes(scorer.Scorer, m.Tokenizer);
         var gen = new TextGenerator(m.Model, m.Tokenizer);
@@ -81,7 +80,6 @@ public static class TokenHealingEval
                     if (p) exactPlain++;
                     if (h) exactHealed++;
                     string word = exactBytes.CompleteWord(context);
-                    bytes += System.Text.Encoding.UTF8.GetByteCount(word) + 1;
                     if (Completes(word + Continue(context + word, false))) exact++;
                 }
                 string whole = text[Math.Max(0, i - 300)..end];
@@ -102,7 +100,7 @@ public static class TokenHealingEval
         return new TokenHealingResult(prompts, plain, healed, boundary, changed, plainNext, healedNext)
         {
             Exact = exact, ExactPrompts = exactPrompts, ExactPlain = exactPlain, ExactHealed = exactHealed,
-            ExactPassesPerByte = bytes == 0 ? 0 : (double)exactBytes!.Passes / bytes,
+            ExactPassesPerByte = exactBytes is not { Steps: > 0 } ? 0 : (double)exactBytes.Passes / exactBytes.Steps,
         };
     }
 

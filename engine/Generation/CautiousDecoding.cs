@@ -40,12 +40,13 @@ public sealed record CautiousOptions
 public sealed class CautiousStats
 {
     /// <summary>Steps whose entropy called for more than one trial.</summary>
-    public int UncertainSteps { get; internal set; }
+    public long UncertainSteps { get; internal set; }
     /// <summary>Trials sampled at those steps.</summary>
-    public int Trials { get; internal set; }
+    public long Trials { get; internal set; }
     /// <summary>Forward passes beyond one per generated token: the trials' rounds (all trials batched as the rows
-    /// of one tree per round) and the pass that caches the kept trial, less the passes its tokens would have cost.</summary>
-    public int ExtraForwardPasses { get; internal set; }
+    /// of one forest per round) and the pass that caches the kept trial, less the passes its tokens would have cost.
+    /// Counted when a step's trials end (never negative for a step), so it only grows.</summary>
+    public long ExtraForwardPasses { get; internal set; }
     /// <summary>Rows the trials' passes ran.</summary>
     public long TrialRows { get; internal set; }
 }
@@ -69,10 +70,10 @@ internal sealed class CautiousTrials
     private readonly bool[] _done = new bool[16];
     private readonly int[] _treeTokens = new int[Backends.RaggedBatch.MaxTreeRows], _parents = new int[Backends.RaggedBatch.MaxTreeRows];
     private readonly int[] _lastRow = new int[16];
-    private float[] _rows = [];
+    private float[] _logits = [];
     private readonly float[] _row;
     private readonly List<byte> _bytes = new(16);
-    private int _n, _maxLen, _roundRows, _logitsFrom, _rounds;
+    private int _n, _maxLen, _roundRows, _logitsFrom, _rounds, _rows;
 
     /// <summary>Trials of the last step, their tokens and negative log-likelihoods (for tests).</summary>
     internal int LastTrials => _n;
@@ -127,7 +128,7 @@ internal sealed class CautiousTrials
         int maxLen = Math.Min(Math.Min(_options.MaxTrialTokens, budget), maxRows / n);
         _maxLen = Math.Max(1, Math.Min(maxLen, room / n));
         _n = n;
-        _rounds = 0;
+        _rounds = _rows = 0;
         for (int i = 0; i < n; i++)
         {
             int t;
@@ -179,10 +180,9 @@ internal sealed class CautiousTrials
 
     /// <summary>Takes the round's logit rows (<paramref name="rowLogits"/>: one per live trial, in trial order, as the
     /// round asked) and draws each live trial's next token; builds the next round, or ends the trials.</summary>
-    public void Absorb(Sampler sampler, ReadOnlySpan<float> rowLogits, CautiousStats stats)
+    public void Absorb(Sampler sampler, ReadOnlySpan<float> rowLogits)
     {
-        stats.ExtraForwardPasses++;
-        stats.TrialRows += _roundRows;
+        _rows += _roundRows;
         _rounds++;
         for (int i = 0; i < _n; i++)
         {
@@ -207,7 +207,8 @@ internal sealed class CautiousTrials
             if (_nll[i] / _length[i] < _nll[best] / _length[best]) best = i;
         int len = _length[best];
         _tokens[best].AsSpan(0, len).CopyTo(Kept);
-        stats.ExtraForwardPasses += (len > 1 ? 1 : 0) - (len - 1);
+        stats.ExtraForwardPasses += _rounds + (len > 1 ? 1 : 0) - (len - 1);  // rounds >= len - 1: at least 0
+        stats.TrialRows += _rows;
         stats.UncertainSteps++;
         stats.Trials += _n;
         return len;
@@ -226,10 +227,10 @@ internal sealed class CautiousTrials
         while (Active)
         {
             int need = (_roundRows - _logitsFrom) * _vocab;
-            if (_rows.Length < need) _rows = new float[need];
+            if (_logits.Length < need) _logits = new float[need];
             state.Rewind(cached);
-            _model.ForwardTree(state, RoundTokens, RoundParents, _rows.AsSpan(0, need), _logitsFrom);
-            Absorb(sampler, _rows.AsSpan(0, need), stats);
+            _model.ForwardTree(state, RoundTokens, RoundParents, _logits.AsSpan(0, need), _logitsFrom);
+            Absorb(sampler, _logits.AsSpan(0, need));
         }
         state.Rewind(cached);
         int len = Finish(stats);

@@ -46,6 +46,9 @@ public sealed class ExactBytes
     /// <summary>Prepares the vocabulary's byte pieces for <paramref name="scorer"/>'s model.</summary>
     public ExactBytes(ITokenScorer scorer, Tokenizer tokenizer)
     {
+        // Without BOS the first token has no probability to weigh split encodings that differ there.
+        if (!tokenizer.AddBosByDefault || tokenizer.BosId is null)
+            throw new NotSupportedException("exact next-byte probabilities need a model that starts its text with BOS: without it the first token's probability is not defined");
         _scorer = scorer;
         _tokenizer = tokenizer;
         _bytes = new byte[scorer.VocabSize][];
@@ -62,11 +65,15 @@ public sealed class ExactBytes
     /// <summary>Scorer calls made so far (each one pass over a few tokens).</summary>
     public int Passes { get; private set; }
 
+    /// <summary>Next-byte distributions computed so far (one per byte <see cref="CompleteWord"/> considered).</summary>
+    public int Steps { get; private set; }
+
     /// <summary>The model's probability of each next byte after <paramref name="text"/> (indices 0 to 255) and of
     /// the end of the text (<see cref="End"/>), in <paramref name="distribution"/> (257 doubles, summing to 1).</summary>
     public void Next(string text, Span<double> distribution)
     {
         if (distribution.Length != End + 1) throw new ArgumentException($"the distribution holds {End + 1} values", nameof(distribution));
+        Steps++;
         byte[] s = Encoding.UTF8.GetBytes(_prefix + text);
         int n = s.Length, p = Encoding.UTF8.GetByteCount(_prefix);
         if (Pieces(text) != _prefix + text) throw new NotSupportedException($"the tokenizer normalizes '{text}': its byte pieces cannot be matched to the text");
@@ -85,7 +92,7 @@ public sealed class ExactBytes
         foreach (var (_, enc) in splits)
             for (int i = 0; i < common; i++)
                 if (enc[i] != splits[0].Enc[i]) { common = i; break; }
-        common = Math.Max(common, 1);
+        // Every encoding starts with BOS (checked at construction): at least that is shared.
         var weight = new double[splits.Count];
         var mass = new double[splits.Count][];
         for (int k = 0; k < splits.Count; k++)
@@ -122,7 +129,8 @@ public sealed class ExactBytes
     }
 
     /// <summary>The most likely bytes after <paramref name="text"/>, one at a time, until one that is not a letter or
-    /// digit (included), the end of text, or <paramref name="limit"/> bytes: the rest of a word cut in the middle.</summary>
+    /// digit (included), the end of text, or <paramref name="limit"/> bytes: the rest of a word cut in the middle.
+    /// The next step's text is a string, so a byte that would start a multi-byte character ends the word unwritten.</summary>
     public string CompleteWord(string text, int limit = 24)
     {
         Span<double> d = stackalloc double[End + 1];
@@ -133,7 +141,7 @@ public sealed class ExactBytes
             Next(now, d);
             int best = 0;
             for (int b = 1; b <= End; b++) if (d[b] > d[best]) best = b;
-            if (best == End) break;
+            if (best == End || best >= 0x80) break;
             added.Add((byte)best);
             if (best < 0x80 && !char.IsAsciiLetterOrDigit((char)best)) break;
         }

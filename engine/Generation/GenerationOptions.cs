@@ -51,7 +51,8 @@ public sealed record GenerationOptions
     /// for plain sampling. Sampling only (temperature above 0); not with penalties, logit bias, a constraint, token
     /// healing, speculation or log-probabilities. Served by <see cref="TextGenerator"/> and by
     /// <see cref="Api.InferenceEngine"/>'s scheduler (each trial round one forest of the request's rows in a shared step),
-    /// draw for draw alike.</summary>
+    /// draw for draw alike while a step holds 128 rows beside one for every other sequence (the defaults: 256 tokens
+    /// per step, 16 sequences); a smaller step shortens the trials.</summary>
     public CautiousOptions? Cautious { get; init; }
     /// <summary>Token healing (<c>--token-healing</c>, the server's <c>token_healing</c>): back the prompt up by its
     /// last token and make the output start with that token's text, so a prompt cut mid-word ("Once upon a ti") is

@@ -99,6 +99,9 @@ internal sealed class Scheduler : IDisposable
     public long PromptTokensComputed => Interlocked.Read(ref _promptComputed);
     /// <summary>Choices started from another's cached prompt (<see cref="GenerationOptions.Choices"/> &gt; 1).</summary>
     public long Forks => Interlocked.Read(ref _forks);
+    /// <summary>Preemptions of a sequence amid Cautious NTP trials, and of one whose prompt was being scored (tests).</summary>
+    internal int PreemptedAmidTrials { get; private set; }
+    internal int PreemptedWhileScoring { get; private set; }
     /// <summary>Cautious NTP's work, all sequences together (written by the loop only).</summary>
     public CautiousStats Cautious => _cautious;
     /// <summary>Forward steps run.</summary>
@@ -262,7 +265,7 @@ internal sealed class Scheduler : IDisposable
             if (TrialRows(seq) is > 0 and var rows)
             {
                 decoders -= rows;
-                if (rows > budget) continue;
+                if (rows > budget - decoders) continue;  // a token for every decoder after it comes first
                 if (!Reserve(seq, rows, ref budget, exact: true)) break;
                 seq.RunsTrials = true;
                 continue;
@@ -448,6 +451,8 @@ internal sealed class Scheduler : IDisposable
         _waiting.AddFirst(seq);
         Interlocked.Increment(ref _preemptions);
         seq.TimesPreempted++;
+        if (seq.Trials is { Active: true }) PreemptedAmidTrials++;
+        if (seq.PromptLogProbs is not null) PreemptedWhileScoring++;
     }
 
     /// <summary>Starts <paramref name="seq"/> from the cached full blocks of its tokens (never the last token: its
@@ -694,7 +699,8 @@ internal sealed class Scheduler : IDisposable
         // tree is walked on the host (its rows are drawn one after another, each depending on the last).
         bool host = _batch.HasTrees;
         foreach (var (seq, n) in _plan)
-            if (seq.Remaining == n && (!seq.DrawsOnDevice || seq.Followers is not null)) host = true;  // followers draw from its row
+            if ((seq.Remaining == n && (!seq.DrawsOnDevice || seq.Followers is not null))  // followers draw from its row
+                || seq.PromptLogProbs is not null) host = true;                              // a scored prompt's every row
         if (host)
         {
             _model.ReadLogits(_state, _batch.LogitRows);
@@ -766,7 +772,7 @@ internal sealed class Scheduler : IDisposable
         seq.RunsTrials = false;
         var trials = seq.Trials!;
         int vocab = _model.Config.VocabSize;
-        trials.Absorb(seq.Sampler, _state.Logits.AsSpan(_batch.LogitStart[i] * vocab, _batch.LogitCount[i] * vocab), _cautious);
+        trials.Absorb(seq.Sampler, _state.Logits.AsSpan(_batch.LogitStart[i] * vocab, _batch.LogitCount[i] * vocab));
         if (!trials.Active) KeepTrial(seq);
     }
 

@@ -196,6 +196,13 @@ public class RawHttpTests
             Assert.That(string.Concat(tokens.Take(ids.Count - 1)).TrimStart(), Is.EqualTo(prompt));
             for (int k = 0; k < want.Count; k++) Assert.That(scores[k], Is.EqualTo(want[k]).Within(1e-4), $"prompt token {k + 1}");
             Assert.That(lp.GetProperty("top_logprobs")[0].EnumerateObject().Count(), Is.EqualTo(2));
+            // Offsets index the echoed text: the first prompt token at 0, the first generated one right after the prompt.
+            var offsets = lp.GetProperty("text_offset").EnumerateArray().Select(t => t.GetInt32()).ToArray();
+            Assert.That(offsets[0], Is.EqualTo(0));
+            string whole = choice.GetProperty("text").GetString()!;
+            for (int k = 1; k < ids.Count - 1; k++)
+                Assert.That(whole[offsets[k]..].StartsWith(tokens[k].TrimStart(), StringComparison.Ordinal) || tokens[k].StartsWith(' '), Is.True, $"offset of '{tokens[k]}'");
+            if (maxTokens > 0) Assert.That(offsets[ids.Count - 1], Is.EqualTo(prompt.Length));
             Assert.That(choice.GetProperty("text").GetString(), Does.StartWith(prompt));
             if (maxTokens == 0) Assert.That(choice.GetProperty("text").GetString(), Is.EqualTo(prompt));
         }

@@ -29,10 +29,10 @@ public class PromptLogProbsTests
         })];
     }
 
-    private static async Task<IReadOnlyList<TokenLogProb>> Scores(InferenceEngine e, int maxTokens)
+    private static async Task<IReadOnlyList<TokenLogProb>> Scores(InferenceEngine e, int maxTokens, string prompt = Prompt)
     {
         IReadOnlyList<TokenLogProb>? got = null;
-        await foreach (var c in e.GenerateAsync(Prompt, new GenerationOptions { MaxTokens = maxTokens, LogProbs = 1, PromptLogProbs = true, Sampling = SamplingOptions.Greedy }))
+        await foreach (var c in e.GenerateAsync(prompt, new GenerationOptions { MaxTokens = maxTokens, LogProbs = 1, PromptLogProbs = true, Sampling = SamplingOptions.Greedy }))
             if (c.PromptLogProbs is { } p) { Assert.That(got, Is.Null, "sent once"); got = p; }
         return got ?? throw new AssertionException("no prompt scores came");
     }
@@ -52,12 +52,17 @@ public class PromptLogProbsTests
                 Assert.That(got.Select(g => (double)g.LogProb), Is.EqualTo(want).Within(1e-4), $"round {round}");
             }
         }
-        // A pool too small for four at once: prompts are preempted and recomputed.
-        using (var e = await InferenceEngine.LoadAsync(SharedData.Model(File), new EngineOptions { ContextSize = 128, MaxSequences = 4, MaxTokensPerStep = 32, KvBlocks = 8 }))
+        // A pool too small for four prompts of four blocks at once: prompts are preempted while scored, and recomputed.
+        string story = System.IO.File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "Data", "story.txt"));
+        string longer = story[..story.IndexOf(' ', 260)];
+        var longIds = ModelCache.Get(File).Tokenizer.Encode(longer, true);
+        Assert.That(longIds.Count, Is.GreaterThan(48));
+        var longWant = Reference(longIds);
+        using (var e = await InferenceEngine.LoadAsync(SharedData.Model(File), new EngineOptions { ContextSize = 128, MaxSequences = 4, MaxTokensPerStep = 16, KvBlocks = 8 }))
         {
-            var runs = Enumerable.Range(0, 4).Select(_ => Scores(e, 40)).ToList();
-            foreach (var r in runs) Assert.That((await r).Select(g => (double)g.LogProb), Is.EqualTo(want).Within(1e-4));
-            Assert.That(e.Preemptions, Is.GreaterThan(0), "the pool really was too small");
+            var runs = Enumerable.Range(0, 4).Select(_ => Scores(e, 20, longer)).ToList();
+            foreach (var r in runs) Assert.That((await r).Select(g => (double)g.LogProb), Is.EqualTo(longWant).Within(1e-4));
+            Assert.That(e.Scheduler.PreemptedWhileScoring, Is.GreaterThan(0), "a prompt really was preempted while it was scored");
         }
     }
 
