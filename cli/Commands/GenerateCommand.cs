@@ -88,7 +88,8 @@ internal static class GenerateCommand
             var ids = new List<int>();
             var sb = new System.Text.StringBuilder();
             if (!asJson && r.GetValue(noEcho) && word.Length > 0) io.Out.Write(word);  // the completed word is output
-            foreach (var step in gen.Generate(state, tokens, options, stats))
+            // (a suffix is already in the tokens: EncodeInfill framed them)
+            foreach (var step in gen.Generate(state, tokens, options with { Suffix = null }, stats))
             {
                 if (step.Token >= 0) ids.Add(step.Token);
                 sb.Append(step.Text);

@@ -27,9 +27,11 @@ public sealed partial class InferenceEngine
     /// prompt computed once), in choice order.</summary>
     public Task<IReadOnlyList<GenerationResult>> CompleteChoicesAsync(IReadOnlyList<ChatMessage> messages, GenerationOptions? options = null, CancellationToken cancellation = default)
     {
-        var chunks = GenerateAsync(messages, options, cancellation);  // validates the tools first
-        // The prompt that runs: with tools, the messages with the tools listed.
-        int prompt = CountTokens(options?.Tools is not null ? WithTools(messages, options).Item1 : messages);
+        var chunks = GenerateAsync(messages, options, cancellation);  // validates the tools (and compiles their grammar) first
+        // The prompt that runs: with tools to call, the messages with the tools listed.
+        var tools = options?.Tools;
+        bool listed = tools is not null && tools.Functions.Count > 0 && (tools.Function is not null || tools.Choice != ToolChoice.None);
+        int prompt = CountTokens(listed ? ToolCallFormat.WithTools(messages, tools!.Functions) : messages);
         return CollectAsync(chunks, options, prompt, tools: options?.Tools is not null);
     }
 

@@ -65,6 +65,8 @@ public sealed class TextGenerator(LlamaModel model, Tokenizer tokenizer)
         options.Validate();
         if (options.PromptLogProbs || options.Choices > 1)
             throw new ArgumentException($"{(options.PromptLogProbs ? "prompt log-probabilities" : $"n {options.Choices}")}: served by InferenceEngine's scheduler; TextGenerator runs one continuation", nameof(options));
+        if (options.Suffix is not null)
+            throw new ArgumentException("suffix: TextGenerator takes the prompt's tokens; encode it with Tokenizer.EncodeInfill (InferenceEngine does that for a suffix)", nameof(options));
         stats ??= new GenerationStats();
         int promptTokens = prompt.Count;
         if (options.Cautious is not null)

@@ -127,6 +127,7 @@ public class StructuredApiTests
         {
             var r = await _engine.CompleteAsync(ask, Sampled(seed, 200) with { Tools = new ChatTools([Weather, Time]) { Choice = ToolChoice.Required } });
             Assert.That(r.ToolCall, Is.Not.Null, r.Text);
+            Assert.That(r.PromptTokens, Is.EqualTo(_engine.CountTokens(ToolCallFormat.WithTools(ask, [Weather, Time]))), "the prompt counted with its tools listed");
             using var args = JsonDocument.Parse(r.ToolCall!.Arguments);
             if (r.ToolCall.Name == "get_weather")
             {

@@ -78,8 +78,11 @@ public class InfillTests
         // The middle is the greedy continuation of exactly that prompt.
         var m = e.Loaded;
         using var state = m.Model.CreateState(256);
-        var want = new TextGenerator(m.Model, m.Tokenizer).Generate(state, prompt, o).Where(g => g.Token >= 0).Select(g => g.Token);
+        var want = new TextGenerator(m.Model, m.Tokenizer).Generate(state, prompt, o with { Suffix = null }).Where(g => g.Token >= 0).Select(g => g.Token);
         Assert.That(r.TokenIds, Is.EqualTo(want));
+        state.Rewind(0);
+        Assert.That(Assert.Throws<ArgumentException>(() => new TextGenerator(m.Model, m.Tokenizer).Generate(state, prompt, o).ToList())!.Message,
+            Does.Contain("EncodeInfill"), "TextGenerator takes tokens: a suffix there would be ignored, so it is refused");
         var cli = CliRunner.Run("generate", "-m", FimModel.Value, "-p", "Hello", "--suffix", " world", "-n", "6", "--temp", "0", "--ignore-eos", "--json");
         Assert.That(cli.ExitCode, Is.EqualTo(0), cli.Err);
         using var doc = JsonDocument.Parse(cli.Out);
