@@ -148,6 +148,49 @@ internal static class CommonOptions
         }
     }
 
+    /// <summary><c>--kv-budget N</c>, <c>--kv-policy P</c>, <c>--kv-sinks S</c>: a cap on each sequence's KV cache.</summary>
+    internal sealed class KvBudget
+    {
+        public readonly Option<int?> Budget = new("--kv-budget")
+        {
+            Description = "cap each sequence's KV cache: no token attends to more than N positions; when full, --kv-policy drops the lowest-ranked",
+        };
+        public readonly Option<string?> Policy = new("--kv-policy")
+        {
+            Description = "what a full --kv-budget drops: window (StreamingLLM: sinks + recent), h2o (heavy hitters, the default), keyformer, snapkv",
+        };
+        public readonly Option<int?> Sinks = new("--kv-sinks") { Description = "first positions every --kv-policy keeps (attention sinks; default 4, 0 for none)" };
+
+        public void AddTo(Command c)
+        {
+            c.Add(Budget);
+            c.Add(Policy);
+            c.Add(Sinks);
+        }
+
+        /// <summary>The options given, checked, or null without <c>--kv-budget</c>.</summary>
+        public Tessera.Kv.KvBudgetOptions? Read(ParseResult r)
+        {
+            int? budget = r.GetValue(Budget);
+            string? policy = r.GetValue(Policy);
+            int? sinks = r.GetValue(Sinks);
+            if (budget is null)
+            {
+                if (policy is not null || sinks is not null)
+                    throw new ArgumentException($"{(policy is not null ? "--kv-policy" : "--kv-sinks")}: needs --kv-budget N (how many positions to keep)");
+                return null;
+            }
+            var o = new Tessera.Kv.KvBudgetOptions
+            {
+                Budget = budget.Value,
+                Policy = policy is null ? Tessera.Kv.KvPolicy.H2O : Tessera.Kv.KvBudgetOptions.ParsePolicy(policy),
+                Sinks = sinks ?? 4,
+            };
+            o.Validate();
+            return o;
+        }
+    }
+
     /// <summary><c>--speculate METHOD</c> and <c>--draft-max N</c>, added to a command together.</summary>
     internal sealed class Speculation
     {

@@ -12,9 +12,12 @@ internal static class PerplexityCommand
         var model = CommonOptions.Model();
         var file = new Option<string>("--file", "-f") { Description = "text file to score", Required = true };
         var context = new Option<int>("--context", "-c") { Description = "chunk size in tokens (default: 512, or the model's context if smaller)" };
+        var kv = new CommonOptions.KvBudget();
         var cmd = new Command("perplexity", "perplexity of a text (chunks of N tokens, second half of each scored)") { model, file, context };
+        kv.AddTo(cmd);
         cmd.SetAction(r => io.Guard(() =>
         {
+            var kvBudget = kv.Read(r);
             string path = r.GetValue(file)!;
             if (!File.Exists(path)) throw new ArgumentException($"--file {path}: no such file");
             string text = File.ReadAllText(path);
@@ -22,9 +25,9 @@ internal static class PerplexityCommand
             int ctx = r.GetValue(context);
             if (ctx == 0) ctx = Math.Min(512, m.Config.ContextLength);
             var result = Perplexity.Compute(m, text, ctx, (chunk, ppl) =>
-                io.Err.Write(FormattableString.Invariant($"[{chunk}]{ppl:F4} ")));
+                io.Err.Write(FormattableString.Invariant($"[{chunk}]{ppl:F4} ")), kvBudget);
             io.Err.WriteLine();
-            io.Out.WriteLine(FormattableString.Invariant($"PPL = {result.Value:F4} ({result.Chunks} chunks of {ctx}, {result.ScoredTokens} tokens scored)"));
+            io.Out.WriteLine(FormattableString.Invariant($"PPL = {result.Value:F4} ({result.Chunks} chunks of {ctx}, {result.ScoredTokens} tokens scored{(kvBudget is null ? "" : $", --kv-budget {kvBudget.Budget} {Tessera.Kv.KvBudgetOptions.NameOf(kvBudget.Policy)} sinks {kvBudget.Sinks}")})"));
             return 0;
         }));
         return cmd;

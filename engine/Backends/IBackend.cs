@@ -103,6 +103,16 @@ public interface IBackend : IDisposable
     /// those before it in a chain, its ancestors in a tree), read through that sequence's block table.</summary>
     void Attention(Activation q, KvCache cache, int layer, RaggedBatch batch, Activation output);
 
+    /// <summary>Whether <see cref="Attention(Activation, KvCache, int, RaggedBatch, Activation, AttentionScores)"/>
+    /// is implemented (KV budgets and prompt pruning that rank positions by attention need it).</summary>
+    bool ComputesAttentionScores => false;
+
+    /// <summary><see cref="Attention(Activation, KvCache, int, RaggedBatch, Activation)"/> that also adds, for the rows
+    /// <paramref name="scores"/> asks for, what each cached position receives, summed over the query heads (see
+    /// <see cref="AttentionScores"/>). Same outputs, bit for bit, as without scores.</summary>
+    void Attention(Activation q, KvCache cache, int layer, RaggedBatch batch, Activation output, AttentionScores scores) =>
+        throw new NotSupportedException($"the {Name} backend does not compute attention scores (needed by KV budgets that rank positions and by prompt pruning); use --backend cpu");
+
     /// <summary>Called first in every forward step with its layout, before the embedding (CUDA uploads the layout
     /// once there, outside any graph capture). The ops still receive the batch.</summary>
     void BeginStep(RaggedBatch batch) { }

@@ -76,7 +76,7 @@ public sealed class RaggedBatch
     /// <summary>(rows) position of each row in its sequence (what RoPE rotates by).</summary>
     public int[] Positions { get; }
     /// <summary>(rows) cache position each row's keys and values are written to: <c>StartPos[s] + i</c> for row i of
-    /// sequence s (the same as <see cref="Positions"/> for a chain).</summary>
+    /// sequence s (the same as <see cref="Positions"/> for a chain whose cache dropped nothing).</summary>
     public int[] CachePositions { get; }
     /// <summary>(rows) index of the sequence each row belongs to.</summary>
     public int[] RowSequence { get; }
@@ -111,15 +111,18 @@ public sealed class RaggedBatch
         HasTrees = false;
     }
 
-    /// <summary>Appends a chain: <paramref name="tokens"/> at positions <paramref name="startPos"/> .., each row
+    /// <summary>Appends a chain: <paramref name="tokens"/> cached at <paramref name="startPos"/> .., each row
     /// attending to everything before it, with <paramref name="blockTable"/> covering at least every position up to
-    /// the last of them; logits for the rows <paramref name="logits"/> names.</summary>
-    public void Add(ReadOnlySpan<int> tokens, int startPos, ReadOnlySpan<int> blockTable, RowLogits logits = RowLogits.Last)
+    /// the last of them; logits for the rows <paramref name="logits"/> names. Their RoPE positions are
+    /// <paramref name="position"/> .. when given: a sequence whose cache dropped positions (a KV budget) keeps counting
+    /// positions past the rows it still holds. By default they equal the cache positions.</summary>
+    public void Add(ReadOnlySpan<int> tokens, int startPos, ReadOnlySpan<int> blockTable, RowLogits logits = RowLogits.Last, int position = -1)
     {
         int s = Begin(tokens, startPos, blockTable);
+        int first = position < 0 ? startPos : position;
         for (int i = 0; i < tokens.Length; i++)
         {
-            Positions[Rows + i] = startPos + i;
+            Positions[Rows + i] = first + i;
             LogitRow[Rows + i] = logits == RowLogits.All || i == tokens.Length - 1 ? LogitRows++ : -1;
         }
         End(s, tokens.Length, tree: false);
@@ -130,9 +133,11 @@ public sealed class RaggedBatch
     /// root of a forest): row i sits at
     /// position <c>startPos + depth(i)</c>, is cached at <c>startPos + i</c>, and attends to the cached positions
     /// before <paramref name="startPos"/> plus its path to the root. Rows from <paramref name="logitsFrom"/> on get
-    /// logits (all of them for verification; a dynamic draft tree asks only for the rows it is about to expand).</summary>
+    /// logits (all of them for verification; a dynamic draft tree asks only for the rows it is about to expand).
+    /// With <paramref name="position"/> the roots sit at that RoPE position instead of <paramref name="startPos"/>
+    /// (see <see cref="Add"/>).</summary>
     /// <exception cref="ArgumentException">The parents do not form such a tree, or it has more than <see cref="MaxTreeRows"/> rows.</exception>
-    public void AddTree(ReadOnlySpan<int> tokens, ReadOnlySpan<int> parents, int startPos, ReadOnlySpan<int> blockTable, int logitsFrom = 0)
+    public void AddTree(ReadOnlySpan<int> tokens, ReadOnlySpan<int> parents, int startPos, ReadOnlySpan<int> blockTable, int logitsFrom = 0, int position = -1)
     {
         if ((uint)logitsFrom >= (uint)Math.Max(tokens.Length, 1))
             throw new ArgumentOutOfRangeException(nameof(logitsFrom), $"logits from row {logitsFrom}: the tree has {tokens.Length} rows");
@@ -151,7 +156,7 @@ public sealed class RaggedBatch
             {
                 // A root (the first row, or another root of a forest: Cautious NTP's trials) sees only the cached prefix.
                 mask.Clear();
-                Positions[r] = startPos;
+                Positions[r] = position < 0 ? startPos : position;
             }
             else
             {

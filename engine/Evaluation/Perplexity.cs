@@ -18,7 +18,11 @@ public static class Perplexity
 {
     /// <summary>Computes the perplexity of <paramref name="text"/>.</summary>
     /// <exception cref="ArgumentException">The text is shorter than two chunks, or the context is out of range.</exception>
-    public static PerplexityResult Compute(LoadedModel m, string text, int context, Action<int, double>? progress = null)
+    /// <remarks>With <paramref name="kvBudget"/> each chunk's unscored first half runs as one prompt (then compressed
+    /// to the budget by its policy) and every scored token runs alone after it, teacher-forced, so each scored token
+    /// attends to at most the budget's positions: the quality a budget costs, on the same tokens.</remarks>
+    public static PerplexityResult Compute(LoadedModel m, string text, int context, Action<int, double>? progress = null,
+        Kv.KvBudgetOptions? kvBudget = null)
     {
         if (context < 4) throw new ArgumentException($"--context {context}: must be at least 4", nameof(context));
         if (context > m.Config.ContextLength)
@@ -43,7 +47,8 @@ public static class Perplexity
             for (int i = 0; i < context; i++) chunk[i] = tokens[c * context + i];
             if (addBos) chunk[0] = tok.BosId!.Value;
             state.Rewind(0);
-            m.Model.Forward(state, chunk, logits);
+            if (kvBudget is null) m.Model.Forward(state, chunk, logits);
+            else RunBudgeted(m.Model, state, chunk, first, kvBudget, logits);
             for (int j = first; j < context - 1; j++)
             {
                 nll -= LogSoftmaxAt(logits.AsSpan(j * vocab, vocab), tokens[c * context + j + 1]);
@@ -53,6 +58,19 @@ public static class Perplexity
             progress?.Invoke(c + 1, values[^1]);
         }
         return new PerplexityResult(Math.Exp(nll / count), chunks, count, values);
+    }
+
+    // The chunk under a KV budget: its first `first` tokens as one prompt, then one token per step; the logits of rows
+    // first .. end land where a whole-chunk pass puts them.
+    private static void RunBudgeted(LlamaModel model, RunState state, int[] chunk, int first, Kv.KvBudgetOptions budget, float[] logits)
+    {
+        state.UseKvBudget(null);
+        state.UseKvBudget(budget);
+        state.KvPolicy!.Horizon = chunk.Length - first;
+        int vocab = model.Config.VocabSize;
+        model.Forward(state, chunk.AsSpan(0, first));
+        for (int j = first; j < chunk.Length; j++)
+            model.Forward(state, chunk.AsSpan(j, 1), logits.AsSpan(j * vocab, vocab));
     }
 
     /// <summary>log softmax(<paramref name="logits"/>)[<paramref name="target"/>], in double.</summary>

@@ -64,9 +64,20 @@ public sealed record GenerationOptions
     /// same draws for a seed). Null (the default) decodes one token per pass.</summary>
     public SpeculationOptions? Speculation { get; init; }
 
+    /// <summary>A cap on the positions the sequence's KV cache holds (<c>--kv-budget</c>, <c>--kv-policy</c>,
+    /// <c>--kv-sinks</c>): when full, the policy drops the positions it ranks lowest, so a long prompt or generation
+    /// runs in bounded memory (see <see cref="Kv.KvBudget"/>). Null (the default) keeps every position.</summary>
+    public Kv.KvBudgetOptions? KvBudget { get; init; }
+
     /// <summary>Throws <see cref="ArgumentException"/> naming the option out of range.</summary>
     public void Validate()
     {
+        if (KvBudget is not null)
+        {
+            KvBudget.Validate();
+            string? clash = Speculation is not null ? "--speculate" : Cautious is not null ? "--cautious" : PromptLogProbs ? "prompt log-probabilities (echo)" : null;
+            if (clash is not null) throw new ArgumentException($"--kv-budget: not together with {clash} (its tree or rescoring passes need every position cached)", nameof(KvBudget));
+        }
         if (MaxTokens < 0) throw new ArgumentException($"--max-tokens {MaxTokens}: must be 0 or more", nameof(MaxTokens));
         if (StopStrings.Any(string.IsNullOrEmpty)) throw new ArgumentException("--stop: a stop string may not be empty", nameof(StopStrings));
         if (Choices is < 1 or > MaxChoices) throw new ArgumentException($"n {Choices}: must be 1 to {MaxChoices} choices", nameof(Choices));

@@ -24,6 +24,11 @@ public sealed class GenerationStats
     public SpeculationStats? Speculation { get; internal set; }
     /// <summary>What Cautious NTP did, when <see cref="GenerationOptions.Cautious"/> was set.</summary>
     public CautiousStats? Cautious { get; internal set; }
+    /// <summary>The most positions the sequence's KV cache held at once during this generation (bounded by
+    /// <see cref="GenerationOptions.KvBudget"/> when set).</summary>
+    public int KvPeakPositions { get; internal set; }
+    /// <summary>Positions the KV budget dropped during this generation.</summary>
+    public long KvDroppedPositions { get; internal set; }
     /// <summary>Prompt tokens per second.</summary>
     public double PromptTokensPerSecond => PromptTokens / Math.Max(PromptTime.TotalSeconds, 1e-9);
     /// <summary>Generated tokens per second (the first token's forward pass counts in the prompt time).</summary>
@@ -77,9 +82,12 @@ public sealed class TextGenerator(LlamaModel model, Tokenizer tokenizer)
         (prompt, options, string healed) = TokenHealing.Apply(tokenizer, prompt, options);
         var skip = new HealedPrefix(healed);
         if (prompt.Count == 0) throw new ArgumentException("the prompt is empty: give at least one token (or let the tokenizer add BOS)", nameof(prompt));
-        if (state.Position + prompt.Count > state.ContextSize)
+        state.UseKvBudget(options.KvBudget);
+        long droppedBefore = state.KvPolicy?.Dropped ?? 0;
+        if (state.KvPolicy is { } kvBudget) kvBudget.Horizon = options.MaxTokens;
+        if (state.Cached + prompt.Count > state.ContextSize)
             throw new ArgumentException(
-                $"the prompt is {prompt.Count} tokens, but only {state.ContextSize - state.Position} of the context of {state.ContextSize} are free", nameof(prompt));
+                $"the prompt is {prompt.Count} tokens, but only {state.ContextSize - state.Cached} of the context of {state.ContextSize} are free", nameof(prompt));
         foreach (int t in prompt)
             if ((uint)t >= (uint)model.Config.VocabSize)
                 throw new ArgumentException($"prompt token {t} is outside the vocabulary (0..{model.Config.VocabSize - 1})", nameof(prompt));
@@ -116,7 +124,7 @@ public sealed class TextGenerator(LlamaModel model, Tokenizer tokenizer)
 
             int[] one = new int[1];
             // On CUDA the decode step is captured once as a graph and replayed per token, as bench and golden run it.
-            using var graph = cuda is not null && Backends.Cuda.CudaDecodeGraph.Enabled && spec is null
+            using var graph = cuda is not null && Backends.Cuda.CudaDecodeGraph.Enabled && spec is null && state.KvPolicy is null
                 ? new Backends.Cuda.CudaDecodeGraph(model, state) : null;
             // Log-probabilities come from the raw logits; the sampler's penalties change them in place, so keep a copy.
             float[]? raw = options.LogProbs is null ? null : new float[state.Logits.Length];
@@ -185,7 +193,7 @@ public sealed class TextGenerator(LlamaModel model, Tokenizer tokenizer)
                         break;
                     }
                     // Positions whose keys and values are valid: in a verification pass, the accepted path's.
-                    int cached = state.Position + (pending > 0 ? accepted + 1 : 0);
+                    int cached = state.Cached + (pending > 0 ? accepted + 1 : 0);
                     if (cached >= state.ContextSize)
                     {
                         stats.FinishReason = FinishReason.ContextFull;
@@ -260,6 +268,8 @@ public sealed class TextGenerator(LlamaModel model, Tokenizer tokenizer)
                 if (stats.Speculation is { } sp) sp.ProposerBytes = proposer!.StateBytes;  // what it grew to (a draft's cache)
             }
             stats.GenerationTime = sw.Elapsed;
+            stats.KvPeakPositions = state.KvPolicy?.PeakCount ?? state.Cached;
+            stats.KvDroppedPositions = (state.KvPolicy?.Dropped ?? 0) - droppedBefore;
             if (!stoppedByText)
             {
                 string tail = stops.Add(skip.Take(decoder.Flush())).Release + stops.Flush();

@@ -50,6 +50,10 @@ public sealed class BatchState : IDisposable
     /// <summary>Logit row <paramref name="i"/> of the last step (see <see cref="RaggedBatch.LogitRow"/>).</summary>
     public Span<float> RowLogits(int i) => Logits.AsSpan(i * VocabSize, VocabSize);
 
+    /// <summary>When set and some sequence is requested, every step's attention adds what each cached position
+    /// receives to it (KV budgets that rank positions); null by default, and then attention computes nothing extra.</summary>
+    public AttentionScores? Scores { get; set; }
+
     internal ForwardBuffers Buffers { get; } // the per-row activations
     internal Activation Last { get; private set; } = null!;         // (logit rows, dim) the rows logits are computed for
     internal Activation LogitsBuffer { get; private set; } = null!; // (logit rows, vocab)

@@ -101,6 +101,8 @@ public sealed class LlamaModel : IDisposable
         s.GrowLogits(batch.LogitRows);
         s.LastBatch = batch;
 
+        var scores = s.Scores is { Any: true } requested ? requested : null;
+        scores?.Begin(batch);
         b.BeginStep(batch);
         b.Embed(_embedding, batch.Tokens.AsSpan(0, n), a.X);               // x (n, dim)
         for (int l = 0; l < _layers.Length; l++)
@@ -112,7 +114,8 @@ public sealed class LlamaModel : IDisposable
             b.Rope(a.Q, batch, c.Heads, c.HeadDim, c.RopeTheta, c.RopeLayout);
             b.Rope(a.K, batch, c.KvHeads, c.HeadDim, c.RopeTheta, c.RopeLayout);
             b.StoreKv(s.Cache, _cacheLayer[l], a.K, a.V, batch);
-            b.Attention(a.Q, s.Cache, _cacheLayer[l], batch, a.Att);       // att (n, q_dim), per sequence
+            if (scores == null) b.Attention(a.Q, s.Cache, _cacheLayer[l], batch, a.Att); // att (n, q_dim), per sequence
+            else b.Attention(a.Q, s.Cache, _cacheLayer[l], batch, a.Att, scores);    // ... and the positions' scores
             OutputAndFeedForward(w, a, n);
         }
 
@@ -150,16 +153,19 @@ public sealed class LlamaModel : IDisposable
         if (!allLogits.IsEmpty && allLogits.Length != tokens.Length * Config.VocabSize)
             throw new ArgumentException($"allLogits must hold {tokens.Length} x {Config.VocabSize} floats", nameof(allLogits));
         if (tokens.Length == 0) throw new ArgumentException("no tokens to run", nameof(tokens));
-        if (s.Position + tokens.Length > s.ContextSize)
-            throw new InvalidOperationException($"context is full: {s.Position} + {tokens.Length} tokens exceed the context of {s.ContextSize}");
+        if (s.Cached + tokens.Length > s.ContextSize)
+            throw new InvalidOperationException($"context is full: {s.Cached} + {tokens.Length} tokens exceed the context of {s.ContextSize}");
         for (int start = 0; start < tokens.Length; start += s.MaxBatch)
         {
             int n = Math.Min(s.MaxBatch, tokens.Length - start);
             var batch = s.Batch;
             batch.Clear();
-            batch.Add(tokens.Slice(start, n), s.Position, s.Table, allLogits.IsEmpty ? RowLogits.Last : RowLogits.All);
+            batch.Add(tokens.Slice(start, n), s.Cached, s.Table, allLogits.IsEmpty ? RowLogits.Last : RowLogits.All, s.Position);
+            s.RequestScores(n);
             Forward(s, batch, allLogits.IsEmpty ? default : allLogits.Slice(start * Config.VocabSize, n * Config.VocabSize));
+            s.Cached += n;
             s.Position += n;
+            s.ScoresRun(n);
         }
     }
 
@@ -177,11 +183,12 @@ public sealed class LlamaModel : IDisposable
         if (allLogits.Length != (tokens.Length - logitsFrom) * Config.VocabSize)
             throw new ArgumentException($"allLogits must hold {tokens.Length - logitsFrom} x {Config.VocabSize} floats", nameof(allLogits));
         if (tokens.Length > s.MaxBatch) throw new ArgumentException($"the tree has {tokens.Length} rows; the state runs at most {s.MaxBatch} per step", nameof(tokens));
-        if (s.Position + tokens.Length > s.ContextSize)
-            throw new InvalidOperationException($"context is full: {s.Position} + {tokens.Length} tree rows exceed the context of {s.ContextSize}");
+        if (s.Cached + tokens.Length > s.ContextSize)
+            throw new InvalidOperationException($"context is full: {s.Cached} + {tokens.Length} tree rows exceed the context of {s.ContextSize}");
+        if (s.KvPolicy != null) throw new InvalidOperationException("a draft tree cannot run on a sequence with a KV budget");
         var batch = s.Batch;
         batch.Clear();
-        batch.AddTree(tokens, parents, s.Position, s.Table, logitsFrom);
+        batch.AddTree(tokens, parents, s.Cached, s.Table, logitsFrom, s.Position);
         Forward(s, batch, allLogits);
     }
 

@@ -1,4 +1,5 @@
 using Tessera.Backends;
+using Tessera.Kv;
 
 namespace Tessera.Model;
 
@@ -13,7 +14,7 @@ public sealed class RunState : IDisposable
     internal const int BlockSize = 16;
 
     private readonly IBackend _backend;
-    private readonly int[] _from, _to;
+    private readonly int[] _from, _to, _moveFrom, _moveTo;
 
     internal RunState(LlamaConfig c, IBackend backend, int contextSize, int maxBatch)
     {
@@ -30,14 +31,70 @@ public sealed class RunState : IDisposable
         Logits = new float[c.VocabSize];
         _from = new int[Math.Min(maxBatch, RaggedBatch.MaxTreeRows)];
         _to = new int[_from.Length];
+        _moveFrom = new int[contextSize];
+        _moveTo = new int[contextSize];
     }
 
     /// <summary>Positions the cache holds.</summary>
     public int ContextSize { get; }
     /// <summary>Most tokens per backend call; longer inputs run in chunks.</summary>
     public int MaxBatch { get; }
-    /// <summary>Tokens already in the cache (the position of the next token).</summary>
+    /// <summary>The RoPE position of the next token: tokens run so far. Equal to <see cref="Cached"/> unless a
+    /// <see cref="KvBudget"/> dropped rows.</summary>
     public int Position { get; internal set; }
+    /// <summary>Rows the cache holds (what the next token attends to, besides itself).</summary>
+    public int Cached { get; internal set; }
+    /// <summary>The KV budget that keeps <see cref="Cached"/> within its cap, or null (the default: nothing is dropped).
+    /// Set it with <see cref="UseKvBudget"/>.</summary>
+    public KvBudget? KvPolicy { get; private set; }
+
+    /// <summary>Caps this sequence's cache with <paramref name="options"/> (null: no cap). The rows cached so far
+    /// are taken as they are; a budget already set with the same options stays (a chat goes on with its scores).</summary>
+    /// <exception cref="InvalidOperationException">The budget would change after rows were dropped, or the backend cannot
+    /// compute the attention scores the policy needs.</exception>
+    public void UseKvBudget(KvBudgetOptions? options)
+    {
+        if (options == KvPolicy?.Options) return;
+        if (Cached != Position) throw new InvalidOperationException("the KV budget cannot change once it dropped rows; start a new sequence");
+        if (options is null) { KvPolicy = null; Batched.Scores = null; return; }
+        var budget = new KvBudget(options, ContextSize);
+        if (budget.ScoreFrom(MaxBatch) >= 0 && !_backend.ComputesAttentionScores)
+            throw new InvalidOperationException($"--kv-policy {budget.Policy.Name} ranks positions by attention, which the {_backend.Name} backend does not compute; use --kv-policy window or --backend cpu");
+        KvPolicy = budget;
+        Batched.Scores?.Clear();
+        if (Cached > 0) ScoresRun(Cached);   // the rows so far, unscored: over the cap, the policy's order without scores
+    }
+
+    // Before a step of `rows` rows: ask attention for the scores the budget's policy needs.
+    internal void RequestScores(int rows)
+    {
+        if (KvPolicy is not { } budget) return;
+        int from = budget.ScoreFrom(rows);
+        if (from < 0) { Batched.Scores?.Clear(); return; }
+        var scores = Batched.Scores ??= new AttentionScores();
+        scores.Clear();
+        scores.Request(0, from);
+        scores.Kind = budget.Policy.Kind;
+        scores.Temperature = budget.Temperature;
+        scores.Seed = budget.Options.Seed;
+        scores.Step = budget.Steps;
+    }
+
+    // After a step of `rows` rows (Cached and Position already past them): the budget records them, observes the
+    // scores and compresses; the kept rows' keys and values move as it says.
+    internal void ScoresRun(int rows)
+    {
+        if (KvPolicy is not { } budget) return;
+        var received = Batched.Scores is { Any: true } scores ? scores.Of(0) : default;
+        int moves = budget.AfterStep(Position - rows, rows, received, _moveFrom, _moveTo);
+        for (int i = 0; i < moves; i++)
+        {
+            _moveFrom[i] = Slot(_moveFrom[i]);
+            _moveTo[i] = Slot(_moveTo[i]);
+        }
+        if (moves > 0) _backend.CopyKv(Cache, _moveFrom.AsSpan(0, moves), _moveTo.AsSpan(0, moves));
+        Cached = budget.Count;
+    }
     /// <summary>Logits of the last token run, on the host.</summary>
     public float[] Logits { get; }
 
@@ -55,7 +112,9 @@ public sealed class RunState : IDisposable
     public void Rewind(int position)
     {
         if (position < 0 || position > Position) throw new ArgumentOutOfRangeException(nameof(position));
-        Position = position;
+        if (position == 0) KvPolicy?.Reset();   // a new sequence in the same state
+        else if (KvPolicy != null && position != Position) throw new InvalidOperationException("a sequence with a KV budget can only start over (Rewind(0)), not step back");
+        if (position != Position) Position = Cached = position;
     }
 
     /// <summary>
@@ -69,6 +128,7 @@ public sealed class RunState : IDisposable
     {
         if (rows.IsEmpty) return;
         if (rows[0] != 0) throw new ArgumentException($"an accepted path starts at the root (row 0), not row {rows[0]}", nameof(rows));
+        if (KvPolicy != null) throw new InvalidOperationException("a draft path cannot be accepted on a sequence with a KV budget");
         if (Position + rows[^1] >= ContextSize) throw new ArgumentException($"row {rows[^1]} lies past the context of {ContextSize}", nameof(rows));
         int moves = 0;
         for (int k = 1; k < rows.Length; k++)
@@ -82,6 +142,7 @@ public sealed class RunState : IDisposable
         }
         if (moves > 0) _backend.CopyKv(Cache, _from.AsSpan(0, moves), _to.AsSpan(0, moves));
         Position += rows.Length;
+        Cached = Position;
     }
 
     // Pool slot of a cache position (its blocks are in order, so the position itself).

@@ -29,18 +29,24 @@ internal static class CpuAttention
     public static void Compute(float[] q, Half[] k, Half[] v, LlamaConfig c, int rows, int startPos, float[] output) =>
         Compute(q, k, v, c, rows, startPos, null, output);
 
-    /// <summary>Paged cache: each row of the ragged batch reads its sequence's positions through its block table.</summary>
-    public static void Compute(float[] q, Half[] k, Half[] v, LlamaConfig c, RaggedBatch batch, float[] output)
+    /// <summary>Paged cache: each row of the ragged batch reads its sequence's positions through its block table.
+    /// With <paramref name="scores"/> the scored rows also add what each position receives to its sums (layer
+    /// <paramref name="layer"/> seeds Keyformer's noise).</summary>
+    public static void Compute(float[] q, Half[] k, Half[] v, LlamaConfig c, RaggedBatch batch, float[] output,
+        AttentionScores? scores = null, int layer = 0)
     {
         int maxPos = 0;
         for (int r = 0; r < batch.Rows; r++) maxPos = Math.Max(maxPos, batch.CachePositions[r]);
-        Compute(q, k, v, c, batch.Rows, maxPos + 1 - batch.Rows, batch, output);
+        Compute(q, k, v, c, batch.Rows, maxPos + 1 - batch.Rows, batch, output, scores is { Any: true } ? scores : null, layer);
     }
 
-    private static void Compute(float[] q, Half[] k, Half[] v, LlamaConfig c, int rows, int startPos, RaggedBatch? batch, float[] output)
+    private static void Compute(float[] q, Half[] k, Half[] v, LlamaConfig c, int rows, int startPos, RaggedBatch? batch, float[] output,
+        AttentionScores? scores = null, int layer = 0)
     {
         var job = t_job ??= new AttentionJob();
         job.Batch = batch;
+        job.Scores = scores;
+        job.Layer = layer;
         job.Q = q;
         job.K = k;
         job.V = v;
@@ -49,13 +55,18 @@ internal static class CpuAttention
         job.StartPos = startPos;
         job.Output = output;
         job.Wide = VectorizedRows && F16Wide.Lanes == 16 && c.HeadDim % 16 == 0;
-        int work = job.Wide ? job.BuildBlocks() * c.KvHeads : rows * c.Heads;
+        // Scoring: the general path takes a row (all its heads) per chunk, so each chunk sums its heads into its own
+        // partial row and the partials are added in a fixed order afterwards (the same sums whatever the threads).
+        int work = job.Wide ? job.BuildBlocks() * c.KvHeads : scores != null ? rows : rows * c.Heads;
+        if (scores != null) job.GrowPartials(work, startPos + rows);
         job.Reset(work);
         if (work >= 2) WorkerPool.Shared.Run(job);
         else job.Run();
+        if (scores != null) job.ReducePartials(work);
         job.Q = job.Output = null!;
         job.K = job.V = null!;
         job.Batch = null;
+        job.Scores = null;
     }
 
     private sealed class AttentionJob : PoolJob
@@ -69,6 +80,66 @@ internal static class CpuAttention
         public int Rows, StartPos;
         public RaggedBatch? Batch;
         public bool Wide;
+        public AttentionScores? Scores;
+        public int Layer;
+
+        // Scoring: chunk i adds its scored rows' (row, head) weights to partial row i (stride _stride).
+        private float[] _partial = [];
+        private int _stride;
+
+        public void GrowPartials(int chunks, int stride)
+        {
+            _stride = stride;
+            long need = (long)chunks * stride;
+            if (need > Array.MaxLength) throw new InvalidOperationException($"attention scores need {need} floats of scratch");
+            if (_partial.Length < need) _partial = new float[Math.Max((int)need, Math.Min(Array.MaxLength, 2 * _partial.Length))];
+        }
+
+        // Adds each scored chunk's partial row to its sequence's sums, chunk by chunk in index order.
+        public void ReducePartials(int chunks)
+        {
+            var batch = Batch!;
+            for (int item = 0; item < chunks; item++)
+            {
+                int last;
+                if (Wide)
+                {
+                    int blk = _blocks - 1 - item / Config.KvHeads;
+                    if (!BlockScored(blk)) continue;
+                    last = _blockEnd[blk] - 1;
+                }
+                else
+                {
+                    if (!Scores!.Scores(batch, item)) continue;
+                    last = item;
+                }
+                int n = batch.CachePositions[last] + 1;
+                var acc = Scores!.Accumulator(batch.RowSequence[last]).Slice(0, n);
+                TensorPrimitives.Add(acc, _partial.AsSpan(item * _stride, n), acc);
+            }
+        }
+
+        // Whether some row of block blk is scored (its last row is, when any is: scored rows run to the sequence's end).
+        private bool BlockScored(int blk) => Scores!.Scores(Batch!, _blockEnd[blk] - 1);
+
+        [ThreadStatic] private static float[]? t_gumbel;
+
+        /// <summary>Keyformer's f = softmax((x + g) / τ) of one (row, head) over its masked logits x, added to part.</summary>
+        private void AddGumbelSoftmax(ReadOnlySpan<float> logits, Span<float> part, int head, int rowPosition)
+        {
+            var scores = Scores!;
+            int n = logits.Length;
+            if (t_gumbel == null || t_gumbel.Length < n) t_gumbel = new float[Math.Max(256, (int)BitOperations.RoundUpToPowerOf2((uint)n))];
+            var f = t_gumbel.AsSpan(0, n);
+            float invT = 1f / scores.Temperature;
+            for (int p = 0; p < n; p++) f[p] = (logits[p] + scores.Gumbel(Layer, head, p, rowPosition)) * invT;
+            float max = TensorPrimitives.Max(f);
+            TensorPrimitives.Subtract(f, max, f);
+            TensorPrimitives.Exp(f, f);
+            double sum = 0;
+            foreach (float e in f) sum += e;
+            TensorPrimitives.MultiplyAdd(f, (float)(1.0 / sum), part, part);
+        }
 
         // Blocks of the vectorized path: consecutive rows of one sequence, [start, end).
         private int[] _blockStart = new int[16], _blockEnd = new int[16];
@@ -120,10 +191,25 @@ internal static class CpuAttention
             if (t_row == null || t_row.Length < hd) { t_row = new float[hd]; t_q = new Half[hd]; }
             var row = t_row.AsSpan(0, hd);
             var qh = t_q.AsSpan(0, hd);
+            bool scoring = Scores != null;
             for (int item = NextChunk(); item >= 0; item = NextChunk())
             {
-                int r = item / heads, h = item % heads;
-                int n = (batch == null ? StartPos + r : batch.CachePositions[r]) + 1;
+                int r = scoring ? item : item / heads;
+                bool scored = scoring && Scores!.Scores(batch!, r);
+                int n0 = (batch == null ? StartPos + r : batch.CachePositions[r]) + 1;
+                var part = scored ? _partial.AsSpan(item * _stride, n0) : default;
+                part.Clear();
+                for (int h = scoring ? 0 : item % heads, hEnd = scoring ? heads : h + 1; h < hEnd; h++)
+                    RunRow(r, h, n0, scored, part, batch, shift, mask, scale, row, qh);
+            }
+        }
+
+        private unsafe void RunRow(int r, int h, int n, bool scored, Span<float> part, RaggedBatch? batch, int shift, int mask,
+            float scale, Span<float> row, Span<Half> qh)
+        {
+            var c = Config;
+            int heads = c.Heads, hd = c.HeadDim, kvDim = c.KvDim, group = c.GroupSize;
+            {
                 int kvh = h / group;
                 // Slot of position p: p itself in a contiguous cache, else table[p / block] * block + p % block.
                 ReadOnlySpan<int> table = batch == null ? default : batch.Table(batch.RowSequence[r]);
@@ -137,12 +223,14 @@ internal static class CpuAttention
                         scores[p] = F16.Dot((byte*)(pk + Slot(table, p, shift, mask) * kvDim + kvh * hd), (byte*)pq, hd) * scale;
                 }
                 if (batch != null) MaskTree(batch, r, scores);
+                if (scored && Scores!.Kind == AttentionScoreKind.GumbelSoftmax) AddGumbelSoftmax(scores, part, h, batch!.Positions[r]);
                 float max = TensorPrimitives.Max(scores);
                 TensorPrimitives.Subtract(scores, max, scores);
                 TensorPrimitives.Exp(scores, scores);
                 double sum = 0;
                 foreach (float e in scores) sum += e;
                 float inv = (float)(1.0 / sum);
+                if (scored && Scores!.Kind == AttentionScoreKind.Probability) TensorPrimitives.MultiplyAdd(scores, inv, part, part);
                 var o = Output.AsSpan((r * heads + h) * hd, hd);
                 o.Clear();
                 for (int p = 0; p < n; p++)
@@ -261,17 +349,24 @@ internal static class CpuAttention
                         }
                     }
 
+                    bool scoredBlock = Scores != null && BlockScored(blk);
+                    var part = scoredBlock ? _partial.AsSpan(item * _stride, n) : default;
+                    part.Clear();
                     for (int pair = 0; pair < pairs; pair++)
                     {
                         int len = first + pair / group + 1;
                         var s = new Span<float>(sc + (long)pair * nPad, len);
                         if (batch != null) MaskTree(batch, r0 + pair / group, s);
+                        bool scored = scoredBlock && Scores!.Scores(batch!, r0 + pair / group);
+                        if (scored && Scores!.Kind == AttentionScoreKind.GumbelSoftmax)
+                            AddGumbelSoftmax(s, part.Slice(0, len), kvh * group + pair % group, batch!.Positions[r0 + pair / group]);
                         float max = TensorPrimitives.Max(s);
                         TensorPrimitives.Subtract(s, max, s);
                         TensorPrimitives.Exp(s, s);
                         double sum = 0;
                         foreach (float e in s) sum += e;
                         TensorPrimitives.Multiply(s, (float)(1.0 / sum), s);
+                        if (scored && Scores!.Kind == AttentionScoreKind.Probability) TensorPrimitives.Add(s, part.Slice(0, len), part.Slice(0, len));
                         F16Wide.RoundRow(sc + (long)pair * nPad, sc + (long)pair * nPad, len); // in place
                         new Span<float>(po + ((r0 + pair / group) * heads + kvh * group + pair % group) * hd, hd).Clear();
                     }

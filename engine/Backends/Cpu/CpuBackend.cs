@@ -145,6 +145,16 @@ public sealed class CpuBackend : IBackend
         CpuAttention.Compute(D(q), c.K[layer], c.V[layer], c.Config, batch, D(output));
     }
 
+    /// <inheritdoc/>
+    public bool ComputesAttentionScores => true;
+
+    /// <inheritdoc/>
+    public void Attention(Activation q, KvCache cache, int layer, RaggedBatch batch, Activation output, AttentionScores scores)
+    {
+        var c = Paged(cache, batch);
+        CpuAttention.Compute(D(q), c.K[layer], c.V[layer], c.Config, batch, D(output), scores, layer);
+    }
+
     private static CpuKvCache Paged(KvCache cache, RaggedBatch batch)
     {
         var c = (CpuKvCache)cache;

@@ -80,9 +80,9 @@ internal sealed class CudaRaggedBatch(CudaContext context, CudaStream stream) : 
             {
                 int r = start + i, pos = batch.CachePositions[r];
                 // The kernels take a sequence's rows as consecutive cache positions from StartPos (RaggedBatch makes
-                // them so, and a chain's positions equal them); a batch edited by hand that broke this would attend
-                // with the wrong mask.
-                if (batch.RowSequence[r] != s || pos != pos0 + i || (!batch.IsTree[s] && batch.Positions[r] != pos))
+                // them so; a chain's RoPE positions are consecutive too, offset from them once a KV budget dropped
+                // positions); a batch edited by hand that broke this would attend with the wrong mask.
+                if (batch.RowSequence[r] != s || pos != pos0 + i || (!batch.IsTree[s] && batch.Positions[r] - batch.Positions[start] != i))
                     throw new ArgumentException($"ragged batch row {r}: sequence {batch.RowSequence[r]} at position {batch.Positions[r]}, cache position {pos}; expected sequence {s} at {pos0 + i}", nameof(batch));
                 if ((pos >> shift) >= table.Length)
                     throw new ArgumentException($"ragged batch row {r}: position {pos} is past the {table.Length} blocks of sequence {s}'s table", nameof(batch));

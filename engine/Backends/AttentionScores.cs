@@ -1,0 +1,112 @@
+namespace Tessera.Backends;
+
+/// <summary>What <see cref="AttentionScores"/> accumulates for each cached position a scored row attends to.</summary>
+public enum AttentionScoreKind
+{
+    /// <summary>The attention probability softmax(q·k/√d) (H2O, SnapKV, LazyLLM, SpAtten).</summary>
+    Probability,
+    /// <summary>Keyformer's score: softmax((x + g) / τ) over the raw logits x = q·k/√d with Gumbel noise g drawn per
+    /// (layer, head, position), at temperature <see cref="AttentionScores.Temperature"/>.</summary>
+    GumbelSoftmax,
+}
+
+/// <summary>
+/// An optional output of the attention op: per sequence of a step, the sum over the step's scored rows, over every
+/// query head and over every layer, of what each cached position receives (<see cref="Kind"/>). The sums run over
+/// all heads and layers because a sequence's cache keeps one set of positions for every layer (one block table), so a
+/// KV budget drops the same positions everywhere. Computed inside the fused attention from the probabilities it
+/// already has; when no sequence asks (<see cref="Any"/> false) attention runs as before, at no cost. Arrays grow
+/// and are reused, so a step allocates nothing once they fit.
+/// </summary>
+public sealed class AttentionScores
+{
+    private int[] _from = [], _offset = [], _length = [];
+    private float[] _values = [];
+
+    /// <summary>What is accumulated.</summary>
+    public AttentionScoreKind Kind { get; set; }
+    /// <summary>τ of <see cref="AttentionScoreKind.GumbelSoftmax"/> (Keyformer anneals it from 1 to 2).</summary>
+    public float Temperature { get; set; } = 1;
+    /// <summary>Seed of the Gumbel noise; with <see cref="Step"/>, the layer, head and position, it fixes every draw, so
+    /// a run is reproducible and does not depend on the threads.</summary>
+    public ulong Seed { get; set; }
+    /// <summary>The step the noise is drawn for (the caller counts its steps).</summary>
+    public int Step { get; set; }
+
+    /// <summary>Whether some sequence of the next step is scored.</summary>
+    public bool Any { get; private set; }
+
+    /// <summary>Scores nothing in the next step.</summary>
+    public void Clear()
+    {
+        Array.Clear(_from);
+        Any = false;
+    }
+
+    /// <summary>Scores sequence <paramref name="sequence"/> of the next step from its row <paramref name="fromRow"/>
+    /// on (0: every row, as H2O's prefill; its last row: a decode step, LazyLLM).</summary>
+    public void Request(int sequence, int fromRow)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(sequence);
+        ArgumentOutOfRangeException.ThrowIfNegative(fromRow);
+        if (sequence >= _from.Length)
+        {
+            int old = _from.Length;
+            Array.Resize(ref _from, Math.Max(sequence + 1, 2 * old));
+            _from.AsSpan(old).Clear();
+            Array.Resize(ref _offset, _from.Length);
+            Array.Resize(ref _length, _from.Length);
+        }
+        _from[sequence] = fromRow + 1; // stored + 1 so that 0 means "not scored" and Clear is one Array.Clear
+        Any = true;
+    }
+
+    /// <summary>The first scored row of sequence <paramref name="s"/> (counted from its first row), or -1.</summary>
+    public int FromRow(int s) => s < _from.Length ? _from[s] - 1 : -1;
+
+    /// <summary>Whether row <paramref name="row"/> of <paramref name="batch"/> is scored.</summary>
+    public bool Scores(RaggedBatch batch, int row)
+    {
+        int s = batch.RowSequence[row], from = FromRow(s);
+        return from >= 0 && row - batch.RowStart[s] >= from;
+    }
+
+    /// <summary>The sums of sequence <paramref name="s"/> of the last step, one per cache position it saw (its cached
+    /// positions and its rows); empty when it was not scored.</summary>
+    public ReadOnlySpan<float> Of(int s) => FromRow(s) < 0 ? default : _values.AsSpan(_offset[s], _length[s]);
+
+    /// <summary>Lays out and zeroes the sums for <paramref name="batch"/>; the forward pass calls it once per step,
+    /// and every layer's attention then adds to them.</summary>
+    internal void Begin(RaggedBatch batch)
+    {
+        int total = 0;
+        for (int s = 0; s < batch.Sequences; s++)
+        {
+            if (FromRow(s) < 0) continue;
+            if (FromRow(s) >= batch.RowCount[s])
+                throw new ArgumentException($"sequence {s} is scored from row {FromRow(s)}, but has {batch.RowCount[s]} rows", nameof(batch));
+            _offset[s] = total;
+            _length[s] = batch.StartPos[s] + batch.RowCount[s];
+            total += _length[s];
+        }
+        if (_values.Length < total) _values = new float[Math.Max(total, 2 * _values.Length)];
+        _values.AsSpan(0, total).Clear();
+    }
+
+    /// <summary>The sums of sequence <paramref name="s"/>, writable (the attention op adds to them).</summary>
+    internal Span<float> Accumulator(int s) => _values.AsSpan(_offset[s], _length[s]);
+
+    /// <summary>Gumbel noise −ln(−ln u) for one (layer, head, cache position) as seen by the row at RoPE position
+    /// <paramref name="row"/> in the current step: u from a counter hash (SplitMix64 finalizer) of the seed and the
+    /// indices, strictly inside (0, 1).</summary>
+    internal float Gumbel(int layer, int head, int position, int row)
+    {
+        ulong z = Seed ^ ((ulong)(uint)Step << 32 | (uint)row) * 0x9E3779B97F4A7C15UL
+            ^ ((ulong)(uint)layer << 48 | (ulong)(uint)head << 32 | (uint)position) * 0xC2B2AE3D27D4EB4FUL;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+        z ^= z >> 31;
+        double u = ((z >> 11) + 0.5) * (1.0 / (1UL << 53));
+        return (float)-Math.Log(-Math.Log(u));
+    }
+}
