@@ -26,8 +26,12 @@ internal static class BenchCommand
         var healing = new Option<bool>("--token-healing") { Description = "instead of pp/tg: how often token healing completes words cut in half in --prompt-file's text (greedy, against plain continuation)" };
         var cautious = new Option<bool>("--cautious") { Description = "instead of pp/tg: Cautious NTP against plain sampling at temperature 1, stories scored by the F32 model beside -m (or -m itself): perplexity and forward passes per token; -r stories of -n tokens" };
         var promptFile = new Option<string?>("--prompt-file") { Description = "with --speculate: prompts of real text, one per non-empty line; default: random token ids" };
+        var kvBench = new Option<string?>("--kv-budget-bench")
+        {
+            Description = "instead of pp/tg: decode tokens/s and KV size after a -p prompt with the full cache, with the attention score sums on, and with each policy given (comma-separated: window,h2o,keyformer,snapkv) at 25/50/100% of the prompt; -r rounds",
+        };
         var cmd = new Command("bench", "measure prompt processing (pp) and generation (tg) speed, like llama-bench")
-            { model, prompts, gen, threads, reps, json, compare, backend, concurrency, promptFile, healing, exactBytes, cautious };
+            { model, prompts, gen, threads, reps, json, compare, backend, concurrency, promptFile, healing, exactBytes, cautious, kvBench };
         speculation.AddTo(cmd);
         constraint.AddTo(cmd);
         cmd.SetAction(r => io.Guard(() =>
@@ -44,6 +48,23 @@ internal static class BenchCommand
                 io.Out.WriteLine($"{Path.GetFileName(modelPath)}, scored by {Path.GetFileName(File.Exists(f32) ? f32 : modelPath)}; {c.Stories} stories of {r.GetValue(gen)} tokens at temperature 1 after \"Once upon a time\"; {machine.CpuModel}");
                 io.Out.WriteLine(FormattableString.Invariant($"mean perplexity: plain {c.PlainPerplexity:F3}, cautious {c.CautiousPerplexity:F3} (ratio {c.CautiousPerplexity / c.PlainPerplexity:F3})"));
                 io.Out.WriteLine(FormattableString.Invariant($"forward passes per token: plain 1, cautious {c.CautiousPassesPerToken:F2}; trials per token {c.TrialsPerToken:F2}"));
+                return 0;
+            }
+            if (r.GetValue(kvBench) is { } policyList)
+            {
+                var policies = policyList.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(Tessera.Kv.KvBudgetOptions.ParsePolicy).ToArray();
+                using var b = Tessera.Backends.BackendFactory.Create(r.GetValue(backend)!);
+                using var lm = Tessera.Model.LoadedModel.Load(r.GetValue(model)!, b);
+                int p = ParseLengths(r.GetValue(prompts) ?? "")[0];
+                var machine = MachineInfo.Describe();
+                io.Out.WriteLine($"{Path.GetFileName(r.GetValue(model)!)}: prompt {p} random tokens, then {r.GetValue(gen)} greedy tokens; {r.GetValue(reps)} alternating rounds; {machine.CpuModel}; {b.Name}");
+                var rows = KvBudgetBench.Run(lm.Model, p, r.GetValue(gen), r.GetValue(reps), policies, msg => io.Err.Write("\r" + msg + "        "));
+                io.Err.WriteLine();
+                io.Out.WriteLine("| config | decode tok/s (median, range) | ratio to full (median, range) | prefill ms | positions per decode step | peak KV |");
+                io.Out.WriteLine("|---|---|---|---|---|---|");
+                foreach (var x in rows)
+                    io.Out.WriteLine(FormattableString.Invariant(
+                        $"| {x.Label} | {x.TokensPerSecond.Median:F1} ({x.TokensPerSecond.Min:F1}–{x.TokensPerSecond.Max:F1}) | {x.RatioToFull.Median:F3} ({x.RatioToFull.Min:F3}–{x.RatioToFull.Max:F3}) | {x.PrefillMilliseconds.Median:F1} | {x.DecodePositions} | {x.PeakPositions * x.BytesPerPosition / 1048576.0:F1} MiB |"));
                 return 0;
             }
             if (r.GetValue(healing))

@@ -20,10 +20,12 @@ internal static class ChatCommand
         var special = CommonOptions.Special();
         var sampling = new CommonOptions.Sampling();
         var speculation = new CommonOptions.Speculation();
+        var kv = new CommonOptions.KvBudget();
         var constraint = new CommonOptions.Constraint();
         var cmd = new Command("chat", "chat with a model (type /exit or end input to quit, /reset to start over)") { model, system, maxTokens, special, context };
         sampling.AddTo(cmd);
         speculation.AddTo(cmd);
+        kv.AddTo(cmd);
         constraint.AddTo(cmd);
         cmd.SetAction(r => io.Guard(() =>
         {
@@ -37,6 +39,7 @@ internal static class ChatCommand
             int ctx = CommonOptions.ResolveContext(r.GetValue(context), m.Config.ContextLength);
             var options = new GenerationOptions
             {
+                KvBudget = kv.Read(r),
                 MaxTokens = r.GetValue(maxTokens), Sampling = samplingOptions, StopStrings = formatter.StopStrings,
                 RenderSpecial = r.GetValue(special),
                 Constraint = constraint.Read(r),
@@ -79,22 +82,32 @@ internal static class ChatCommand
                 // Reuse the cached prefix; at least one token must run to produce logits.
                 int keep = 0;
                 while (keep < cached.Count && keep < tokens.Count - 1 && cached[keep] == tokens[keep]) keep++;
+                // Under a KV budget the cache holds only some of the past, so it can go on only from its very end:
+                // when the new render does not extend it exactly, the conversation runs again from the start.
+                if (options.KvBudget is not null && keep < cached.Count) keep = 0;
                 state.Rewind(keep);
                 cached.RemoveRange(keep, cached.Count - keep);
                 var fresh = tokens.Skip(keep).ToList();
                 var reply = new System.Text.StringBuilder();
                 var stats = new GenerationStats();
+                var replyTokens = new List<int>();
                 foreach (var step in gen.Generate(state, fresh, options, stats))
                 {
+                    if (step.Token >= 0) replyTokens.Add(step.Token);
                     reply.Append(step.Text);
                     io.Out.Write(step.Text);
                     io.Out.Flush();
                 }
                 io.Out.WriteLine();
-                cached.AddRange(tokens);
+                cached.AddRange(fresh);
                 // The cache now also holds the reply's tokens, but re-rendering may tokenize them differently, so
-                // only the prompt part is trusted for reuse next turn.
-                state.Rewind(cached.Count);
+                // only the prompt part is trusted for reuse next turn (under a budget, the cache goes on as it is).
+                if (options.KvBudget is null) state.Rewind(cached.Count);
+                else
+                {
+                    cached.AddRange(replyTokens);   // what ran: a reply cut by a stop string did not run its last token
+                    if (cached.Count > state.Position) cached.RemoveRange(state.Position, cached.Count - state.Position);
+                }
                 messages.Add(new ChatMessage("assistant", reply.ToString().Trim()));
             }
             return 0;

@@ -29,14 +29,17 @@ internal static class GenerateCommand
         var sampling = new CommonOptions.Sampling();
         var speculation = new CommonOptions.Speculation();
         var constraint = new CommonOptions.Constraint();
+        var kv = new CommonOptions.KvBudget();
         var cmd = new Command("generate", "generate text from a prompt") { model, prompt, maxTokens, stop, json, noEcho, ignoreEos, special, healing, cautious, cautiousTrials, exactBytes, suffix, choices, context, backend };
         sampling.AddTo(cmd);
         speculation.AddTo(cmd);
         constraint.AddTo(cmd);
+        kv.AddTo(cmd);
         cmd.SetAction(r => io.Guard(() =>
         {
             var options = new GenerationOptions
             {
+                KvBudget = kv.Read(r),
                 MaxTokens = r.GetValue(maxTokens),
                 Sampling = sampling.Read(r),
                 StopStrings = r.GetValue(stop) ?? [],
@@ -60,6 +63,8 @@ internal static class GenerateCommand
             using var b = Tessera.Backends.BackendFactory.Create(r.GetValue(backend)!);
             if (r.GetValue(exactBytes) && (options.TokenHealing || options.Suffix is not null || options.Choices > 1))
                 throw new ArgumentException("--exact-bytes: not with --token-healing, --suffix or --choices (it completes the prompt's last word itself)");
+            if (options.KvBudget is not null && options.Choices > 1)
+                throw new ArgumentException("--kv-budget with --choices: the choices share their prompt's blocks, which a budget would rewrite; give one");
             if (options.Choices > 1)
                 return GenerateChoices(io, r.GetValue(model)!, b, text, options, r.GetValue(context), r.GetValue(json), !r.GetValue(noEcho));
             using var m = LoadedModel.Load(r.GetValue(model)!, b);
@@ -81,7 +86,9 @@ internal static class GenerateCommand
             var tokens = options.Suffix is { } after ? m.Tokenizer.EncodeInfill(text, after) : m.Tokenizer.Encode(text, m.Tokenizer.AddBosByDefault);
             if (tokens.Count >= ctx)
                 throw new ArgumentException($"--prompt is {tokens.Count} tokens, which does not fit the context of {ctx} (use a shorter prompt or a larger --context)");
-            using var state = m.Model.CreateState(ctx);
+            // Under a budget the cache needs only the budget's rows plus one prompt chunk: that is the memory it saves.
+            const int chunk = 256;
+            using var state = m.Model.CreateState(options.KvBudget is { } cap ? Math.Min(ctx, cap.Budget - 1 + chunk) : ctx, chunk);
             var gen = new TextGenerator(m.Model, m.Tokenizer);
             var stats = new GenerationStats();
             bool asJson = r.GetValue(json);
@@ -95,13 +102,15 @@ internal static class GenerateCommand
                 sb.Append(step.Text);
                 if (!asJson && step.Text.Length > 0) { io.Out.Write(step.Text); io.Out.Flush(); }
             }
-            if (asJson) WriteJson(io.Out, tokens, ids, word + sb.ToString(), stats);
+            if (asJson) WriteJson(io.Out, tokens, ids, word + sb.ToString(), stats, options.KvBudget, KvBytesPerPosition(m.Config));
             else
             {
                 if (options.Suffix is { } rest && !r.GetValue(noEcho)) io.Out.Write(rest);  // the whole text, the middle in place
                 io.Out.WriteLine();
                 io.Err.WriteLine(FormattableString.Invariant(
                     $"prompt: {stats.PromptTokens} tokens, {stats.PromptTokensPerSecond:F1} tok/s | generated: {stats.GeneratedTokens} tokens, {stats.GenerationTokensPerSecond:F1} tok/s | stop: {stats.FinishReason}"));
+                if (options.KvBudget is { } kvb)
+                    io.Err.WriteLine($"kv budget ({Tessera.Kv.KvBudgetOptions.NameOf(kvb.Policy)}, {kvb.Budget} positions, {kvb.Sinks} sinks): peak {stats.KvPeakPositions} positions ({stats.KvPeakPositions * KvBytesPerPosition(m.Config) / 1024} KiB), {stats.KvDroppedPositions} dropped");
                 if (stats.Cautious is { } ct)
                     io.Err.WriteLine($"cautious: {ct.UncertainSteps} uncertain steps, {ct.Trials} trials, {ct.ExtraForwardPasses} extra forward passes");
                 if (stats.Speculation is { } sp)
@@ -168,7 +177,11 @@ internal static class GenerateCommand
         return 0;
     }
 
-    private static void WriteJson(TextWriter o, IReadOnlyList<int> prompt, List<int> ids, string text, GenerationStats s)
+    /// <summary>Bytes one cached position takes: K and V of every layer, F16.</summary>
+    internal static long KvBytesPerPosition(Tessera.Model.LlamaConfig c) => 2L * c.Layers * c.KvDim * sizeof(short);
+
+    private static void WriteJson(TextWriter o, IReadOnlyList<int> prompt, List<int> ids, string text, GenerationStats s,
+        Tessera.Kv.KvBudgetOptions? kv, long bytesPerPosition)
     {
         using var ms = new MemoryStream();
         using (var w = new Utf8JsonWriter(ms, new JsonWriterOptions { Indented = false }))
@@ -195,6 +208,17 @@ internal static class GenerateCommand
                 w.WriteNumber("proposer_bytes", sp.ProposerBytes);
                 w.WriteEndObject();
             }
+            w.WriteStartObject("kv");
+            if (kv is not null)
+            {
+                w.WriteNumber("budget", kv.Budget);
+                w.WriteString("policy", Tessera.Kv.KvBudgetOptions.NameOf(kv.Policy));
+                w.WriteNumber("sinks", kv.Sinks);
+            }
+            w.WriteNumber("peak_positions", s.KvPeakPositions);
+            w.WriteNumber("peak_bytes", s.KvPeakPositions * bytesPerPosition);
+            w.WriteNumber("dropped_positions", s.KvDroppedPositions);
+            w.WriteEndObject();
             if (s.Cautious is { } c)
             {
                 w.WriteStartObject("cautious");

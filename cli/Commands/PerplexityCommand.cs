@@ -13,8 +13,13 @@ internal static class PerplexityCommand
         var file = new Option<string>("--file", "-f") { Description = "text file to score", Required = true };
         var context = new Option<int>("--context", "-c") { Description = "chunk size in tokens (default: 512, or the model's context if smaller)" };
         var kv = new CommonOptions.KvBudget();
+        var agreement = new Option<bool>("--agreement")
+        {
+            Description = "with --kv-budget: also continue prompts of 448 tokens cut from the text greedily for 32 tokens, with and without the budget, and print how often the tokens agree",
+        };
         var cmd = new Command("perplexity", "perplexity of a text (chunks of N tokens, second half of each scored)") { model, file, context };
         kv.AddTo(cmd);
+        cmd.Add(agreement);
         cmd.SetAction(r => io.Guard(() =>
         {
             var kvBudget = kv.Read(r);
@@ -28,6 +33,13 @@ internal static class PerplexityCommand
                 io.Err.Write(FormattableString.Invariant($"[{chunk}]{ppl:F4} ")), kvBudget);
             io.Err.WriteLine();
             io.Out.WriteLine(FormattableString.Invariant($"PPL = {result.Value:F4} ({result.Chunks} chunks of {ctx}, {result.ScoredTokens} tokens scored{(kvBudget is null ? "" : $", --kv-budget {kvBudget.Budget} {Tessera.Kv.KvBudgetOptions.NameOf(kvBudget.Policy)} sinks {kvBudget.Sinks}")})"));
+            if (r.GetValue(agreement))
+            {
+                if (kvBudget is null) throw new ArgumentException("--agreement: compares a --kv-budget with the full cache; give --kv-budget N");
+                int promptLength = Math.Min(448, m.Config.ContextLength - 32);
+                var g = BudgetAgreement.Run(m, text, kvBudget, promptLength, 32);
+                io.Out.WriteLine(FormattableString.Invariant($"greedy agreement with the full cache: {100 * g.Agreement:F1}% of the first {g.Tokens} tokens, common prefix {g.MeanCommonPrefix:F1} tokens ({g.Prompts} prompts of {promptLength} tokens)"));
+            }
             return 0;
         }));
         return cmd;
