@@ -19,6 +19,7 @@
 #include "../rope.cu"
 #include "../sample_topk.cu"
 #include "../swiglu.cu"
+#include "../topk_prune.cu"
 #include "registry.h"
 
 namespace emu {
@@ -46,6 +47,7 @@ KernelInfo info(const char* name, void (*fn)(A...)) {
 const KernelInfo kKernels[] = {
     EMU_KERNEL(add_f32),
     EMU_KERNEL(argmax_f32),
+    EMU_KERNEL(topk_prune_f32),
     EMU_KERNEL(attention_decode_f16_partial),
     EMU_KERNEL(attention_decode_f16_combine),
     EMU_KERNEL(embed_f32),

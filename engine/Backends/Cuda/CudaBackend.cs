@@ -28,6 +28,8 @@ public sealed unsafe class CudaBackend : IBackend
     private DeviceBuffer<int>? _copyPairs;  // CopyKv: from slots, then to slots
     private readonly FlashAttention _flash;
     private readonly SampleTopK _sample;
+    private readonly TopKPrune _topk;
+    private DeviceBuffer<int>? _topkOut;
     private readonly DeviceBuffer<int> _sampled;
     private PinnedBuffer? _requestStaging;     // SampleRows: the packed requests, then their device copy and the tokens
     private DeviceBuffer<int>? _requests;
@@ -55,6 +57,7 @@ public sealed unsafe class CudaBackend : IBackend
         _kvCopy = new KvCopy(_kernels);
         _flash = new FlashAttention(_kernels);
         _sample = new SampleTopK(_kernels);
+        _topk = new TopKPrune(_kernels);
         _sampled = new DeviceBuffer<int>(context, 1);
     }
 
@@ -424,6 +427,22 @@ public sealed unsafe class CudaBackend : IBackend
         return h;
     }
 
+    /// <summary>The token-pruning top-k on the device (<c>kernels/topk_prune.cu</c>): writes to
+    /// <paramref name="selected"/> the indices of the <paramref name="k"/> largest of the first
+    /// <paramref name="count"/> floats of <paramref name="scores"/>, ascending, ties to the lower index: the same set
+    /// as the CPU op <see cref="Kv.TopK.Select"/>.</summary>
+    public void TopK(Activation scores, int count, int k, Span<int> selected)
+    {
+        if (k == 0) return;
+        if (_topkOut is null || _topkOut.Length < k)
+        {
+            _topkOut?.Dispose();
+            _topkOut = new DeviceBuffer<int>(_context, Math.Max(k, 2 * (_topkOut?.Length ?? 0)));
+        }
+        _topk.Launch(_stream, D(scores), count, k, _topkOut.Span.Slice(0, k));
+        _topkOut.Download(selected.Slice(0, k), _stream);
+    }
+
     /// <summary>Samples a token from the first <paramref name="count"/> logits on the device, as the CPU
     /// <see cref="Sampling.Sampler"/> does without penalties for the same <paramref name="uniform"/> draw, and returns
     /// only its id (4 bytes cross to the host). Temperature 0 is greedy. Throws when more than
@@ -500,6 +519,7 @@ public sealed unsafe class CudaBackend : IBackend
         _copyPairs?.Dispose();
         _ragged?.Dispose();
         _sampled.Dispose();
+        _topkOut?.Dispose();
         _requestStaging?.Dispose();
         _requests?.Dispose();
         _sampledRows?.Dispose();

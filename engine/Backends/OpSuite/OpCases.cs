@@ -95,6 +95,41 @@ public static class OpCases
                  })
             yield return TreeAttention(heads, kvHeads, hd, block, prefix, nodes, depth, chains);
         foreach (var c in SampleCases()) yield return c;
+        foreach (var c in TopKCases()) yield return c;
+    }
+
+    private static IEnumerable<OpCase> TopKCases()
+    {
+        // n up to a 128k context, k from 1 to n; few distinct values (ties everywhere, signed zeros, infinities) and
+        // distinct ones; sizes that are and are not multiples of the kernel's 1024 threads.
+        yield return TopKPrune(1, 1, ties: false);
+        yield return TopKPrune(1000, 1, ties: true);
+        yield return TopKPrune(1000, 1000, ties: true);
+        yield return TopKPrune(4097, 2048, ties: true);
+        yield return TopKPrune(4096, 777, ties: false);
+        yield return TopKPrune(131072, 32768, ties: true);
+        yield return TopKPrune(131072, 131071, ties: false);
+    }
+
+    private static OpCase TopKPrune(int n, int k, bool ties)
+    {
+        string name = $"topk_prune n {n} k {k}{(ties ? " ties" : "")}";
+        var rng = new Random(Seed(name));
+        float[] values = [-0f, 0f, 1f, -1f, 0.5f, float.PositiveInfinity, float.NegativeInfinity, 3f];
+        var x = Enumerable.Range(0, n).Select(_ => ties ? values[rng.Next(values.Length)] : (float)(rng.NextDouble() * 2 - 1)).ToArray();
+        return new OpCase("topk_prune", name, SameToken,
+            b =>
+            {
+                var picked = new int[k];
+                if (b is CudaBackend cuda)
+                {
+                    using var xa = OpInputs.Upload(cuda, x);
+                    cuda.TopK(xa, n, k, picked);
+                }
+                else Kv.TopK.Select(x, k, picked);
+                return [.. picked.Select(i => (float)i)];
+            },
+            () => [.. Enumerable.Range(0, n).OrderByDescending(i => x[i]).ThenBy(i => i).Take(k).Order().Select(i => (float)i)]);
     }
 
     private static IEnumerable<OpCase> SampleCases()
