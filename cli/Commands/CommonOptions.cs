@@ -191,6 +191,37 @@ internal static class CommonOptions
         }
     }
 
+    /// <summary><c>--prefill-pruning METHOD</c> and <c>--keep K</c>: prompt pruning.</summary>
+    internal sealed class PrefillPruning
+    {
+        public readonly Option<string?> Method = new("--prefill-pruning")
+        {
+            Description = "prune the prompt for a faster first token: lazyllm (rank by the last token's attention) or spatten (cumulative attention); from layers L/4, L/2, 3L/4 on only the best-ranked tokens run",
+        };
+        public readonly Option<double?> Keep = new("--keep") { Description = "with --prefill-pruning: share of the prompt kept at the first pruning layer, in (0, 1] (default 0.5; then K^1.5 and K^2 deeper)" };
+
+        public void AddTo(Command c)
+        {
+            c.Add(Method);
+            c.Add(Keep);
+        }
+
+        /// <summary>The options given, checked, or null without <c>--prefill-pruning</c>.</summary>
+        public Tessera.Pruning.PrefillPruningOptions? Read(ParseResult r)
+        {
+            string? method = r.GetValue(Method);
+            double? keep = r.GetValue(Keep);
+            if (method is null)
+            {
+                if (keep is not null) throw new ArgumentException("--keep: needs --prefill-pruning lazyllm|spatten");
+                return null;
+            }
+            var o = new Tessera.Pruning.PrefillPruningOptions { Method = Tessera.Pruning.PrefillPruningOptions.ParseMethod(method), Keep = keep ?? 0.5 };
+            o.Validate();
+            return o;
+        }
+    }
+
     /// <summary><c>--speculate METHOD</c> and <c>--draft-max N</c>, added to a command together.</summary>
     internal sealed class Speculation
     {

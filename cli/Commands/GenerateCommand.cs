@@ -30,16 +30,19 @@ internal static class GenerateCommand
         var speculation = new CommonOptions.Speculation();
         var constraint = new CommonOptions.Constraint();
         var kv = new CommonOptions.KvBudget();
+        var pruning = new CommonOptions.PrefillPruning();
         var cmd = new Command("generate", "generate text from a prompt") { model, prompt, maxTokens, stop, json, noEcho, ignoreEos, special, healing, cautious, cautiousTrials, exactBytes, suffix, choices, context, backend };
         sampling.AddTo(cmd);
         speculation.AddTo(cmd);
         constraint.AddTo(cmd);
         kv.AddTo(cmd);
+        pruning.AddTo(cmd);
         cmd.SetAction(r => io.Guard(() =>
         {
             var options = new GenerationOptions
             {
                 KvBudget = kv.Read(r),
+                PrefillPruning = pruning.Read(r),
                 MaxTokens = r.GetValue(maxTokens),
                 Sampling = sampling.Read(r),
                 StopStrings = r.GetValue(stop) ?? [],
@@ -63,6 +66,8 @@ internal static class GenerateCommand
             using var b = Tessera.Backends.BackendFactory.Create(r.GetValue(backend)!);
             if (r.GetValue(exactBytes) && (options.TokenHealing || options.Suffix is not null || options.Choices > 1))
                 throw new ArgumentException("--exact-bytes: not with --token-healing, --suffix or --choices (it completes the prompt's last word itself)");
+            if (options.PrefillPruning is not null && (options.Choices > 1 || r.GetValue(exactBytes)))
+                throw new ArgumentException($"--prefill-pruning with {(options.Choices > 1 ? "--choices" : "--exact-bytes")}: give one or the other");
             if (options.KvBudget is not null && options.Choices > 1)
                 throw new ArgumentException("--kv-budget with --choices: the choices share their prompt's blocks, which a budget would rewrite; give one");
             if (options.Choices > 1)
@@ -88,7 +93,9 @@ internal static class GenerateCommand
                 throw new ArgumentException($"--prompt is {tokens.Count} tokens, which does not fit the context of {ctx} (use a shorter prompt or a larger --context)");
             // Under a budget the cache needs only the budget's rows plus one prompt chunk: that is the memory it saves.
             const int chunk = 256;
-            using var state = m.Model.CreateState(options.KvBudget is { } cap ? Math.Min(ctx, cap.Budget - 1 + chunk) : ctx, chunk);
+            // A pruned prompt runs as one step.
+            using var state = m.Model.CreateState(options.KvBudget is { } cap ? Math.Min(ctx, cap.Budget - 1 + chunk) : ctx,
+                options.PrefillPruning is null ? chunk : ctx);
             var gen = new TextGenerator(m.Model, m.Tokenizer);
             var stats = new GenerationStats();
             bool asJson = r.GetValue(json);
@@ -109,6 +116,8 @@ internal static class GenerateCommand
                 io.Out.WriteLine();
                 io.Err.WriteLine(FormattableString.Invariant(
                     $"prompt: {stats.PromptTokens} tokens, {stats.PromptTokensPerSecond:F1} tok/s | generated: {stats.GeneratedTokens} tokens, {stats.GenerationTokensPerSecond:F1} tok/s | stop: {stats.FinishReason}"));
+                if (state.Pruning is { PromptRows: > 0 } pp)
+                    io.Err.WriteLine(FormattableString.Invariant($"prefill pruning ({Tessera.Pruning.PrefillPruningOptions.NameOf(pp.Options.Method)}, keep {pp.Options.Keep}): {pp.KeptRows} of {pp.PromptRows} prompt tokens reached the last layer, {100 * pp.ComputedShare:F1}% of the row-layers computed"));
                 if (options.KvBudget is { } kvb)
                     io.Err.WriteLine($"kv budget ({Tessera.Kv.KvBudgetOptions.NameOf(kvb.Policy)}, {kvb.Budget} positions, {kvb.Sinks} sinks): peak {stats.KvPeakPositions} positions ({stats.KvPeakPositions * KvBytesPerPosition(m.Config) / 1024} KiB), {stats.KvDroppedPositions} dropped");
                 if (stats.Cautious is { } ct)

@@ -58,6 +58,8 @@ public sealed class RaggedBatch
         LogitCount = new int[maxSequences];
         TableStart = new int[maxSequences];
         TableLength = new int[maxSequences];
+        HiddenStart = new int[maxSequences];
+        HiddenEnd = new int[maxSequences];
         Tables = new int[maxTableEntries];
     }
 
@@ -101,6 +103,12 @@ public sealed class RaggedBatch
     public int[] TableStart { get; }
     /// <summary>(sequences) block-table length of each sequence.</summary>
     public int[] TableLength { get; }
+    /// <summary>(sequences) with <see cref="HiddenEnd"/>: cache positions [HiddenStart, HiddenEnd) of each sequence that
+    /// attention skips (a pruned prompt's rows that have no keys and values in this layer: the model sets them per
+    /// layer). Empty (0, 0) unless set.</summary>
+    public int[] HiddenStart { get; }
+    /// <summary>(sequences) end of the hidden cache positions (see <see cref="HiddenStart"/>).</summary>
+    public int[] HiddenEnd { get; }
     /// <summary>All block tables, concatenated.</summary>
     public int[] Tables { get; }
 
@@ -184,6 +192,7 @@ public sealed class RaggedBatch
         if (tableStart + blockTable.Length > Tables.Length) throw new InvalidOperationException($"the batch holds at most {Tables.Length} block ids");
         RowStart[s] = Rows;
         RowCount[s] = tokens.Length;
+        HiddenStart[s] = HiddenEnd[s] = 0;
         StartPos[s] = startPos;
         TableStart[s] = tableStart;
         TableLength[s] = blockTable.Length;

@@ -21,9 +21,16 @@ public static class Perplexity
     /// <remarks>With <paramref name="kvBudget"/> each chunk's unscored first half runs as one prompt (then compressed
     /// to the budget by its policy) and every scored token runs alone after it, teacher-forced, so each scored token
     /// attends to at most the budget's positions: the quality a budget costs, on the same tokens.</remarks>
+    /// <remarks>With <paramref name="scoreLast"/> N > 0, each chunk's first context − N tokens run as one prompt
+    /// (pruned with <paramref name="pruning"/> when given) and the last N are scored by teacher-forced decoding, one
+    /// token per step: the likelihood of the true continuation after the prompt (the prompt's last logits score the
+    /// first of them).</remarks>
     public static PerplexityResult Compute(LoadedModel m, string text, int context, Action<int, double>? progress = null,
-        Kv.KvBudgetOptions? kvBudget = null)
+        Kv.KvBudgetOptions? kvBudget = null, Pruning.PrefillPruningOptions? pruning = null, int scoreLast = 0)
     {
+        if (scoreLast < 0 || scoreLast >= context) throw new ArgumentException($"--score-last {scoreLast}: must be 1 to {context - 1} (within a chunk of --context {context})", nameof(scoreLast));
+        if (pruning is not null && scoreLast == 0) throw new ArgumentException("--prefill-pruning: perplexity scores a pruned prompt by its continuation; give --score-last N", nameof(pruning));
+        if (pruning is not null && kvBudget is not null) throw new ArgumentException("--prefill-pruning: not together with --kv-budget", nameof(pruning));
         if (context < 4) throw new ArgumentException($"--context {context}: must be at least 4", nameof(context));
         if (context > m.Config.ContextLength)
             throw new ArgumentException($"--context {context}: the model supports at most {m.Config.ContextLength}", nameof(context));
@@ -34,20 +41,21 @@ public static class Perplexity
             throw new ArgumentException(
                 $"the text is {tokens.Count} tokens; perplexity with a context of {context} needs at least {2 * context} (use a longer text or a smaller --context)");
         int chunks = tokens.Count / context;
-        int first = context / 2;
+        int first = scoreLast > 0 ? context - scoreLast - 1 : context / 2;   // logits row `first` predicts the first scored token
         int vocab = m.Config.VocabSize;
         var logits = new float[context * vocab];
         var chunk = new int[context];
         var values = new List<double>(chunks);
         double nll = 0;
         int count = 0;
-        using var state = m.Model.CreateState(context, maxBatch: Math.Min(context, 512));
+        using var state = m.Model.CreateState(context, maxBatch: scoreLast > 0 ? context : Math.Min(context, 512));
         for (int c = 0; c < chunks; c++)
         {
             for (int i = 0; i < context; i++) chunk[i] = tokens[c * context + i];
             if (addBos) chunk[0] = tok.BosId!.Value;
             state.Rewind(0);
-            if (kvBudget is null) m.Model.Forward(state, chunk, logits);
+            if (scoreLast > 0) RunContinuation(m.Model, state, chunk, first + 1, kvBudget, pruning, logits);
+            else if (kvBudget is null) m.Model.Forward(state, chunk, logits);
             else RunBudgeted(m.Model, state, chunk, first, kvBudget, logits);
             for (int j = first; j < context - 1; j++)
             {
@@ -70,6 +78,22 @@ public static class Perplexity
         int vocab = model.Config.VocabSize;
         model.Forward(state, chunk.AsSpan(0, first));
         for (int j = first; j < chunk.Length; j++)
+            model.Forward(state, chunk.AsSpan(j, 1), logits.AsSpan(j * vocab, vocab));
+    }
+
+    // The chunk's first `prompt` tokens as one prompt step (pruned or under a budget when asked), then one token per
+    // step; logits row j (j ≥ prompt − 1) predicts token j + 1, where a whole-chunk pass puts it.
+    private static void RunContinuation(LlamaModel model, RunState state, int[] chunk, int prompt, Kv.KvBudgetOptions? budget,
+        Pruning.PrefillPruningOptions? pruning, float[] logits)
+    {
+        state.UseKvBudget(null);
+        state.UseKvBudget(budget);
+        if (state.KvPolicy is { } b) b.Horizon = chunk.Length - prompt;
+        state.UsePrefillPruning(pruning);
+        int vocab = model.Config.VocabSize;
+        model.Forward(state, chunk.AsSpan(0, prompt));
+        state.Logits.CopyTo(logits.AsSpan((prompt - 1) * vocab, vocab));
+        for (int j = prompt; j < chunk.Length - 1; j++)   // the last token predicts nothing that is scored
             model.Forward(state, chunk.AsSpan(j, 1), logits.AsSpan(j * vocab, vocab));
     }
 

@@ -69,9 +69,21 @@ public sealed record GenerationOptions
     /// runs in bounded memory (see <see cref="Kv.KvBudget"/>). Null (the default) keeps every position.</summary>
     public Kv.KvBudgetOptions? KvBudget { get; init; }
 
+    /// <summary>Prompt pruning (<c>--prefill-pruning lazyllm|spatten --keep K</c>): the prompt's deep layers run only
+    /// its best-ranked tokens, for a faster first token (see <see cref="Pruning.PrefillPruningOptions"/>). Null (the
+    /// default) runs every token through every layer.</summary>
+    public Pruning.PrefillPruningOptions? PrefillPruning { get; init; }
+
     /// <summary>Throws <see cref="ArgumentException"/> naming the option out of range.</summary>
     public void Validate()
     {
+        if (PrefillPruning is not null)
+        {
+            PrefillPruning.Validate();
+            string? clash = KvBudget is not null ? "--kv-budget" : Speculation is not null ? "--speculate" : Cautious is not null ? "--cautious"
+                : PromptLogProbs ? "prompt log-probabilities (echo)" : null;
+            if (clash is not null) throw new ArgumentException($"--prefill-pruning: not together with {clash}", nameof(PrefillPruning));
+        }
         if (KvBudget is not null)
         {
             KvBudget.Validate();

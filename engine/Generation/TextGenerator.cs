@@ -112,6 +112,7 @@ public sealed class TextGenerator(LlamaModel model, Tokenizer tokenizer)
             int vocab = model.Config.VocabSize;
             var proposer = (spec is { Method: SpeculationMethod.Self } ? spec with { Target = model } : spec)?.CreateProposer(vocab, state.ContextSize, options.Sampling.Temperature);
             using var ownedProposer = proposer as IDisposable;  // a draft model's cache, for this sequence
+            state.UsePrefillPruning(options.PrefillPruning);
             model.Forward(state, prompt.ToArray());
             if (proposer is not null)
             {

@@ -54,6 +54,9 @@ public sealed class BatchState : IDisposable
     /// receives to it (KV budgets that rank positions); null by default, and then attention computes nothing extra.</summary>
     public AttentionScores? Scores { get; set; }
 
+    /// <summary>Prompt pruning of this state's one sequence (set by <see cref="RunState.UsePrefillPruning"/>), or null.</summary>
+    internal Pruning.PrefillPruning? Pruning { get; set; }
+
     internal ForwardBuffers Buffers { get; } // the per-row activations
     internal Activation Last { get; private set; } = null!;         // (logit rows, dim) the rows logits are computed for
     internal Activation LogitsBuffer { get; private set; } = null!; // (logit rows, vocab)

@@ -1,4 +1,5 @@
 using Tessera.Backends;
+using Tessera.Pruning;
 
 namespace Tessera.Model;
 
@@ -101,24 +102,122 @@ public sealed class LlamaModel : IDisposable
         s.GrowLogits(batch.LogitRows);
         s.LastBatch = batch;
 
+        if (s.Pruning is { Armed: true } pruning)
+        {
+            ForwardPruned(s, batch, pruning, readLogits);
+            return;
+        }
         var scores = s.Scores is { Any: true } requested ? requested : null;
         scores?.Begin(batch);
+        var holes = s.Pruning is { HasHoles: true } pruned ? pruned : null;
         b.BeginStep(batch);
         b.Embed(_embedding, batch.Tokens.AsSpan(0, n), a.X);               // x (n, dim)
         for (int l = 0; l < _layers.Length; l++)
         {
-            var w = _layers[l];
-            // attention
-            b.RmsNorm(a.X, w.AttnNorm, a.Xb, n, c.NormEps);                // xb (n, dim)
-            b.MatMulShared(a.Xb, n, w.Wq, a.Q, w.Wk, a.K, w.Wv, a.V);      // q (n, q_dim), k and v (n, kv_dim)
-            b.Rope(a.Q, batch, c.Heads, c.HeadDim, c.RopeTheta, c.RopeLayout);
-            b.Rope(a.K, batch, c.KvHeads, c.HeadDim, c.RopeTheta, c.RopeLayout);
-            b.StoreKv(s.Cache, _cacheLayer[l], a.K, a.V, batch);
-            if (scores == null) b.Attention(a.Q, s.Cache, _cacheLayer[l], batch, a.Att); // att (n, q_dim), per sequence
-            else b.Attention(a.Q, s.Cache, _cacheLayer[l], batch, a.Att, scores);    // ... and the positions' scores
-            OutputAndFeedForward(w, a, n);
+            // A pruned prompt's rows that skipped this layer are hidden from attention (one sequence: its state's).
+            if (holes != null) (batch.HiddenStart[0], batch.HiddenEnd[0]) = holes.Hole(_cacheLayer[l]);
+            Layer(s, l, batch, n, scores);
         }
+        if (holes != null) batch.HiddenStart[0] = batch.HiddenEnd[0] = 0;
+        Logits(s, batch, n, readLogits);
+    }
 
+    // One block on the step's n rows: RMSNorm → QKV → RoPE → store K/V → attention (adding the positions' scores when
+    // asked) → output projection and feed-forward.
+    private void Layer(BatchState s, int l, RaggedBatch batch, int n, AttentionScores? scores)
+    {
+        var c = Config;
+        var a = s.Buffers;
+        var b = Backend;
+        var w = _layers[l];
+        b.RmsNorm(a.X, w.AttnNorm, a.Xb, n, c.NormEps);                    // xb (n, dim)
+        b.MatMulShared(a.Xb, n, w.Wq, a.Q, w.Wk, a.K, w.Wv, a.V);          // q (n, q_dim), k and v (n, kv_dim)
+        b.Rope(a.Q, batch, c.Heads, c.HeadDim, c.RopeTheta, c.RopeLayout);
+        b.Rope(a.K, batch, c.KvHeads, c.HeadDim, c.RopeTheta, c.RopeLayout);
+        b.StoreKv(s.Cache, _cacheLayer[l], a.K, a.V, batch);
+        if (scores == null) b.Attention(a.Q, s.Cache, _cacheLayer[l], batch, a.Att); // att (n, q_dim), per sequence
+        else b.Attention(a.Q, s.Cache, _cacheLayer[l], batch, a.Att, scores);    // ... and the positions' scores
+        OutputAndFeedForward(w, a, n);
+    }
+
+    /// <summary>
+    /// A prompt step under prompt pruning (<see cref="PrefillPruning"/>): one chain of one sequence. At each pruning
+    /// layer the rule ranks the rows still running (from the attention it asked for in earlier layers), the best
+    /// ones (the last row always) move to the front of the activations, in prompt order, and the layers above run
+    /// only them, as a chain at cache rows start .. start + kept - 1 with their own RoPE positions. The rows a layer
+    /// lacks are recorded for later steps.
+    /// </summary>
+    private void ForwardPruned(BatchState s, RaggedBatch batch, PrefillPruning pr, bool readLogits)
+    {
+        var c = Config;
+        var a = s.Buffers;
+        var b = Backend;
+        int n0 = batch.Rows, start = batch.StartPos[0];
+        if (batch.Sequences != 1 || batch.IsTree[0] || batch.LogitRows != 1 || batch.LogitRow[n0 - 1] != 0)
+            throw new InvalidOperationException("prompt pruning runs one prompt chain whose last row alone gets logits");
+        pr.Armed = false;
+        var pruner = pr.Options.CreatePruner(pr.Schedule, n0);
+        var scores = s.Scores ??= new AttentionScores();
+        scores.Kind = AttentionScoreKind.Probability;
+        Span<int> holeStart = stackalloc int[_layers.Length];
+        for (int i = 0; i < n0; i++) { pr.Original[i] = i; pr.Positions[i] = batch.Positions[i]; pr.Tokens[i] = batch.Tokens[i]; }
+        var current = batch;
+        int n = n0, stage = 0;
+        long work = 0;
+        b.BeginStep(batch);
+        b.Embed(_embedding, batch.Tokens.AsSpan(0, n0), a.X);             // x (n0, dim)
+        for (int l = 0; l < _layers.Length; l++)
+        {
+            if (stage < pr.Schedule.Count && pr.Schedule[stage].Layer == l)
+            {
+                int keep = Math.Clamp((int)Math.Round(pr.Schedule[stage++].Keep * n0), 1, n);
+                if (keep < n)
+                {
+                    for (int j = 0; j < n; j++) pr.Rank[j] = pruner.Score(pr.Original[j]);
+                    pr.Rank[n - 1] = float.PositiveInfinity;   // the last token always goes on
+                    Kv.TopK.Select(pr.Rank.AsSpan(0, n), keep, pr.Kept);
+                    for (int j = 0; j < keep; j++)
+                    {
+                        int from = pr.Kept[j];
+                        if (from != j) b.Copy(a.X, from * c.Dim, a.X, j * c.Dim, c.Dim);   // from ≥ j: a forward copy
+                        pr.Original[j] = pr.Original[from];
+                        pr.Tokens[j] = pr.Tokens[from];
+                    }
+                    n = keep;
+                    current = pr.Batch;
+                    current.Clear();
+                    current.Add(pr.Tokens.AsSpan(0, n), start, batch.Table(0));
+                    for (int j = 0; j < n; j++) current.Positions[j] = pr.Positions[pr.Original[j]];
+                    b.BeginStep(current);
+                }
+            }
+            holeStart[_cacheLayer[l]] = start + n;
+            int from0 = pruner.ScoreFrom(l, n);
+            if (from0 >= 0)
+            {
+                scores.Clear();
+                scores.Request(0, from0);
+                scores.Begin(current);
+                Layer(s, l, current, n, scores);
+                pruner.Observe(l, scores.Of(0).Slice(start, n), pr.Original.AsSpan(0, n));
+            }
+            else Layer(s, l, current, n, null);
+            work += n;
+        }
+        scores.Clear();
+        pr.PromptRows = n0;
+        pr.KeptRows = n;
+        pr.ComputedShare = work / (double)((long)n0 * _layers.Length);
+        pr.SetHoles(start + n0, holeStart);
+        Logits(s, current, n, readLogits);
+    }
+
+    // Final norm and the logits of the rows the batch asks for.
+    private void Logits(BatchState s, RaggedBatch batch, int n, bool readLogits)
+    {
+        var c = Config;
+        var a = s.Buffers;
+        var b = Backend;
         b.RmsNorm(a.X, _outputNorm, a.Xb, n, c.NormEps);                   // xb (n, dim)
         int logitRows = batch.LogitRows;
         if (logitRows == n)
@@ -155,6 +254,13 @@ public sealed class LlamaModel : IDisposable
         if (tokens.Length == 0) throw new ArgumentException("no tokens to run", nameof(tokens));
         if (s.Cached + tokens.Length > s.ContextSize)
             throw new InvalidOperationException($"context is full: {s.Cached} + {tokens.Length} tokens exceed the context of {s.ContextSize}");
+        if (s.Batched.Pruning is { Armed: true })
+        {
+            if (tokens.Length > s.MaxBatch)
+                throw new InvalidOperationException($"prompt pruning runs the prompt as one step: its {tokens.Length} tokens exceed the state's {s.MaxBatch} rows per step");
+            if (!allLogits.IsEmpty) throw new InvalidOperationException("prompt pruning gives logits for the prompt's last token only");
+            if (tokens.Length < 2) s.Batched.Pruning.Armed = false;   // nothing to prune
+        }
         for (int start = 0; start < tokens.Length; start += s.MaxBatch)
         {
             int n = Math.Min(s.MaxBatch, tokens.Length - start);

@@ -1,5 +1,6 @@
 using Tessera.Backends;
 using Tessera.Kv;
+using Tessera.Pruning;
 
 namespace Tessera.Model;
 
@@ -15,12 +16,14 @@ public sealed class RunState : IDisposable
 
     private readonly IBackend _backend;
     private readonly int[] _from, _to, _moveFrom, _moveTo;
+    private readonly int _layers;
 
     internal RunState(LlamaConfig c, IBackend backend, int contextSize, int maxBatch)
     {
         if (contextSize <= 0) throw new ArgumentOutOfRangeException(nameof(contextSize), "context size must be positive");
         if (maxBatch <= 0) throw new ArgumentOutOfRangeException(nameof(maxBatch), "batch size must be positive");
         _backend = backend;
+        _layers = c.Layers;
         ContextSize = contextSize;
         MaxBatch = maxBatch;
         int blocks = (contextSize + BlockSize - 1) / BlockSize;
@@ -56,6 +59,8 @@ public sealed class RunState : IDisposable
     {
         if (options == KvPolicy?.Options) return;
         if (Cached != Position) throw new InvalidOperationException("the KV budget cannot change once it dropped rows; start a new sequence");
+        if (options is not null && Batched.Pruning is { HasHoles: true })
+            throw new InvalidOperationException("--kv-budget: not together with --prefill-pruning (one drops rows of every layer, the other lays the cache out per layer)");
         if (options is null) { KvPolicy = null; Batched.Scores = null; return; }
         var budget = new KvBudget(options, ContextSize);
         if (budget.ScoreFrom(MaxBatch) >= 0 && !_backend.ComputesAttentionScores)
@@ -64,6 +69,31 @@ public sealed class RunState : IDisposable
         Batched.Scores?.Clear();
         if (Cached > 0) ScoresRun(Cached);   // the rows so far, unscored: over the cap, the policy's order without scores
     }
+
+    /// <summary>Prunes the next prompt step (the next <see cref="LlamaModel.Forward(RunState, ReadOnlySpan{int}, Span{float})"/>) with <paramref name="options"/>; null
+    /// runs it in full. The layers' missing rows stay recorded until <see cref="Rewind"/>(0).</summary>
+    /// <exception cref="InvalidOperationException">The backend cannot compute the attention scores pruning ranks by,
+    /// or a KV budget is set.</exception>
+    public void UsePrefillPruning(PrefillPruningOptions? options)
+    {
+        if (options is null)
+        {
+            if (Batched.Pruning is { } p) p.Armed = false;
+            return;
+        }
+        if (!_backend.ComputesAttentionScores)
+            throw new InvalidOperationException($"--prefill-pruning ranks the prompt's tokens by attention, which the {_backend.Name} backend does not compute; use --backend cpu");
+        if (KvPolicy != null) throw new InvalidOperationException("--prefill-pruning: not together with --kv-budget (one lays the cache out per layer, the other drops rows of every layer)");
+        if (Batched.Pruning is not { } pruning || pruning.Options != options)
+        {
+            if (Batched.Pruning is { HasHoles: true }) throw new InvalidOperationException("the prompt pruning cannot change on a pruned sequence; start a new one");
+            pruning = Batched.Pruning = new PrefillPruning(options, _layers, MaxBatch, Table.Length, BlockSize);
+        }
+        pruning.Armed = true;
+    }
+
+    /// <summary>What the last pruned prompt did, or null.</summary>
+    public PrefillPruning? Pruning => Batched.Pruning;
 
     // Before a step of `rows` rows: ask attention for the scores the budget's policy needs.
     internal void RequestScores(int rows)
@@ -112,7 +142,9 @@ public sealed class RunState : IDisposable
     public void Rewind(int position)
     {
         if (position < 0 || position > Position) throw new ArgumentOutOfRangeException(nameof(position));
-        if (position == 0) KvPolicy?.Reset();   // a new sequence in the same state
+        if (position == 0) { KvPolicy?.Reset(); Batched.Pruning?.Clear(); }   // a new sequence in the same state
+        else if (Batched.Pruning is { HasHoles: true } pruned && position < pruned.HoleEnd && position != Position)
+            throw new InvalidOperationException("a pruned prompt can only start over (Rewind(0)), not be cut inside");
         else if (KvPolicy != null && position != Position) throw new InvalidOperationException("a sequence with a KV budget can only start over (Rewind(0)), not step back");
         if (position != Position) Position = Cached = position;
     }

@@ -483,6 +483,8 @@ internal static class CpuAttention
         private static void MaskTree(RaggedBatch batch, int row, Span<float> scores)
         {
             int s = batch.RowSequence[row];
+            // A pruned prompt's rows that skipped this layer (see RaggedBatch.HiddenStart): no keys or values here.
+            for (int p = batch.HiddenStart[s], end = Math.Min(batch.HiddenEnd[s], scores.Length); p < end; p++) scores[p] = float.NegativeInfinity;
             if (!batch.IsTree[s]) return;
             int start = batch.StartPos[s], own = row - batch.RowStart[s];
             for (int j = 0; j < own; j++)

@@ -75,6 +75,8 @@ internal sealed class CudaRaggedBatch(CudaContext context, CudaStream stream) : 
         for (int s = 0; s < seqs; s++)
         {
             int start = batch.RowStart[s], count = batch.RowCount[s], pos0 = batch.StartPos[s];
+            if (batch.HiddenEnd[s] > batch.HiddenStart[s])
+                throw new ArgumentException($"ragged batch sequence {s}: hidden cache rows (a pruned prompt) are not supported by the CUDA kernels", nameof(batch));
             var table = batch.Table(s);
             for (int i = 0; i < count; i++)
             {

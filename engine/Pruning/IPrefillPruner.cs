@@ -1,0 +1,53 @@
+namespace Tessera.Pruning;
+
+/// <summary>One prompt-pruning rule (LazyLLM, SpAtten): which layers' attention it reads and how it ranks the
+/// prompt's tokens from it. One small class each; <see cref="PrefillPruning"/> runs the schedule and the pruning.</summary>
+internal interface IPrefillPruner
+{
+    /// <summary>The first of the step's current <paramref name="rows"/> rows whose attention at
+    /// <paramref name="layer"/> the rule needs, or -1.</summary>
+    int ScoreFrom(int layer, int rows);
+
+    /// <summary>What the scored rows of <paramref name="layer"/> gave each current row (<paramref name="received"/>,
+    /// one value per current row; <paramref name="original"/>[j] is current row j's index in the prompt).</summary>
+    void Observe(int layer, ReadOnlySpan<float> received, ReadOnlySpan<int> original);
+
+    /// <summary>The rank score of prompt row <paramref name="original"/> (higher is kept first).</summary>
+    float Score(int original);
+}
+
+/// <summary>LazyLLM: a token's rank at a pruning layer is the attention the prompt's last token gave it in the layer
+/// before, summed over heads.</summary>
+internal sealed class LazyLlmPruner(IReadOnlyList<(int Layer, double Keep)> schedule, int rows) : IPrefillPruner
+{
+    private readonly float[] _last = new float[rows];
+
+    public int ScoreFrom(int layer, int rows)
+    {
+        foreach (var (l, _) in schedule) if (l == layer + 1) return rows - 1;
+        return -1;
+    }
+
+    public void Observe(int layer, ReadOnlySpan<float> received, ReadOnlySpan<int> original)
+    {
+        for (int j = 0; j < original.Length; j++) _last[original[j]] = received[j];
+    }
+
+    public float Score(int original) => _last[original];
+}
+
+/// <summary>SpAtten: a token's rank is the attention it received from every query of the prompt, over every head of
+/// every layer so far (cumulative importance); the cascade follows from pruning only the rows still running.</summary>
+internal sealed class SpAttenPruner(int lastStage, int rows) : IPrefillPruner
+{
+    private readonly float[] _sum = new float[rows];
+
+    public int ScoreFrom(int layer, int rows) => layer < lastStage ? 0 : -1;
+
+    public void Observe(int layer, ReadOnlySpan<float> received, ReadOnlySpan<int> original)
+    {
+        for (int j = 0; j < original.Length; j++) _sum[original[j]] += received[j];
+    }
+
+    public float Score(int original) => _sum[original];
+}
