@@ -30,12 +30,29 @@ internal static class BenchCommand
         {
             Description = "instead of pp/tg: decode tokens/s and KV size after a -p prompt with the full cache, with the attention score sums on, and with each policy given (comma-separated: window,h2o,keyformer,snapkv) at 25/50/100% of the prompt; -r rounds",
         };
+        var pruning = new CommonOptions.PrefillPruning();
         var cmd = new Command("bench", "measure prompt processing (pp) and generation (tg) speed, like llama-bench")
             { model, prompts, gen, threads, reps, json, compare, backend, concurrency, promptFile, healing, exactBytes, cautious, kvBench };
         speculation.AddTo(cmd);
         constraint.AddTo(cmd);
+        pruning.AddTo(cmd);
         cmd.SetAction(r => io.Guard(() =>
         {
+            if (pruning.Read(r) is { } prune)
+            {
+                using var b = Tessera.Backends.BackendFactory.Create(r.GetValue(backend)!);
+                using var lm = Tessera.Model.LoadedModel.Load(r.GetValue(model)!, b);
+                var lengths = ParseLengths(r.GetValue(prompts) ?? "");
+                var machine = MachineInfo.Describe();
+                var sched = string.Join(", ", prune.Schedule(lm.Config.Layers).Select(x => FormattableString.Invariant($"layer {x.Layer}: {100 * x.Keep:F0}%")));
+                io.Out.WriteLine($"{Path.GetFileName(r.GetValue(model)!)} ({lm.Config.Layers} layers): time to first token, full prompt against --prefill-pruning {Tessera.Pruning.PrefillPruningOptions.NameOf(prune.Method)} --keep {prune.Keep.ToString(System.Globalization.CultureInfo.InvariantCulture)} ({sched}); {r.GetValue(reps)} alternating rounds; {machine.CpuModel}; {b.Name}");
+                io.Out.WriteLine("| prompt | full ms (median, range) | pruned ms (median, range) | speedup (median, range) | row-layers computed |");
+                io.Out.WriteLine("|---|---|---|---|---|");
+                foreach (var x in PruningBench.Run(lm.Model, lengths, prune, r.GetValue(reps)))
+                    io.Out.WriteLine(FormattableString.Invariant(
+                        $"| {x.PromptTokens} | {x.FullMilliseconds.Median:F1} ({x.FullMilliseconds.Min:F1}–{x.FullMilliseconds.Max:F1}) | {x.PrunedMilliseconds.Median:F1} ({x.PrunedMilliseconds.Min:F1}–{x.PrunedMilliseconds.Max:F1}) | {x.Speedup.Median:F2} ({x.Speedup.Min:F2}–{x.Speedup.Max:F2}) | {100 * x.ComputedShare:F1}% |"));
+                return 0;
+            }
             if (r.GetValue(cautious))
             {
                 string modelPath = r.GetValue(model)!;

@@ -35,6 +35,8 @@ public sealed class PrefillPruning
     public int PromptRows { get; internal set; }
     /// <summary>Rows that ran through the last layer of the last pruned prompt.</summary>
     public int KeptRows { get; internal set; }
+    /// <summary>The prompt rows (indices in the prompt, ascending) that ran through the last layer of the last pruned prompt.</summary>
+    public ReadOnlySpan<int> KeptIndices => Original.AsSpan(0, KeptRows);
     /// <summary>Row-layers the last pruned prompt ran, over rows × layers without pruning (the work it did).</summary>
     public double ComputedShare { get; internal set; }
 
