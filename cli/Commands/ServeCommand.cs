@@ -16,13 +16,16 @@ internal static class ServeCommand
         var context = CommonOptions.Context();
         var backend = CommonOptions.Backend();
         var speculation = new CommonOptions.Speculation();
+        var kv = new CommonOptions.KvBudget();
         var cmd = new Command("serve", "serve an OpenAI-compatible HTTP API (/v1/completions, /v1/chat/completions, /v1/models, /health, /metrics)")
             { model, host, port, parallel, context, backend };
         speculation.AddTo(cmd);
+        kv.AddTo(cmd);
         cmd.SetAction(r => io.Guard(() =>
         {
             string path = r.GetValue(model)!;
             var spec = speculation.Read(r);
+            var kvBudget = kv.Read(r);
             var options = new ServerOptions(r.GetValue(host)!, r.GetValue(port), ModelId(path));
             int n = r.GetValue(parallel);
             if (n < 1) throw new ArgumentException($"--parallel {n}: must be 1 or more");
@@ -40,7 +43,9 @@ internal static class ServeCommand
             // The draft model (if any) on the same backend, checked against the served model's vocabulary.
             var (withDraft, draftModel) = speculation.LoadDraft(spec, engine.Loaded, b);
             using var draftOwner = draftModel;
-            options = options with { Speculation = withDraft };
+            options = options with { Speculation = withDraft, KvBudget = kvBudget };
+            if (kvBudget is { } kb && kb.CreatePolicy().ScoreFrom(1) >= 0 && !b.ComputesAttentionScores)
+                throw new ArgumentException($"--kv-policy {Tessera.Kv.KvBudgetOptions.NameOf(kb.Policy)} ranks positions by attention, which the {b.Name} backend does not compute; use --kv-policy window");
             var server = TesseraServer.StartAsync(engine, options, io.Err).GetAwaiter().GetResult();
             try { server.WaitForShutdownAsync().GetAwaiter().GetResult(); }
             finally { server.DisposeAsync().AsTask().GetAwaiter().GetResult(); }

@@ -11,7 +11,8 @@ namespace Tessera.Cli.Server;
 /// <summary>Serves <c>POST /v1/completions</c> and <c>POST /v1/chat/completions</c>, streamed (server-sent events)
 /// or whole. The request's <see cref="HttpContext.RequestAborted"/> is the generation's cancellation token, so a
 /// client that disconnects stops its request at the next token.</summary>
-internal sealed class CompletionHandler(InferenceEngine engine, ServerMetrics metrics, string modelId, Tessera.Speculation.SpeculationOptions? speculation = null)
+internal sealed class CompletionHandler(InferenceEngine engine, ServerMetrics metrics, string modelId, Tessera.Speculation.SpeculationOptions? speculation = null,
+    Tessera.Kv.KvBudgetOptions? kvBudget = null)
 {
     private const int DefaultCompletionMaxTokens = 16; // OpenAI's default for /v1/completions
     private static readonly byte[] DataPrefix = "data: "u8.ToArray(), EventEnd = "\n\n"u8.ToArray(), Done = "data: [DONE]\n\n"u8.ToArray();
@@ -62,7 +63,7 @@ internal sealed class CompletionHandler(InferenceEngine engine, ServerMetrics me
                 throw new ApiException($"the prompt is {promptTokens} tokens, which does not fit the context of {engine.ContextSize} tokens",
                     isChat ? "messages" : "prompt");
             var options = req.ToOptions(isChat ? engine.ContextSize - promptTokens : DefaultCompletionMaxTokens)
-                with { Speculation = Speculation(req) };
+                with { Speculation = Speculation(req), KvBudget = req.KvBudget(kvBudget), PrefillPruning = req.PrefillPruning };
             if (options.Sampling.LogitBias is { } bias)
                 foreach (int token in bias.Keys)
                     if (token >= engine.Config.VocabSize)
@@ -73,6 +74,8 @@ internal sealed class CompletionHandler(InferenceEngine engine, ServerMetrics me
                 nameof(options.Cautious) => "cautious",
                 nameof(options.PromptLogProbs) => "echo",
                 nameof(options.Suffix) => "suffix",
+                nameof(options.KvBudget) => "kv_budget",
+                nameof(options.PrefillPruning) => "prefill_pruning",
                 var other => other,
             }); }
             if (options.Constraint is { } grammar)

@@ -27,6 +27,13 @@ internal sealed class CompletionRequest
     public bool Echo { get; init; }
     /// <summary>Tessera's <c>token_healing</c> (as <c>--token-healing</c>).</summary>
     public bool TokenHealing { get; init; }
+    /// <summary>Tessera's extension: <c>"kv_budget": N</c> (0 turns the server's default off), <c>"kv_policy"</c>
+    /// (window, h2o, keyformer, snapkv), <c>"kv_sinks"</c>: a cap on this request's KV cache; null fields take the
+    /// server's <c>--kv-budget</c> settings.</summary>
+    public (int? Budget, string? Policy, int? Sinks) Kv { get; init; }
+    /// <summary>Tessera's extension: <c>"prefill_pruning": "lazyllm"|"spatten"</c> with <c>"keep"</c>.</summary>
+    public Tessera.Pruning.PrefillPruningOptions? PrefillPruning { get; init; }
+
     /// <summary>Tessera's extension: <c>"cautious": true</c> decodes with Cautious NTP, <c>"cautious_trials"</c> (1 to 16,
     /// default 10) the most trials at an uncertain step; null when not asked for.</summary>
     public Tessera.Generation.CautiousOptions? Cautious { get; init; }
@@ -120,6 +127,8 @@ internal sealed class CompletionRequest
             Special = Bool(root, "special") ?? false,
             TokenHealing = Bool(root, "token_healing") ?? false,
             Cautious = ParseCautious(root),
+            Kv = (Int(root, "kv_budget"), String(root, "kv_policy"), Int(root, "kv_sinks")),
+            PrefillPruning = ParsePruning(root),
             Suffix = isChat ? null : String(root, "suffix") is { Length: > 0 } suffix ? suffix : null,
             Echo = echo,
             LogProbs = logprobs,
@@ -403,6 +412,45 @@ internal sealed class CompletionRequest
             return trials is null ? null : throw new ApiException("cautious_trials needs cautious: true", "cautious_trials");
         if (trials is < 1 or > 16) throw new ApiException($"cautious_trials {trials}: must be 1 to 16", "cautious_trials");
         return trials is { } t ? new Tessera.Generation.CautiousOptions { MaxTrials = t } : new Tessera.Generation.CautiousOptions();
+    }
+
+    private static Tessera.Pruning.PrefillPruningOptions? ParsePruning(JsonElement root)
+    {
+        string? method = String(root, "prefill_pruning");
+        double? keep = root.TryGetProperty("keep", out var k) ? k.ValueKind == JsonValueKind.Number ? k.GetDouble() : throw WrongType("keep", "a number") : null;
+        if (method is null) return keep is null ? null : throw new ApiException("keep needs prefill_pruning", "keep");
+        try
+        {
+            var o = new Tessera.Pruning.PrefillPruningOptions { Method = Tessera.Pruning.PrefillPruningOptions.ParseMethod(method), Keep = keep ?? 0.5 };
+            o.Validate();
+            return o;
+        }
+        catch (ArgumentException e) { throw new ApiException(e.Message, keep is not null && e.Message.StartsWith("--keep") ? "keep" : "prefill_pruning"); }
+    }
+
+    /// <summary>The request's KV budget over the server's <paramref name="server"/> default (null: none).</summary>
+    public Tessera.Kv.KvBudgetOptions? KvBudget(Tessera.Kv.KvBudgetOptions? server)
+    {
+        var (budget, policy, sinks) = Kv;
+        if (budget == 0) return null;
+        if (budget is null && server is null)
+            return policy is null && sinks is null ? null : throw new ApiException($"{(policy is not null ? "kv_policy" : "kv_sinks")} needs kv_budget", policy is not null ? "kv_policy" : "kv_sinks");
+        try
+        {
+            var o = (server ?? new Tessera.Kv.KvBudgetOptions { Budget = budget!.Value }) with
+            {
+                Budget = budget ?? server!.Budget,
+                Policy = policy is null ? server?.Policy ?? Tessera.Kv.KvPolicy.H2O : Tessera.Kv.KvBudgetOptions.ParsePolicy(policy),
+                Sinks = sinks ?? server?.Sinks ?? 4,
+            };
+            o.Validate();
+            return o;
+        }
+        catch (ArgumentException e)
+        {
+            throw new ApiException(e.Message.Replace("--kv-budget", "kv_budget").Replace("--kv-sinks", "kv_sinks").Replace("--kv-policy", "kv_policy"),
+                e.Message.StartsWith("--kv-policy") ? "kv_policy" : e.Message.StartsWith("--kv-sinks") ? "kv_sinks" : "kv_budget");
+        }
     }
 
     private static ApiException WrongType(string name, string expected) => new($"{name}: must be {expected}", name);

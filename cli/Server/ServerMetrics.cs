@@ -81,6 +81,7 @@ internal sealed class ServerMetrics(InferenceEngine engine)
         Metric(sb, "tessera_preemptions_total", "counter", "requests preempted (blocks freed, recomputed later) because the KV cache was full", engine.Preemptions);
         Metric(sb, "tessera_prompt_tokens_computed_total", "counter", "prompt positions run through the model (a request's n choices compute their prompt once)", engine.PromptTokensComputed);
         Metric(sb, "tessera_forked_choices_total", "counter", "choices (n > 1) started from another choice's cached prompt", engine.Forks);
+        Metric(sb, "tessera_kv_dropped_positions_total", "counter", "cached positions that KV budgets (kv_budget) dropped", engine.KvDroppedPositions);
         Metric(sb, "tessera_prefix_cache_hit_tokens_total", "counter", "prompt tokens served from cached KV blocks instead of computed", engine.PrefixHitTokens);
         Metric(sb, "tessera_speculative_drafted_tokens_total", "counter", "draft tokens verified for speculating requests", engine.SpeculativeDraftedTokens);
         Metric(sb, "tessera_speculative_accepted_tokens_total", "counter", "draft tokens accepted (each a forward pass saved)", engine.SpeculativeAcceptedTokens);

@@ -20,7 +20,8 @@ namespace Tessera.Cli.Server;
 /// <param name="Speculation">The speculation every request gets unless it names its own (<c>"speculate"</c>); null
 /// for none. Its <see cref="Tessera.Speculation.SpeculationOptions.DraftModel"/> is also what a request's
 /// <c>"speculate": "draft"</c> uses.</param>
-internal sealed record ServerOptions(string Host, int Port, string ModelId, Tessera.Speculation.SpeculationOptions? Speculation = null);
+internal sealed record ServerOptions(string Host, int Port, string ModelId, Tessera.Speculation.SpeculationOptions? Speculation = null,
+    Tessera.Kv.KvBudgetOptions? KvBudget = null);
 
 /// <summary>The OpenAI-compatible HTTP server: Kestrel with minimal-API routes over one <see cref="InferenceEngine"/>.</summary>
 internal sealed class TesseraServer : IAsyncDisposable
@@ -45,7 +46,7 @@ internal sealed class TesseraServer : IAsyncDisposable
         builder.WebHost.UseUrls($"http://{(options.Host.Contains(':') ? $"[{options.Host}]" : options.Host)}:{options.Port}");
         var app = builder.Build();
         var metrics = new ServerMetrics(engine);
-        var completions = new CompletionHandler(engine, metrics, options.ModelId, options.Speculation);
+        var completions = new CompletionHandler(engine, metrics, options.ModelId, options.Speculation, options.KvBudget);
 
         app.MapPost("/v1/completions", (RequestDelegate)(ctx => completions.HandleAsync(ctx, isChat: false)));
         app.MapPost("/v1/chat/completions", (RequestDelegate)(ctx => completions.HandleAsync(ctx, isChat: true)));

@@ -76,6 +76,8 @@ public sealed partial class InferenceEngine : IDisposable
 
     /// <summary>Choices started by forking another's cached prompt (requests with <see cref="GenerationOptions.Choices"/> &gt; 1).</summary>
     public long Forks => _scheduler.Forks;
+    /// <summary>Positions that KV budgets (<see cref="GenerationOptions.KvBudget"/>) dropped, all requests together.</summary>
+    public long KvDroppedPositions => _scheduler.KvDroppedPositions;
 
     /// <summary>Prompt tokens served from cached prefix blocks instead of being computed.</summary>
     public long PrefixHitTokens => _scheduler.PrefixHitTokens;

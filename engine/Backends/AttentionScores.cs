@@ -20,8 +20,9 @@ public enum AttentionScoreKind
 /// </summary>
 public sealed class AttentionScores
 {
-    private int[] _from = [], _offset = [], _length = [];
-    private float[] _values = [];
+    private int[] _from = [], _offset = [], _length = [], _step = [];
+    private float[] _values = [], _temperature = [];
+    private AttentionScoreKind[] _kind = [];
 
     /// <summary>What is accumulated.</summary>
     public AttentionScoreKind Kind { get; set; }
@@ -44,8 +45,13 @@ public sealed class AttentionScores
     }
 
     /// <summary>Scores sequence <paramref name="sequence"/> of the next step from its row <paramref name="fromRow"/>
-    /// on (0: every row, as H2O's prefill; its last row: a decode step, LazyLLM).</summary>
-    public void Request(int sequence, int fromRow)
+    /// on (0: every row, as H2O's prefill; its last row: a decode step, LazyLLM), with <see cref="Kind"/>,
+    /// <see cref="Temperature"/> and <see cref="Step"/>.</summary>
+    public void Request(int sequence, int fromRow) => Request(sequence, fromRow, Kind, Temperature, Step);
+
+    /// <summary>As <see cref="Request(int, int)"/>, with this sequence's own kind, τ and step (sequences of one
+    /// batch may run different policies).</summary>
+    public void Request(int sequence, int fromRow, AttentionScoreKind kind, float temperature, int step)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(sequence);
         ArgumentOutOfRangeException.ThrowIfNegative(fromRow);
@@ -56,10 +62,21 @@ public sealed class AttentionScores
             _from.AsSpan(old).Clear();
             Array.Resize(ref _offset, _from.Length);
             Array.Resize(ref _length, _from.Length);
+            Array.Resize(ref _step, _from.Length);
+            Array.Resize(ref _temperature, _from.Length);
+            Array.Resize(ref _kind, _from.Length);
         }
         _from[sequence] = fromRow + 1; // stored + 1 so that 0 means "not scored" and Clear is one Array.Clear
+        _kind[sequence] = kind;
+        _temperature[sequence] = temperature;
+        _step[sequence] = step;
         Any = true;
     }
+
+    /// <summary>What sequence <paramref name="s"/> accumulates.</summary>
+    public AttentionScoreKind KindOf(int s) => _kind[s];
+    /// <summary>τ of sequence <paramref name="s"/>'s Gumbel softmax.</summary>
+    public float TemperatureOf(int s) => _temperature[s];
 
     /// <summary>The first scored row of sequence <paramref name="s"/> (counted from its first row), or -1.</summary>
     public int FromRow(int s) => s < _from.Length ? _from[s] - 1 : -1;
@@ -97,11 +114,11 @@ public sealed class AttentionScores
     internal Span<float> Accumulator(int s) => _values.AsSpan(_offset[s], _length[s]);
 
     /// <summary>Gumbel noise −ln(−ln u) for one (layer, head, cache position) as seen by the row at RoPE position
-    /// <paramref name="row"/> in the current step: u from a counter hash (SplitMix64 finalizer) of the seed and the
+    /// <paramref name="row"/> of sequence <paramref name="sequence"/> in its current step: u from a counter hash (SplitMix64 finalizer) of the seed and the
     /// indices, strictly inside (0, 1).</summary>
-    internal float Gumbel(int layer, int head, int position, int row)
+    internal float Gumbel(int sequence, int layer, int head, int position, int row)
     {
-        ulong z = Seed ^ ((ulong)(uint)Step << 32 | (uint)row) * 0x9E3779B97F4A7C15UL
+        ulong z = Seed ^ ((ulong)(uint)_step[sequence] << 32 | (uint)row) * 0x9E3779B97F4A7C15UL
             ^ ((ulong)(uint)layer << 48 | (ulong)(uint)head << 32 | (uint)position) * 0xC2B2AE3D27D4EB4FUL;
         z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
         z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;

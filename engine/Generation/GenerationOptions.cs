@@ -87,8 +87,9 @@ public sealed record GenerationOptions
         if (KvBudget is not null)
         {
             KvBudget.Validate();
-            string? clash = Speculation is not null ? "--speculate" : Cautious is not null ? "--cautious" : PromptLogProbs ? "prompt log-probabilities (echo)" : null;
-            if (clash is not null) throw new ArgumentException($"--kv-budget: not together with {clash} (its tree or rescoring passes need every position cached)", nameof(KvBudget));
+            string? clash = Speculation is not null ? "--speculate" : Cautious is not null ? "--cautious" : PromptLogProbs ? "prompt log-probabilities (echo)"
+                : Choices > 1 ? "several choices (n)" : null;
+            if (clash is not null) throw new ArgumentException($"--kv-budget: not together with {clash} (its trees, forks or rescoring passes need every position cached)", nameof(KvBudget));
         }
         if (MaxTokens < 0) throw new ArgumentException($"--max-tokens {MaxTokens}: must be 0 or more", nameof(MaxTokens));
         if (StopStrings.Any(string.IsNullOrEmpty)) throw new ArgumentException("--stop: a stop string may not be empty", nameof(StopStrings));

@@ -103,11 +103,8 @@ public sealed class RunState : IDisposable
         if (from < 0) { Batched.Scores?.Clear(); return; }
         var scores = Batched.Scores ??= new AttentionScores();
         scores.Clear();
-        scores.Request(0, from);
-        scores.Kind = budget.Policy.Kind;
-        scores.Temperature = budget.Temperature;
         scores.Seed = budget.Options.Seed;
-        scores.Step = budget.Steps;
+        scores.Request(0, from, budget.Policy.Kind, budget.Temperature, budget.Steps);
     }
 
     // After a step of `rows` rows (Cached and Position already past them): the budget records them, observes the

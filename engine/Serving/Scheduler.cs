@@ -49,7 +49,9 @@ internal sealed class Scheduler : IDisposable
     private long _nextId;
     private int _queued, _runningCount, _blocksInUse;
     private long _preemptions, _prefixHitTokens, _steps, _draftedTokens, _acceptedTokens, _promptComputed, _forks;
-    private long _stepTicks;                                          // time of the last forward step
+    private long _stepTicks;
+    private long _kvDropped;
+    private int[] _kvFrom = [], _kvTo = [];                                          // time of the last forward step
     private readonly int[] _copyFrom = new int[RaggedBatch.MaxTreeRows], _copyTo = new int[RaggedBatch.MaxTreeRows];
     private float[]? _forkLogits;                                     // a leader's row, copied for each follower's draw
     private readonly CautiousStats _cautious = new();                 // Cautious NTP, all sequences together
@@ -99,6 +101,8 @@ internal sealed class Scheduler : IDisposable
     public long PromptTokensComputed => Interlocked.Read(ref _promptComputed);
     /// <summary>Choices started from another's cached prompt (<see cref="GenerationOptions.Choices"/> &gt; 1).</summary>
     public long Forks => Interlocked.Read(ref _forks);
+    /// <summary>Positions KV budgets dropped, all sequences together.</summary>
+    public long KvDroppedPositions => Interlocked.Read(ref _kvDropped);
     /// <summary>Preemptions of a sequence amid Cautious NTP trials, and of one whose prompt was being scored (tests).</summary>
     internal int PreemptedAmidTrials { get; private set; }
     internal int PreemptedWhileScoring { get; private set; }
@@ -125,6 +129,10 @@ internal sealed class Scheduler : IDisposable
         int vocab = _model.Config.VocabSize;
         foreach (int t in prompt)
             if ((uint)t >= (uint)vocab) throw new ArgumentException($"prompt token {t} is outside the vocabulary (0..{vocab - 1})", nameof(prompt));
+        if (options.KvBudget is { } kvb && kvb.CreatePolicy().ScoreFrom(1) >= 0 && !_model.Backend.ComputesAttentionScores)
+            throw new ArgumentException($"kv_policy {Kv.KvBudgetOptions.NameOf(kvb.Policy)} ranks positions by attention, which the {_model.Backend.Name} backend does not compute; use kv_policy window", nameof(options));
+        if (options.PrefillPruning is not null)
+            throw new ArgumentException("prefill_pruning: the batching scheduler does not prune prompts yet (generate, chat, bench and perplexity do)", nameof(options));
         if (options.Choices > Limits.MaxSequences)
             throw new ArgumentException($"n {options.Choices}: more choices than the engine runs at once ({Limits.MaxSequences} sequences)", nameof(options));
         (prompt, options, string healed) = TokenHealing.Apply(_tokenizer, prompt, options);
@@ -170,6 +178,7 @@ internal sealed class Scheduler : IDisposable
             new Utf8StreamDecoder(_tokenizer, options.RenderSpecial), StopStringFilter.For(options, _tokenizer), stream, choice)
         {
             RawLogits = options.LogProbs is null ? null : new float[vocab],
+            Kv = options.KvBudget is { } budget ? new Kv.KvBudget(budget, Limits.ContextSize + Limits.MaxTokensPerStep) { Horizon = options.MaxTokens } : null,
             // Only the first choice computes (and reports) the prompt; the others fork it.
             PromptLogProbs = options.PromptLogProbs && choice == 0 ? new List<TokenLogProb>(prompt.Count) : null,
             Healed = new HealedPrefix(healed),
@@ -299,10 +308,11 @@ internal sealed class Scheduler : IDisposable
             int reserved = seq.Followers?.Count ?? 0;
             foreach (var r in _running) reserved += r.Followers?.Count ?? 0;
             if (_running.Count + 1 + reserved > Limits.MaxSequences) break;
-            if (seq.Blocks.Count == 0 && seq.PromptLogProbs is null) TakeCachedPrefix(seq);  // a scored prompt runs every row
+            // A scored prompt runs every row; a budgeted one keeps blocks of its own (its compaction rewrites them).
+            if (seq.Blocks.Count == 0 && seq.PromptLogProbs is null && seq.Kv is null) TakeCachedPrefix(seq);
             int n = Math.Min(seq.Remaining, budget);
-            n = Math.Min(n, (seq.Blocks.Count + _blocks.AvailableBlocks) * Limits.BlockSize - seq.Computed);
-            if (n <= 0 || !Grow(seq, seq.Computed + n))
+            n = Math.Min(n, (seq.Blocks.Count + _blocks.AvailableBlocks) * Limits.BlockSize - seq.Cached);
+            if (n <= 0 || !Grow(seq, seq.Cached + n))
             {
                 // No blocks for it now: give back what the prefix lookup took (it stays cached) and wait.
                 ReleaseBlocks(seq);
@@ -324,9 +334,10 @@ internal sealed class Scheduler : IDisposable
             else if (seq.RunsTrials)
                 _batch.AddTree(seq.Trials!.RoundTokens, seq.Trials.RoundParents, seq.Computed, CollectionsMarshal.AsSpan(seq.Blocks), seq.Trials.RoundLogitsFrom);
             else
-                _batch.Add(CollectionsMarshal.AsSpan(seq.Tokens).Slice(seq.Computed, n), seq.Computed, CollectionsMarshal.AsSpan(seq.Blocks),
-                    seq.PromptLogProbs is null ? RowLogits.Last : RowLogits.All);
+                _batch.Add(CollectionsMarshal.AsSpan(seq.Tokens).Slice(seq.Computed, n), seq.Cached, CollectionsMarshal.AsSpan(seq.Blocks),
+                    seq.PromptLogProbs is null ? RowLogits.Last : RowLogits.All, seq.Computed);
         }
+        RequestScores();
         Publish();
     }
 
@@ -408,9 +419,9 @@ internal sealed class Scheduler : IDisposable
         while (true)
         {
             // A prefill chunk shrinks to the blocks there are before anyone is preempted for it.
-            int fit = (seq.Blocks.Count + _blocks.AvailableBlocks) * Limits.BlockSize - seq.Computed;
+            int fit = (seq.Blocks.Count + _blocks.AvailableBlocks) * Limits.BlockSize - seq.Cached;
             if (n > 1 && fit > 0 && !exact) n = Math.Min(n, fit);
-            if (Grow(seq, seq.Computed + n))
+            if (Grow(seq, seq.Cached + n))
             {
                 _plan.Add((seq, n));
                 budget -= n;
@@ -485,7 +496,44 @@ internal sealed class Scheduler : IDisposable
         foreach (int b in seq.Blocks) _blocks.Release(b);
         seq.Blocks.Clear();
         seq.BlockHashes.Clear();
-        seq.Computed = 0;
+        seq.Computed = seq.Dropped = 0;
+        seq.Kv?.Reset();   // recomputed from its tokens under the same budget
+    }
+
+    /// <summary>Asks attention for the scores the step's budgeted sequences' policies need (none: attention computes
+    /// nothing extra).</summary>
+    private void RequestScores()
+    {
+        _state.Scores?.Clear();
+        for (int i = 0; i < _plan.Count; i++)
+        {
+            var (seq, n) = _plan[i];
+            if (seq.Kv is not { } kv || kv.ScoreFrom(n) is var from && from < 0) continue;
+            (_state.Scores ??= new Backends.AttentionScores { Seed = kv.Options.Seed }).Request(i, from, kv.Policy.Kind, kv.Temperature, kv.Steps);
+        }
+    }
+
+    /// <summary>After a step of <paramref name="n"/> rows of budgeted <paramref name="seq"/> (plan position
+    /// <paramref name="i"/>): its budget observes the scores and compresses; the kept rows' keys and values move
+    /// within its blocks (its own: it takes no cached prefix, registers none and never forks) and the blocks past
+    /// its rows go back to the pool, so memory really drops.</summary>
+    private void Compress(Sequence seq, int i, int n)
+    {
+        var kv = seq.Kv!;
+        var received = _state.Scores is { } scores && scores.FromRow(i) >= 0 ? scores.Of(i) : default;
+        if (_kvFrom.Length < kv.Capacity) { _kvFrom = new int[kv.Capacity]; _kvTo = new int[kv.Capacity]; }
+        int moves = kv.AfterStep(seq.Computed - n, n, received, _kvFrom, _kvTo);
+        int bs = Limits.BlockSize;
+        for (int m = 0; m < moves; m++)
+        {
+            _kvFrom[m] = seq.Blocks[_kvFrom[m] / bs] * bs + _kvFrom[m] % bs;
+            _kvTo[m] = seq.Blocks[_kvTo[m] / bs] * bs + _kvTo[m] % bs;
+        }
+        if (moves > 0) _model.Backend.CopyKv(_state.Cache, _kvFrom.AsSpan(0, moves), _kvTo.AsSpan(0, moves));
+        int dropped = seq.Computed - kv.Count - seq.Dropped;
+        if (dropped > 0) Interlocked.Add(ref _kvDropped, dropped);
+        seq.Dropped = seq.Computed - kv.Count;
+        _blocks.Truncate(seq.Blocks, seq.Cached);
     }
 
     /// <summary>After a step: move each planned sequence on, register its newly full blocks, sample where its
@@ -514,6 +562,7 @@ internal sealed class Scheduler : IDisposable
                 if (promptRows > 0) Interlocked.Add(ref _promptComputed, promptRows);
                 if (seq.PromptLogProbs is not null) ScorePrompt(seq, i, n);
                 seq.Computed += n;
+                if (seq.Kv is not null) Compress(seq, i, n);
                 if (seq.Remaining == 0 && seq.Options.Speculation is not null && !StartSpeculation(seq)) continue;
                 if (seq.Proposer is not null && seq.Remaining == 0)
                 {
@@ -524,7 +573,7 @@ internal sealed class Scheduler : IDisposable
                 if (seq.Budget is not null && n == 1) seq.Budget.Record(0, ShareOfStep(n), 0);
             }
             var tokens = CollectionsMarshal.AsSpan(seq.Tokens);
-            while ((seq.BlockHashes.Count + 1) * bs <= seq.Computed)
+            while (seq.Kv is null && (seq.BlockHashes.Count + 1) * bs <= seq.Computed)
             {
                 int b = seq.BlockHashes.Count;
                 ulong parent = b == 0 ? 0 : seq.BlockHashes[b - 1];
@@ -807,7 +856,7 @@ internal sealed class Scheduler : IDisposable
         seq.Emit(new GenerationChunk(text, [token], null) { LogProbs = logProb is null ? [] : [logProb] });
         if (stopped) End(seq, seq.Stops.EndedGeneration ? FinishReason.EndOfGeneration : FinishReason.StopString, flush: false);
         else if (seq.Sampler.Constraint is { IsComplete: true }) End(seq, FinishReason.EndOfGeneration);  // the grammar is complete
-        else if (seq.Computed >= Limits.ContextSize) End(seq, FinishReason.ContextFull);
+        else if (seq.Cached >= Limits.ContextSize) End(seq, FinishReason.ContextFull);
         else if (seq.Generated >= o.MaxTokens) End(seq, FinishReason.MaxTokens);
         else seq.Tokens.Add(token);
     }

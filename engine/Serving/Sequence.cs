@@ -47,6 +47,13 @@ internal sealed class Sequence
     public int Computed { get; set; }
     /// <summary>Tokens still to run before the next logits: the prompt's rest, or the one sampled token.</summary>
     public int Remaining => Tokens.Count - Computed;
+    /// <summary>The KV budget of this sequence (<see cref="GenerationOptions.KvBudget"/>), or null.</summary>
+    public Kv.KvBudget? Kv { get; init; }
+    /// <summary>Positions the KV budget dropped: the cache holds <see cref="Cached"/> rows for <see cref="Computed"/>
+    /// tokens.</summary>
+    public int Dropped { get; set; }
+    /// <summary>Rows in the sequence's blocks (the next row's cache position).</summary>
+    public int Cached => Computed - Dropped;
     /// <summary>Physical KV block ids, in position order.</summary>
     public List<int> Blocks { get; } = [];
     /// <summary>Chain hashes of the leading full blocks already registered for prefix reuse.</summary>

@@ -125,14 +125,14 @@ internal static class CpuAttention
         [ThreadStatic] private static float[]? t_gumbel;
 
         /// <summary>Keyformer's f = softmax((x + g) / τ) of one (row, head) over its masked logits x, added to part.</summary>
-        private void AddGumbelSoftmax(ReadOnlySpan<float> logits, Span<float> part, int head, int rowPosition)
+        private void AddGumbelSoftmax(ReadOnlySpan<float> logits, Span<float> part, int seq, int head, int rowPosition)
         {
             var scores = Scores!;
             int n = logits.Length;
             if (t_gumbel == null || t_gumbel.Length < n) t_gumbel = new float[Math.Max(256, (int)BitOperations.RoundUpToPowerOf2((uint)n))];
             var f = t_gumbel.AsSpan(0, n);
-            float invT = 1f / scores.Temperature;
-            for (int p = 0; p < n; p++) f[p] = (logits[p] + scores.Gumbel(Layer, head, p, rowPosition)) * invT;
+            float invT = 1f / scores.TemperatureOf(seq);
+            for (int p = 0; p < n; p++) f[p] = (logits[p] + scores.Gumbel(seq, Layer, head, p, rowPosition)) * invT;
             float max = TensorPrimitives.Max(f);
             TensorPrimitives.Subtract(f, max, f);
             TensorPrimitives.Exp(f, f);
@@ -223,14 +223,14 @@ internal static class CpuAttention
                         scores[p] = F16.Dot((byte*)(pk + Slot(table, p, shift, mask) * kvDim + kvh * hd), (byte*)pq, hd) * scale;
                 }
                 if (batch != null) MaskTree(batch, r, scores);
-                if (scored && Scores!.Kind == AttentionScoreKind.GumbelSoftmax) AddGumbelSoftmax(scores, part, h, batch!.Positions[r]);
+                if (scored && Scores!.KindOf(batch!.RowSequence[r]) == AttentionScoreKind.GumbelSoftmax) AddGumbelSoftmax(scores, part, batch.RowSequence[r], h, batch.Positions[r]);
                 float max = TensorPrimitives.Max(scores);
                 TensorPrimitives.Subtract(scores, max, scores);
                 TensorPrimitives.Exp(scores, scores);
                 double sum = 0;
                 foreach (float e in scores) sum += e;
                 float inv = (float)(1.0 / sum);
-                if (scored && Scores!.Kind == AttentionScoreKind.Probability) TensorPrimitives.MultiplyAdd(scores, inv, part, part);
+                if (scored && Scores!.KindOf(batch!.RowSequence[r]) == AttentionScoreKind.Probability) TensorPrimitives.MultiplyAdd(scores, inv, part, part);
                 var o = Output.AsSpan((r * heads + h) * hd, hd);
                 o.Clear();
                 for (int p = 0; p < n; p++)
@@ -358,15 +358,15 @@ internal static class CpuAttention
                         var s = new Span<float>(sc + (long)pair * nPad, len);
                         if (batch != null) MaskTree(batch, r0 + pair / group, s);
                         bool scored = scoredBlock && Scores!.Scores(batch!, r0 + pair / group);
-                        if (scored && Scores!.Kind == AttentionScoreKind.GumbelSoftmax)
-                            AddGumbelSoftmax(s, part.Slice(0, len), kvh * group + pair % group, batch!.Positions[r0 + pair / group]);
+                        if (scored && Scores!.KindOf(batch!.RowSequence[r0]) == AttentionScoreKind.GumbelSoftmax)
+                            AddGumbelSoftmax(s, part.Slice(0, len), batch.RowSequence[r0], kvh * group + pair % group, batch.Positions[r0 + pair / group]);
                         float max = TensorPrimitives.Max(s);
                         TensorPrimitives.Subtract(s, max, s);
                         TensorPrimitives.Exp(s, s);
                         double sum = 0;
                         foreach (float e in s) sum += e;
                         TensorPrimitives.Multiply(s, (float)(1.0 / sum), s);
-                        if (scored && Scores!.Kind == AttentionScoreKind.Probability) TensorPrimitives.Add(s, part.Slice(0, len), part.Slice(0, len));
+                        if (scored && Scores!.KindOf(batch!.RowSequence[r0]) == AttentionScoreKind.Probability) TensorPrimitives.Add(s, part.Slice(0, len), part.Slice(0, len));
                         F16Wide.RoundRow(sc + (long)pair * nPad, sc + (long)pair * nPad, len); // in place
                         new Span<float>(po + ((r0 + pair / group) * heads + kvh * group + pair % group) * hd, hd).Clear();
                     }

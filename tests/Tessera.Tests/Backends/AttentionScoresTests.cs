@@ -113,7 +113,7 @@ public class AttentionScoresTests
                     for (int d = 0; d < c.HeadDim; d++)
                         dot += (double)(float)(Half)q[(r * c.Heads + h) * c.HeadDim + d] * (double)k[Slot(p) * c.KvDim + kvh * c.HeadDim + d];
                     double logit = dot / Math.Sqrt(c.HeadDim);
-                    return kind == AttentionScoreKind.Probability ? logit : (logit + scores.Gumbel(2, h, p, batch.Positions[r])) / tau;
+                    return kind == AttentionScoreKind.Probability ? logit : (logit + scores.Gumbel(s, 2, h, p, batch.Positions[r])) / tau;
                 }).ToArray();
                 double max = x.Max(), sum = x.Sum(e => Math.Exp(e - max));
                 for (int j = 0; j < seen.Length; j++) acc[seen[j]] += Math.Exp(x[j] - max) / sum;
