@@ -81,7 +81,7 @@ public sealed record GenerationOptions
         {
             PrefillPruning.Validate();
             string? clash = KvBudget is not null ? "--kv-budget" : Speculation is not null ? "--speculate" : Cautious is not null ? "--cautious"
-                : PromptLogProbs ? "prompt log-probabilities (echo)" : null;
+                : PromptLogProbs ? "prompt log-probabilities (echo)" : Choices > 1 ? "several choices (n)" : null;
             if (clash is not null) throw new ArgumentException($"--prefill-pruning: not together with {clash}", nameof(PrefillPruning));
         }
         if (KvBudget is not null)

@@ -25,6 +25,7 @@ public sealed class BatchState : IDisposable
         BlockSize = blockSize;
         KvBlocks = kvBlocks;
         GrowLogits(maxSequences);
+        Pruning = new Pruning.PrefillPruning?[maxSequences];
     }
 
     /// <summary>Most rows (tokens of all sequences together) per step.</summary>
@@ -54,8 +55,10 @@ public sealed class BatchState : IDisposable
     /// receives to it (KV budgets that rank positions); null by default, and then attention computes nothing extra.</summary>
     public AttentionScores? Scores { get; set; }
 
-    /// <summary>Prompt pruning of this state's one sequence (set by <see cref="RunState.UsePrefillPruning"/>), or null.</summary>
-    internal Pruning.PrefillPruning? Pruning { get; set; }
+    /// <summary>Prompt pruning of each sequence of the next step (by its index in the batch; set by
+    /// <see cref="RunState.UsePrefillPruning"/> for a single sequence, by the scheduler per step), or null: an armed
+    /// one prunes its prompt step (then the step's only sequence), one with holes hides its layers' missing rows.</summary>
+    internal Pruning.PrefillPruning?[] Pruning { get; }
 
     internal ForwardBuffers Buffers { get; } // the per-row activations
     internal Activation Last { get; private set; } = null!;         // (logit rows, dim) the rows logits are computed for

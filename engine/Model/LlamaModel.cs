@@ -102,23 +102,26 @@ public sealed class LlamaModel : IDisposable
         s.GrowLogits(batch.LogitRows);
         s.LastBatch = batch;
 
-        if (s.Pruning is { Armed: true } pruning)
+        if (s.Pruning[0] is { Armed: true } pruning)
         {
             ForwardPruned(s, batch, pruning, readLogits);
             return;
         }
         var scores = s.Scores is { Any: true } requested ? requested : null;
         scores?.Begin(batch);
-        var holes = s.Pruning is { HasHoles: true } pruned ? pruned : null;
+        bool holes = false;
+        for (int i = 0; i < batch.Sequences; i++) holes |= s.Pruning[i] is { HasHoles: true };
         b.BeginStep(batch);
         b.Embed(_embedding, batch.Tokens.AsSpan(0, n), a.X);               // x (n, dim)
         for (int l = 0; l < _layers.Length; l++)
         {
-            // A pruned prompt's rows that skipped this layer are hidden from attention (one sequence: its state's).
-            if (holes != null) (batch.HiddenStart[0], batch.HiddenEnd[0]) = holes.Hole(_cacheLayer[l]);
+            // A pruned prompt's rows that skipped this layer are hidden from attention.
+            if (holes)
+                for (int i = 0; i < batch.Sequences; i++)
+                    (batch.HiddenStart[i], batch.HiddenEnd[i]) = s.Pruning[i] is { HasHoles: true } p ? p.Hole(_cacheLayer[l]) : (0, 0);
             Layer(s, l, batch, n, scores);
         }
-        if (holes != null) batch.HiddenStart[0] = batch.HiddenEnd[0] = 0;
+        if (holes) for (int i = 0; i < batch.Sequences; i++) batch.HiddenStart[i] = batch.HiddenEnd[i] = 0;
         Logits(s, batch, n, readLogits);
     }
 
@@ -254,12 +257,12 @@ public sealed class LlamaModel : IDisposable
         if (tokens.Length == 0) throw new ArgumentException("no tokens to run", nameof(tokens));
         if (s.Cached + tokens.Length > s.ContextSize)
             throw new InvalidOperationException($"context is full: {s.Cached} + {tokens.Length} tokens exceed the context of {s.ContextSize}");
-        if (s.Batched.Pruning is { Armed: true })
+        if (s.Batched.Pruning[0] is { Armed: true })
         {
             if (tokens.Length > s.MaxBatch)
                 throw new InvalidOperationException($"prompt pruning runs the prompt as one step: its {tokens.Length} tokens exceed the state's {s.MaxBatch} rows per step");
             if (!allLogits.IsEmpty) throw new InvalidOperationException("prompt pruning gives logits for the prompt's last token only");
-            if (tokens.Length < 2) s.Batched.Pruning.Armed = false;   // nothing to prune
+            if (tokens.Length < 2) s.Batched.Pruning[0]!.Armed = false;   // nothing to prune
         }
         for (int start = 0; start < tokens.Length; start += s.MaxBatch)
         {

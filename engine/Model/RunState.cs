@@ -59,7 +59,7 @@ public sealed class RunState : IDisposable
     {
         if (options == KvPolicy?.Options) return;
         if (Cached != Position) throw new InvalidOperationException("the KV budget cannot change once it dropped rows; start a new sequence");
-        if (options is not null && Batched.Pruning is { HasHoles: true })
+        if (options is not null && Batched.Pruning[0] is { HasHoles: true })
             throw new InvalidOperationException("--kv-budget: not together with --prefill-pruning (one drops rows of every layer, the other lays the cache out per layer)");
         if (options is null) { KvPolicy = null; Batched.Scores = null; return; }
         var budget = new KvBudget(options, ContextSize);
@@ -78,22 +78,22 @@ public sealed class RunState : IDisposable
     {
         if (options is null)
         {
-            if (Batched.Pruning is { } p) p.Armed = false;
+            if (Batched.Pruning[0] is { } p) p.Armed = false;
             return;
         }
         if (!_backend.ComputesAttentionScores)
             throw new InvalidOperationException($"--prefill-pruning ranks the prompt's tokens by attention, which the {_backend.Name} backend does not compute; use --backend cpu");
         if (KvPolicy != null) throw new InvalidOperationException("--prefill-pruning: not together with --kv-budget (one lays the cache out per layer, the other drops rows of every layer)");
-        if (Batched.Pruning is not { } pruning || pruning.Options != options)
+        if (Batched.Pruning[0] is not { } pruning || pruning.Options != options)
         {
-            if (Batched.Pruning is { HasHoles: true }) throw new InvalidOperationException("the prompt pruning cannot change on a pruned sequence; start a new one");
-            pruning = Batched.Pruning = new PrefillPruning(options, _layers, MaxBatch, Table.Length, BlockSize);
+            if (Batched.Pruning[0] is { HasHoles: true }) throw new InvalidOperationException("the prompt pruning cannot change on a pruned sequence; start a new one");
+            pruning = Batched.Pruning[0] = new PrefillPruning(options, _layers, MaxBatch, Table.Length, BlockSize);
         }
         pruning.Armed = true;
     }
 
     /// <summary>What the last pruned prompt did, or null.</summary>
-    public PrefillPruning? Pruning => Batched.Pruning;
+    public PrefillPruning? Pruning => Batched.Pruning[0];
 
     // Before a step of `rows` rows: ask attention for the scores the budget's policy needs.
     internal void RequestScores(int rows)
@@ -139,8 +139,8 @@ public sealed class RunState : IDisposable
     public void Rewind(int position)
     {
         if (position < 0 || position > Position) throw new ArgumentOutOfRangeException(nameof(position));
-        if (position == 0) { KvPolicy?.Reset(); Batched.Pruning?.Clear(); }   // a new sequence in the same state
-        else if (Batched.Pruning is { HasHoles: true } pruned && position < pruned.HoleEnd && position != Position)
+        if (position == 0) { KvPolicy?.Reset(); Batched.Pruning[0]?.Clear(); }   // a new sequence in the same state
+        else if (Batched.Pruning[0] is { HasHoles: true } pruned && position < pruned.HoleEnd && position != Position)
             throw new InvalidOperationException("a pruned prompt can only start over (Rewind(0)), not be cut inside");
         else if (KvPolicy != null && position != Position) throw new InvalidOperationException("a sequence with a KV budget can only start over (Rewind(0)), not step back");
         if (position != Position) Position = Cached = position;

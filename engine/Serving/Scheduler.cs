@@ -131,8 +131,10 @@ internal sealed class Scheduler : IDisposable
             if ((uint)t >= (uint)vocab) throw new ArgumentException($"prompt token {t} is outside the vocabulary (0..{vocab - 1})", nameof(prompt));
         if (options.KvBudget is { } kvb && kvb.CreatePolicy().ScoreFrom(1) >= 0 && !_model.Backend.ComputesAttentionScores)
             throw new ArgumentException($"kv_policy {Kv.KvBudgetOptions.NameOf(kvb.Policy)} ranks positions by attention, which the {_model.Backend.Name} backend does not compute; use kv_policy window", nameof(options));
-        if (options.PrefillPruning is not null)
-            throw new ArgumentException("prefill_pruning: the batching scheduler does not prune prompts yet (generate, chat, bench and perplexity do)", nameof(options));
+        if (options.PrefillPruning is not null && !_model.Backend.ComputesAttentionScores)
+            throw new ArgumentException($"prefill_pruning ranks the prompt's tokens by attention, which the {_model.Backend.Name} backend does not compute", nameof(options));
+        if (options.PrefillPruning is not null && prompt.Count > Limits.MaxTokensPerStep)
+            throw new ArgumentException($"prefill_pruning: a pruned prompt runs as one step; its {prompt.Count} tokens exceed the {Limits.MaxTokensPerStep} of a step", nameof(options));
         if (options.Choices > Limits.MaxSequences)
             throw new ArgumentException($"n {options.Choices}: more choices than the engine runs at once ({Limits.MaxSequences} sequences)", nameof(options));
         (prompt, options, string healed) = TokenHealing.Apply(_tokenizer, prompt, options);
@@ -178,6 +180,9 @@ internal sealed class Scheduler : IDisposable
             new Utf8StreamDecoder(_tokenizer, options.RenderSpecial), StopStringFilter.For(options, _tokenizer), stream, choice)
         {
             RawLogits = options.LogProbs is null ? null : new float[vocab],
+            Pruning = options.PrefillPruning is { } pruning
+                ? new Pruning.PrefillPruning(pruning, _model.Config.Layers, Limits.MaxTokensPerStep, (Limits.ContextSize + Limits.BlockSize - 1) / Limits.BlockSize, Limits.BlockSize) { Armed = prompt.Count > 1 }
+                : null,
             Kv = options.KvBudget is { } budget ? new Kv.KvBudget(budget, Limits.ContextSize + Limits.MaxTokensPerStep) { Horizon = options.MaxTokens } : null,
             // Only the first choice computes (and reports) the prompt; the others fork it.
             PromptLogProbs = options.PromptLogProbs && choice == 0 ? new List<TokenLogProb>(prompt.Count) : null,
@@ -260,6 +265,7 @@ internal sealed class Scheduler : IDisposable
     private void Schedule()
     {
         _plan.Clear();
+        if (SchedulePrunedPrompt()) return;
         int budget = Limits.MaxTokensPerStep;
         // 1. Decode-first: every running sequence with just its sampled token to run (a speculating one with its
         //    draft, from what the budget leaves after one token for each decoder still to come).
@@ -303,6 +309,7 @@ internal sealed class Scheduler : IDisposable
         while (_waiting.First is { } node && _running.Count < Limits.MaxSequences && budget > 0)
         {
             var seq = node.Value;
+            if (seq.Pruning is { Armed: true }) break;   // its prompt runs as a step of its own (SchedulePrunedPrompt)
             // A request of several choices starts when all of them have a slot (they fork once its prompt is cached);
             // slots held for running leaders' choices count as taken.
             int reserved = seq.Followers?.Count ?? 0;
@@ -325,8 +332,39 @@ internal sealed class Scheduler : IDisposable
             _plan.Add((seq, n));
             budget -= n;
         }
-        // The ragged batch, in plan order.
+        BuildBatch();
+    }
+
+    /// <summary>
+    /// A pruned prompt runs as a step of its own (the model prunes one sequence's chain), so when the next waiting
+    /// request has one armed and a slot and blocks for its whole prompt, this step is that prompt alone: the running
+    /// requests skip one step. Returns whether it planned it.
+    /// </summary>
+    private bool SchedulePrunedPrompt()
+    {
+        if (_waiting.First?.Value is not { Pruning.Armed: true } seq || _running.Count >= Limits.MaxSequences) return false;
+        if (seq.Blocks.Count == 0) TakeCachedPrefix(seq);
+        int n = seq.Remaining;
+        if (n < 2 || !Grow(seq, seq.Cached + n))
+        {
+            if (n < 2) seq.Pruning!.Armed = false;  // nothing to prune: it runs as a plain prompt
+            else ReleaseBlocks(seq);                // no blocks now: wait, while the others run
+            return false;
+        }
+        _waiting.RemoveFirst();
+        _running.Add(seq);
+        if (!seq.Admitted) seq.AdmittedStep = Steps;
+        seq.Admitted = true;
+        _plan.Add((seq, n));
+        BuildBatch();
+        return true;
+    }
+
+    /// <summary>The ragged batch of the plan, in plan order, with each sequence's prompt pruning.</summary>
+    private void BuildBatch()
+    {
         _batch.Clear();
+        for (int i = 0; i < _plan.Count; i++) _state.Pruning[i] = _plan[i].Seq.Pruning;
         foreach (var (seq, n) in _plan)
         {
             if (seq.Drafting)
@@ -497,7 +535,8 @@ internal sealed class Scheduler : IDisposable
         seq.Blocks.Clear();
         seq.BlockHashes.Clear();
         seq.Computed = seq.Dropped = 0;
-        seq.Kv?.Reset();   // recomputed from its tokens under the same budget
+        seq.Kv?.Reset();       // recomputed from its tokens under the same budget
+        seq.Pruning?.Clear();  // a pruned prompt preempted after its step is recomputed in full (its tokens may pass a step)
     }
 
     /// <summary>Asks attention for the scores the step's budgeted sequences' policies need (none: attention computes
@@ -573,7 +612,8 @@ internal sealed class Scheduler : IDisposable
                 if (seq.Budget is not null && n == 1) seq.Budget.Record(0, ShareOfStep(n), 0);
             }
             var tokens = CollectionsMarshal.AsSpan(seq.Tokens);
-            while (seq.Kv is null && (seq.BlockHashes.Count + 1) * bs <= seq.Computed)
+            // A budgeted or pruned sequence's blocks do not hold its tokens' keys and values in every layer: never shared.
+            while (seq.Kv is null && seq.Pruning is null && (seq.BlockHashes.Count + 1) * bs <= seq.Computed)
             {
                 int b = seq.BlockHashes.Count;
                 ulong parent = b == 0 ? 0 : seq.BlockHashes[b - 1];

@@ -49,6 +49,9 @@ internal sealed class Sequence
     public int Remaining => Tokens.Count - Computed;
     /// <summary>The KV budget of this sequence (<see cref="GenerationOptions.KvBudget"/>), or null.</summary>
     public Kv.KvBudget? Kv { get; init; }
+    /// <summary>The prompt pruning of this sequence (<see cref="GenerationOptions.PrefillPruning"/>), or null: armed
+    /// until its prompt ran as a step of its own, then the record of the rows each layer lacks.</summary>
+    public Pruning.PrefillPruning? Pruning { get; init; }
     /// <summary>Positions the KV budget dropped: the cache holds <see cref="Cached"/> rows for <see cref="Computed"/>
     /// tokens.</summary>
     public int Dropped { get; set; }

@@ -339,6 +339,51 @@ public class RawHttpTests
     }
 
     [Test]
+    public async Task KvBudgetAndPruningFieldsGiveWhatTheLibraryGivesAndBadOnesA400()
+    {
+        const string body = """{"prompt":"Once upon a time","max_tokens":60,"temperature":0,"kv_budget":20,"kv_policy":"h2o","kv_sinks":2,"ignore_eos":true}""";
+        var before = Metrics(await Http.GetStringAsync("/metrics"));
+        var (status, r) = await PostJson("/v1/completions", body);
+        var after = Metrics(await Http.GetStringAsync("/metrics"));
+        Assert.That(status, Is.EqualTo(200));
+        var lib = await Engine.CompleteAsync("Once upon a time", new GenerationOptions
+        {
+            MaxTokens = 60, StopAtEndOfGeneration = false, Sampling = SamplingOptions.Greedy,
+            KvBudget = new Tessera.Kv.KvBudgetOptions { Budget = 20, Policy = Tessera.Kv.KvPolicy.H2O, Sinks = 2 },
+        });
+        Assert.That(r.GetProperty("choices")[0].GetProperty("text").GetString(), Is.EqualTo(lib.Text));
+        Assert.That(after["tessera_kv_dropped_positions_total"] - before["tessera_kv_dropped_positions_total"], Is.GreaterThan(30));
+
+        const string pruned = """{"prompt":"Once upon a time, there was a little girl named Lily. She liked to play in the park with her dog.","max_tokens":20,"temperature":0,"prefill_pruning":"lazyllm","keep":0.5}""";
+        (status, r) = await PostJson("/v1/completions", pruned);
+        Assert.That(status, Is.EqualTo(200));
+        var libPruned = await Engine.CompleteAsync("Once upon a time, there was a little girl named Lily. She liked to play in the park with her dog.", new GenerationOptions
+        {
+            MaxTokens = 20, Sampling = SamplingOptions.Greedy, PrefillPruning = new Tessera.Pruning.PrefillPruningOptions { Keep = 0.5 },
+        });
+        Assert.That(r.GetProperty("choices")[0].GetProperty("text").GetString(), Is.EqualTo(libPruned.Text));
+
+        foreach (var (bad, param, says) in new[]
+        {
+            ("""{"prompt":"Once","kv_budget":3}""", "kv_budget", "kv_budget 3: must be at least kv_sinks 4 + 1"),
+            ("""{"prompt":"Once","kv_budget":32,"kv_policy":"lru"}""", "kv_policy", "kv_policy 'lru': unknown"),
+            ("""{"prompt":"Once","kv_policy":"h2o"}""", "kv_policy", "needs kv_budget"),
+            ("""{"prompt":"Once","kv_budget":32,"n":2,"temperature":1}""", "kv_budget", "several choices"),
+            ("""{"prompt":"Once","prefill_pruning":"lazyllm","keep":1.5}""", "keep", "--keep 1.5: must be in (0, 1]"),
+            ("""{"prompt":"Once","prefill_pruning":"magic"}""", "prefill_pruning", "unknown (lazyllm, spatten)"),
+            ("""{"prompt":"Once","keep":0.5}""", "keep", "keep needs prefill_pruning"),
+            ("""{"prompt":"Once","prefill_pruning":"spatten","kv_budget":64}""", "prefill_pruning", "not together with --kv-budget"),
+        })
+        {
+            var (code, err) = await PostJson("/v1/completions", bad);
+            Assert.That(code, Is.EqualTo(400), bad);
+            Assert.That(err.GetProperty("error").GetProperty("param").GetString(), Is.EqualTo(param), bad);
+            Assert.That(err.GetProperty("error").GetProperty("message").GetString(), Does.Contain(says), bad);
+        }
+        Assert.That((await Http.GetAsync("/health")).IsSuccessStatusCode, "still serving");
+    }
+
+    [Test]
     public async Task NChoicesComputeThePromptOnceEachWithItsSeed()
     {
         const string body = """{"prompt":"The little bird","max_tokens":10,"temperature":1,"seed":21,"n":3,"logprobs":1,"ignore_eos":true}""";
