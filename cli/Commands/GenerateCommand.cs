@@ -85,6 +85,12 @@ internal static class GenerateCommand
                 using (var scorer = new ModelTokenScorer(m.Model, CommonOptions.ResolveContext(r.GetValue(context), m.Config.ContextLength)))
                     word = new ExactBytes(scorer, m.Tokenizer).CompleteWord(text);  // its cache is freed before generation
             }
+            // Options the backend cannot serve are refused before anything is printed.
+            using (var probe = m.Model.CreateState(1, 1))
+            {
+                probe.UseKvBudget(options.KvBudget);
+                probe.UsePrefillPruning(options.PrefillPruning);
+            }
             bool echoPrompt = !r.GetValue(json) && !r.GetValue(noEcho);
             if (echoPrompt) { io.Out.Write(text + word); io.Out.Flush(); }
             text += word;
