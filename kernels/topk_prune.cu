@@ -6,9 +6,10 @@
 // warp ballots). No scratch beyond shared memory: n up to 2^31 - 1; used on score vectors up to a context's length.
 #include "common.cuh"
 
-// Unsigned order of the bits is numeric order of the floats (NaN are not expected).
+// Unsigned order of the bits is numeric order of the floats; -0 is taken as +0 (equal numbers: a tie, broken by
+// index). NaN are not expected.
 __device__ __forceinline__ uint32_t ts_orderable(float f) {
-    const uint32_t b = __float_as_uint(f);
+    const uint32_t b = f == 0.0f ? 0u : __float_as_uint(f);
     return (b & 0x80000000u) ? ~b : (b | 0x80000000u);
 }
 

@@ -21,11 +21,13 @@ internal static class ChatCommand
         var sampling = new CommonOptions.Sampling();
         var speculation = new CommonOptions.Speculation();
         var kv = new CommonOptions.KvBudget();
+        var pruning = new CommonOptions.PrefillPruning();
         var constraint = new CommonOptions.Constraint();
         var cmd = new Command("chat", "chat with a model (type /exit or end input to quit, /reset to start over)") { model, system, maxTokens, special, context };
         sampling.AddTo(cmd);
         speculation.AddTo(cmd);
         kv.AddTo(cmd);
+        pruning.AddTo(cmd);
         constraint.AddTo(cmd);
         cmd.SetAction(r => io.Guard(() =>
         {
@@ -40,6 +42,7 @@ internal static class ChatCommand
             var options = new GenerationOptions
             {
                 KvBudget = kv.Read(r),
+                PrefillPruning = pruning.Read(r),
                 MaxTokens = r.GetValue(maxTokens), Sampling = samplingOptions, StopStrings = formatter.StopStrings,
                 RenderSpecial = r.GetValue(special),
                 Constraint = constraint.Read(r),
@@ -50,7 +53,7 @@ internal static class ChatCommand
             };
             options.Validate();
             if (options.Constraint is { } grammar) Tessera.Constraints.TokenConstraint.CheckCanStart(grammar, m.Tokenizer);
-            using var state = m.Model.CreateState(ctx);
+            using var state = m.Model.CreateState(ctx, options.PrefillPruning is null ? 256 : ctx);   // a pruned prompt runs as one step
             var gen = new TextGenerator(m.Model, m.Tokenizer);
             var messages = new List<ChatMessage>();
             string? sys = r.GetValue(system);
@@ -85,6 +88,8 @@ internal static class ChatCommand
                 // Under a KV budget the cache holds only some of the past, so it can go on only from its very end:
                 // when the new render does not extend it exactly, the conversation runs again from the start.
                 if (options.KvBudget is not null && keep < cached.Count) keep = 0;
+                // A pruned prompt's rows are missing from deep layers: each turn's prompt is pruned anew, from the start.
+                if (options.PrefillPruning is not null) keep = 0;
                 state.Rewind(keep);
                 cached.RemoveRange(keep, cached.Count - keep);
                 var fresh = tokens.Skip(keep).ToList();

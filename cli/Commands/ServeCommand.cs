@@ -17,15 +17,21 @@ internal static class ServeCommand
         var backend = CommonOptions.Backend();
         var speculation = new CommonOptions.Speculation();
         var kv = new CommonOptions.KvBudget();
+        var pruning = new CommonOptions.PrefillPruning();
         var cmd = new Command("serve", "serve an OpenAI-compatible HTTP API (/v1/completions, /v1/chat/completions, /v1/models, /health, /metrics)")
             { model, host, port, parallel, context, backend };
         speculation.AddTo(cmd);
         kv.AddTo(cmd);
+        pruning.AddTo(cmd);
         cmd.SetAction(r => io.Guard(() =>
         {
             string path = r.GetValue(model)!;
             var spec = speculation.Read(r);
             var kvBudget = kv.Read(r);
+            var prune = pruning.Read(r);
+            if (kvBudget is not null && (spec is not null || prune is not null))
+                throw new ArgumentException($"--kv-budget: not together with {(spec is not null ? "--speculate" : "--prefill-pruning")} as server defaults (a request may still ask for one or the other)");
+            if (spec is not null && prune is not null) throw new ArgumentException("--prefill-pruning: not together with --speculate as server defaults");
             var options = new ServerOptions(r.GetValue(host)!, r.GetValue(port), ModelId(path));
             int n = r.GetValue(parallel);
             if (n < 1) throw new ArgumentException($"--parallel {n}: must be 1 or more");
@@ -43,7 +49,9 @@ internal static class ServeCommand
             // The draft model (if any) on the same backend, checked against the served model's vocabulary.
             var (withDraft, draftModel) = speculation.LoadDraft(spec, engine.Loaded, b);
             using var draftOwner = draftModel;
-            options = options with { Speculation = withDraft, KvBudget = kvBudget };
+            options = options with { Speculation = withDraft, KvBudget = kvBudget, PrefillPruning = prune };
+            if (prune is not null && !b.ComputesAttentionScores)
+                throw new ArgumentException($"--prefill-pruning ranks the prompt's tokens by attention, which the {b.Name} backend does not compute");
             if (kvBudget is { } kb && kb.CreatePolicy().ScoreFrom(1) >= 0 && !b.ComputesAttentionScores)
                 throw new ArgumentException($"--kv-policy {Tessera.Kv.KvBudgetOptions.NameOf(kb.Policy)} ranks positions by attention, which the {b.Name} backend does not compute; use --kv-policy window");
             var server = TesseraServer.StartAsync(engine, options, io.Err).GetAwaiter().GetResult();

@@ -12,7 +12,7 @@ namespace Tessera.Cli.Server;
 /// or whole. The request's <see cref="HttpContext.RequestAborted"/> is the generation's cancellation token, so a
 /// client that disconnects stops its request at the next token.</summary>
 internal sealed class CompletionHandler(InferenceEngine engine, ServerMetrics metrics, string modelId, Tessera.Speculation.SpeculationOptions? speculation = null,
-    Tessera.Kv.KvBudgetOptions? kvBudget = null)
+    Tessera.Kv.KvBudgetOptions? kvBudget = null, Tessera.Pruning.PrefillPruningOptions? prefillPruning = null)
 {
     private const int DefaultCompletionMaxTokens = 16; // OpenAI's default for /v1/completions
     private static readonly byte[] DataPrefix = "data: "u8.ToArray(), EventEnd = "\n\n"u8.ToArray(), Done = "data: [DONE]\n\n"u8.ToArray();
@@ -63,7 +63,14 @@ internal sealed class CompletionHandler(InferenceEngine engine, ServerMetrics me
                 throw new ApiException($"the prompt is {promptTokens} tokens, which does not fit the context of {engine.ContextSize} tokens",
                     isChat ? "messages" : "prompt");
             var options = req.ToOptions(isChat ? engine.ContextSize - promptTokens : DefaultCompletionMaxTokens)
-                with { Speculation = Speculation(req), KvBudget = req.KvBudget(kvBudget), PrefillPruning = req.PrefillPruning };
+                with { Speculation = Speculation(req), PrefillPruning = req.PrefillPruning ?? prefillPruning };
+            // The server's default budget and pruning apply to the requests they can serve; a request's own fields
+            // always apply (and a clash then names them).
+            bool own = req.Kv.Budget is not null || req.Kv.Policy is not null || req.Kv.Sinks is not null;
+            bool fits = options.Speculation is null && options.Cautious is null && !options.PromptLogProbs && options.Choices == 1;
+            if (req.PrefillPruning is null && options.PrefillPruning is not null && !(fits && (own ? req.Kv.Budget == 0 : kvBudget is null)))
+                options = options with { PrefillPruning = null };
+            options = options with { KvBudget = own || (fits && options.PrefillPruning is null) ? req.KvBudget(kvBudget) : null };
             if (options.Sampling.LogitBias is { } bias)
                 foreach (int token in bias.Keys)
                     if (token >= engine.Config.VocabSize)

@@ -21,7 +21,7 @@ namespace Tessera.Cli.Server;
 /// for none. Its <see cref="Tessera.Speculation.SpeculationOptions.DraftModel"/> is also what a request's
 /// <c>"speculate": "draft"</c> uses.</param>
 internal sealed record ServerOptions(string Host, int Port, string ModelId, Tessera.Speculation.SpeculationOptions? Speculation = null,
-    Tessera.Kv.KvBudgetOptions? KvBudget = null);
+    Tessera.Kv.KvBudgetOptions? KvBudget = null, Tessera.Pruning.PrefillPruningOptions? PrefillPruning = null);
 
 /// <summary>The OpenAI-compatible HTTP server: Kestrel with minimal-API routes over one <see cref="InferenceEngine"/>.</summary>
 internal sealed class TesseraServer : IAsyncDisposable
@@ -46,7 +46,7 @@ internal sealed class TesseraServer : IAsyncDisposable
         builder.WebHost.UseUrls($"http://{(options.Host.Contains(':') ? $"[{options.Host}]" : options.Host)}:{options.Port}");
         var app = builder.Build();
         var metrics = new ServerMetrics(engine);
-        var completions = new CompletionHandler(engine, metrics, options.ModelId, options.Speculation, options.KvBudget);
+        var completions = new CompletionHandler(engine, metrics, options.ModelId, options.Speculation, options.KvBudget, options.PrefillPruning);
 
         app.MapPost("/v1/completions", (RequestDelegate)(ctx => completions.HandleAsync(ctx, isChat: false)));
         app.MapPost("/v1/chat/completions", (RequestDelegate)(ctx => completions.HandleAsync(ctx, isChat: true)));

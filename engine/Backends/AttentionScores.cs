@@ -21,6 +21,7 @@ public enum AttentionScoreKind
 public sealed class AttentionScores
 {
     private int[] _from = [], _offset = [], _length = [], _step = [];
+    private ulong[] _seed = [];
     private float[] _values = [], _temperature = [];
     private AttentionScoreKind[] _kind = [];
 
@@ -28,7 +29,7 @@ public sealed class AttentionScores
     public AttentionScoreKind Kind { get; set; }
     /// <summary>τ of <see cref="AttentionScoreKind.GumbelSoftmax"/> (Keyformer anneals it from 1 to 2).</summary>
     public float Temperature { get; set; } = 1;
-    /// <summary>Seed of the Gumbel noise; with <see cref="Step"/>, the layer, head and position, it fixes every draw, so
+    /// <summary>Seed of the Gumbel noise (the default of <see cref="Request(int, int)"/>); with <see cref="Step"/>, the layer, head and position, it fixes every draw, so
     /// a run is reproducible and does not depend on the threads.</summary>
     public ulong Seed { get; set; }
     /// <summary>The step the noise is drawn for (the caller counts its steps).</summary>
@@ -47,11 +48,11 @@ public sealed class AttentionScores
     /// <summary>Scores sequence <paramref name="sequence"/> of the next step from its row <paramref name="fromRow"/>
     /// on (0: every row, as H2O's prefill; its last row: a decode step, LazyLLM), with <see cref="Kind"/>,
     /// <see cref="Temperature"/> and <see cref="Step"/>.</summary>
-    public void Request(int sequence, int fromRow) => Request(sequence, fromRow, Kind, Temperature, Step);
+    public void Request(int sequence, int fromRow) => Request(sequence, fromRow, Kind, Temperature, Step, Seed);
 
-    /// <summary>As <see cref="Request(int, int)"/>, with this sequence's own kind, τ and step (sequences of one
-    /// batch may run different policies).</summary>
-    public void Request(int sequence, int fromRow, AttentionScoreKind kind, float temperature, int step)
+    /// <summary>As <see cref="Request(int, int)"/>, with this sequence's own kind, τ, step and noise seed (sequences of
+    /// one batch may run different policies).</summary>
+    public void Request(int sequence, int fromRow, AttentionScoreKind kind, float temperature, int step, ulong seed)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(sequence);
         ArgumentOutOfRangeException.ThrowIfNegative(fromRow);
@@ -65,11 +66,13 @@ public sealed class AttentionScores
             Array.Resize(ref _step, _from.Length);
             Array.Resize(ref _temperature, _from.Length);
             Array.Resize(ref _kind, _from.Length);
+            Array.Resize(ref _seed, _from.Length);
         }
         _from[sequence] = fromRow + 1; // stored + 1 so that 0 means "not scored" and Clear is one Array.Clear
         _kind[sequence] = kind;
         _temperature[sequence] = temperature;
         _step[sequence] = step;
+        _seed[sequence] = seed;
         Any = true;
     }
 
@@ -118,7 +121,7 @@ public sealed class AttentionScores
     /// indices, strictly inside (0, 1).</summary>
     internal float Gumbel(int sequence, int layer, int head, int position, int row)
     {
-        ulong z = Seed ^ ((ulong)(uint)_step[sequence] << 32 | (uint)row) * 0x9E3779B97F4A7C15UL
+        ulong z = _seed[sequence] ^ ((ulong)(uint)_step[sequence] << 32 | (uint)row) * 0x9E3779B97F4A7C15UL
             ^ ((ulong)(uint)layer << 48 | (ulong)(uint)head << 32 | (uint)position) * 0xC2B2AE3D27D4EB4FUL;
         z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
         z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;

@@ -62,7 +62,7 @@ public static class KvBudgetBench
                 state.Rewind(0);
                 state.UseKvBudget(null);
                 state.UseKvBudget(configs[i].Budget);
-                if (state.KvPolicy is { } b) b.Horizon = generate;
+                if (state.KvPolicy is { } b) { b.Horizon = generate; b.PromptEnd = promptLength; }
                 long t0 = Stopwatch.GetTimestamp();
                 model.Forward(state, prompt);
                 double ms = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;

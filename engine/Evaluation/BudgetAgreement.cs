@@ -53,7 +53,7 @@ public static class BudgetAgreement
         state.Rewind(0);
         state.UseKvBudget(null);
         state.UseKvBudget(budget);
-        if (state.KvPolicy is { } p) p.Horizon = output.Length;
+        if (state.KvPolicy is { } p) { p.Horizon = output.Length; p.PromptEnd = prompt.Length; }
         model.Forward(state, prompt);
         var one = new int[1];
         for (int i = 0; i < output.Length; i++)

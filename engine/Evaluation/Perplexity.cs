@@ -75,6 +75,7 @@ public static class Perplexity
         state.UseKvBudget(null);
         state.UseKvBudget(budget);
         state.KvPolicy!.Horizon = chunk.Length - first;
+        state.KvPolicy.PromptEnd = first;
         int vocab = model.Config.VocabSize;
         model.Forward(state, chunk.AsSpan(0, first));
         for (int j = first; j < chunk.Length; j++)
@@ -88,7 +89,7 @@ public static class Perplexity
     {
         state.UseKvBudget(null);
         state.UseKvBudget(budget);
-        if (state.KvPolicy is { } b) b.Horizon = chunk.Length - prompt;
+        if (state.KvPolicy is { } b) { b.Horizon = chunk.Length - prompt; b.PromptEnd = prompt; }
         state.UsePrefillPruning(pruning);
         int vocab = model.Config.VocabSize;
         model.Forward(state, chunk.AsSpan(0, prompt));

@@ -84,8 +84,8 @@ public sealed class TextGenerator(LlamaModel model, Tokenizer tokenizer)
         if (prompt.Count == 0) throw new ArgumentException("the prompt is empty: give at least one token (or let the tokenizer add BOS)", nameof(prompt));
         state.UseKvBudget(options.KvBudget);
         long droppedBefore = state.KvPolicy?.Dropped ?? 0;
-        if (state.KvPolicy is { } kvBudget) kvBudget.Horizon = options.MaxTokens;
-        if (state.Cached + prompt.Count > state.ContextSize)
+        if (state.KvPolicy is { } kvBudget) { kvBudget.Horizon = options.MaxTokens; kvBudget.PromptEnd = state.Position + prompt.Count; }
+        if (state.KvPolicy is null && state.Cached + prompt.Count > state.ContextSize)   // a budget compresses as the prompt runs
             throw new ArgumentException(
                 $"the prompt is {prompt.Count} tokens, but only {state.ContextSize - state.Cached} of the context of {state.ContextSize} are free", nameof(prompt));
         foreach (int t in prompt)

@@ -19,7 +19,7 @@ public interface IKvEvictionPolicy
     /// <summary>What the scored rows accumulate (probabilities, or Keyformer's Gumbel softmax).</summary>
     AttentionScoreKind Kind => AttentionScoreKind.Probability;
 
-    /// <summary>Keyformer's τ at generation step <paramref name="step"/> of <paramref name="horizon"/>; 1 otherwise.</summary>
+    /// <summary>Keyformer's τ after <paramref name="step"/> generated positions of <paramref name="horizon"/>; 1 otherwise.</summary>
     float Temperature(int step, int horizon) => 1f;
 
     /// <summary>After a step of <paramref name="rows"/> rows: updates each cached row's score from what the scored rows

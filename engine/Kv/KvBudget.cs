@@ -16,6 +16,10 @@ public sealed class KvBudget
     private readonly float[] _rank;
     private readonly bool[] _kept;
 
+    /// <summary>A prompt under a budget is compressed every this many positions and at its end (not after every
+    /// chunk a scheduler happens to cut), so what it keeps does not depend on batch sizes or load.</summary>
+    public const int PromptChunk = 256;
+
     /// <summary>A budget for a sequence whose cache holds up to <paramref name="capacity"/> rows.</summary>
     public KvBudget(KvBudgetOptions options, int capacity)
     {
@@ -47,9 +51,14 @@ public sealed class KvBudget
     public int[] Positions { get; }
     /// <summary>(rows) the policy's score of each cached row.</summary>
     public float[] Scores { get; }
-    /// <summary>Steps observed since <see cref="Reset"/> (Keyformer anneals τ over them).</summary>
+    /// <summary>Steps observed since <see cref="Reset"/>.</summary>
     public int Steps { get; private set; }
-    /// <summary>Steps τ is annealed over (Keyformer): the generation's length when known, else the budget.</summary>
+    /// <summary>The position where the prompt ends: Keyformer anneals τ over the positions generated past it (by
+    /// position, so the schedule does not depend on how the prompt was cut into steps). 0 when unknown.</summary>
+    public int PromptEnd { get; set; }
+    /// <summary>The position of the next row (one past the last recorded).</summary>
+    public int NextPosition { get; private set; }
+    /// <summary>Positions τ is annealed over (Keyformer): the generation's length when known, else the budget.</summary>
     public int Horizon { get; set; }
     /// <summary>Rows dropped since <see cref="Reset"/>.</summary>
     public long Dropped { get; private set; }
@@ -59,7 +68,7 @@ public sealed class KvBudget
     /// <summary>Forgets every row (a new sequence).</summary>
     public void Reset()
     {
-        Count = Steps = PeakCount = 0;
+        Count = Steps = PeakCount = NextPosition = 0;
         Dropped = 0;
     }
 
@@ -67,16 +76,18 @@ public sealed class KvBudget
     public int ScoreFrom(int rows) => Policy.ScoreFrom(rows);
 
     /// <summary>Keyformer's τ for the next step.</summary>
-    public float Temperature => Policy.Temperature(Steps, Horizon > 0 ? Horizon : Options.Budget);
+    public float Temperature => Policy.Temperature(Math.Max(0, NextPosition - PromptEnd), Horizon > 0 ? Horizon : Options.Budget);
 
     /// <summary>
     /// Records a step of <paramref name="rows"/> rows appended at RoPE positions <paramref name="position"/> .., hands
     /// the policy what the scored rows gave each cached row (<paramref name="received"/>; empty when nothing was
     /// scored), and compresses when over the budget. Writes the row copies to make (row <paramref name="from"/>[i] to
-    /// row <paramref name="to"/>[i], in order; each needs at least Budget − 1 entries) and returns how many.
+    /// row <paramref name="to"/>[i], in order; each needs at least Budget − 1 entries) and returns how many. With
+    /// <paramref name="compress"/> false (inside a prompt, between <see cref="PromptChunk"/> boundaries) it only
+    /// records and observes.
     /// </summary>
     /// <exception cref="InvalidOperationException">The rows would pass the capacity.</exception>
-    public int AfterStep(int position, int rows, ReadOnlySpan<float> received, Span<int> from, Span<int> to)
+    public int AfterStep(int position, int rows, ReadOnlySpan<float> received, Span<int> from, Span<int> to, bool compress = true)
     {
         if (Count + rows > Capacity) throw new InvalidOperationException($"{Count} + {rows} rows pass the KV capacity of {Capacity}");
         for (int i = 0; i < rows; i++)
@@ -85,6 +96,7 @@ public sealed class KvBudget
             Scores[Count + i] = 0;
         }
         Count += rows;
+        NextPosition = position + rows;
         PeakCount = Math.Max(PeakCount, Count);
         if (!received.IsEmpty)
         {
@@ -93,7 +105,7 @@ public sealed class KvBudget
         }
         Steps++;
         int keep = Options.Budget - 1;
-        return Count > keep ? Compress(keep, from, to) : 0;
+        return compress && Count > keep ? Compress(keep, from, to) : 0;
     }
 
     private int Compress(int keep, Span<int> from, Span<int> to)

@@ -38,10 +38,11 @@ public static class TopK
         selected[..k].Sort();
     }
 
-    /// <summary>The float's bits mapped so that unsigned order is numeric order (−0 and +0 apart, −0 first).</summary>
+    /// <summary>The float's bits mapped so that unsigned order is numeric order; −0 is taken as +0 (they are equal
+    /// numbers, so a tie, broken by index).</summary>
     public static uint Orderable(float x)
     {
-        uint b = BitConverter.SingleToUInt32Bits(x);
+        uint b = x == 0 ? 0u : BitConverter.SingleToUInt32Bits(x);
         return (b & 0x8000_0000u) != 0 ? ~b : b | 0x8000_0000u;
     }
 }

@@ -1,4 +1,5 @@
 using Tessera.Backends;
+using Tessera.Kv;
 using Tessera.Pruning;
 
 namespace Tessera.Model;
@@ -159,10 +160,12 @@ public sealed class LlamaModel : IDisposable
         if (batch.Sequences != 1 || batch.IsTree[0] || batch.LogitRows != 1 || batch.LogitRow[n0 - 1] != 0)
             throw new InvalidOperationException("prompt pruning runs one prompt chain whose last row alone gets logits");
         pr.Armed = false;
+        if (pr.HasHoles) throw new InvalidOperationException("a pruned prompt already ran on this sequence: start a new one (Rewind(0)) before pruning another");
         var pruner = pr.Options.CreatePruner(pr.Schedule, n0);
         var scores = s.Scores ??= new AttentionScores();
         scores.Kind = AttentionScoreKind.Probability;
-        Span<int> holeStart = stackalloc int[_layers.Length];
+        Span<int> holeStart = stackalloc int[Config.Layers];   // indexed by cache layer (a SkipLayers model has fewer)
+        holeStart.Fill(batch.StartPos[0] + n0);
         for (int i = 0; i < n0; i++) { pr.Original[i] = i; pr.Positions[i] = batch.Positions[i]; pr.Tokens[i] = batch.Tokens[i]; }
         var current = batch;
         int n = n0, stage = 0;
@@ -255,7 +258,8 @@ public sealed class LlamaModel : IDisposable
         if (!allLogits.IsEmpty && allLogits.Length != tokens.Length * Config.VocabSize)
             throw new ArgumentException($"allLogits must hold {tokens.Length} x {Config.VocabSize} floats", nameof(allLogits));
         if (tokens.Length == 0) throw new ArgumentException("no tokens to run", nameof(tokens));
-        if (s.Cached + tokens.Length > s.ContextSize)
+        // Under a KV budget each chunk is checked (the cache shrinks after each); otherwise the whole run is.
+        if (s.KvPolicy is null && s.Cached + tokens.Length > s.ContextSize)
             throw new InvalidOperationException($"context is full: {s.Cached} + {tokens.Length} tokens exceed the context of {s.ContextSize}");
         if (s.Batched.Pruning[0] is { Armed: true })
         {
@@ -264,9 +268,17 @@ public sealed class LlamaModel : IDisposable
             if (!allLogits.IsEmpty) throw new InvalidOperationException("prompt pruning gives logits for the prompt's last token only");
             if (tokens.Length < 2) s.Batched.Pruning[0]!.Armed = false;   // nothing to prune
         }
-        for (int start = 0; start < tokens.Length; start += s.MaxBatch)
+        for (int start = 0, n; start < tokens.Length; start += n)
         {
-            int n = Math.Min(s.MaxBatch, tokens.Length - start);
+            n = Math.Min(s.MaxBatch, tokens.Length - start);
+            // Under a KV budget a prompt's chunks end at multiples of KvBudget.PromptChunk positions, where it is
+            // compressed (and at its end): the same points whatever the batch size, here and in the scheduler.
+            if (s.KvPolicy is not null)
+            {
+                n = Math.Min(n, KvBudget.PromptChunk - s.Position % KvBudget.PromptChunk);
+                if (s.Cached + n > s.ContextSize)
+                    throw new InvalidOperationException($"context is full: {s.Cached} + {n} tokens exceed the context of {s.ContextSize} (a KV budget of {s.KvPolicy.Options.Budget} needs {s.KvPolicy.Options.Budget - 1 + KvBudget.PromptChunk})");
+            }
             var batch = s.Batch;
             batch.Clear();
             batch.Add(tokens.Slice(start, n), s.Cached, s.Table, allLogits.IsEmpty ? RowLogits.Last : RowLogits.All, s.Position);
@@ -274,7 +286,7 @@ public sealed class LlamaModel : IDisposable
             Forward(s, batch, allLogits.IsEmpty ? default : allLogits.Slice(start * Config.VocabSize, n * Config.VocabSize));
             s.Cached += n;
             s.Position += n;
-            s.ScoresRun(n);
+            s.ScoresRun(n, compress: start + n == tokens.Length || s.Position % KvBudget.PromptChunk == 0);
         }
     }
 

@@ -59,7 +59,7 @@ public sealed class RunState : IDisposable
     {
         if (options == KvPolicy?.Options) return;
         if (Cached != Position) throw new InvalidOperationException("the KV budget cannot change once it dropped rows; start a new sequence");
-        if (options is not null && Batched.Pruning[0] is { HasHoles: true })
+        if (options is not null && Batched.Pruning[0] is { HasHoles: true } or { Armed: true })
             throw new InvalidOperationException("--kv-budget: not together with --prefill-pruning (one drops rows of every layer, the other lays the cache out per layer)");
         if (options is null) { KvPolicy = null; Batched.Scores = null; return; }
         var budget = new KvBudget(options, ContextSize);
@@ -89,6 +89,7 @@ public sealed class RunState : IDisposable
             if (Batched.Pruning[0] is { HasHoles: true }) throw new InvalidOperationException("the prompt pruning cannot change on a pruned sequence; start a new one");
             pruning = Batched.Pruning[0] = new PrefillPruning(options, _layers, MaxBatch, Table.Length, BlockSize);
         }
+        if (pruning.HasHoles) throw new InvalidOperationException("this sequence's prompt was already pruned: start a new one (Rewind(0)) before pruning another");
         pruning.Armed = true;
     }
 
@@ -103,17 +104,16 @@ public sealed class RunState : IDisposable
         if (from < 0) { Batched.Scores?.Clear(); return; }
         var scores = Batched.Scores ??= new AttentionScores();
         scores.Clear();
-        scores.Seed = budget.Options.Seed;
-        scores.Request(0, from, budget.Policy.Kind, budget.Temperature, budget.Steps);
+        scores.Request(0, from, budget.Policy.Kind, budget.Temperature, 0, budget.Options.Seed);  // noise by row position, not step count
     }
 
     // After a step of `rows` rows (Cached and Position already past them): the budget records them, observes the
     // scores and compresses; the kept rows' keys and values move as it says.
-    internal void ScoresRun(int rows)
+    internal void ScoresRun(int rows, bool compress = true)
     {
         if (KvPolicy is not { } budget) return;
         var received = Batched.Scores is { Any: true } scores ? scores.Of(0) : default;
-        int moves = budget.AfterStep(Position - rows, rows, received, _moveFrom, _moveTo);
+        int moves = budget.AfterStep(Position - rows, rows, received, _moveFrom, _moveTo, compress);
         for (int i = 0; i < moves; i++)
         {
             _moveFrom[i] = Slot(_moveFrom[i]);

@@ -183,7 +183,7 @@ internal sealed class Scheduler : IDisposable
             Pruning = options.PrefillPruning is { } pruning
                 ? new Pruning.PrefillPruning(pruning, _model.Config.Layers, Limits.MaxTokensPerStep, (Limits.ContextSize + Limits.BlockSize - 1) / Limits.BlockSize, Limits.BlockSize) { Armed = prompt.Count > 1 }
                 : null,
-            Kv = options.KvBudget is { } budget ? new Kv.KvBudget(budget, Limits.ContextSize + Limits.MaxTokensPerStep) { Horizon = options.MaxTokens } : null,
+            Kv = options.KvBudget is { } budget ? new Kv.KvBudget(budget, Limits.ContextSize + Limits.MaxTokensPerStep) { Horizon = options.MaxTokens, PromptEnd = prompt.Count } : null,
             // Only the first choice computes (and reports) the prompt; the others fork it.
             PromptLogProbs = options.PromptLogProbs && choice == 0 ? new List<TokenLogProb>(prompt.Count) : null,
             Healed = new HealedPrefix(healed),
@@ -303,7 +303,7 @@ internal sealed class Scheduler : IDisposable
         {
             var seq = _running[i];
             if (seq.Remaining <= 1 || Planned(seq) >= 0) continue;
-            if (!Reserve(seq, Math.Min(seq.Remaining, budget), ref budget)) break;
+            if (!Reserve(seq, PromptChunk(seq, Math.Min(seq.Remaining, budget)), ref budget)) break;
         }
         // 3. Admit waiting requests (preempted ones first) while there is room, budget and blocks.
         while (_waiting.First is { } node && _running.Count < Limits.MaxSequences && budget > 0)
@@ -317,7 +317,7 @@ internal sealed class Scheduler : IDisposable
             if (_running.Count + 1 + reserved > Limits.MaxSequences) break;
             // A scored prompt runs every row; a budgeted one keeps blocks of its own (its compaction rewrites them).
             if (seq.Blocks.Count == 0 && seq.PromptLogProbs is null && seq.Kv is null) TakeCachedPrefix(seq);
-            int n = Math.Min(seq.Remaining, budget);
+            int n = PromptChunk(seq, Math.Min(seq.Remaining, budget));
             n = Math.Min(n, (seq.Blocks.Count + _blocks.AvailableBlocks) * Limits.BlockSize - seq.Cached);
             if (n <= 0 || !Grow(seq, seq.Cached + n))
             {
@@ -342,8 +342,11 @@ internal sealed class Scheduler : IDisposable
     /// </summary>
     private bool SchedulePrunedPrompt()
     {
-        if (_waiting.First?.Value is not { Pruning.Armed: true } seq || _running.Count >= Limits.MaxSequences) return false;
-        if (seq.Blocks.Count == 0) TakeCachedPrefix(seq);
+        if (_waiting.First?.Value is not { Pruning.Armed: true } seq) return false;
+        int reserved = seq.Followers?.Count ?? 0;   // slots held for running leaders' choices count as taken
+        foreach (var r in _running) reserved += r.Followers?.Count ?? 0;
+        if (_running.Count + 1 + reserved > Limits.MaxSequences) return false;
+        // No cached prefix: the whole prompt is ranked, as the single-sequence generator ranks it.
         int n = seq.Remaining;
         if (n < 2 || !Grow(seq, seq.Cached + n))
         {
@@ -539,6 +542,11 @@ internal sealed class Scheduler : IDisposable
         seq.Pruning?.Clear();  // a pruned prompt preempted after its step is recomputed in full (its tokens may pass a step)
     }
 
+    /// <summary>A budgeted sequence's prompt chunk ends at the next multiple of <see cref="Kv.KvBudget.PromptChunk"/>
+    /// positions, where it is compressed, so what it keeps does not depend on the step's load.</summary>
+    private static int PromptChunk(Sequence seq, int n) =>
+        seq.Kv is null ? n : Math.Min(n, Kv.KvBudget.PromptChunk - seq.Computed % Kv.KvBudget.PromptChunk);
+
     /// <summary>Asks attention for the scores the step's budgeted sequences' policies need (none: attention computes
     /// nothing extra).</summary>
     private void RequestScores()
@@ -548,7 +556,7 @@ internal sealed class Scheduler : IDisposable
         {
             var (seq, n) = _plan[i];
             if (seq.Kv is not { } kv || kv.ScoreFrom(n) is var from && from < 0) continue;
-            (_state.Scores ??= new Backends.AttentionScores { Seed = kv.Options.Seed }).Request(i, from, kv.Policy.Kind, kv.Temperature, kv.Steps);
+            (_state.Scores ??= new Backends.AttentionScores()).Request(i, from, kv.Policy.Kind, kv.Temperature, 0, kv.Options.Seed);  // noise by row position, not step count
         }
     }
 
@@ -561,7 +569,9 @@ internal sealed class Scheduler : IDisposable
         var kv = seq.Kv!;
         var received = _state.Scores is { } scores && scores.FromRow(i) >= 0 ? scores.Of(i) : default;
         if (_kvFrom.Length < kv.Capacity) { _kvFrom = new int[kv.Capacity]; _kvTo = new int[kv.Capacity]; }
-        int moves = kv.AfterStep(seq.Computed - n, n, received, _kvFrom, _kvTo);
+        // Inside the prompt only at chunk boundaries (see PromptChunk); every step after it.
+        bool compress = seq.Computed >= seq.PromptLength || seq.Computed % Kv.KvBudget.PromptChunk == 0;
+        int moves = kv.AfterStep(seq.Computed - n, n, received, _kvFrom, _kvTo, compress);
         int bs = Limits.BlockSize;
         for (int m = 0; m < moves; m++)
         {

@@ -54,6 +54,22 @@ public class KvBudgetModelTests
         Assert.That(r.Stats.KvDroppedPositions, Is.EqualTo(prompt.Count + 150 - 23));
     }
 
+    [Test]
+    public void A_prompt_longer_than_the_cache_runs_in_chunks_compressed_at_their_ends()
+    {
+        // 23 kept rows + one 256-row chunk fit the 279-row cache; the 400-token prompt does not, and need not.
+        var m = ModelCache.Get("tinystories-656k-f32.gguf");
+        var prompt = m.Tokenizer.Encode(File.ReadAllText(Path.Combine(TestContext.CurrentContext.TestDirectory, "Data", "long-stories.txt")), true).Take(400).ToList();
+        var r = Generate(m, prompt, new KvBudgetOptions { Budget = 24, Policy = KvPolicy.H2O }, 23 + KvBudget.PromptChunk, maxTokens: 20);
+        Assert.That(r.Tokens, Has.Count.EqualTo(20));
+        Assert.That(r.Stats.KvPeakPositions, Is.EqualTo(KvBudget.PromptChunk), "the peak is the first chunk: later ones add to the 23 kept rows");
+        Assert.That(r.Stats.KvDroppedPositions, Is.EqualTo(400 + 20 - 23));
+        using var small = m.Model.CreateState(100);
+        small.UseKvBudget(new KvBudgetOptions { Budget = 24 });
+        var e = Assert.Throws<InvalidOperationException>(() => m.Model.Forward(small, prompt.ToArray()));
+        Assert.That(e!.Message, Does.Contain("a KV budget of 24 needs 279"));
+    }
+
     private static (List<int> Tokens, GenerationStats Stats) Generate(Tessera.Model.LoadedModel m, IReadOnlyList<int> prompt, KvBudgetOptions? budget, int context, int maxTokens = 40)
     {
         using var state = m.Model.CreateState(context);

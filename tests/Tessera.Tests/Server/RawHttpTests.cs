@@ -354,14 +354,19 @@ public class RawHttpTests
         Assert.That(r.GetProperty("choices")[0].GetProperty("text").GetString(), Is.EqualTo(lib.Text));
         Assert.That(after["tessera_kv_dropped_positions_total"] - before["tessera_kv_dropped_positions_total"], Is.GreaterThan(30));
 
-        const string pruned = """{"prompt":"Once upon a time, there was a little girl named Lily. She liked to play in the park with her dog.","max_tokens":20,"temperature":0,"prefill_pruning":"lazyllm","keep":0.5}""";
+        const string pruned = """{"prompt":"Once upon a time, there was a little girl named Lily. She liked to play in the park with her dog.","max_tokens":20,"temperature":0,"prefill_pruning":"lazyllm","keep":0.1,"ignore_eos":true}""";
         (status, r) = await PostJson("/v1/completions", pruned);
         Assert.That(status, Is.EqualTo(200));
         var libPruned = await Engine.CompleteAsync("Once upon a time, there was a little girl named Lily. She liked to play in the park with her dog.", new GenerationOptions
         {
-            MaxTokens = 20, Sampling = SamplingOptions.Greedy, PrefillPruning = new Tessera.Pruning.PrefillPruningOptions { Keep = 0.5 },
+            MaxTokens = 20, StopAtEndOfGeneration = false, Sampling = SamplingOptions.Greedy, PrefillPruning = new Tessera.Pruning.PrefillPruningOptions { Keep = 0.1 },
         });
         Assert.That(r.GetProperty("choices")[0].GetProperty("text").GetString(), Is.EqualTo(libPruned.Text));
+        var unpruned = await Engine.CompleteAsync("Once upon a time, there was a little girl named Lily. She liked to play in the park with her dog.", new GenerationOptions
+        {
+            MaxTokens = 20, StopAtEndOfGeneration = false, Sampling = SamplingOptions.Greedy,
+        });
+        Assert.That(libPruned.Text, Is.Not.EqualTo(unpruned.Text), "the pruning took effect");
 
         foreach (var (bad, param, says) in new[]
         {

@@ -19,10 +19,10 @@ public class SchedulerKvBudgetTests
         MaxTokens = n, StopAtEndOfGeneration = false, KvBudget = budget, Sampling = new SamplingOptions { Temperature = 0 },
     };
 
-    private static List<int> Reference(string prompt, GenerationOptions o)
+    private static List<int> Reference(string prompt, GenerationOptions o, int context = 256)
     {
         var m = ModelCache.Get(File);
-        using var state = m.Model.CreateState(256);
+        using var state = m.Model.CreateState(context);
         return new TextGenerator(m.Model, m.Tokenizer).Generate(state, m.Tokenizer.Encode(prompt, true), o)
             .Where(t => t.Token >= 0).Select(t => t.Token).ToList();
     }
@@ -36,6 +36,26 @@ public class SchedulerKvBudgetTests
         using var e = await InferenceEngine.LoadAsync(SharedData.Model(File), new EngineOptions { ContextSize = 256, MaxSequences = 8 });
         var o = Options(new KvBudgetOptions { Budget = 24, Policy = policy });
         Assert.That((await e.CompleteAsync("Once upon a time", o)).TokenIds, Is.EqualTo(Reference("Once upon a time", o)));
+    }
+
+    [TestCase(KvPolicy.H2O, 300)]
+    [TestCase(KvPolicy.SnapKv, 100)]
+    [TestCase(KvPolicy.Keyformer, 100)]
+    public async Task A_prompt_longer_than_the_budget_keeps_what_the_generator_keeps_under_load(KvPolicy policy, int promptTokens)
+    {
+        // Beside other requests the step cuts the long prompt into chunks of whatever fits; compression still happens
+        // only at 256-position boundaries and at the prompt's end, as in the generator.
+        using var e = await InferenceEngine.LoadAsync(SharedData.Model(File), new EngineOptions { ContextSize = 512, MaxSequences = 8, MaxTokensPerStep = 64 });
+        var m = ModelCache.Get(File);
+        var ids = m.Tokenizer.Encode(System.IO.File.ReadAllText(Path.Combine(TestContext.CurrentContext.TestDirectory, "Data", "long-stories.txt")), true).Take(promptTokens).ToList();
+        string prompt = m.Tokenizer.Decode(ids.Skip(1).ToArray());
+        var o = Options(new KvBudgetOptions { Budget = 24, Policy = policy }, 40);
+        var others = Enumerable.Range(0, 3).Select(i => e.CompleteAsync("Once upon a time", Options(null, 30 + 10 * i))).ToList();
+        var got = await e.CompleteAsync(prompt, o);
+        await Task.WhenAll(others);
+        var want = Reference(prompt, o, 512);
+        Assert.That(got.TokenIds, Is.EqualTo(want));
+        Assert.That(e.KvBlocksInUse, Is.Zero);
     }
 
     [Test]
