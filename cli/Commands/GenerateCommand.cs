@@ -86,11 +86,8 @@ internal static class GenerateCommand
                     word = new ExactBytes(scorer, m.Tokenizer).CompleteWord(text);  // its cache is freed before generation
             }
             // Options the backend cannot serve are refused before anything is printed.
-            using (var probe = m.Model.CreateState(1, 1))
-            {
-                probe.UseKvBudget(options.KvBudget);
-                probe.UsePrefillPruning(options.PrefillPruning);
-            }
+            options.KvBudget?.CheckBackend(b);
+            options.PrefillPruning?.CheckBackend(b);
             bool echoPrompt = !r.GetValue(json) && !r.GetValue(noEcho);
             if (echoPrompt) { io.Out.Write(text + word); io.Out.Flush(); }
             text += word;
@@ -115,7 +112,7 @@ internal static class GenerateCommand
                 sb.Append(step.Text);
                 if (!asJson && step.Text.Length > 0) { io.Out.Write(step.Text); io.Out.Flush(); }
             }
-            if (asJson) WriteJson(io.Out, tokens, ids, word + sb.ToString(), stats, options.KvBudget, KvBytesPerPosition(m.Config));
+            if (asJson) WriteJson(io.Out, tokens, ids, word + sb.ToString(), stats, options.KvBudget, m.Config.KvBytesPerPosition);
             else
             {
                 if (options.Suffix is { } rest && !r.GetValue(noEcho)) io.Out.Write(rest);  // the whole text, the middle in place
@@ -125,7 +122,7 @@ internal static class GenerateCommand
                 if (state.Pruning is { PromptRows: > 0 } pp)
                     io.Err.WriteLine(FormattableString.Invariant($"prefill pruning ({Tessera.Pruning.PrefillPruningOptions.NameOf(pp.Options.Method)}, keep {pp.Options.Keep}): {pp.KeptRows} of {pp.PromptRows} prompt tokens reached the last layer, {100 * pp.ComputedShare:F1}% of the row-layers computed"));
                 if (options.KvBudget is { } kvb)
-                    io.Err.WriteLine($"kv budget ({Tessera.Kv.KvBudgetOptions.NameOf(kvb.Policy)}, {kvb.Budget} positions, {kvb.Sinks} sinks): peak {stats.KvPeakPositions} positions ({stats.KvPeakPositions * KvBytesPerPosition(m.Config) / 1024} KiB), {stats.KvDroppedPositions} dropped");
+                    io.Err.WriteLine($"kv budget ({Tessera.Kv.KvBudgetOptions.NameOf(kvb.Policy)}, {kvb.Budget} positions, {kvb.Sinks} sinks): peak {stats.KvPeakPositions} positions ({stats.KvPeakPositions * m.Config.KvBytesPerPosition / 1024} KiB), {stats.KvDroppedPositions} dropped");
                 if (stats.Cautious is { } ct)
                     io.Err.WriteLine($"cautious: {ct.UncertainSteps} uncertain steps, {ct.Trials} trials, {ct.ExtraForwardPasses} extra forward passes");
                 if (stats.Speculation is { } sp)
@@ -191,9 +188,6 @@ internal static class GenerateCommand
             $"prompt: {prompt.Count} tokens, {engine.PromptTokensComputed} positions computed for all choices | generated: {generated} tokens in {results.Count} choices, {generated / Math.Max(seconds, 1e-9):F1} tok/s"));
         return 0;
     }
-
-    /// <summary>Bytes one cached position takes: K and V of every layer, F16.</summary>
-    internal static long KvBytesPerPosition(Tessera.Model.LlamaConfig c) => 2L * c.Layers * c.KvDim * sizeof(short);
 
     private static void WriteJson(TextWriter o, IReadOnlyList<int> prompt, List<int> ids, string text, GenerationStats s,
         Tessera.Kv.KvBudgetOptions? kv, long bytesPerPosition)

@@ -50,10 +50,8 @@ internal static class ServeCommand
             var (withDraft, draftModel) = speculation.LoadDraft(spec, engine.Loaded, b);
             using var draftOwner = draftModel;
             options = options with { Speculation = withDraft, KvBudget = kvBudget, PrefillPruning = prune };
-            if (prune is not null && !b.ComputesAttentionScores)
-                throw new ArgumentException($"--prefill-pruning ranks the prompt's tokens by attention, which the {b.Name} backend does not compute");
-            if (kvBudget is { } kb && kb.CreatePolicy().ScoreFrom(1) >= 0 && !b.ComputesAttentionScores)
-                throw new ArgumentException($"--kv-policy {Tessera.Kv.KvBudgetOptions.NameOf(kb.Policy)} ranks positions by attention, which the {b.Name} backend does not compute; use --kv-policy window");
+            prune?.CheckBackend(b);
+            kvBudget?.CheckBackend(b);
             var server = TesseraServer.StartAsync(engine, options, io.Err).GetAwaiter().GetResult();
             try { server.WaitForShutdownAsync().GetAwaiter().GetResult(); }
             finally { server.DisposeAsync().AsTask().GetAwaiter().GetResult(); }

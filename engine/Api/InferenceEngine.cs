@@ -33,7 +33,7 @@ public sealed partial class InferenceEngine : IDisposable
             throw new ArgumentException($"ContextSize {ContextSize}: the model supports at most {model.Config.ContextLength}", nameof(options));
         var c = model.Config;
         int bs = options.KvBlockSize;
-        KvBlockBytes = 2L * c.Layers * bs * c.KvDim * sizeof(ushort); // K and V, F16
+        KvBlockBytes = bs * c.KvBytesPerPosition;
         int perContext = (ContextSize + bs - 1) / bs;
         int blocks = options.KvBlocks;
         if (blocks == 0)

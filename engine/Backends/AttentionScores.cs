@@ -20,7 +20,7 @@ public enum AttentionScoreKind
 /// </summary>
 public sealed class AttentionScores
 {
-    private int[] _from = [], _offset = [], _length = [], _step = [];
+    private int[] _from = [], _offset = [], _length = [];
     private ulong[] _seed = [];
     private float[] _values = [], _temperature = [];
     private AttentionScoreKind[] _kind = [];
@@ -29,11 +29,10 @@ public sealed class AttentionScores
     public AttentionScoreKind Kind { get; set; }
     /// <summary>τ of <see cref="AttentionScoreKind.GumbelSoftmax"/> (Keyformer anneals it from 1 to 2).</summary>
     public float Temperature { get; set; } = 1;
-    /// <summary>Seed of the Gumbel noise (the default of <see cref="Request(int, int)"/>); with <see cref="Step"/>, the layer, head and position, it fixes every draw, so
-    /// a run is reproducible and does not depend on the threads.</summary>
+    /// <summary>Seed of the Gumbel noise (the default of <see cref="Request(int, int)"/>); with the layer, head, cached
+    /// position and the scoring row's position (new every step), it fixes every draw, so a run is reproducible and
+    /// does not depend on the threads or on how steps were cut.</summary>
     public ulong Seed { get; set; }
-    /// <summary>The step the noise is drawn for (the caller counts its steps).</summary>
-    public int Step { get; set; }
 
     /// <summary>Whether some sequence of the next step is scored.</summary>
     public bool Any { get; private set; }
@@ -47,12 +46,12 @@ public sealed class AttentionScores
 
     /// <summary>Scores sequence <paramref name="sequence"/> of the next step from its row <paramref name="fromRow"/>
     /// on (0: every row, as H2O's prefill; its last row: a decode step, LazyLLM), with <see cref="Kind"/>,
-    /// <see cref="Temperature"/> and <see cref="Step"/>.</summary>
-    public void Request(int sequence, int fromRow) => Request(sequence, fromRow, Kind, Temperature, Step, Seed);
+    /// <see cref="Temperature"/> and <see cref="Seed"/>.</summary>
+    public void Request(int sequence, int fromRow) => Request(sequence, fromRow, Kind, Temperature, Seed);
 
-    /// <summary>As <see cref="Request(int, int)"/>, with this sequence's own kind, τ, step and noise seed (sequences of
-    /// one batch may run different policies).</summary>
-    public void Request(int sequence, int fromRow, AttentionScoreKind kind, float temperature, int step, ulong seed)
+    /// <summary>As <see cref="Request(int, int)"/>, with this sequence's own kind, τ and noise seed (sequences of one
+    /// batch may run different policies).</summary>
+    public void Request(int sequence, int fromRow, AttentionScoreKind kind, float temperature, ulong seed)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(sequence);
         ArgumentOutOfRangeException.ThrowIfNegative(fromRow);
@@ -63,7 +62,6 @@ public sealed class AttentionScores
             _from.AsSpan(old).Clear();
             Array.Resize(ref _offset, _from.Length);
             Array.Resize(ref _length, _from.Length);
-            Array.Resize(ref _step, _from.Length);
             Array.Resize(ref _temperature, _from.Length);
             Array.Resize(ref _kind, _from.Length);
             Array.Resize(ref _seed, _from.Length);
@@ -71,7 +69,6 @@ public sealed class AttentionScores
         _from[sequence] = fromRow + 1; // stored + 1 so that 0 means "not scored" and Clear is one Array.Clear
         _kind[sequence] = kind;
         _temperature[sequence] = temperature;
-        _step[sequence] = step;
         _seed[sequence] = seed;
         Any = true;
     }
@@ -117,11 +114,11 @@ public sealed class AttentionScores
     internal Span<float> Accumulator(int s) => _values.AsSpan(_offset[s], _length[s]);
 
     /// <summary>Gumbel noise −ln(−ln u) for one (layer, head, cache position) as seen by the row at RoPE position
-    /// <paramref name="row"/> of sequence <paramref name="sequence"/> in its current step: u from a counter hash (SplitMix64 finalizer) of the seed and the
+    /// <paramref name="row"/> of sequence <paramref name="sequence"/>: u from a counter hash (SplitMix64 finalizer) of the seed and the
     /// indices, strictly inside (0, 1).</summary>
     internal float Gumbel(int sequence, int layer, int head, int position, int row)
     {
-        ulong z = _seed[sequence] ^ ((ulong)(uint)_step[sequence] << 32 | (uint)row) * 0x9E3779B97F4A7C15UL
+        ulong z = _seed[sequence] ^ (ulong)(uint)row * 0x9E3779B97F4A7C15UL
             ^ ((ulong)(uint)layer << 48 | (ulong)(uint)head << 32 | (uint)position) * 0xC2B2AE3D27D4EB4FUL;
         z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
         z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;

@@ -38,7 +38,7 @@ public static class KvBudgetBench
             configs.Add(("h2o scores only", new KvBudgetOptions { Budget = promptLength + generate + 1, Policy = KvPolicy.H2O }));
         foreach (var p in policies)
         {
-            if (p != KvPolicy.Window && !model.Backend.ComputesAttentionScores) continue;
+            if (new KvBudgetOptions { Budget = 8, Policy = p }.NeedsAttentionScores && !model.Backend.ComputesAttentionScores) continue;
             foreach (int pct in new[] { 100, 50, 25 })
                 configs.Add(($"{KvBudgetOptions.NameOf(p)} {pct}%", new KvBudgetOptions { Budget = Math.Max(8, promptLength * pct / 100), Policy = p }));
         }
@@ -59,8 +59,7 @@ public static class KvBudgetBench
             {
                 int i = round % 2 == 0 ? j : configs.Count - 1 - j;
                 progress?.Invoke($"round {round + 1}/{rounds}: {configs[i].Label}");
-                state.Rewind(0);
-                state.UseKvBudget(null);
+                state.Rewind(0);   // nothing dropped now: the budget may change
                 state.UseKvBudget(configs[i].Budget);
                 if (state.KvPolicy is { } b) { b.Horizon = generate; b.PromptEnd = promptLength; }
                 long t0 = Stopwatch.GetTimestamp();
@@ -87,7 +86,7 @@ public static class KvBudgetBench
         }
         state.Rewind(0);
         state.UseKvBudget(null);
-        long perPosition = 2L * c.Layers * c.KvDim * sizeof(short);
+        long perPosition = c.KvBytesPerPosition;
         return [.. configs.Select((cfg, i) => new KvBudgetBenchResult(cfg.Label, Spread.Of(tps[i]), Spread.Of(ratio[i]), Spread.Of(prefill[i]), decodePeak[i], peak[i], perPosition))];
     }
 }

@@ -50,8 +50,7 @@ public static class BudgetAgreement
 
     private static void Greedy(LlamaModel model, RunState state, KvBudgetOptions? budget, int[] prompt, int[] output)
     {
-        state.Rewind(0);
-        state.UseKvBudget(null);
+        state.Rewind(0);             // also resets the budget
         state.UseKvBudget(budget);
         if (state.KvPolicy is { } p) { p.Horizon = output.Length; p.PromptEnd = prompt.Length; }
         model.Forward(state, prompt);

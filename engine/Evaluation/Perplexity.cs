@@ -56,7 +56,7 @@ public static class Perplexity
             state.Rewind(0);
             if (scoreLast > 0) RunContinuation(m.Model, state, chunk, first + 1, kvBudget, pruning, logits);
             else if (kvBudget is null) m.Model.Forward(state, chunk, logits);
-            else RunBudgeted(m.Model, state, chunk, first, kvBudget, logits);
+            else RunContinuation(m.Model, state, chunk, first, kvBudget, null, logits);   // rows first.. one per step
             for (int j = first; j < context - 1; j++)
             {
                 nll -= LogSoftmaxAt(logits.AsSpan(j * vocab, vocab), tokens[c * context + j + 1]);
@@ -68,27 +68,12 @@ public static class Perplexity
         return new PerplexityResult(Math.Exp(nll / count), chunks, count, values);
     }
 
-    // The chunk under a KV budget: its first `first` tokens as one prompt, then one token per step; the logits of rows
-    // first .. end land where a whole-chunk pass puts them.
-    private static void RunBudgeted(LlamaModel model, RunState state, int[] chunk, int first, Kv.KvBudgetOptions budget, float[] logits)
-    {
-        state.UseKvBudget(null);
-        state.UseKvBudget(budget);
-        state.KvPolicy!.Horizon = chunk.Length - first;
-        state.KvPolicy.PromptEnd = first;
-        int vocab = model.Config.VocabSize;
-        model.Forward(state, chunk.AsSpan(0, first));
-        for (int j = first; j < chunk.Length; j++)
-            model.Forward(state, chunk.AsSpan(j, 1), logits.AsSpan(j * vocab, vocab));
-    }
-
     // The chunk's first `prompt` tokens as one prompt step (pruned or under a budget when asked), then one token per
     // step; logits row j (j ≥ prompt − 1) predicts token j + 1, where a whole-chunk pass puts it.
     private static void RunContinuation(LlamaModel model, RunState state, int[] chunk, int prompt, Kv.KvBudgetOptions? budget,
         Pruning.PrefillPruningOptions? pruning, float[] logits)
     {
-        state.UseKvBudget(null);
-        state.UseKvBudget(budget);
+        state.UseKvBudget(budget);   // after Rewind(0): a fresh budget
         if (state.KvPolicy is { } b) { b.Horizon = chunk.Length - prompt; b.PromptEnd = prompt; }
         state.UsePrefillPruning(pruning);
         int vocab = model.Config.VocabSize;

@@ -51,8 +51,6 @@ public sealed class KvBudget
     public int[] Positions { get; }
     /// <summary>(rows) the policy's score of each cached row.</summary>
     public float[] Scores { get; }
-    /// <summary>Steps observed since <see cref="Reset"/>.</summary>
-    public int Steps { get; private set; }
     /// <summary>The position where the prompt ends: Keyformer anneals τ over the positions generated past it (by
     /// position, so the schedule does not depend on how the prompt was cut into steps). 0 when unknown.</summary>
     public int PromptEnd { get; set; }
@@ -68,7 +66,7 @@ public sealed class KvBudget
     /// <summary>Forgets every row (a new sequence).</summary>
     public void Reset()
     {
-        Count = Steps = PeakCount = NextPosition = 0;
+        Count = PeakCount = NextPosition = 0;
         Dropped = 0;
     }
 
@@ -103,7 +101,6 @@ public sealed class KvBudget
             if (received.Length != Count) throw new ArgumentException($"{received.Length} scores for {Count} cached rows", nameof(received));
             Policy.Observe(this, received, rows);
         }
-        Steps++;
         int keep = Options.Budget - 1;
         return compress && Count > keep ? Compress(keep, from, to) : 0;
     }

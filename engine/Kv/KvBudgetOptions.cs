@@ -62,6 +62,17 @@ public sealed record KvBudgetOptions
         if (SnapWindow < 1) throw new ArgumentException($"SnapKV window {SnapWindow}: must be positive");
     }
 
+    /// <summary>Whether the policy ranks positions by attention (every one but the window).</summary>
+    public bool NeedsAttentionScores => Policy != KvPolicy.Window;
+
+    /// <summary>Checks that <paramref name="backend"/> can run this budget.</summary>
+    /// <exception cref="ArgumentException">The policy ranks by attention and the backend does not compute it.</exception>
+    public void CheckBackend(Backends.IBackend backend)
+    {
+        if (NeedsAttentionScores && !backend.ComputesAttentionScores)
+            throw new ArgumentException($"--kv-policy {NameOf(Policy)} ranks positions by attention, which the {backend.Name} backend does not compute; use --kv-policy window or --backend cpu", nameof(Policy));
+    }
+
     /// <summary>A fresh policy object for one sequence.</summary>
     public IKvEvictionPolicy CreatePolicy() => Policy switch
     {

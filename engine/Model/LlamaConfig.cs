@@ -43,6 +43,8 @@ public sealed record LlamaConfig
     public int QDim => Heads * HeadDim;
     /// <summary>Width of all key (or value) heads together.</summary>
     public int KvDim => KvHeads * HeadDim;
+    /// <summary>Bytes one cached position takes: K and V of every layer, F16.</summary>
+    public long KvBytesPerPosition => 2L * Layers * KvDim * sizeof(ushort);
 
     /// <summary>Reads the <c>{arch}.*</c> keys of a GGUF file (llama.cpp's names).</summary>
     public static LlamaConfig FromGguf(GgufFile f)

@@ -53,8 +53,8 @@ public sealed class RunState : IDisposable
 
     /// <summary>Caps this sequence's cache with <paramref name="options"/> (null: no cap). The rows cached so far
     /// are taken as they are; a budget already set with the same options stays (a chat goes on with its scores).</summary>
-    /// <exception cref="InvalidOperationException">The budget would change after rows were dropped, or the backend cannot
-    /// compute the attention scores the policy needs.</exception>
+    /// <exception cref="InvalidOperationException">The budget would change after rows were dropped.</exception>
+    /// <exception cref="ArgumentException">The backend cannot compute the attention scores the policy needs.</exception>
     public void UseKvBudget(KvBudgetOptions? options)
     {
         if (options == KvPolicy?.Options) return;
@@ -62,9 +62,8 @@ public sealed class RunState : IDisposable
         if (options is not null && Batched.Pruning[0] is { HasHoles: true } or { Armed: true })
             throw new InvalidOperationException("--kv-budget: not together with --prefill-pruning (one drops rows of every layer, the other lays the cache out per layer)");
         if (options is null) { KvPolicy = null; Batched.Scores = null; return; }
+        options.CheckBackend(_backend);
         var budget = new KvBudget(options, ContextSize);
-        if (budget.ScoreFrom(MaxBatch) >= 0 && !_backend.ComputesAttentionScores)
-            throw new InvalidOperationException($"--kv-policy {budget.Policy.Name} ranks positions by attention, which the {_backend.Name} backend does not compute; use --kv-policy window or --backend cpu");
         KvPolicy = budget;
         Batched.Scores?.Clear();
         if (Cached > 0) ScoresRun(Cached);   // the rows so far, unscored: over the cap, the policy's order without scores
@@ -72,8 +71,8 @@ public sealed class RunState : IDisposable
 
     /// <summary>Prunes the next prompt step (the next <see cref="LlamaModel.Forward(RunState, ReadOnlySpan{int}, Span{float})"/>) with <paramref name="options"/>; null
     /// runs it in full. The layers' missing rows stay recorded until <see cref="Rewind"/>(0).</summary>
-    /// <exception cref="InvalidOperationException">The backend cannot compute the attention scores pruning ranks by,
-    /// or a KV budget is set.</exception>
+    /// <exception cref="InvalidOperationException">A KV budget is set, or the prompt was already pruned.</exception>
+    /// <exception cref="ArgumentException">The backend cannot compute the attention scores pruning ranks by.</exception>
     public void UsePrefillPruning(PrefillPruningOptions? options)
     {
         if (options is null)
@@ -81,8 +80,7 @@ public sealed class RunState : IDisposable
             if (Batched.Pruning[0] is { } p) p.Armed = false;
             return;
         }
-        if (!_backend.ComputesAttentionScores)
-            throw new InvalidOperationException($"--prefill-pruning ranks the prompt's tokens by attention, which the {_backend.Name} backend does not compute; use --backend cpu");
+        options.CheckBackend(_backend);
         if (KvPolicy != null) throw new InvalidOperationException("--prefill-pruning: not together with --kv-budget (one lays the cache out per layer, the other drops rows of every layer)");
         if (Batched.Pruning[0] is not { } pruning || pruning.Options != options)
         {
@@ -104,7 +102,7 @@ public sealed class RunState : IDisposable
         if (from < 0) { Batched.Scores?.Clear(); return; }
         var scores = Batched.Scores ??= new AttentionScores();
         scores.Clear();
-        scores.Request(0, from, budget.Policy.Kind, budget.Temperature, 0, budget.Options.Seed);  // noise by row position, not step count
+        scores.Request(0, from, budget.Policy.Kind, budget.Temperature, budget.Options.Seed);
     }
 
     // After a step of `rows` rows (Cached and Position already past them): the budget records them, observes the

@@ -45,6 +45,14 @@ public sealed record PrefillPruningOptions
         if (!(Keep > 0 && Keep <= 1)) throw new ArgumentException($"--keep {Keep}: must be in (0, 1]");
     }
 
+    /// <summary>Checks that <paramref name="backend"/> can prune (it must compute attention scores).</summary>
+    /// <exception cref="ArgumentException">It does not.</exception>
+    public void CheckBackend(Backends.IBackend backend)
+    {
+        if (!backend.ComputesAttentionScores)
+            throw new ArgumentException($"--prefill-pruning ranks the prompt's tokens by attention, which the {backend.Name} backend does not compute; use --backend cpu", nameof(Method));
+    }
+
     /// <summary>The pruning layers of a model of <paramref name="layers"/> layers and the share of the prompt that goes
     /// on from each (cumulative, decreasing).</summary>
     public IReadOnlyList<(int Layer, double Keep)> Schedule(int layers)

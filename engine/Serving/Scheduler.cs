@@ -129,10 +129,8 @@ internal sealed class Scheduler : IDisposable
         int vocab = _model.Config.VocabSize;
         foreach (int t in prompt)
             if ((uint)t >= (uint)vocab) throw new ArgumentException($"prompt token {t} is outside the vocabulary (0..{vocab - 1})", nameof(prompt));
-        if (options.KvBudget is { } kvb && kvb.CreatePolicy().ScoreFrom(1) >= 0 && !_model.Backend.ComputesAttentionScores)
-            throw new ArgumentException($"kv_policy {Kv.KvBudgetOptions.NameOf(kvb.Policy)} ranks positions by attention, which the {_model.Backend.Name} backend does not compute; use kv_policy window", nameof(options));
-        if (options.PrefillPruning is not null && !_model.Backend.ComputesAttentionScores)
-            throw new ArgumentException($"prefill_pruning ranks the prompt's tokens by attention, which the {_model.Backend.Name} backend does not compute", nameof(options));
+        options.KvBudget?.CheckBackend(_model.Backend);
+        options.PrefillPruning?.CheckBackend(_model.Backend);
         if (options.PrefillPruning is not null && prompt.Count > Limits.MaxTokensPerStep)
             throw new ArgumentException($"prefill_pruning: a pruned prompt runs as one step; its {prompt.Count} tokens exceed the {Limits.MaxTokensPerStep} of a step", nameof(options));
         if (options.Choices > Limits.MaxSequences)
@@ -556,7 +554,7 @@ internal sealed class Scheduler : IDisposable
         {
             var (seq, n) = _plan[i];
             if (seq.Kv is not { } kv || kv.ScoreFrom(n) is var from && from < 0) continue;
-            (_state.Scores ??= new Backends.AttentionScores()).Request(i, from, kv.Policy.Kind, kv.Temperature, 0, kv.Options.Seed);  // noise by row position, not step count
+            (_state.Scores ??= new Backends.AttentionScores()).Request(i, from, kv.Policy.Kind, kv.Temperature, kv.Options.Seed);
         }
     }
 

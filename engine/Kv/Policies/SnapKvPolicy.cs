@@ -16,7 +16,10 @@ public sealed class SnapKvPolicy(int window) : IKvEvictionPolicy
     public void Observe(KvBudget cache, ReadOnlySpan<float> received, int rows)
     {
         var s = cache.Scores.AsSpan(0, received.Length);
-        if (rows > 1) received.CopyTo(s);   // a prompt step: its observation window's votes replace the old ones
+        // A prompt step (by position when the prompt's end is known: a prompt's last chunk may be one row): its
+        // observation window's votes replace the old ones.
+        bool prompt = cache.PromptEnd > 0 ? cache.NextPosition <= cache.PromptEnd : rows > 1;
+        if (prompt) received.CopyTo(s);
         else System.Numerics.Tensors.TensorPrimitives.Add(s, received, s);
     }
     /// <inheritdoc/>

@@ -56,7 +56,7 @@ public class AttentionScoresTests
     private static void Check(int heads, int kvHeads, int headDim, bool vectorized, AttentionScoreKind kind, float tau)
     {
         var c = Config(heads, kvHeads, headDim);
-        var scores = new AttentionScores { Kind = kind, Temperature = tau, Seed = 99, Step = 3 };
+        var scores = new AttentionScores { Kind = kind, Temperature = tau, Seed = 99 };
         var (batch, slots) = Layout(scores);
         var rng = new Random(heads * 7 + headDim);
         var q = new float[batch.Rows * c.QDim];

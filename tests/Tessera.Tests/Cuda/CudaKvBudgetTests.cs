@@ -42,9 +42,9 @@ public class CudaKvBudgetTests
         var b = CudaDevice.Require();
         using var gpu = LoadedModel.Load(SharedData.Model("tinystories-656k-f32.gguf"), b);
         using var state = gpu.Model.CreateState(64);
-        var e = Assert.Throws<InvalidOperationException>(() => state.UseKvBudget(new KvBudgetOptions { Budget = 20, Policy = KvPolicy.H2O }));
+        var e = Assert.Throws<ArgumentException>(() => state.UseKvBudget(new KvBudgetOptions { Budget = 20, Policy = KvPolicy.H2O }));
         Assert.That(e!.Message, Does.Contain("--kv-policy h2o ranks positions by attention, which the cuda backend does not compute"));
-        e = Assert.Throws<InvalidOperationException>(() => state.UsePrefillPruning(new Tessera.Pruning.PrefillPruningOptions()));
+        e = Assert.Throws<ArgumentException>(() => state.UsePrefillPruning(new Tessera.Pruning.PrefillPruningOptions()));
         Assert.That(e!.Message, Does.Contain("--prefill-pruning ranks the prompt's tokens by attention, which the cuda backend does not compute"));
     }
 }
