@@ -6,9 +6,9 @@
 // Two entry points share the body (fa_tile):
 //   flash_attention_f16        one sequence (prefill over a contiguous cache with an identity table): grid
 //                              (ceil(rows / 16), heads); query row r is at position start_pos + r; 16-position blocks.
-//   flash_attention_f16_paged  a ragged batch: grid (tiles, heads); tile t = tiles[5t .. 5t+4] = (first row, rows
+//   flash_attention_f16_paged  a ragged batch: grid (tiles, heads); tile t = tiles[7t .. 7t+6] = (first row, rows
 //                              (1..16), cache position of the first row, offset of its sequence's block table in
-//                              tables, tree start); rows are at consecutive cache positions;
+//                              tables, tree start, hidden start, hidden end); rows are at consecutive cache positions;
 //                              blocks of 2^block_shift positions (any power of two: the tile's 16 positions may span
 //                              several blocks, so each position is looked up on its own). The host cuts each
 //                              sequence's rows into tiles, so a tile never mixes sequences (causality is per sequence),
@@ -18,6 +18,8 @@
 // the tree's positions t + j, only those whose bit j is set in its ancestor mask masks[4r .. 4r+3] (128 bits, low
 // word first; itself and its ancestors). A masked key gets probability 0, as a key past the row's position does,
 // so a chain is the case where every bit below the row's own is set.
+// Hidden positions: a tile's positions [hidden start, hidden end) are masked for every row (a pruned prompt's rows
+// that skipped this layer have no keys or values here); an empty range (0, 0) hides nothing.
 // Query head h reads key/value head h / (heads / kv_heads). Keys and values go through shared memory one page (16 positions) at a time, and each row
 // keeps an online softmax (running max m, sum l, unnormalized output o in registers), so the scores never leave the
 // chip. As llama.cpp and the decode kernel, q is rounded to F16 before the dot product with the F16 keys.
@@ -35,7 +37,7 @@ __device__ __forceinline__ void fa_tile(
     const float* __restrict__ q, const __half* __restrict__ k_pool, const __half* __restrict__ v_pool,
     const int* __restrict__ table, float* __restrict__ out,
     int r0, int n, int pos0, int heads, int kv_heads, int head_dim, int block_shift, float scale,
-    int tree_start, const unsigned* __restrict__ masks) {
+    int tree_start, const unsigned* __restrict__ masks, int hidden_start, int hidden_end) {
     TS_DYNAMIC_SMEM(float, smem);
     const int hd = head_dim, kst = hd + 1;
     float* qs = smem;                                   // [FA_BQ][hd]
@@ -93,15 +95,17 @@ __device__ __forceinline__ void fa_tile(
             for (int d = 0; d < hd2; ++d) s += qr[d] * kr[d];
             s += __shfl_xor_sync(0xffffffffu, s, 16);
             const int kp = page * FA_PAGE + key;
-            bool visible = kp <= pos;
+            bool visible = kp <= pos && (kp < hidden_start || kp >= hidden_end);
             if (visible && kp >= tree_start) {
                 const int j = kp - tree_start;  // < 128: a tree has at most 128 rows (the host checks)
                 visible = (masks[4 * (r0 + qi) + (j >> 5)] >> (j & 31)) & 1u;
             }
             s = visible ? s * scale : -INFINITY;
-            // Key 0 is visible to every row and lies in page 0, so m is finite from the first page on.
+            // The row's own key is always visible, so m is finite by the row's last page; until a page with a
+            // visible key (a hidden range may cover page 0), m stays -inf and nothing is accumulated.
             const float m_new = fmaxf(m[rr], ts_warp_max(s));
-            const float alpha = expf(m[rr] - m_new);  // 0 on the first page (m = -inf)
+            if (m_new == -INFINITY) continue;  // warp-uniform
+            const float alpha = expf(m[rr] - m_new);  // 0 on the first page with a visible key (m = -inf)
             const float p = visible ? expf(s - m_new) : 0.0f;
             l[rr] = l[rr] * alpha + ts_warp_sum(lane < 16 ? p : 0.0f);
             m[rr] = m_new;
@@ -140,14 +144,14 @@ extern "C" __global__ void __launch_bounds__(128) flash_attention_f16(
     int rows, int heads, int kv_heads, int head_dim, int start_pos, float scale) {
     const int r0 = blockIdx.x * FA_BQ;
     fa_tile(q, k_pool, v_pool, block_table, out, r0, min(FA_BQ, rows - r0), start_pos + r0,
-            heads, kv_heads, head_dim, 4 /* 16-position blocks */, scale, FA_CHAIN, nullptr);
+            heads, kv_heads, head_dim, 4 /* 16-position blocks */, scale, FA_CHAIN, nullptr, 0, 0);
 }
 
 extern "C" __global__ void __launch_bounds__(128) flash_attention_f16_paged(
     const float* __restrict__ q, const __half* __restrict__ k_pool, const __half* __restrict__ v_pool,
     const int* __restrict__ tiles, const int* __restrict__ tables, const unsigned* __restrict__ masks,
     float* __restrict__ out, int heads, int kv_heads, int head_dim, int block_shift, float scale) {
-    const int* t = tiles + 5 * blockIdx.x;
+    const int* t = tiles + 7 * blockIdx.x;
     fa_tile(q, k_pool, v_pool, tables + t[3], out, t[0], t[1], t[2], heads, kv_heads, head_dim, block_shift, scale,
-            t[4], masks);
+            t[4], masks, t[5], t[6]);
 }

@@ -72,6 +72,10 @@ done
 model="$work/llama-3.2-1b-q4_k_m.gguf"
 if [ -s "$model" ]; then
   run_step serve-bench-q4_k_m "$bin" bench -m "$model" --concurrency 1,4,16 -p 128 -n 64 --backend cuda
+  # KV budgets and prompt pruning on the device: decode under h2o/snapkv budgets (the attention_scores kernels run
+  # every layer) against the full cache, and time to first token with LazyLLM at keep 0.5.
+  run_step kv-budget-q4_k_m "$bin" bench -m "$model" --kv-budget-bench h2o,snapkv -p 1024 -n 64 -r 3 --backend cuda
+  run_step prefill-pruning-q4_k_m "$bin" bench -m "$model" --prefill-pruning lazyllm --keep 0.5 -p 1024,2048 -n 0 -r 3 --backend cuda
 else
   echo "serve-bench: no $model (its synth step failed); skipped" | tee -a "$out/summary.txt"
   status=1

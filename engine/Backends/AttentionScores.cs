@@ -77,6 +77,8 @@ public sealed class AttentionScores
     public AttentionScoreKind KindOf(int s) => _kind[s];
     /// <summary>τ of sequence <paramref name="s"/>'s Gumbel softmax.</summary>
     public float TemperatureOf(int s) => _temperature[s];
+    /// <summary>Seed of sequence <paramref name="s"/>'s Gumbel noise.</summary>
+    internal ulong SeedOf(int s) => _seed[s];
 
     /// <summary>The first scored row of sequence <paramref name="s"/> (counted from its first row), or -1.</summary>
     public int FromRow(int s) => s < _from.Length ? _from[s] - 1 : -1;
@@ -90,7 +92,36 @@ public sealed class AttentionScores
 
     /// <summary>The sums of sequence <paramref name="s"/> of the last step, one per cache position it saw (its cached
     /// positions and its rows); empty when it was not scored.</summary>
-    public ReadOnlySpan<float> Of(int s) => FromRow(s) < 0 ? default : _values.AsSpan(_offset[s], _length[s]);
+    public ReadOnlySpan<float> Of(int s)
+    {
+        if (FromRow(s) < 0) return default;
+        if (_pending is { } download)
+        {
+            _pending = null;
+            download(_values.AsSpan(0, Total));
+        }
+        return _values.AsSpan(_offset[s], _length[s]);
+    }
+
+    // A backend that keeps the sums on its device (CUDA) hands over how to fetch them; the first Of fetches them
+    // once, so a step syncs with the device only when someone reads the scores.
+    private Action<Span<float>>? _pending;
+
+    /// <summary>Floats of all scored sequences' sums in this step (offsets from <see cref="OffsetOf"/>).</summary>
+    internal int Total { get; private set; }
+
+    /// <summary>Counts <see cref="Begin"/> calls: a backend that accumulates elsewhere tells a new step by it.</summary>
+    internal int Generation { get; private set; }
+
+    /// <summary>Where sequence <paramref name="s"/>'s sums start among the step's <see cref="Total"/>.</summary>
+    internal int OffsetOf(int s) => _offset[s];
+
+    /// <summary>How many sums sequence <paramref name="s"/> has (its cache positions this step: cached and new rows).</summary>
+    internal int LengthOf(int s) => _length[s];
+
+    /// <summary>The sums live elsewhere until read: <paramref name="download"/> copies all <see cref="Total"/> of them
+    /// into the span it gets (called at most once, by the first <see cref="Of"/>; pass a cached delegate).</summary>
+    internal void DownloadWith(Action<Span<float>> download) => _pending = download;
 
     /// <summary>Lays out and zeroes the sums for <paramref name="batch"/>; the forward pass calls it once per step,
     /// and every layer's attention then adds to them.</summary>
@@ -108,6 +139,9 @@ public sealed class AttentionScores
         }
         if (_values.Length < total) _values = new float[Math.Max(total, 2 * _values.Length)];
         _values.AsSpan(0, total).Clear();
+        Total = total;
+        Generation++;
+        _pending = null;
     }
 
     /// <summary>The sums of sequence <paramref name="s"/>, writable (the attention op adds to them).</summary>

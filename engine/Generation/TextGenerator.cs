@@ -124,8 +124,11 @@ public sealed class TextGenerator(LlamaModel model, Tokenizer tokenizer)
             sw.Restart();
 
             int[] one = new int[1];
-            // On CUDA the decode step is captured once as a graph and replayed per token, as bench and golden run it.
+            // On CUDA the decode step is captured once as a graph and replayed per token, as bench and golden run it;
+            // not when the layout changes inside a step (a pruned prompt hides other rows in each layer) or between
+            // steps in ways a replay cannot follow (a budget's compaction and scores).
             using var graph = cuda is not null && Backends.Cuda.CudaDecodeGraph.Enabled && spec is null && state.KvPolicy is null
+                && state.Pruning is not { HasHoles: true }
                 ? new Backends.Cuda.CudaDecodeGraph(model, state) : null;
             // Log-probabilities come from the raw logits; the sampler's penalties change them in place, so keep a copy.
             float[]? raw = options.LogProbs is null ? null : new float[state.Logits.Length];

@@ -17,8 +17,9 @@ public sealed unsafe class FlashAttention(KernelLibrary library)
     public const int MaxHeadDim = 256;
 
     /// <summary>Ints per tile of <see cref="LaunchPaged"/>: first row, rows, cache position of the first row, table
-    /// offset, tree start (<see cref="Chain"/> for a chain).</summary>
-    public const int TileInts = 5;
+    /// offset, tree start (<see cref="Chain"/> for a chain), hidden start and end (cache positions no row of the tile
+    /// sees; 0, 0 for none).</summary>
+    public const int TileInts = 7;
 
     /// <summary>The tree start of a chain tile: no position is masked but those past a row's own.</summary>
     public const int Chain = int.MaxValue;
@@ -90,11 +91,11 @@ public sealed unsafe class FlashAttention(KernelLibrary library)
 
     /// <summary>A ragged batch: output (rows, heads × headDim) where each tile (<see cref="TileInts"/> ints: first row,
     /// rows, cache position of the first row, offset of its sequence's block table in <paramref name="tables"/>, tree
-    /// start) holds up to <see cref="RowsPerBlock"/> consecutive rows of one sequence, and its row i, at cache position
+    /// start, hidden start and end) holds up to <see cref="RowsPerBlock"/> consecutive rows of one sequence, and its row i, at cache position
     /// p + i, attends to that sequence's positions 0 .. p + i through its block table (blocks of
     /// <paramref name="blockSize"/> positions), except, in a tile with a tree start t, the positions t + j whose bit j
     /// is clear in the row's ancestor mask (<paramref name="masks"/>, <see cref="MaskInts"/> ints per batch row; only
-    /// read for tree tiles, so it may be empty when there are none).</summary>
+    /// read for tree tiles, so it may be empty when there are none), and the tile's hidden positions.</summary>
     public void LaunchPaged(CudaStream stream, DeviceSpan<float> q, DeviceSpan<Half> kPool, DeviceSpan<Half> vPool, DeviceSpan<int> tiles,
         int tileCount, DeviceSpan<int> tables, DeviceSpan<int> masks, DeviceSpan<float> output, int rows, int heads, int kvHeads, int headDim, int blockSize)
     {

@@ -8,6 +8,7 @@
 
 #include "../add.cu"
 #include "../argmax.cu"
+#include "../attention_scores.cu"
 #include "../attention_decode.cu"
 #include "../embed.cu"
 #include "../flash_attention.cu"
@@ -48,6 +49,9 @@ const KernelInfo kKernels[] = {
     EMU_KERNEL(add_f32),
     EMU_KERNEL(argmax_f32),
     EMU_KERNEL(topk_prune_f32),
+    EMU_KERNEL(attention_scores_lse),
+    EMU_KERNEL(attention_scores_heads),
+    EMU_KERNEL(attention_scores_reduce),
     EMU_KERNEL(attention_decode_f16_partial),
     EMU_KERNEL(attention_decode_f16_combine),
     EMU_KERNEL(embed_f32),

@@ -35,6 +35,7 @@ public sealed unsafe class CudaBackend : IBackend
     private DeviceBuffer<int>? _requests;
     private DeviceBuffer<int>? _sampledRows;
     private CudaDecodeGraph? _step;   // the decode graph whose step is running (see CudaDecodeGraph)
+    private CudaAttentionScores? _scores;
     private bool _capturing;
     private DeviceBuffer<int>? _tokens;
     private float[] _hostRows = [];
@@ -215,6 +216,22 @@ public sealed unsafe class CudaBackend : IBackend
             batch.Rows, cfg.Heads, cfg.KvHeads, cfg.HeadDim, batch.BlockSize);
     }
 
+    /// <inheritdoc/>
+    public bool ComputesAttentionScores => true;
+
+    /// <inheritdoc/>
+    /// <remarks>The flash kernel's output is untouched; the sums are a pass of their own (kernels/attention_scores.cu)
+    /// that stays on the device until <see cref="AttentionScores.Of"/> reads them. Not inside a decode graph.</remarks>
+    public void Attention(Activation q, KvCache cache, int layer, RaggedBatch batch, Activation output, AttentionScores scores)
+    {
+        ArgumentNullException.ThrowIfNull(scores);
+        if (scores.Any && _step is not null) throw new InvalidOperationException("decode graph: attention scores are not captured; run this step without a graph");
+        Attention(q, cache, layer, batch, output);
+        if (!scores.Any) return;
+        var c = Paged(cache, layer, batch);
+        (_scores ??= new CudaAttentionScores(_context, _stream, _kernels)).Add(scores, batch, layer, D(q), c.K[layer].Span, Ragged(batch, nameof(Attention)), c.Config);
+    }
+
     // The batch's device layout: in a graph step the graph's own, filled by BeginStep; otherwise the shared one,
     // uploaded when it changed (an op called outside a model step, as the op suite does, uploads it here).
     private CudaRaggedBatch Ragged(RaggedBatch batch, string op)
@@ -223,6 +240,10 @@ public sealed unsafe class CudaBackend : IBackend
         if (_step is { } g)
         {
             if (g.Layout.Rows != batch.Rows) throw new InvalidOperationException($"decode graph: {op} got {batch.Rows} rows, the step began with {g.Layout.Rows}");
+            // The graph's layout is filled once per step; hidden rows change per layer, which a replay would miss.
+            for (int s = 0; s < batch.Sequences; s++)
+                if (batch.HiddenEnd[s] > batch.HiddenStart[s])
+                    throw new InvalidOperationException("decode graph: a pruned prompt's sequence hides rows per layer; run its steps without a graph");
             return g.Layout;
         }
         var m = _ragged ??= new CudaRaggedBatch(_context, _stream);
@@ -518,6 +539,7 @@ public sealed unsafe class CudaBackend : IBackend
         _tokens?.Dispose();
         _copyPairs?.Dispose();
         _ragged?.Dispose();
+        _scores?.Dispose();
         _sampled.Dispose();
         _topkOut?.Dispose();
         _requestStaging?.Dispose();

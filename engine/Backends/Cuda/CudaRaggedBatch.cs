@@ -7,40 +7,37 @@ namespace Tessera.Backends.Cuda;
 
 /// <summary>
 /// The device copy of a <see cref="RaggedBatch"/>'s layout that the paged kernels read, as one int array:
-/// <c>[positions: rows][slots: rows][tiles: 5 × tiles][tables: entries][masks: 4 × rows, when the batch has trees]</c>.
+/// <c>[positions: rows][slots: rows][tiles: 7 × tiles][tables: entries][masks: 4 × rows, when the batch has trees]</c>.
 /// Positions feed rope; a row's slot (<c>table[c / block] × block + c % block</c> for its cache position c, resolved
 /// and bounds-checked here) feeds kv_append; tiles (up to 16 consecutive rows of one sequence: first row, rows, first
-/// cache position, table offset, tree start), the concatenated block tables and the rows' ancestor masks feed flash
-/// attention.
+/// cache position, table offset, tree start, hidden start and end), the concatenated block tables and the rows'
+/// ancestor masks feed flash attention.
 /// <para>
 /// The model calls rope, kv_append and attention with the same batch in every layer, so the layout is rebuilt on the
-/// host at each call (cheap: a few ints per row and block) but uploaded only when it differs from the last upload. The
-/// upload goes through one pinned staging buffer, reused; an event recorded after the copy is waited on before the
-/// staging buffer is overwritten. Staging and device buffers grow only when a larger batch arrives.
+/// host at each call (cheap: a few ints per row and block) but uploaded only when it differs from the last upload
+/// (<see cref="StagedInts"/>).
 /// </para>
 /// </summary>
 internal sealed class CudaRaggedBatch(CudaContext context, CudaStream stream) : IDisposable
 {
     private int[] _host = [];           // the layout being built
-    private int _uploadedLength = -1;   // ints of the last upload (-1: none)
-    private PinnedBuffer? _staging;     // what the last upload copied from (never written while that copy may run)
-    private DeviceBuffer<int>? _device;
-    private CudaEvent? _copied;         // recorded after the last upload's copy
+    private readonly StagedInts _ints = new(context, stream);
+    private DeviceBuffer<int> Device => _ints.Device;
 
     /// <summary>Rows of the last batch.</summary>
     public int Rows { get; private set; }
     /// <summary>Flash attention tiles of the last batch.</summary>
     public int Tiles { get; private set; }
     /// <summary>(rows) position of each row.</summary>
-    public DeviceSpan<int> Positions => _device!.Slice(0, Rows);
+    public DeviceSpan<int> Positions => Device.Slice(0, Rows);
     /// <summary>(rows) pool slot of each row.</summary>
-    public DeviceSpan<int> Slots => _device!.Slice(Rows, Rows);
-    /// <summary>(tiles × 4) the attention tiles.</summary>
-    public DeviceSpan<int> TileSpan => _device!.Slice(2 * Rows, FlashAttention.TileInts * Tiles);
+    public DeviceSpan<int> Slots => Device.Slice(Rows, Rows);
+    /// <summary>(tiles × <see cref="FlashAttention.TileInts"/>) the attention tiles.</summary>
+    public DeviceSpan<int> TileSpan => Device.Slice(2 * Rows, FlashAttention.TileInts * Tiles);
     /// <summary>All block tables, concatenated (the tiles' table offsets index into it).</summary>
-    public DeviceSpan<int> Tables => _device!.Slice(2 * Rows + FlashAttention.TileInts * Tiles, _tableEntries);
+    public DeviceSpan<int> Tables => Device.Slice(2 * Rows + FlashAttention.TileInts * Tiles, _tableEntries);
     /// <summary>(rows × 4) the ancestor masks, or an empty view when the batch has no tree.</summary>
-    public DeviceSpan<int> Masks => _masks ? _device!.Slice(2 * Rows + FlashAttention.TileInts * Tiles + _tableEntries, FlashAttention.MaskInts * Rows) : default;
+    public DeviceSpan<int> Masks => _masks ? Device.Slice(2 * Rows + FlashAttention.TileInts * Tiles + _tableEntries, FlashAttention.MaskInts * Rows) : default;
     private int _tableEntries;
     private bool _masks;
 
@@ -60,7 +57,7 @@ internal sealed class CudaRaggedBatch(CudaContext context, CudaStream stream) : 
         if (batch.Rows == 0 || seqs == 0) throw new ArgumentException("the ragged batch is empty", nameof(batch));
         long length = 2L * batch.Rows + (long)FlashAttention.TileInts * TileCount(batch) + batch.TableStart[seqs - 1] + batch.TableLength[seqs - 1]
             + (batch.HasTrees ? (long)FlashAttention.MaskInts * batch.Rows : 0);
-        if (length > MaxInts) throw new ArgumentException($"the ragged batch's layout takes {length} ints, more than {MaxInts}", nameof(batch));
+        if (length > StagedInts.MaxInts) throw new ArgumentException($"the ragged batch's layout takes {length} ints, more than {StagedInts.MaxInts}", nameof(batch));
         return (int)length;
     }
 
@@ -75,16 +72,15 @@ internal sealed class CudaRaggedBatch(CudaContext context, CudaStream stream) : 
         for (int s = 0; s < seqs; s++)
         {
             int start = batch.RowStart[s], count = batch.RowCount[s], pos0 = batch.StartPos[s];
-            if (batch.HiddenEnd[s] > batch.HiddenStart[s])
-                throw new ArgumentException($"ragged batch sequence {s}: hidden cache rows (a pruned prompt) are not supported by the CUDA kernels", nameof(batch));
             var table = batch.Table(s);
             for (int i = 0; i < count; i++)
             {
                 int r = start + i, pos = batch.CachePositions[r];
                 // The kernels take a sequence's rows as consecutive cache positions from StartPos (RaggedBatch makes
-                // them so; a chain's RoPE positions are consecutive too, offset from them once a KV budget dropped
-                // positions); a batch edited by hand that broke this would attend with the wrong mask.
-                if (batch.RowSequence[r] != s || pos != pos0 + i || (!batch.IsTree[s] && batch.Positions[r] - batch.Positions[start] != i))
+                // them so); a batch edited by hand that broke this would attend with the wrong mask. RoPE positions
+                // are free (rope reads each row's own): past the cache rows under a KV budget, with gaps in a pruned
+                // prompt's kept rows.
+                if (batch.RowSequence[r] != s || pos != pos0 + i)
                     throw new ArgumentException($"ragged batch row {r}: sequence {batch.RowSequence[r]} at position {batch.Positions[r]}, cache position {pos}; expected sequence {s} at {pos0 + i}", nameof(batch));
                 if ((pos >> shift) >= table.Length)
                     throw new ArgumentException($"ragged batch row {r}: position {pos} is past the {table.Length} blocks of sequence {s}'s table", nameof(batch));
@@ -100,6 +96,9 @@ internal sealed class CudaRaggedBatch(CudaContext context, CudaStream stream) : 
                 layout[tile++] = pos0 + r0;
                 layout[tile++] = batch.TableStart[s];
                 layout[tile++] = batch.IsTree[s] ? pos0 : FlashAttention.Chain;
+                bool hides = batch.HiddenEnd[s] > batch.HiddenStart[s];
+                layout[tile++] = hides ? batch.HiddenStart[s] : 0;
+                layout[tile++] = hides ? batch.HiddenEnd[s] : 0;
             }
         }
         int entries = batch.TableStart[seqs - 1] + batch.TableLength[seqs - 1];
@@ -116,49 +115,16 @@ internal sealed class CudaRaggedBatch(CudaContext context, CudaStream stream) : 
     public void Use(RaggedBatch batch)
     {
         int length = LayoutLength(batch);
-        if (_host.Length < length) _host = new int[Grow(length)];
+        if (_host.Length < length) _host = new int[StagedInts.Grow(length)];
         var h = _host.AsSpan(0, length);
         int tiles = Layout(batch, h);
         Rows = batch.Rows;
         Tiles = tiles;
         _masks = batch.HasTrees;
         _tableEntries = length - 2 * Rows - FlashAttention.TileInts * tiles - (_masks ? FlashAttention.MaskInts * Rows : 0);
-        if (length == _uploadedLength && h.SequenceEqual(MemoryMarshal.Cast<byte, int>(_staging!.Span)[..length])) return;
-
-        _copied?.Synchronize();  // the last upload's copy out of the staging buffer has finished
-        if (_staging is null || _staging.Bytes < length * sizeof(int))
-        {
-            _staging?.Dispose();
-            _staging = new PinnedBuffer(context, (long)Grow(length) * sizeof(int));
-        }
-        if (_device is null || _device.Length < length)
-        {
-            stream.Synchronize();  // queued kernels may still read the old device copy
-            _device?.Dispose();
-            _device = new DeviceBuffer<int>(context, Grow(length));
-        }
-        _uploadedLength = -1;  // until the copy below is queued
-        h.CopyTo(MemoryMarshal.Cast<byte, int>(_staging.Span));
-        _staging.UploadAsync(_device.Memory, 0, length * sizeof(int), stream);
-        (_copied ??= new CudaEvent(context)).Record(stream);
-        _uploadedLength = length;
+        _ints.Upload(h);
     }
-
-    // Room for at least n ints, in powers of two from 4096, so that a growing batch reallocates a few times only.
-    private static int Grow(int n) => (int)Math.Min((long)BitOperations.RoundUpToPowerOf2((ulong)Math.Max(n, 4096)), MaxInts);
-
-    // The pinned staging buffer holds at most int.MaxValue bytes.
-    private const int MaxInts = int.MaxValue / sizeof(int);
 
     /// <summary>Frees the buffers (the caller has synchronized the stream).</summary>
-    public void Dispose()
-    {
-        _copied?.Dispose();
-        _staging?.Dispose();
-        _device?.Dispose();
-        _copied = null;
-        _staging = null;
-        _device = null;
-        _uploadedLength = -1;
-    }
+    public void Dispose() => _ints.Dispose();
 }

@@ -9,7 +9,7 @@ namespace Tessera.Backends.OpSuite;
 /// The op test list: every IBackend op over swept shapes and types, including odd sizes and sizes that are not
 /// multiples of a block or warp. Tolerances are per op and type and say where the difference comes from.
 /// </summary>
-public static class OpCases
+public static partial class OpCases
 {
     // Sources of error against the double-precision definition (and between backends):
     private const double Exact = 1e-6;        // copies and gathers: bit-exact, float printing aside
@@ -96,6 +96,7 @@ public static class OpCases
             yield return TreeAttention(heads, kvHeads, hd, block, prefix, nodes, depth, chains);
         foreach (var c in SampleCases()) yield return c;
         foreach (var c in TopKCases()) yield return c;
+        foreach (var c in ScoreCases()) yield return c;
     }
 
     private static IEnumerable<OpCase> TopKCases()

@@ -2,49 +2,101 @@ using NUnit.Framework;
 using Tessera.Generation;
 using Tessera.Kv;
 using Tessera.Model;
+using Tessera.Pruning;
 using Tessera.Sampling;
 
 namespace Tessera.Tests.Cuda;
 
-/// <summary>KV budgets on the CUDA backend (a GPU or the CUDA emulator; Ignored without either): the window policy
-/// needs no attention scores, so it runs there (compaction by the kv_copy kernel, RoPE positions past the cached
-/// rows) and keeps the CPU's greedy tokens; policies that rank by attention, and prompt pruning, are refused by name.</summary>
+/// <summary>KV budgets and prompt pruning on the CUDA backend (a GPU or the CUDA emulator; Ignored without either),
+/// against the CPU: the attention scores come from kernels/attention_scores.cu, compaction from kv_copy, a pruned
+/// prompt's hidden rows from flash attention's tiles. The kept positions must be the CPU's exactly (the sums differ
+/// by float rounding only, far below the gaps between ranked positions), and greedy tokens agree while no two
+/// candidates are within the backends' rounding of each other.</summary>
 [Category("Cuda")]  // run a second time on the CUDA emulator by ./build.sh test
 public class CudaKvBudgetTests
 {
-    private static List<int> Greedy(LoadedModel m, KvBudgetOptions budget)
+    private static string Text => File.ReadAllText(Path.Combine(TestContext.CurrentContext.TestDirectory, "Data", "long-stories.txt"));
+
+    private static List<int> Greedy(LoadedModel m, IReadOnlyList<int> prompt, int tokens, KvBudgetOptions? budget = null, PrefillPruningOptions? pruning = null)
     {
-        using var state = m.Model.CreateState(64);
-        var o = new GenerationOptions { MaxTokens = 90, StopAtEndOfGeneration = false, KvBudget = budget, Sampling = new SamplingOptions { Temperature = 0 } };
-        return new TextGenerator(m.Model, m.Tokenizer).Generate(state, m.Tokenizer.Encode("Once upon a time", true), o)
-            .Where(t => t.Token >= 0).Select(t => t.Token).ToList();
+        using var state = m.Model.CreateState(budget is null ? 512 : 64, 512);
+        var o = new GenerationOptions
+        {
+            MaxTokens = tokens, StopAtEndOfGeneration = false, KvBudget = budget, PrefillPruning = pruning,
+            Sampling = new SamplingOptions { Temperature = 0 },
+        };
+        return new TextGenerator(m.Model, m.Tokenizer).Generate(state, prompt, o).Where(t => t.Token >= 0).Select(t => t.Token).ToList();
     }
 
-    [Test]
-    public void A_window_budget_gives_the_cpus_tokens_past_the_cache()
+    private static int Agreeing(List<int> want, List<int> got)
+    {
+        int same = 0;
+        while (same < want.Count && same < got.Count && got[same] == want[same]) same++;
+        return same;
+    }
+
+    [TestCase(KvPolicy.Window)]
+    [TestCase(KvPolicy.H2O)]
+    [TestCase(KvPolicy.Keyformer)]
+    [TestCase(KvPolicy.SnapKv)]
+    public void A_budget_gives_the_cpus_tokens_past_the_cache(KvPolicy policy)
     {
         var b = CudaDevice.Require();
         using var gpu = LoadedModel.Load(SharedData.Model("tinystories-656k-f32.gguf"), b);
         using var cpu = LoadedModel.Load(SharedData.Model("tinystories-656k-f32.gguf"));
-        var budget = new KvBudgetOptions { Budget = 20, Policy = KvPolicy.Window };
-        var want = Greedy(cpu, budget);
+        var budget = new KvBudgetOptions { Budget = 20, Policy = policy };
+        var prompt = cpu.Tokenizer.Encode("Once upon a time", true);
+        var want = Greedy(cpu, prompt, 90, budget);
         Assert.That(want, Has.Count.EqualTo(90), "past the 64-row cache");
-        // Greedy tokens agree while no two candidates are within the backends' rounding of each other.
-        var got = Greedy(gpu, budget);
-        int same = 0;
-        while (same < want.Count && got[same] == want[same]) same++;
+        int same = Agreeing(want, Greedy(gpu, prompt, 90, budget));
         Assert.That(same, Is.GreaterThanOrEqualTo(40), $"tokens agree for {same} of 90");
     }
 
-    [Test]
-    public void Ranking_policies_and_pruning_are_refused_by_name()
+    [TestCase(KvPolicy.H2O)]
+    [TestCase(KvPolicy.Keyformer)]
+    [TestCase(KvPolicy.SnapKv)]
+    public void A_long_prompt_under_a_budget_keeps_the_cpus_positions(KvPolicy policy)
     {
         var b = CudaDevice.Require();
         using var gpu = LoadedModel.Load(SharedData.Model("tinystories-656k-f32.gguf"), b);
-        using var state = gpu.Model.CreateState(64);
-        var e = Assert.Throws<ArgumentException>(() => state.UseKvBudget(new KvBudgetOptions { Budget = 20, Policy = KvPolicy.H2O }));
-        Assert.That(e!.Message, Does.Contain("--kv-policy h2o ranks positions by attention, which the cuda backend does not compute"));
-        e = Assert.Throws<ArgumentException>(() => state.UsePrefillPruning(new Tessera.Pruning.PrefillPruningOptions()));
-        Assert.That(e!.Message, Does.Contain("--prefill-pruning ranks the prompt's tokens by attention, which the cuda backend does not compute"));
+        using var cpu = LoadedModel.Load(SharedData.Model("tinystories-656k-f32.gguf"));
+        var prompt = cpu.Tokenizer.Encode(Text[..1200], true).ToArray();
+        Assert.That(prompt.Length, Is.GreaterThan(200), "the prompt passes the budget several times over");
+        int[] Kept(LoadedModel m)
+        {
+            using var state = m.Model.CreateState(320, 512);   // budget − 1 + one 256-position prompt chunk
+            state.UseKvBudget(new KvBudgetOptions { Budget = 48, Policy = policy });
+            m.Model.Forward(state, prompt);
+            return [.. state.KvPolicy!.Positions.AsSpan(0, state.Cached).ToArray().Order()];
+        }
+        var want = Kept(cpu);
+        Assert.That(want, Has.Length.EqualTo(47), "budget − 1 rows wait for the next token");
+        Assert.That(Kept(gpu), Is.EqualTo(want));
+    }
+
+    [TestCase(PruningMethod.LazyLlm)]
+    [TestCase(PruningMethod.SpAtten)]
+    public void A_pruned_prompt_keeps_the_cpus_tokens(PruningMethod method)
+    {
+        var b = CudaDevice.Require();
+        using var gpu = LoadedModel.Load(SharedData.Model("tinystories-656k-f32.gguf"), b);
+        using var cpu = LoadedModel.Load(SharedData.Model("tinystories-656k-f32.gguf"));
+        var prompt = cpu.Tokenizer.Encode(Text[..900], true).ToArray();
+        var o = new PrefillPruningOptions { Method = method, Keep = 0.5 };
+        int[] Kept(LoadedModel m)
+        {
+            using var state = m.Model.CreateState(512, 512);
+            state.UsePrefillPruning(o);
+            m.Model.Forward(state, prompt);
+            return state.Pruning!.KeptIndices.ToArray();
+        }
+        var want = Kept(cpu);
+        Assert.That(want, Has.Length.EqualTo((int)Math.Round(0.5 * prompt.Length)));
+        Assert.That(Kept(gpu), Is.EqualTo(want));
+        // Decoding after it reads the hidden rows' layout in every layer (no decode graph).
+        var wantTokens = Greedy(cpu, prompt, 32, pruning: o);
+        Assert.That(wantTokens, Is.Not.EqualTo(Greedy(cpu, prompt, 32)), "the pruning changes what the model says");
+        int same = Agreeing(wantTokens, Greedy(gpu, prompt, 32, pruning: o));
+        Assert.That(same, Is.GreaterThanOrEqualTo(16), $"tokens agree for {same} of 32");
     }
 }
