@@ -17,7 +17,7 @@ internal static class PerplexityCommand
         var scoreLast = new Option<int>("--score-last") { Description = "prefill all but the last N tokens of each chunk (pruned with --prefill-pruning) and score those N by teacher-forced decoding, one token per step" };
         var agreement = new Option<bool>("--agreement")
         {
-            Description = "with --kv-budget: also continue prompts of 448 tokens cut from the text greedily for 32 tokens, with and without the budget, and print how often the tokens agree",
+            Description = "with --kv-budget or --prefill-pruning: also continue prompts of 448 tokens cut from the text greedily for 32 tokens, with and without it, and print how often the tokens agree",
         };
         var cmd = new Command("perplexity", "perplexity of a text (chunks of N tokens, second half of each scored)") { model, file, context };
         kv.AddTo(cmd);
@@ -40,10 +40,10 @@ internal static class PerplexityCommand
             io.Out.WriteLine(FormattableString.Invariant($"PPL = {result.Value:F4} ({result.Chunks} chunks of {ctx}, {result.ScoredTokens} tokens scored{(kvBudget is null ? "" : $", --kv-budget {kvBudget.Budget} {Tessera.Kv.KvBudgetOptions.NameOf(kvBudget.Policy)} sinks {kvBudget.Sinks}")}{(prune is null ? "" : $", --prefill-pruning {Tessera.Pruning.PrefillPruningOptions.NameOf(prune.Method)} keep {prune.Keep}")}{(r.GetValue(scoreLast) > 0 ? $", the last {r.GetValue(scoreLast)} of each chunk" : "")})"));
             if (r.GetValue(agreement))
             {
-                if (kvBudget is null) throw new ArgumentException("--agreement: compares a --kv-budget with the full cache; give --kv-budget N");
+                if (kvBudget is null && prune is null) throw new ArgumentException("--agreement: compares a --kv-budget or a --prefill-pruning with the full model; give one");
                 int promptLength = Math.Min(448, m.Config.ContextLength - 32);
-                var g = BudgetAgreement.Run(m, text, kvBudget, promptLength, 32);
-                io.Out.WriteLine(FormattableString.Invariant($"greedy agreement with the full cache: {100 * g.Agreement:F1}% of the first {g.Tokens} tokens, common prefix {g.MeanCommonPrefix:F1} tokens ({g.Prompts} prompts of {promptLength} tokens)"));
+                var g = GreedyAgreement.Run(m, text, kvBudget, prune, promptLength, 32);
+                io.Out.WriteLine(FormattableString.Invariant($"greedy agreement with the full model: {100 * g.Agreement:F1}% of the first {g.Tokens} tokens, common prefix {g.MeanCommonPrefix:F1} tokens ({g.Prompts} prompts of {promptLength} tokens)"));
             }
             return 0;
         }));
