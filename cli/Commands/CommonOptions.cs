@@ -196,7 +196,7 @@ internal static class CommonOptions
     {
         public readonly Option<string?> Method = new("--prefill-pruning")
         {
-            Description = "prune the prompt for a faster first token: lazyllm (rank by the last token's attention) or spatten (cumulative attention); from layers L/4, L/2, 3L/4 on only the best-ranked tokens run",
+            Description = "prune the prompt for a faster first token: lazyllm (rank by the last token's attention) or spatten (cumulative attention per query that sees the token); from layers L/4, L/2, 3L/4 on only the best-ranked tokens run",
         };
         public readonly Option<double?> Keep = new("--keep") { Description = "with --prefill-pruning: share of the prompt kept at the first pruning layer, in (0, 1] (default 0.5; then K^1.5 and K^2 deeper)" };
 

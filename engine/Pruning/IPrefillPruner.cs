@@ -37,17 +37,28 @@ internal sealed class LazyLlmPruner(IReadOnlyList<(int Layer, double Keep)> sche
 }
 
 /// <summary>SpAtten: a token's rank is the attention it received from every query of the prompt, over every head of
-/// every layer so far (cumulative importance); the cascade follows from pruning only the rows still running.</summary>
+/// every layer so far (cumulative importance); the cascade follows from pruning only the rows still running. In a
+/// decoder the sum is causal: token i is seen by the n − i queries at or after it, so a plain sum ranks by position
+/// (the first tokens win, the recent ones the continuation needs lose). SpAtten's encoder has every query see every
+/// token; the decoder equivalent divides each token's sum by the number of queries that could attend to it (the
+/// mean attention it received).</summary>
 internal sealed class SpAttenPruner(int lastStage, int rows) : IPrefillPruner
 {
     private readonly float[] _sum = new float[rows];
+    private readonly float[] _seen = new float[rows];
 
     public int ScoreFrom(int layer, int rows) => layer < lastStage ? 0 : -1;
 
     public void Observe(int layer, ReadOnlySpan<float> received, ReadOnlySpan<int> original)
     {
-        for (int j = 0; j < original.Length; j++) _sum[original[j]] += received[j];
+        // Every current row is a query of this layer; current row j is seen by rows j .. n - 1.
+        int n = original.Length;
+        for (int j = 0; j < n; j++)
+        {
+            _sum[original[j]] += received[j];
+            _seen[original[j]] += n - j;
+        }
     }
 
-    public float Score(int original) => _sum[original];
+    public float Score(int original) => _seen[original] > 0 ? _sum[original] / _seen[original] : 0;
 }

@@ -7,7 +7,8 @@ public enum PruningMethod
     /// the layer before.</summary>
     LazyLlm,
     /// <summary>SpAtten (Wang et al. 2021): cascade pruning by cumulative attention, every query of the prompt and every
-    /// head summed over all layers so far; a token removed stays removed.</summary>
+    /// head summed over all layers so far, divided by the number of queries that could see the token (the causal
+    /// mask's bias toward early tokens removed); a token removed stays removed.</summary>
     SpAtten,
 }
 

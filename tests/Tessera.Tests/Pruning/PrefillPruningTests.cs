@@ -67,6 +67,32 @@ public class PrefillPruningTests
         Assert.That(p.KeptIndices[^1], Is.EqualTo(prompt.Length - 1));
     }
 
+    [Test]
+    public void SpAtten_keeps_the_tokens_with_the_most_attention_per_query_that_sees_them()
+    {
+        // Layer 0's sums over every query of the prompt (the same model without layer 1, every row scored), each
+        // divided by the n − i queries that see token i: the kept set is their top 50%, the last token always in.
+        var m = ModelCache.Get("tinystories-656k-f32.gguf");
+        var prompt = m.Tokenizer.Encode(Text[..1500], true).ToArray();
+        int n = prompt.Length;
+        using var state = m.Model.CreateState(512, 512);
+        state.UsePrefillPruning(new PrefillPruningOptions { Method = PruningMethod.SpAtten, Keep = 0.5 });
+        m.Model.Forward(state, prompt);
+        using var layer0 = m.Model.SkipLayers([1]);
+        using var probe = layer0.CreateState(512, 512);
+        probe.Batched.Scores = new AttentionScores();
+        probe.Batched.Scores.Request(0, 0);
+        layer0.Forward(probe, prompt);
+        var rank = probe.Batched.Scores.Of(0).ToArray();
+        for (int i = 0; i < n; i++) rank[i] /= n - i;
+        rank[^1] = float.PositiveInfinity;
+        var want = new int[state.Pruning!.KeptRows];
+        Tessera.Kv.TopK.Select(rank, want.Length, want);
+        Assert.That(state.Pruning.KeptIndices.ToArray(), Is.EqualTo(want));
+        // A plain sum would keep the early tokens: the mean keeps recent ones too.
+        Assert.That(want.Count(i => i >= n / 2), Is.GreaterThan(want.Length / 4));
+    }
+
     [TestCase(true)]
     [TestCase(false)]
     public void Hidden_rows_are_attended_to_exactly_as_rows_that_are_not_there(bool vectorized)
