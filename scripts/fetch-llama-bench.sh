@@ -11,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dest="$PWD/.cache/llama.cpp"
-mirror="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+mirror="${DEBIAN_MIRROR:-$(scripts/apt-mirror.sh)}"   # the machine's own Debian mirror (apt configuration)
 mkdir -p "$dest/debs" "$dest/root"
 
 index="$dest/Packages"

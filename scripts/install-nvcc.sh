@@ -9,9 +9,10 @@ fi
 . /etc/os-release
 list=/etc/apt/sources.list.d/tessera-nonfree.sources
 if [ ! -f "$list" ]; then
+  mirror=$(bash "$(dirname "$0")/apt-mirror.sh")   # the machine's own Debian mirror, with contrib and non-free added
   cat > "$list" <<SRC
 Types: deb
-URIs: http://deb.debian.org/debian
+URIs: ${mirror}
 Suites: ${VERSION_CODENAME}
 Components: contrib non-free
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
