@@ -6,7 +6,8 @@
 // What a position receives from a (row, head) is exp(z - lse), z its logit and lse the log-sum-exp of the row's z:
 //   probability    z = q·k / sqrt(d)                  (H2O, SnapKV, LazyLLM, SpAtten)
 //   Gumbel         z = (q·k / sqrt(d) + g) / tau      (Keyformer), g = -ln(-ln u) with u a counter hash of the seed,
-//                  the layer, the head, the cached position and the row's RoPE position: the CPU's draw, bit for bit.
+//                  the layer, the head, the cached position and the row's RoPE position: the CPU's draw (the hash
+//                  exactly; -log(-log u) in double, to the device's double rounding).
 // A position is visible to a row as in flash attention: at or before the row's cache position, its ancestor bit set
 // when it is a row of the same tree, and outside the sequence's hidden range (a pruned prompt's rows this layer lacks).
 // As flash attention, q is rounded to F16 before the dot product with the F16 keys.

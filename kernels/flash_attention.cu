@@ -68,8 +68,9 @@ __device__ __forceinline__ void fa_tile(
         for (int i = tid; i < FA_PAGE * hd; i += blockDim.x) {
             const int s = i / hd, d = i - s * hd, p = page * FA_PAGE + s;
             // Slots past the last position were never written (any bits, NaN included): zeros keep p * v finite.
-            // Their block may not even be in the table, so it is looked up only for live positions.
-            const bool live = p <= last_pos;
+            // Their block may not even be in the table, so it is looked up only for live positions. Hidden slots
+            // were not written for this layer either: zeros too.
+            const bool live = p <= last_pos && (p < hidden_start || p >= hidden_end);
             float kf = 0.0f;
             __half vh = __float2half(0.0f);
             if (live) {

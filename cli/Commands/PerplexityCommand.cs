@@ -31,6 +31,8 @@ internal static class PerplexityCommand
             string path = r.GetValue(file)!;
             if (!File.Exists(path)) throw new ArgumentException($"--file {path}: no such file");
             string text = File.ReadAllText(path);
+            if (r.GetValue(agreement) && (kvBudget is null) == (prune is null))
+                throw new ArgumentException("--agreement: compares one --kv-budget or one --prefill-pruning with the full model; give one of them");
             using var m = LoadedModel.Load(r.GetValue(model)!);
             int ctx = r.GetValue(context);
             if (ctx == 0) ctx = Math.Min(512, m.Config.ContextLength);
@@ -40,7 +42,6 @@ internal static class PerplexityCommand
             io.Out.WriteLine(FormattableString.Invariant($"PPL = {result.Value:F4} ({result.Chunks} chunks of {ctx}, {result.ScoredTokens} tokens scored{(kvBudget is null ? "" : $", --kv-budget {kvBudget.Budget} {Tessera.Kv.KvBudgetOptions.NameOf(kvBudget.Policy)} sinks {kvBudget.Sinks}")}{(prune is null ? "" : $", --prefill-pruning {Tessera.Pruning.PrefillPruningOptions.NameOf(prune.Method)} keep {prune.Keep}")}{(r.GetValue(scoreLast) > 0 ? $", the last {r.GetValue(scoreLast)} of each chunk" : "")})"));
             if (r.GetValue(agreement))
             {
-                if (kvBudget is null && prune is null) throw new ArgumentException("--agreement: compares a --kv-budget or a --prefill-pruning with the full model; give one");
                 int promptLength = Math.Min(448, m.Config.ContextLength - 32);
                 var g = GreedyAgreement.Run(m, text, kvBudget, prune, promptLength, 32);
                 io.Out.WriteLine(FormattableString.Invariant($"greedy agreement with the full model: {100 * g.Agreement:F1}% of the first {g.Tokens} tokens, common prefix {g.MeanCommonPrefix:F1} tokens ({g.Prompts} prompts of {promptLength} tokens)"));

@@ -14,9 +14,10 @@ public enum AttentionScoreKind
 /// An optional output of the attention op: per sequence of a step, the sum over the step's scored rows, over every
 /// query head and over every layer, of what each cached position receives (<see cref="Kind"/>). The sums run over
 /// all heads and layers because a sequence's cache keeps one set of positions for every layer (one block table), so a
-/// KV budget drops the same positions everywhere. Computed inside the fused attention from the probabilities it
-/// already has; when no sequence asks (<see cref="Any"/> false) attention runs as before, at no cost. Arrays grow
-/// and are reused, so a step allocates nothing once they fit.
+/// KV budget drops the same positions everywhere. The CPU computes them inside its fused attention from the
+/// probabilities it already has; CUDA in a pass of its own (kernels/attention_scores.cu) whose sums stay on the device
+/// until the first <see cref="Of"/> after the step. When no sequence asks (<see cref="Any"/> false) attention runs as
+/// before, at no cost. Arrays grow and are reused, so a step allocates nothing once they fit.
 /// </summary>
 public sealed class AttentionScores
 {
@@ -95,11 +96,7 @@ public sealed class AttentionScores
     public ReadOnlySpan<float> Of(int s)
     {
         if (FromRow(s) < 0) return default;
-        if (_pending is { } download)
-        {
-            _pending = null;
-            download(_values.AsSpan(0, Total));
-        }
+        Fetch();
         return _values.AsSpan(_offset[s], _length[s]);
     }
 
@@ -120,8 +117,17 @@ public sealed class AttentionScores
     internal int LengthOf(int s) => _length[s];
 
     /// <summary>The sums live elsewhere until read: <paramref name="download"/> copies all <see cref="Total"/> of them
-    /// into the span it gets (called at most once, by the first <see cref="Of"/>; pass a cached delegate).</summary>
+    /// into the span it gets (called at most once, by the first <see cref="Of"/> or <see cref="Fetch"/>; pass a cached
+    /// delegate).</summary>
     internal void DownloadWith(Action<Span<float>> download) => _pending = download;
+
+    /// <summary>Brings sums that live elsewhere home now (a backend about to reuse their memory for another owner).</summary>
+    internal void Fetch()
+    {
+        if (_pending is not { } download) return;
+        _pending = null;
+        download(_values.AsSpan(0, Total));
+    }
 
     /// <summary>Lays out and zeroes the sums for <paramref name="batch"/>; the forward pass calls it once per step,
     /// and every layer's attention then adds to them.</summary>

@@ -28,7 +28,8 @@ public static class GreedyAgreement
             throw new ArgumentException($"prompts of {promptLength} + {tokens} tokens pass the model's context of {m.Config.ContextLength}");
         var tok = m.Tokenizer;
         var all = tok.Encode(text, false);
-        // The prompt runs as one step (a pruned prompt must; the others get the same batching).
+        // Room for the prompt in one step, as a pruned prompt needs (a budget still cuts it at its 256-position
+        // boundaries; every op works row by row, so the batching changes no number).
         using var full = m.Model.CreateState(promptLength + tokens + 1, promptLength);
         using var other = m.Model.CreateState(promptLength + tokens + 1, promptLength);
         var a = new int[tokens];

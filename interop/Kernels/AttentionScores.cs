@@ -21,7 +21,7 @@ public sealed unsafe class AttentionScores(KernelLibrary library)
     private readonly CudaFunction _reduce = library.Module("attention_scores").Function("attention_scores_reduce");
 
     /// <summary>Checks the arguments of <see cref="Launch"/> that live on the host.</summary>
-    internal static void Check(DeviceSpan<float> q, DeviceSpan<int> layout, int sequences, int scoredRows, int longest,
+    internal static void Check(DeviceSpan<float> q, int batchRows, DeviceSpan<int> layout, int sequences, int scoredRows, int longest,
         DeviceSpan<float> lse, DeviceSpan<float> part, DeviceSpan<float> acc, int total, int heads, int kvHeads, int headDim, int blockSize)
     {
         const string K = "attention_scores";
@@ -41,18 +41,21 @@ public sealed unsafe class AttentionScores(KernelLibrary library)
         lse.RequireLength((long)scoredRows * heads, K, nameof(lse));
         part.RequireLength((long)total * heads, K, nameof(part));
         acc.RequireLength(total, K, nameof(acc));
-        q.RequireLength((long)heads * headDim, K, nameof(q));
+        Elementwise.RequirePositive(batchRows, K, nameof(batchRows));
+        if (scoredRows > batchRows) throw new ArgumentOutOfRangeException(nameof(scoredRows), scoredRows, $"kernel '{K}': {scoredRows} scored rows of a {batchRows}-row batch");
+        q.RequireLength((long)batchRows * heads * headDim, K, nameof(q));
     }
 
     /// <summary>Adds the scores of one layer to <paramref name="acc"/> (<paramref name="total"/> floats: every scored
     /// sequence's positions at its offset), or writes them there when <paramref name="first"/> (the step's first
     /// layer: no clearing pass). <paramref name="lse"/> (scored rows × heads) and <paramref name="part"/> (heads ×
-    /// total) are scratch; <paramref name="longest"/> is the most positions any scored sequence has.</summary>
-    public void Launch(CudaStream stream, DeviceSpan<float> q, DeviceSpan<Half> kPool, DeviceSpan<int> tables, DeviceSpan<int> masks,
+    /// total) are scratch; <paramref name="longest"/> is the most positions any scored sequence has; q holds the
+    /// batch's <paramref name="batchRows"/> rows.</summary>
+    public void Launch(CudaStream stream, DeviceSpan<float> q, int batchRows, DeviceSpan<Half> kPool, DeviceSpan<int> tables, DeviceSpan<int> masks,
         DeviceSpan<int> positions, DeviceSpan<int> layout, int sequences, int scoredRows, int longest, DeviceSpan<float> lse,
         DeviceSpan<float> part, DeviceSpan<float> acc, int total, bool first, int heads, int kvHeads, int headDim, int blockSize, int layer)
     {
-        Check(q, layout, sequences, scoredRows, longest, lse, part, acc, total, heads, kvHeads, headDim, blockSize);
+        Check(q, batchRows, layout, sequences, scoredRows, longest, lse, part, acc, total, heads, kvHeads, headDim, blockSize);
         ulong pq = q.Pointer, pk = kPool.Pointer, pt = tables.Pointer, pm = masks.Pointer, pp = positions.Pointer, pl = layout.Pointer;
         ulong plse = lse.Pointer, ppart = part.Pointer, pacc = acc.Pointer;
         int seqs = sequences, n = total, h = heads, kvh = kvHeads, d = headDim, l = layer, f = first ? 1 : 0;

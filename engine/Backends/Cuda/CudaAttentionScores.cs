@@ -9,7 +9,9 @@ namespace Tessera.Backends.Cuda;
 /// which add the layer's sums to an accumulator on the device; the host's <see cref="AttentionScores.Of"/> downloads
 /// them once, when first read after the step (one synchronization per step, not per layer). The layout names the
 /// scored sequences (<see cref="Kernel.SequenceInts"/> ints each) and is uploaded only when it changes, so a step's
-/// layers after the first upload nothing. Buffers grow and are reused.
+/// later layers upload nothing (except under a pruned prompt, whose hidden rows differ per layer). Buffers grow and
+/// are reused; the accumulator holds one owner's step at a time, and a previous owner's unread sums are fetched
+/// before another's overwrite them.
 /// </summary>
 internal sealed class CudaAttentionScores : IDisposable
 {
@@ -20,7 +22,7 @@ internal sealed class CudaAttentionScores : IDisposable
     private readonly Action<Span<float>> _download;
     private int[] _host = [];
     private DeviceBuffer<float>? _lse, _part, _acc;
-    private AttentionScores? _owner;     // whose step the accumulator holds
+    private readonly WeakReference<AttentionScores?> _owner = new(null);   // whose step the accumulator holds
     private int _generation;
 
     public CudaAttentionScores(CudaContext context, CudaStream stream, Interop.Kernels.KernelLibrary kernels)
@@ -80,13 +82,15 @@ internal sealed class CudaAttentionScores : IDisposable
         _layout.Upload(h);
 
         int total = scores.Total, heads = config.Heads;
-        bool first = scores.Generation != _generation || !ReferenceEquals(scores, _owner);
+        bool same = _owner.TryGetTarget(out var owner) && ReferenceEquals(owner, scores);
+        bool first = scores.Generation != _generation || !same;
+        if (!same) owner?.Fetch();   // its sums would be overwritten below
         Ensure(ref _lse, (long)rows * heads);
         Ensure(ref _part, (long)total * heads);
         if (first) Ensure(ref _acc, total);   // within a step the total does not change
-        _kernel.Launch(_stream, q, kPool, m.Tables, m.Masks, m.Positions, _layout.Device.Slice(0, length), seqs, rows, longest,
+        _kernel.Launch(_stream, q, batch.Rows, kPool, m.Tables, m.Masks, m.Positions, _layout.Device.Slice(0, length), seqs, rows, longest,
             _lse!.Span, _part!.Span, _acc!.Slice(0, total), total, first, heads, config.KvHeads, config.HeadDim, batch.BlockSize, layer);
-        _owner = scores;
+        _owner.SetTarget(scores);
         _generation = scores.Generation;
         scores.DownloadWith(_download);
     }

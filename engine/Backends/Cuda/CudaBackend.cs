@@ -202,11 +202,12 @@ public sealed unsafe class CudaBackend : IBackend
     }
 
     /// <inheritdoc/>
-    public void Attention(Activation q, KvCache cache, int layer, RaggedBatch batch, Activation output)
+    public void Attention(Activation q, KvCache cache, int layer, RaggedBatch batch, Activation output) =>
+        Attention(q, Paged(cache, layer, batch), layer, batch, Ragged(batch, nameof(Attention)), output);
+
+    private void Attention(Activation q, CudaPagedKvCache c, int layer, RaggedBatch batch, CudaRaggedBatch m, Activation output)
     {
-        var c = Paged(cache, layer, batch);
         var cfg = c.Config;
-        var m = Ragged(batch, nameof(Attention));
         if (Skip(Sig(7, c.K[layer].Pointer, D(q).Pointer, D(output).Pointer, batch.Rows, layer))) return;
         if (batch.HasTrees && batch.Rows > 0)
             for (int s = 0; s < batch.Sequences; s++)
@@ -226,10 +227,11 @@ public sealed unsafe class CudaBackend : IBackend
     {
         ArgumentNullException.ThrowIfNull(scores);
         if (scores.Any && _step is not null) throw new InvalidOperationException("decode graph: attention scores are not captured; run this step without a graph");
-        Attention(q, cache, layer, batch, output);
-        if (!scores.Any) return;
         var c = Paged(cache, layer, batch);
-        (_scores ??= new CudaAttentionScores(_context, _stream, _kernels)).Add(scores, batch, layer, D(q), c.K[layer].Span, Ragged(batch, nameof(Attention)), c.Config);
+        var m = Ragged(batch, nameof(Attention));
+        Attention(q, c, layer, batch, m, output);
+        if (!scores.Any) return;
+        (_scores ??= new CudaAttentionScores(_context, _stream, _kernels)).Add(scores, batch, layer, D(q), c.K[layer].Span, m, c.Config);
     }
 
     // The batch's device layout: in a graph step the graph's own, filled by BeginStep; otherwise the shared one,

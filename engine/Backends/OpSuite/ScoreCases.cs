@@ -29,20 +29,28 @@ public static partial class OpCases
         yield return Scores(4, 4, 64, 16, [new(30, 20, 0), new(5, 3, 2)], treeDepth: 5);
         // A pruned prompt's hidden rows: positions 12 .. 29 of sequence 0 are not there for this layer.
         yield return Scores(4, 2, 32, 16, [new(40, 1, 0), new(9, 6, 0)], hidden: (12, 30));
+        // Sums over three layers (Gumbel draws differ per layer), after an earlier step scored on the same object:
+        // a new step starts from zero, later layers add.
+        yield return Scores(4, 2, 64, 16, [new(60, 1, 0, Gumbel: true, Tau: 1.3f), new(20, 9, 4)], layers: 3, hidden: (3, 7));
+        // Attention itself over hidden rows (the outputs, not the scores): a range ending inside a 16-position page,
+        // one covering whole pages, a decode row and a chain.
+        yield return HiddenAttention(4, 2, 64, 16, [new(40, 1, 0), new(9, 6, 0)], (12, 30));
+        yield return HiddenAttention(6, 3, 32, 8, [new(80, 12, 0), new(3, 1, 0)], (16, 64));
     }
 
-    private static OpCase Scores(int heads, int kvHeads, int hd, int block, ScoredSeq[] seqs, int layer = 0, int treeDepth = 0, (int Start, int End)? hidden = null)
+    private static OpCase Scores(int heads, int kvHeads, int hd, int block, ScoredSeq[] seqs, int layer = 0, int treeDepth = 0,
+        (int Start, int End)? hidden = null, int layers = 1)
     {
         string name = $"attention_scores {heads}/{kvHeads} heads hd {hd} block {block} seqs "
             + string.Join(",", seqs.Select(q => $"{q.Rows}@{q.Start}{(q.From < 0 ? "" : $" from {q.From}")}{(q.Gumbel ? $" gumbel {q.Tau}" : "")}{(q.Shift > 0 ? $" +{q.Shift}" : "")}"))
-            + (layer > 0 ? $" layer {layer}" : "") + (treeDepth > 0 ? $" tree depth {treeDepth}" : "") + (hidden is { } hh ? $" hidden {hh.Start}..{hh.End}" : "");
+            + (layer > 0 ? $" layer {layer}" : "") + (layers > 1 ? $" layers {layers}" : "") + (treeDepth > 0 ? $" tree depth {treeDepth}" : "") + (hidden is { } hh ? $" hidden {hh.Start}..{hh.End}" : "");
         int kvDim = kvHeads * hd, n = seqs.Length, seed = Seed(name);
         int rows = seqs.Sum(x => x.Rows);
         var shape = seqs.Select(x => (x.Start, x.Rows)).ToArray();
         var (k, _, q) = AttentionInputs(shape, kvDim, rows * heads * hd, seed);
         var (tables, need, blocks) = ShuffledTables(shape, block, 3, seed);
         int[]? parents = treeDepth > 0 ? RandomTree(seqs[0].Rows, treeDepth, seed) : null;
-        var config = AttentionConfig(heads, kvHeads, hd, seqs.Max(x => x.Start + x.Rows)) with { Layers = layer + 1 };
+        var config = AttentionConfig(heads, kvHeads, hd, seqs.Max(x => x.Start + x.Rows)) with { Layers = layer + layers };
         ulong noiseSeed = (ulong)seed * 0x9E3779B97F4A7C15UL;
 
         // The batch of the step (the same on every backend): sequence 0 is the tree when there is one.
@@ -59,9 +67,10 @@ public static partial class OpCases
             if (hidden is { } h) (batch.HiddenStart[0], batch.HiddenEnd[0]) = h;
             return batch;
         }
-        AttentionScores Request()
+        AttentionScores Request(AttentionScores? scores = null)
         {
-            var scores = new AttentionScores();
+            scores ??= new AttentionScores();
+            scores.Clear();
             for (int i = 0; i < n; i++)
                 if (seqs[i].From >= 0)
                     scores.Request(i, seqs[i].From, seqs[i].Gumbel ? AttentionScoreKind.GumbelSoftmax : AttentionScoreKind.Probability, seqs[i].Tau, noiseSeed + (ulong)i);
@@ -76,13 +85,21 @@ public static partial class OpCases
                 var all = new RaggedBatch(seqs.Sum(x => x.Start + x.Rows), n, need.Sum(), block);
                 for (int i = 0; i < n; i++) all.Add(new int[seqs[i].Start + seqs[i].Rows], 0, tables[i]);
                 using var ka = OpInputs.Upload(b, [.. k.SelectMany(x => x)]);
-                b.StoreKv(cache, layer, ka, ka, all);
+                for (int l = layer; l < layer + layers; l++) b.StoreKv(cache, l, ka, ka, all);
                 var batch = Step();
-                var scores = Request();
-                scores.Begin(batch);
                 using var qa = OpInputs.Upload(b, q);
                 using var o = b.Allocate(rows * heads * hd);
-                b.Attention(qa, cache, layer, batch, o, scores);
+                var scores = new AttentionScores();
+                if (layers > 1)
+                {
+                    // An earlier step on the same object: sequence 0's last row alone, one layer.
+                    scores.Request(0, seqs[0].Rows - 1);
+                    scores.Begin(batch);
+                    b.Attention(qa, cache, layer, batch, o, scores);
+                }
+                Request(scores);
+                scores.Begin(batch);
+                for (int l = layer; l < layer + layers; l++) b.Attention(qa, cache, l, batch, o, scores);
                 var result = new List<float>();
                 for (int i = 0; i < n; i++) result.AddRange(scores.Of(i).ToArray());
                 return [.. result];
@@ -99,6 +116,7 @@ public static partial class OpCases
                     var x = seqs[i];
                     if (x.From < 0) continue;
                     var sums = new double[x.Start + x.Rows];
+                    for (int l = layer; l < layer + layers; l++)
                     for (int j = x.From; j < x.Rows; j++)
                     {
                         int r = batch.RowStart[i] + j, own = x.Start + j;
@@ -115,7 +133,7 @@ public static partial class OpCases
                                 for (int d = 0; d < hd; d++)
                                     dot += (double)(float)(Half)q[(r * heads + h) * hd + d] * (float)(Half)k[i][p * kvDim + kvh * hd + d];
                                 z[p] = dot * scale;
-                                if (x.Gumbel) z[p] = (z[p] + noise.Gumbel(i, layer, h, p, batch.Positions[r])) / x.Tau;
+                                if (x.Gumbel) z[p] = (z[p] + noise.Gumbel(i, l, h, p, batch.Positions[r])) / x.Tau;
                             }
                             double m = z.Max(), sum = z.Sum(v => Math.Exp(v - m));
                             for (int p = 0; p <= own; p++) sums[p] += Math.Exp(z[p] - m) / sum;
@@ -125,5 +143,71 @@ public static partial class OpCases
                 }
                 return [.. result];
             });
+    }
+
+    // Attention's output when sequence 0 hides cache positions [hidden.Start, hidden.End) (a pruned prompt's rows
+    // that skipped this layer): the definition is attention over the other positions only.
+    private static OpCase HiddenAttention(int heads, int kvHeads, int hd, int block, ScoredSeq[] seqs, (int Start, int End) hidden)
+    {
+        string name = $"attention hidden {heads}/{kvHeads} heads hd {hd} block {block} seqs {Describe([.. seqs.Select(x => (x.Start, x.Rows))])} hidden {hidden.Start}..{hidden.End}";
+        int kvDim = kvHeads * hd, n = seqs.Length, seed = Seed(name);
+        int rows = seqs.Sum(x => x.Rows);
+        var shape = seqs.Select(x => (x.Start, x.Rows)).ToArray();
+        var (k, v, q) = AttentionInputs(shape, kvDim, rows * heads * hd, seed);
+        var (tables, need, blocks) = ShuffledTables(shape, block, 3, seed);
+        var config = AttentionConfig(heads, kvHeads, hd, seqs.Max(x => x.Start + x.Rows));
+        return new OpCase("attention", name, F16Act,
+            b =>
+            {
+                using var cache = b.CreatePagedKvCache(config, blocks, block);
+                var all = new RaggedBatch(seqs.Sum(x => x.Start + x.Rows), n, need.Sum(), block);
+                for (int i = 0; i < n; i++) all.Add(new int[seqs[i].Start + seqs[i].Rows], 0, tables[i]);
+                // The hidden positions get huge keys and values: attending to them at all would show.
+                var hk = k.Select((x, i) => i == 0 ? Poison(x, kvDim, hidden) : x).SelectMany(x => x).ToArray();
+                var hv = v.Select((x, i) => i == 0 ? Poison(x, kvDim, hidden) : x).SelectMany(x => x).ToArray();
+                using var ka = OpInputs.Upload(b, hk);
+                using var va = OpInputs.Upload(b, hv);
+                b.StoreKv(cache, 0, ka, va, all);
+                var batch = new RaggedBatch(rows, n, need.Sum(), block);
+                for (int i = 0; i < n; i++) batch.Add(new int[seqs[i].Rows], seqs[i].Start, tables[i]);
+                (batch.HiddenStart[0], batch.HiddenEnd[0]) = hidden;
+                return Attend(b, q, cache, batch, rows * heads * hd);
+            },
+            () =>
+            {
+                var o = new float[rows * heads * hd];
+                double scale = 1 / Math.Sqrt(hd);
+                for (int i = 0, row = 0; i < n; row += seqs[i].Rows, i++)
+                    for (int j = 0; j < seqs[i].Rows; j++)
+                        for (int h = 0; h < heads; h++)
+                        {
+                            int r = row + j, own = seqs[i].Start + j, kvh = h / (heads / kvHeads);
+                            var w = new double[own + 1];
+                            for (int p = 0; p <= own; p++)
+                            {
+                                if (i == 0 && p >= hidden.Start && p < hidden.End) { w[p] = double.NegativeInfinity; continue; }
+                                double dot = 0;
+                                for (int d = 0; d < hd; d++)
+                                    dot += (double)(float)(Half)q[(r * heads + h) * hd + d] * (float)(Half)k[i][p * kvDim + kvh * hd + d];
+                                w[p] = dot * scale;
+                            }
+                            double m = w.Max(), sum = w.Sum(x => Math.Exp(x - m));
+                            for (int d = 0; d < hd; d++)
+                            {
+                                double acc = 0;
+                                for (int p = 0; p <= own; p++) acc += Math.Exp(w[p] - m) / sum * (float)(Half)v[i][p * kvDim + kvh * hd + d];
+                                o[(r * heads + h) * hd + d] = (float)acc;
+                            }
+                        }
+                return o;
+            });
+    }
+
+    // A copy of one sequence's keys or values with the positions in range set to 1000 (finite in F16).
+    private static float[] Poison(float[] x, int kvDim, (int Start, int End) range)
+    {
+        var y = (float[])x.Clone();
+        y.AsSpan(range.Start * kvDim, (range.End - range.Start) * kvDim).Fill(1000f);
+        return y;
     }
 }

@@ -108,9 +108,9 @@ public class CudaRaggedTests
     public void The_layout_rejects_a_batch_whose_positions_were_edited_out_of_order()
     {
         var batch = Mixed();
-        batch.Positions[3] = 9;  // row 3 of sequence 0 must be at position 3
+        batch.CachePositions[3] = 9;  // row 3 of sequence 0 must be cached at position 3 (its RoPE position is free)
         var e = Assert.Throws<ArgumentException>(() => CudaRaggedBatch.Layout(batch, new int[CudaRaggedBatch.LayoutLength(batch)]));
-        Assert.That(e!.Message, Does.Contain("row 3").And.Contain("position 9"));
+        Assert.That(e!.Message, Does.Contain("row 3").And.Contain("cache position 9"));
         batch.Clear();
         Assert.That(Assert.Throws<ArgumentException>(() => CudaRaggedBatch.LayoutLength(batch))!.Message, Does.Contain("empty"));
     }

@@ -72,19 +72,19 @@ public class LauncherValidationTests
     {
         // 21 rows in 3 tiles, 4/2 heads of 64, 10 blocks of 16 positions: pools of 10 x 16 x 128 halves.
         DeviceSpan<Half> Pool(long halves) => View<Half>(halves);
-        Assert.DoesNotThrow(() => FlashAttention.CheckPaged(View<float>(21 * 4 * 64), Pool(10 * 16 * 128), Pool(10 * 16 * 128), View<int>(15), 3,
+        Assert.DoesNotThrow(() => FlashAttention.CheckPaged(View<float>(21 * 4 * 64), Pool(10 * 16 * 128), Pool(10 * 16 * 128), View<int>(21), 3,
             View<int>(10), View<float>(21 * 4 * 64), 21, 4, 2, 64, 16));
-        Assert.That(Assert.Throws<ArgumentException>(() => FlashAttention.CheckPaged(View<float>(21 * 4 * 64), Pool(10 * 16 * 128), Pool(10 * 16 * 128), View<int>(14), 3,
+        Assert.That(Assert.Throws<ArgumentException>(() => FlashAttention.CheckPaged(View<float>(21 * 4 * 64), Pool(10 * 16 * 128), Pool(10 * 16 * 128), View<int>(20), 3,
             View<int>(10), View<float>(21 * 4 * 64), 21, 4, 2, 64, 16))!.Message, Does.Contain("flash_attention_f16_paged").And.Contain("tiles"));
-        Assert.That(Assert.Throws<ArgumentException>(() => FlashAttention.CheckPaged(View<float>(21 * 4 * 64), Pool(10 * 16 * 128 - 1), Pool(10 * 16 * 128 - 1), View<int>(15), 3,
+        Assert.That(Assert.Throws<ArgumentException>(() => FlashAttention.CheckPaged(View<float>(21 * 4 * 64), Pool(10 * 16 * 128 - 1), Pool(10 * 16 * 128 - 1), View<int>(21), 3,
             View<int>(10), View<float>(21 * 4 * 64), 21, 4, 2, 64, 16))!.Message, Does.Contain("whole blocks"));
-        Assert.That(Assert.Throws<ArgumentOutOfRangeException>(() => FlashAttention.CheckPaged(View<float>(21 * 4 * 64), Pool(10 * 16 * 128), Pool(10 * 16 * 128), View<int>(15), 3,
+        Assert.That(Assert.Throws<ArgumentOutOfRangeException>(() => FlashAttention.CheckPaged(View<float>(21 * 4 * 64), Pool(10 * 16 * 128), Pool(10 * 16 * 128), View<int>(21), 3,
             View<int>(10), View<float>(21 * 4 * 64), 21, 4, 2, 64, 12))!.Message, Does.Contain("power of two"));
         Assert.Throws<ArgumentOutOfRangeException>(() => FlashAttention.CheckPaged(View<float>(21 * 4 * 64), Pool(10 * 16 * 128), Pool(10 * 16 * 128), View<int>(1 << 10), 22,
             View<int>(10), View<float>(21 * 4 * 64), 21, 4, 2, 64, 16));  // more tiles than rows
-        Assert.Throws<ArgumentException>(() => FlashAttention.CheckPaged(View<float>(21 * 4 * 64), Pool(10 * 16 * 128), Pool(10 * 16 * 128), View<int>(15), 3,
+        Assert.Throws<ArgumentException>(() => FlashAttention.CheckPaged(View<float>(21 * 4 * 64), Pool(10 * 16 * 128), Pool(10 * 16 * 128), View<int>(21), 3,
             View<int>(10), View<float>(21 * 4 * 64 - 1), 21, 4, 2, 64, 16));  // short output
-        Assert.Throws<ArgumentException>(() => FlashAttention.CheckPaged(View<float>(21 * 4 * 64), Pool(10 * 16 * 128), Pool(10 * 16 * 128), View<int>(15), 3,
+        Assert.Throws<ArgumentException>(() => FlashAttention.CheckPaged(View<float>(21 * 4 * 64), Pool(10 * 16 * 128), Pool(10 * 16 * 128), View<int>(21), 3,
             View<int>(10), View<float>(21 * 4 * 64), 21, 4, 3, 64, 16));  // 4 heads over 3 kv heads
     }
 
