@@ -86,6 +86,7 @@ case "$mode" in
     if command -v npm >/dev/null 2>&1; then bash tests/fetch-openai-client.sh || echo "build.sh: could not install the openai npm client; the server's client tests will be ignored"; fi
     build_emulator
     dotnet build Engine.sln -c "$config" --nologo -v quiet
+    bash scripts/arch-golden.sh >/dev/null || echo "build.sh: could not make llama.cpp's references for qwen2/qwen3 (scripts/arch-golden.sh); those tests will be ignored"
     rc=0
     dotnet test Engine.sln -c "$config" --no-build --nologo -v quiet "${@:2}" || rc=$?
     test_on_emulator "${@:2}" || rc=$?

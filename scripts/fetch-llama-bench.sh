@@ -7,7 +7,8 @@
 # with their own dynamic loader and library path. ggml picks its CPU variant (icelake, zen4, ...) at run time from
 # the libggml-cpu-*.so files beside the loader.
 #
-# Usage: scripts/fetch-llama-bench.sh        -> .cache/llama.cpp/llama-bench (a wrapper script); prints its version
+# Usage: scripts/fetch-llama-bench.sh        -> .cache/llama.cpp/llama-bench, llama-server, llama-completion (wrapper
+#                                               scripts); prints llama-bench's version
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dest="$PWD/.cache/llama.cpp"
@@ -33,9 +34,12 @@ done
 lib="$dest/root/usr/lib/x86_64-linux-gnu"
 # ggml looks for its CPU backends next to the executable, which, started through the loader, is the loader itself.
 cp "$lib"/ggml/backends0/libggml-cpu-*.so "$lib"/
-cat > "$dest/llama-bench" <<EOF
+# One wrapper per tool: llama-bench for speed, llama-server and llama-completion for references (arch-golden.sh).
+for tool in llama-bench llama-server llama-completion; do
+  cat > "$dest/$tool" <<EOF
 #!/bin/sh
-exec "$lib/ld-linux-x86-64.so.2" --library-path "$lib:$lib/llama" "$dest/root/usr/bin/llama-bench" "\$@"
+exec "$lib/ld-linux-x86-64.so.2" --library-path "$lib:$lib/llama" "$dest/root/usr/bin/$tool" "\$@"
 EOF
-chmod +x "$dest/llama-bench"
+  chmod +x "$dest/$tool"
+done
 echo "llama-bench: $dest/llama-bench ($(awk '$1 == "Package:" { q = ($2 == "llama.cpp-tools") } q && $1 == "Version:" { print $2; exit }' "$index"))"

@@ -13,7 +13,7 @@ internal static class SynthCommand
     public static Command Create(CliIo io)
     {
         var shape = new Option<string>("--shape") { Description = $"model shape from the catalog ({string.Join(", ", ShapeCatalog.All.Keys)})", Required = true };
-        var type = new Option<string>("--type") { Description = "f16, bf16, q8_0, q4_0 or q4_k_m", Required = true };
+        var type = new Option<string>("--type") { Description = "f32, f16, bf16, q8_0, q4_0 or q4_k_m", Required = true };
         var output = new Option<string>("--output", "-o") { Description = "GGUF file to write", Required = true };
         var seed = new Option<ulong>("--seed", "-s") { Description = "random seed (same seed, same file)", DefaultValueFactory = _ => 1 };
         var tokenizer = new Option<string?>("--tokenizer-from")

@@ -22,7 +22,7 @@ internal static class TestOpsCommand
             DefaultValueFactory = _ => "all",
         };
         backend.AcceptOnlyFromAmong("cpu", "cuda", "all");
-        var op = new Option<string?>("--op") { Description = "only the cases of this op (embed, rmsnorm, rope, swiglu, add, matmul, attention, attention_scores, sample_topk, topk_prune)" };
+        var op = new Option<string?>("--op") { Description = "only the cases of this op (embed, rmsnorm, rope, swiglu, add, add_bias, matmul, attention, attention_scores, sample_topk, topk_prune)" };
         var cmd = new Command("test-ops", "run the op test list on the CPU and CUDA backends") { backend, op };
         cmd.SetAction(r => io.Guard(() =>
         {

@@ -93,6 +93,9 @@ public interface IBackend : IDisposable
     /// <summary>acc += x over the first <paramref name="count"/> elements.</summary>
     void Add(Activation acc, Activation x, int count);
 
+    /// <summary>x (rows, bias.Length) += bias in every row (Qwen2's Q/K/V biases).</summary>
+    void AddBias(Activation x, BackendVector bias, int rows);
+
     /// <summary>Writes k and v (batch.Rows, kvDim) of every sequence of <paramref name="batch"/> into the paged
     /// <paramref name="cache"/> at each row's cache position (<see cref="RaggedBatch.CachePositions"/>) through its
     /// sequence's block table.</summary>

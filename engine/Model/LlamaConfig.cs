@@ -5,8 +5,10 @@ using Tessera.Formats.HuggingFace;
 namespace Tessera.Model;
 
 /// <summary>
-/// Hyper-parameters of a Llama-family decoder, from GGUF metadata or a Hugging Face <c>config.json</c>.
-/// Immutable; <see cref="Validate"/> runs in the factories, so every instance is consistent.
+/// Hyper-parameters of a Llama-family decoder, from GGUF metadata or a Hugging Face <c>config.json</c>: Llama and
+/// Mistral, and the families that differ from it only in what the flags below say (Qwen2: biases on Q, K and V;
+/// Qwen3: RMSNorm on each head of Q and K). Immutable; <see cref="Validate"/> runs in the factories, so every instance
+/// is consistent.
 /// </summary>
 public sealed record LlamaConfig
 {
@@ -36,6 +38,14 @@ public sealed record LlamaConfig
     public required int ContextLength { get; init; }
     /// <summary>True when the output projection is the token embedding table.</summary>
     public required bool TiedEmbeddings { get; init; }
+    /// <summary>Q, K and V projections add a bias (<c>attn_q.bias</c>, …; Qwen2).</summary>
+    public bool AttentionBias { get; init; }
+    /// <summary>Each head of Q and K is RMS-normalized (weights <c>attn_q_norm</c>, <c>attn_k_norm</c> of head size)
+    /// before RoPE (Qwen3).</summary>
+    public bool QkNorm { get; init; }
+
+    /// <summary>The architectures Tessera runs, as GGUF's <c>general.architecture</c> names them.</summary>
+    public static IReadOnlyList<string> Architectures { get; } = ["llama", "mistral", "qwen2", "qwen3"];
 
     /// <summary>Query heads per key/value head.</summary>
     public int GroupSize => Heads / KvHeads;
@@ -50,9 +60,12 @@ public sealed record LlamaConfig
     public static LlamaConfig FromGguf(GgufFile f)
     {
         string arch = f.GetString("general.architecture");
-        if (arch is not ("llama" or "mistral"))
+        if (!Architectures.Contains(arch))
             throw new ModelFormatException(f.Path,
-                $"architecture '{arch}' is not supported (Tessera runs the Llama family: general.architecture = llama)");
+                $"architecture '{arch}' is not supported (general.architecture must be one of {string.Join(", ", Architectures)})");
+        // llama.cpp's converter permutes Llama's Q and K rows so that RoPE rotates adjacent pairs; Qwen's it leaves as
+        // trained (NeoX RoPE: each dimension with the one half a head away).
+        bool qwen = arch is "qwen2" or "qwen3";
         int dim = (int)f.GetUInt32($"{arch}.embedding_length");
         int heads = (int)f.GetUInt32($"{arch}.attention.head_count");
         int kvHeads = f.TryGetUInt32($"{arch}.attention.head_count_kv", out uint kv) ? (int)kv : heads;
@@ -76,9 +89,11 @@ public sealed record LlamaConfig
             HeadDim = headDim,
             NormEps = f.TryGetFloat($"{arch}.attention.layer_norm_rms_epsilon", out float eps) ? eps : 1e-5f,
             RopeTheta = f.TryGetFloat($"{arch}.rope.freq_base", out float theta) ? theta : 10000f,
-            RopeLayout = RopeLayout.AdjacentPairs,
+            RopeLayout = qwen ? RopeLayout.RotateHalf : RopeLayout.AdjacentPairs,
             ContextLength = (int)f.GetUInt32($"{arch}.context_length"),
             TiedEmbeddings = f.FindTensor("output.weight") == null,
+            AttentionBias = arch == "qwen2",
+            QkNorm = arch == "qwen3",
         };
         config.Validate(f.Path);
         return config;
@@ -87,14 +102,17 @@ public sealed record LlamaConfig
     /// <summary>Reads a Hugging Face <c>config.json</c> (already parsed).</summary>
     public static LlamaConfig FromHf(HfConfig hf, string path)
     {
-        if (hf.ModelType is not ("llama" or "mistral"))
-            throw new ModelFormatException(path, $"model_type '{hf.ModelType}' is not supported (Tessera runs the Llama family)");
+        if (hf.ModelType is not ("llama" or "mistral" or "qwen2" or "qwen3"))
+            throw new ModelFormatException(path, $"model_type '{hf.ModelType}' is not supported (Tessera runs llama, mistral, qwen2 and qwen3)");
         if (hf.SlidingWindow is int sw && sw > 0 && sw < hf.MaxPositionEmbeddings)
             throw new ModelFormatException(path, $"sliding_window = {sw}: sliding-window attention is not supported");
         if (hf.RopeScaling != null)
             throw new ModelFormatException(path, $"rope_scaling of type '{hf.RopeScaling.Type}' is not supported yet");
-        if (hf.AttentionBias || hf.MlpBias)
-            throw new ModelFormatException(path, "attention_bias / mlp_bias are set: biases are not supported for the llama architecture");
+        if (hf.MlpBias) throw new ModelFormatException(path, "mlp_bias is set: biases on the feed-forward projections are not supported");
+        // Qwen2 always has Q/K/V biases (its config has no attention_bias key); the others' attention_bias is refused.
+        if (hf.AttentionBias && hf.ModelType != "qwen2")
+            throw new ModelFormatException(path, $"attention_bias is set for model_type '{hf.ModelType}': Q/K/V biases are supported for qwen2 only");
+        bool bias = hf.ModelType == "qwen2";
         var config = new LlamaConfig
         {
             Architecture = hf.ModelType,
@@ -110,6 +128,8 @@ public sealed record LlamaConfig
             RopeLayout = RopeLayout.RotateHalf,
             ContextLength = hf.MaxPositionEmbeddings,
             TiedEmbeddings = hf.TieWordEmbeddings,
+            AttentionBias = bias,
+            QkNorm = hf.ModelType == "qwen3",
         };
         config.Validate(path);
         return config;

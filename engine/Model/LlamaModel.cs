@@ -18,7 +18,8 @@ public sealed class LlamaModel : IDisposable
 
     private sealed record PreparedLayer(
         BackendVector AttnNorm, BackendWeight Wq, BackendWeight Wk, BackendWeight Wv, BackendWeight Wo,
-        BackendVector FfnNorm, BackendWeight Gate, BackendWeight Up, BackendWeight Down);
+        BackendVector FfnNorm, BackendWeight Gate, BackendWeight Up, BackendWeight Down,
+        BackendVector? BiasQ, BackendVector? BiasK, BackendVector? BiasV, BackendVector? QNorm, BackendVector? KNorm);
 
     /// <summary>Prepares <paramref name="weights"/> for <paramref name="backend"/> (on a GPU: uploads them).</summary>
     public LlamaModel(LlamaConfig config, LlamaWeights weights, IBackend backend)
@@ -28,10 +29,12 @@ public sealed class LlamaModel : IDisposable
         _embedding = backend.Prepare(weights.TokenEmbedding);
         _output = ReferenceEquals(weights.Output, weights.TokenEmbedding) ? _embedding : backend.Prepare(weights.Output);
         _outputNorm = backend.Prepare(weights.OutputNorm);
+        BackendVector? Optional(float[]? v) => v is null ? null : backend.Prepare(v);
         _layers = weights.Layers.Select(l => new PreparedLayer(
             backend.Prepare(l.AttnNorm), backend.Prepare(l.Wq), backend.Prepare(l.Wk), backend.Prepare(l.Wv),
             backend.Prepare(l.Wo), backend.Prepare(l.FfnNorm), backend.Prepare(l.Gate), backend.Prepare(l.Up),
-            backend.Prepare(l.Down))).ToArray();
+            backend.Prepare(l.Down), Optional(l.BiasQ), Optional(l.BiasK), Optional(l.BiasV), Optional(l.QNorm),
+            Optional(l.KNorm))).ToArray();
         _cacheLayer = [.. Enumerable.Range(0, _layers.Length)];
         SkippedLayers = [];
     }
@@ -126,8 +129,8 @@ public sealed class LlamaModel : IDisposable
         Logits(s, batch, n, readLogits);
     }
 
-    // One block on the step's n rows: RMSNorm → QKV → RoPE → store K/V → attention (adding the positions' scores when
-    // asked) → output projection and feed-forward.
+    // One block on the step's n rows: RMSNorm → QKV (+ biases, Qwen2; each head RMS-normalized, Qwen3) → RoPE →
+    // store K/V → attention (adding the positions' scores when asked) → output projection and feed-forward.
     private void Layer(BatchState s, int l, RaggedBatch batch, int n, AttentionScores? scores)
     {
         var c = Config;
@@ -136,6 +139,17 @@ public sealed class LlamaModel : IDisposable
         var w = _layers[l];
         b.RmsNorm(a.X, w.AttnNorm, a.Xb, n, c.NormEps);                    // xb (n, dim)
         b.MatMulShared(a.Xb, n, w.Wq, a.Q, w.Wk, a.K, w.Wv, a.V);          // q (n, q_dim), k and v (n, kv_dim)
+        if (w.BiasQ is { } bq)
+        {
+            b.AddBias(a.Q, bq, n);
+            b.AddBias(a.K, w.BiasK!, n);
+            b.AddBias(a.V, w.BiasV!, n);
+        }
+        if (w.QNorm is { } qNorm)
+        {
+            b.RmsNorm(a.Q, qNorm, a.Q, n * c.Heads, c.NormEps);              // per head: (n · heads, head_dim)
+            b.RmsNorm(a.K, w.KNorm!, a.K, n * c.KvHeads, c.NormEps);
+        }
         b.Rope(a.Q, batch, c.Heads, c.HeadDim, c.RopeTheta, c.RopeLayout);
         b.Rope(a.K, batch, c.KvHeads, c.HeadDim, c.RopeTheta, c.RopeLayout);
         b.StoreKv(s.Cache, _cacheLayer[l], a.K, a.V, batch);

@@ -23,6 +23,17 @@ public sealed class LayerWeights
     public required WeightTensor Up { get; init; }
     /// <summary>SwiGLU down projection, (dim, ffn).</summary>
     public required WeightTensor Down { get; init; }
+    /// <summary>Biases of the Q, K and V projections ((n_heads · head_dim), (n_kv_heads · head_dim) twice), or null
+    /// (<see cref="LlamaConfig.AttentionBias"/>).</summary>
+    public float[]? BiasQ { get; init; }
+    /// <inheritdoc cref="BiasQ"/>
+    public float[]? BiasK { get; init; }
+    /// <inheritdoc cref="BiasQ"/>
+    public float[]? BiasV { get; init; }
+    /// <summary>RMSNorm weights of each Q and each K head, (head_dim), or null (<see cref="LlamaConfig.QkNorm"/>).</summary>
+    public float[]? QNorm { get; init; }
+    /// <inheritdoc cref="QNorm"/>
+    public float[]? KNorm { get; init; }
 }
 
 /// <summary>All weights of a Llama model, by llama.cpp's tensor names, shapes checked against the config.</summary>
@@ -42,7 +53,9 @@ public sealed class LlamaWeights
     {
         WeightTensor Need(string name, int rows, int cols) =>
             src.Find(name, rows, cols) ?? throw new ModelFormatException(src.Path, $"tensor '{name}' is missing");
-        float[] Norm(string name) => Need(name, 1, c.Dim).ToFloat32();
+        float[] Vector(string name, int length) => Need(name, 1, length).ToFloat32();
+        float[] Norm(string name) => Vector(name, c.Dim);
+        float[]? Optional(bool present, string name, int length) => present ? Vector(name, length) : null;
 
         var embedding = Need("token_embd.weight", c.VocabSize, c.Dim);
         var layers = new LayerWeights[c.Layers];
@@ -60,6 +73,11 @@ public sealed class LlamaWeights
                 Gate = Need(p + "ffn_gate.weight", c.FfnDim, c.Dim),
                 Up = Need(p + "ffn_up.weight", c.FfnDim, c.Dim),
                 Down = Need(p + "ffn_down.weight", c.Dim, c.FfnDim),
+                BiasQ = Optional(c.AttentionBias, p + "attn_q.bias", c.QDim),
+                BiasK = Optional(c.AttentionBias, p + "attn_k.bias", c.KvDim),
+                BiasV = Optional(c.AttentionBias, p + "attn_v.bias", c.KvDim),
+                QNorm = Optional(c.QkNorm, p + "attn_q_norm.weight", c.HeadDim),
+                KNorm = Optional(c.QkNorm, p + "attn_k_norm.weight", c.HeadDim),
             };
         }
         var output = c.TiedEmbeddings ? embedding : Need("output.weight", c.VocabSize, c.Dim);

@@ -2,12 +2,17 @@ using System.Text.Json;
 
 namespace Tessera.Synthesis;
 
-/// <summary>The hyperparameters that fix a Llama-architecture model's tensor shapes (and what a GGUF file says
+/// <summary>The hyperparameters that fix a Llama-family model's tensor shapes (and what a GGUF file says
 /// about them), without any weights.</summary>
 public sealed record ModelShape
 {
     /// <summary>Catalog name, e.g. <c>stories110m</c>.</summary>
     public required string Name { get; init; }
+    /// <summary>GGUF architecture: <c>llama</c> (default), <c>qwen2</c> (Q/K/V biases) or <c>qwen3</c> (per-head Q/K
+    /// norms, head size from <see cref="HeadSize"/>).</summary>
+    public string Architecture { get; init; } = "llama";
+    /// <summary>Head size when it is not <see cref="Dim"/> / <see cref="Heads"/> (Qwen3's <c>attention.key_length</c>).</summary>
+    public int? HeadSize { get; init; }
     /// <summary>Hidden size (<c>embedding_length</c>).</summary>
     public required int Dim { get; init; }
     /// <summary>Number of transformer blocks.</summary>
@@ -30,7 +35,10 @@ public sealed record ModelShape
     public bool Tied { get; init; }
 
     /// <summary>Size of one attention head.</summary>
-    public int HeadDim => Dim / Heads;
+    public int HeadDim => HeadSize ?? Dim / Heads;
+
+    /// <summary>Width of all query heads together.</summary>
+    public int QDim => Heads * HeadDim;
 
     /// <summary>Number of weights (all tensors, norms included).</summary>
     public long ParameterCount
@@ -38,7 +46,8 @@ public sealed record ModelShape
         get
         {
             long kv = (long)KvHeads * HeadDim;
-            long layer = 2L * Dim + 2L * Dim * Dim + 2L * Dim * kv + 3L * Dim * Ffn;
+            long layer = 2L * Dim + 2L * Dim * QDim + 2L * Dim * kv + 3L * Dim * Ffn
+                + (Architecture == "qwen2" ? QDim + 2 * kv : 0) + (Architecture == "qwen3" ? 2L * HeadDim : 0);
             return (long)Vocab * Dim * (Tied ? 1 : 2) + Dim + Layers * layer;
         }
     }
@@ -53,7 +62,9 @@ public sealed record ModelShape
         }
         Check(Dim > 0 && Layers > 0 && Heads > 0 && KvHeads > 0 && Ffn > 0 && Vocab > 0 && Context > 0,
             "dim, layers, heads, kv_heads, ffn, vocab and context must all be positive");
-        Check(Dim % Heads == 0, $"dim {Dim} is not a multiple of heads {Heads}");
+        Check(Architecture is "llama" or "qwen2" or "qwen3", $"architecture '{Architecture}' is not one synth writes (llama, qwen2, qwen3)");
+        Check(HeadSize is null || HeadSize > 0, $"head_dim {HeadSize} must be positive");
+        Check(HeadSize is not null || Dim % Heads == 0, $"dim {Dim} is not a multiple of heads {Heads}");
         Check(Heads % KvHeads == 0, $"heads {Heads} is not a multiple of kv_heads {KvHeads}");
         Check(HeadDim % 2 == 0, $"head size {HeadDim} is odd (RoPE rotates pairs)");
         Check(Dim % 32 == 0 && Ffn % 32 == 0, $"dim {Dim} and ffn {Ffn} must be multiples of 32 (the quantization block)");
@@ -81,8 +92,9 @@ public static class ShapeCatalog
         All.TryGetValue(name, out var s) ? s
             : throw new ArgumentException($"--shape {name}: unknown shape (known: {string.Join(", ", All.Keys.Order(StringComparer.Ordinal))})");
 
-    /// <summary>Reads a catalog: an object of name → { dim, layers, heads, kv_heads, ffn, vocab, context, rope_theta,
-    /// norm_eps, tied } (the last four optional); <paramref name="source"/> names it in errors.</summary>
+    /// <summary>Reads a catalog: an object of name → { arch, dim, layers, heads, kv_heads, head_dim, ffn, vocab,
+    /// context, rope_theta, norm_eps, tied } (arch, head_dim and the last four optional); <paramref name="source"/>
+    /// names it in errors.</summary>
     public static IReadOnlyDictionary<string, ModelShape> Parse(Stream json, string source)
     {
         using var doc = JsonDocument.Parse(json);
@@ -96,6 +108,8 @@ public static class ShapeCatalog
             var shape = new ModelShape
             {
                 Name = p.Name,
+                Architecture = o.TryGetProperty("arch", out var a) ? a.GetString() ?? "llama" : "llama",
+                HeadSize = o.TryGetProperty("head_dim", out _) ? Int("head_dim") : null,
                 Dim = Int("dim"),
                 Layers = Int("layers"),
                 Heads = Int("heads"),

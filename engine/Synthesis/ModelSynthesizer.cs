@@ -15,14 +15,22 @@ public sealed class ModelSynthesizer
     /// and far from denormals.</summary>
     public const float WeightStd = 0.02f;
 
+    /// <summary>Spread of Qwen2's Q/K/V biases (mean 0) and of Qwen3's per-head norm weights (mean 1): large enough to
+    /// move the logits well past rounding, so that dropping one would show.</summary>
+    public const float BiasStd = 0.5f, HeadNormStd = 0.2f;
+
     private const string TokenizerPrefix = "tokenizer.ggml.";
 
     /// <summary>One tensor to write.</summary>
     /// <param name="Name">GGUF tensor name.</param>
     /// <param name="Dims">Extents, innermost first.</param>
     /// <param name="Type">Element type.</param>
-    /// <param name="IsNorm">True for RMSNorm weights (F32, all ones); false for random matrices.</param>
-    public sealed record TensorPlan(string Name, long[] Dims, GgmlType Type, bool IsNorm)
+    /// <param name="IsNorm">True for 1-D F32 vectors (RMSNorm weights: all ones; see <paramref name="Mean"/>); false
+    /// for random matrices.</param>
+    /// <param name="Mean">A vector's mean (1 for norms, 0 for biases).</param>
+    /// <param name="Std">A vector's spread: 0 for the block norms (all ones, as before), random for Qwen's biases and
+    /// per-head norms, so that a test would see them ignored.</param>
+    public sealed record TensorPlan(string Name, long[] Dims, GgmlType Type, bool IsNorm, float Mean = 1f, float Std = 0f)
     {
         /// <summary>Bytes in the file.</summary>
         public long ByteSize => GgmlTypeInfo.RowBytes(Type, Dims[0]) * (Dims.Length > 1 ? Dims[1] : 1);
@@ -57,16 +65,25 @@ public sealed class ModelSynthesizer
         void Matrix(string name, string role, int layer, long cols, long rows) =>
             list.Add(new TensorPlan(name, [cols, rows], SynthTypes.TensorType(_type, role, layer, s, cols), false));
         void Norm(string name) => list.Add(new TensorPlan(name, [s.Dim], GgmlType.F32, true));
+        void Vector(string name, long length, float mean, float std) => list.Add(new TensorPlan(name, [length], GgmlType.F32, true, mean, std));
 
         Matrix("token_embd.weight", "token_embd", -1, s.Dim, s.Vocab);
         for (int l = 0; l < s.Layers; l++)
         {
             string p = $"blk.{l}.";
             Norm(p + "attn_norm.weight");
-            Matrix(p + "attn_q.weight", "attn_q", l, s.Dim, s.Dim);
+            Matrix(p + "attn_q.weight", "attn_q", l, s.Dim, s.QDim);
+            if (s.Architecture == "qwen2") Vector(p + "attn_q.bias", s.QDim, 0f, BiasStd);
             Matrix(p + "attn_k.weight", "attn_k", l, s.Dim, kv);
+            if (s.Architecture == "qwen2") Vector(p + "attn_k.bias", kv, 0f, BiasStd);
             Matrix(p + "attn_v.weight", "attn_v", l, s.Dim, kv);
-            Matrix(p + "attn_output.weight", "attn_output", l, s.Dim, s.Dim);
+            if (s.Architecture == "qwen2") Vector(p + "attn_v.bias", kv, 0f, BiasStd);
+            Matrix(p + "attn_output.weight", "attn_output", l, s.QDim, s.Dim);
+            if (s.Architecture == "qwen3")
+            {
+                Vector(p + "attn_q_norm.weight", s.HeadDim, 1f, HeadNormStd);
+                Vector(p + "attn_k_norm.weight", s.HeadDim, 1f, HeadNormStd);
+            }
             Norm(p + "ffn_norm.weight");
             Matrix(p + "ffn_gate.weight", "ffn_gate", l, s.Dim, s.Ffn);
             Matrix(p + "ffn_up.weight", "ffn_up", l, s.Dim, s.Ffn);
@@ -86,20 +103,26 @@ public sealed class ModelSynthesizer
         var s = _shape;
         var w = new GgufWriter();
         // Key order as llama.cpp's convert_hf_to_gguf.py writes a Llama model.
-        w.Set("general.architecture", GgufValue.Of("llama"));
+        string a = s.Architecture;
+        w.Set("general.architecture", GgufValue.Of(a));
         w.Set("general.type", GgufValue.Of("model"));
         w.Set("general.name", GgufValue.Of($"{s.Name} (random weights)"));
-        w.Set("llama.block_count", GgufValue.Of((uint)s.Layers));
-        w.Set("llama.context_length", GgufValue.Of((uint)s.Context));
-        w.Set("llama.embedding_length", GgufValue.Of((uint)s.Dim));
-        w.Set("llama.feed_forward_length", GgufValue.Of((uint)s.Ffn));
-        w.Set("llama.attention.head_count", GgufValue.Of((uint)s.Heads));
-        w.Set("llama.attention.head_count_kv", GgufValue.Of((uint)s.KvHeads));
-        w.Set("llama.rope.freq_base", GgufValue.Of(s.RopeTheta));
-        w.Set("llama.attention.layer_norm_rms_epsilon", GgufValue.Of(s.NormEps));
+        w.Set($"{a}.block_count", GgufValue.Of((uint)s.Layers));
+        w.Set($"{a}.context_length", GgufValue.Of((uint)s.Context));
+        w.Set($"{a}.embedding_length", GgufValue.Of((uint)s.Dim));
+        w.Set($"{a}.feed_forward_length", GgufValue.Of((uint)s.Ffn));
+        w.Set($"{a}.attention.head_count", GgufValue.Of((uint)s.Heads));
+        w.Set($"{a}.attention.head_count_kv", GgufValue.Of((uint)s.KvHeads));
+        w.Set($"{a}.rope.freq_base", GgufValue.Of(s.RopeTheta));
+        w.Set($"{a}.attention.layer_norm_rms_epsilon", GgufValue.Of(s.NormEps));
+        if (s.HeadSize is not null)
+        {
+            w.Set($"{a}.attention.key_length", GgufValue.Of((uint)s.HeadDim));
+            w.Set($"{a}.attention.value_length", GgufValue.Of((uint)s.HeadDim));
+        }
         w.Set("general.file_type", GgufValue.Of(SynthTypes.FileType(_type)));
-        w.Set("llama.vocab_size", GgufValue.Of((uint)s.Vocab));
-        w.Set("llama.rope.dimension_count", GgufValue.Of((uint)s.HeadDim));
+        w.Set($"{a}.vocab_size", GgufValue.Of((uint)s.Vocab));
+        w.Set($"{a}.rope.dimension_count", GgufValue.Of((uint)s.HeadDim));
         foreach (var (key, value) in PaddedTokenizer(tokenizerSource, s.Vocab)) w.Set(key, value);
         w.Set("general.quantization_version", GgufValue.Of(2u));
 
@@ -140,10 +163,11 @@ public sealed class ModelSynthesizer
         long rows = t.Dims.Length > 1 ? t.Dims[1] : 1;
         if (t.IsNorm)
         {
-            var ones = new float[cols];
-            Array.Fill(ones, 1f);
+            var values = new float[cols];
+            if (t.Std > 0) NormalRandom.FillRow(_seed, index, 0, t.Std, values, new float[cols]);
+            for (int i = 0; i < cols; i++) values[i] += t.Mean;
             var bytes = new byte[cols * 4];
-            WeightQuantizer.QuantizeRow(GgmlType.F32, ones, bytes);
+            WeightQuantizer.QuantizeRow(GgmlType.F32, values, bytes);
             stream.Write(bytes);
             wrote(bytes.Length);
             return;

@@ -7,6 +7,8 @@ public enum SynthType
 {
     /// <summary>All matrices F16.</summary>
     F16,
+    /// <summary>All matrices F32 (small shapes: the reference without any rounding of the weights).</summary>
+    F32,
     /// <summary>All matrices BF16.</summary>
     BF16,
     /// <summary>All matrices Q8_0.</summary>
@@ -29,6 +31,7 @@ public static class SynthTypes
     /// <summary><c>general.file_type</c>: llama.cpp's <c>llama_ftype</c> value.</summary>
     public static uint FileType(SynthType t) => t switch
     {
+        SynthType.F32 => 0,
         SynthType.F16 => 1,
         SynthType.Q4_0 => 2,
         SynthType.Q8_0 => 7,
@@ -48,6 +51,7 @@ public static class SynthTypes
     {
         GgmlType baseType = t switch
         {
+            SynthType.F32 => GgmlType.F32,
             SynthType.F16 => GgmlType.F16,
             SynthType.BF16 => GgmlType.BF16,
             SynthType.Q8_0 => GgmlType.Q8_0,
@@ -56,7 +60,7 @@ public static class SynthTypes
             _ => throw new ArgumentOutOfRangeException(nameof(t)),
         };
         // llama.cpp applies its per-tensor rules only when quantizing; F16/BF16 files keep every matrix as it is.
-        if (t is SynthType.F16 or SynthType.BF16) return baseType;
+        if (t is SynthType.F32 or SynthType.F16 or SynthType.BF16) return baseType;
 
         GgmlType type = baseType;
         bool isOutput = role == "output" || (shape.Tied && role == "token_embd");

@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "../add.cu"
+#include "../add_bias.cu"
 #include "../argmax.cu"
 #include "../attention_scores.cu"
 #include "../attention_decode.cu"
@@ -47,6 +48,7 @@ KernelInfo info(const char* name, void (*fn)(A...)) {
 
 const KernelInfo kKernels[] = {
     EMU_KERNEL(add_f32),
+    EMU_KERNEL(add_bias_f32),
     EMU_KERNEL(argmax_f32),
     EMU_KERNEL(topk_prune_f32),
     EMU_KERNEL(attention_scores_lse),

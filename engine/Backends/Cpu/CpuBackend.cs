@@ -123,6 +123,13 @@ public sealed class CpuBackend : IBackend
         TensorPrimitives.Add(D(acc).AsSpan(0, count), D(x).AsSpan(0, count), D(acc).AsSpan(0, count));
 
     /// <inheritdoc/>
+    public void AddBias(Activation x, BackendVector bias, int rows)
+    {
+        float[] b = ((CpuVector)bias).Data, d = D(x);
+        for (int r = 0; r < rows; r++) TensorPrimitives.Add(d.AsSpan(r * b.Length, b.Length), b, d.AsSpan(r * b.Length, b.Length));
+    }
+
+    /// <inheritdoc/>
     public void StoreKv(KvCache cache, int layer, Activation k, Activation v, RaggedBatch batch)
     {
         var c = Paged(cache, batch);

@@ -23,6 +23,7 @@ public sealed unsafe class CudaBackend : IBackend
     private readonly Rope _rope;
     private readonly SwiGlu _swiGlu;
     private readonly Add _add;
+    private readonly AddBias _addBias;
     private readonly KvAppend _kvAppend;
     private readonly KvCopy _kvCopy;
     private DeviceBuffer<int>? _copyPairs;  // CopyKv: from slots, then to slots
@@ -54,6 +55,7 @@ public sealed unsafe class CudaBackend : IBackend
         _rope = new Rope(_kernels);
         _swiGlu = new SwiGlu(_kernels);
         _add = new Add(_kernels);
+        _addBias = new AddBias(_kernels);
         _kvAppend = new KvAppend(_kernels);
         _kvCopy = new KvCopy(_kernels);
         _flash = new FlashAttention(_kernels);
@@ -334,6 +336,14 @@ public sealed unsafe class CudaBackend : IBackend
     {
         if (Skip(Sig(5, D(acc).Pointer, D(x).Pointer, 0, count))) return;
         _add.Launch(_stream, D(acc), D(x), count);
+    }
+
+    /// <inheritdoc/>
+    public void AddBias(Activation x, BackendVector bias, int rows)
+    {
+        var b = ((CudaVector)bias).Buffer;
+        if (Skip(Sig(10, D(x).Pointer, b.Pointer, 0, rows))) return;
+        _addBias.Launch(_stream, D(x), b.Span, rows, b.Length);
     }
 
     /// <inheritdoc/>

@@ -34,6 +34,7 @@ public static partial class OpCases
                 yield return Rope(layout, rows, heads, hd, start, theta);
         foreach (int n in new[] { 1, 1000, 8195 }) yield return SwiGlu(n);
         foreach (int n in new[] { 1, 4097 }) yield return Add(n);
+        foreach (var (rows, cols) in new[] { (1, 896), (3, 128), (7, 1000) }) yield return AddBias(rows, cols);
         foreach (var (t, rows, outRows, cols) in new[]
                  {
                      (GgmlType.F32, 1, 67, 37), (GgmlType.F32, 3, 64, 256),
@@ -386,6 +387,22 @@ public static partial class OpCases
                 return OpInputs.Read(b, aa, n);
             },
             () => [.. Enumerable.Range(0, n).Select(i => a[i] + x[i])]);
+    }
+
+    private static OpCase AddBias(int rows, int cols)
+    {
+        string name = $"add_bias {rows}x{cols}";
+        var x = OpInputs.Floats(Seed(name), rows * cols);
+        var bias = OpInputs.Floats(Seed(name) + 1, cols);
+        return new OpCase("add_bias", name, Exact,
+            b =>
+            {
+                using var xa = OpInputs.Upload(b, x);
+                var bv = b.Prepare(bias);   // vectors live as long as the backend
+                b.AddBias(xa, bv, rows);
+                return OpInputs.Read(b, xa, rows * cols);
+            },
+            () => [.. Enumerable.Range(0, rows * cols).Select(i => x[i] + bias[i % cols])]);
     }
 
     private static OpCase MatMul(GgmlType type, int rows, int outRows, int cols)
