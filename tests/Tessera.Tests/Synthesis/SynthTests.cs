@@ -52,7 +52,7 @@ public class SynthTests
             }
             var expectedMatrixType = type switch
             {
-                SynthType.F16 => GgmlType.F16, SynthType.BF16 => GgmlType.BF16, SynthType.Q8_0 => GgmlType.Q8_0,
+                SynthType.F32 => GgmlType.F32, SynthType.F16 => GgmlType.F16, SynthType.BF16 => GgmlType.BF16, SynthType.Q8_0 => GgmlType.Q8_0,
                 SynthType.Q4_0 => GgmlType.Q4_0, _ => GgmlType.Q4_K,
             };
             Assert.That(f.GetTensor("blk.0.attn_q.weight").Type, Is.EqualTo(expectedMatrixType));
