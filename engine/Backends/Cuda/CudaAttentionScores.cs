@@ -35,7 +35,8 @@ internal sealed class CudaAttentionScores : IDisposable
     }
 
     /// <summary>Adds layer <paramref name="layer"/>'s scores of <paramref name="batch"/>'s scored rows (queries
-    /// <paramref name="q"/>, keys of <paramref name="kPool"/> through the batch's device layout <paramref name="m"/>).</summary>
+    /// <paramref name="q"/>, keys of <paramref name="kPool"/> through the batch's device layout <paramref name="m"/>),
+    /// after the layer's attention, which has checked the batch (tree sizes included).</summary>
     public void Add(AttentionScores scores, RaggedBatch batch, int layer, DeviceSpan<float> q, DeviceSpan<Half> kPool, CudaRaggedBatch m, LlamaConfig config)
     {
         int seqs = 0, rows = 0, longest = 0;
@@ -43,8 +44,6 @@ internal sealed class CudaAttentionScores : IDisposable
         {
             int from = scores.FromRow(s);
             if (from < 0) continue;
-            if (batch.IsTree[s] && batch.RowCount[s] > RaggedBatch.MaxTreeRows)
-                throw new ArgumentException($"sequence {s}: a tree of {batch.RowCount[s]} rows; the kernel masks at most {RaggedBatch.MaxTreeRows}", nameof(batch));
             seqs++;
             rows += batch.RowCount[s] - from;
             longest = Math.Max(longest, scores.LengthOf(s));

@@ -559,6 +559,18 @@ public static partial class OpCases
             });
     }
 
+    /// <summary>Stores keys <paramref name="k"/> and values <paramref name="v"/> (every sequence's positions 0 .. start +
+    /// rows, one sequence after another) into <paramref name="layer"/> of the cache as chains: where a row's keys go is
+    /// its cache position, whether the step then attends as a chain, a tree or with hidden rows.</summary>
+    private static void StoreAll(IBackend b, KvCache cache, int layer, (int Start, int Rows)[] seqs, int[][] tables, int block, float[] k, float[] v)
+    {
+        var all = new RaggedBatch(seqs.Sum(x => x.Start + x.Rows), seqs.Length, tables.Sum(t => t.Length), block);
+        for (int i = 0; i < seqs.Length; i++) all.Add(new int[seqs[i].Start + seqs[i].Rows], 0, tables[i]);
+        using var ka = OpInputs.Upload(b, k);
+        using var va = OpInputs.Upload(b, v);
+        b.StoreKv(cache, layer, ka, va, all);
+    }
+
     /// <summary>A random tree of <paramref name="nodes"/> rows and depth at most <paramref name="depth"/> (a chain of
     /// that depth first, so the depth is reached, then random parents among rows not yet at the limit).</summary>
     internal static int[] RandomTree(int nodes, int depth, int seed)
@@ -596,11 +608,7 @@ public static partial class OpCases
                 using var cache = b.CreatePagedKvCache(config, blocks, block);
                 // Every sequence's keys and values, history and this step's alike, stored as chains first (where a
                 // tree row's keys go is its cache position: the same slots); then the step attends with the tree.
-                var all = new RaggedBatch(seqs.Sum(x => x.Start + x.Rows), n, need.Sum(), block);
-                for (int i = 0; i < n; i++) all.Add(new int[seqs[i].Start + seqs[i].Rows], 0, tables[i]);
-                using var ka = OpInputs.Upload(b, [.. k.SelectMany(x => x)]);
-                using var va = OpInputs.Upload(b, [.. v.SelectMany(x => x)]);
-                b.StoreKv(cache, 0, ka, va, all);
+                StoreAll(b, cache, 0, seqs, tables, block, [.. k.SelectMany(x => x)], [.. v.SelectMany(x => x)]);
                 var batch = new RaggedBatch(rows, n, need.Sum(), block);
                 batch.AddTree(new int[nodes], parents, prefix, tables[0]);
                 for (int i = 1; i < n; i++) batch.Add(new int[seqs[i].Rows], seqs[i].Start, tables[i]);

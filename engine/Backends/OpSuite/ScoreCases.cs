@@ -81,11 +81,9 @@ public static partial class OpCases
             b =>
             {
                 using var cache = b.CreatePagedKvCache(config, blocks, block);
-                // Every position's keys stored as chains first (a tree row's keys go to its cache position).
-                var all = new RaggedBatch(seqs.Sum(x => x.Start + x.Rows), n, need.Sum(), block);
-                for (int i = 0; i < n; i++) all.Add(new int[seqs[i].Start + seqs[i].Rows], 0, tables[i]);
-                using var ka = OpInputs.Upload(b, [.. k.SelectMany(x => x)]);
-                for (int l = layer; l < layer + layers; l++) b.StoreKv(cache, l, ka, ka, all);
+                // Every position's keys (the values do not matter here) in every layer scored.
+                float[] keys = [.. k.SelectMany(x => x)];
+                for (int l = layer; l < layer + layers; l++) StoreAll(b, cache, l, shape, tables, block, keys, keys);
                 var batch = Step();
                 using var qa = OpInputs.Upload(b, q);
                 using var o = b.Allocate(rows * heads * hd);
@@ -160,14 +158,10 @@ public static partial class OpCases
             b =>
             {
                 using var cache = b.CreatePagedKvCache(config, blocks, block);
-                var all = new RaggedBatch(seqs.Sum(x => x.Start + x.Rows), n, need.Sum(), block);
-                for (int i = 0; i < n; i++) all.Add(new int[seqs[i].Start + seqs[i].Rows], 0, tables[i]);
                 // The hidden positions get huge keys and values: attending to them at all would show.
-                var hk = k.Select((x, i) => i == 0 ? Poison(x, kvDim, hidden) : x).SelectMany(x => x).ToArray();
-                var hv = v.Select((x, i) => i == 0 ? Poison(x, kvDim, hidden) : x).SelectMany(x => x).ToArray();
-                using var ka = OpInputs.Upload(b, hk);
-                using var va = OpInputs.Upload(b, hv);
-                b.StoreKv(cache, 0, ka, va, all);
+                StoreAll(b, cache, 0, shape, tables, block,
+                    [.. k.Select((x, i) => i == 0 ? Poison(x, kvDim, hidden) : x).SelectMany(x => x)],
+                    [.. v.Select((x, i) => i == 0 ? Poison(x, kvDim, hidden) : x).SelectMany(x => x)]);
                 var batch = new RaggedBatch(rows, n, need.Sum(), block);
                 for (int i = 0; i < n; i++) batch.Add(new int[seqs[i].Rows], seqs[i].Start, tables[i]);
                 (batch.HiddenStart[0], batch.HiddenEnd[0]) = hidden;
