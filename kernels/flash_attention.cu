@@ -20,6 +20,10 @@
 // so a chain is the case where every bit below the row's own is set.
 // Hidden positions: a tile's positions [hidden start, hidden end) are masked for every row (a pruned prompt's rows
 // that skipped this layer have no keys or values here); an empty range (0, 0) hides nothing.
+// Layer variants (Gemma): a score is s = q.k * scale, then, with softcap > 0, softcap * tanh(s / softcap); with
+// window > 0 a row sees only the keys at its window position - window + 1 onwards, its window position being its
+// cache position in a chain and, in a tree, the tree start plus its depth (its ancestor bits less one), the position
+// it has once its path is accepted. Pages wholly before every row's window are not loaded.
 // Query head h reads key/value head h / (heads / kv_heads). Keys and values go through shared memory one page (16 positions) at a time, and each row
 // keeps an online softmax (running max m, sum l, unnormalized output o in registers), so the scores never leave the
 // chip. As llama.cpp and the decode kernel, q is rounded to F16 before the dot product with the F16 keys.
@@ -37,7 +41,7 @@ __device__ __forceinline__ void fa_tile(
     const float* __restrict__ q, const __half* __restrict__ k_pool, const __half* __restrict__ v_pool,
     const int* __restrict__ table, float* __restrict__ out,
     int r0, int n, int pos0, int heads, int kv_heads, int head_dim, int block_shift, float scale,
-    int tree_start, const unsigned* __restrict__ masks, int hidden_start, int hidden_end) {
+    int tree_start, const unsigned* __restrict__ masks, int hidden_start, int hidden_end, float softcap, int window) {
     TS_DYNAMIC_SMEM(float, smem);
     const int hd = head_dim, kst = hd + 1;
     float* qs = smem;                                   // [FA_BQ][hd]
@@ -63,7 +67,21 @@ __device__ __forceinline__ void fa_tile(
     }
     const int key = lane & 15, half_sel = lane >> 4, hd2 = hd >> 1;
 
-    for (int page = 0; page * FA_PAGE <= last_pos; ++page) {
+    // Each row's first visible position (its window's start; 0 without a window).
+    int lo[FA_ROWS];
+#pragma unroll
+    for (int rr = 0; rr < FA_ROWS; ++rr) {
+        const int qi = warp * FA_ROWS + rr, pos = pos0 + qi;
+        int wpos = pos;
+        if (window > 0 && qi < n && pos >= tree_start) {
+            const unsigned* mr = masks + 4 * (r0 + qi);
+            wpos = tree_start + __popc(mr[0]) + __popc(mr[1]) + __popc(mr[2]) + __popc(mr[3]) - 1;
+        }
+        lo[rr] = window > 0 ? max(0, wpos - window + 1) : 0;
+    }
+    const int first_page = window > 0 ? max(0, min(pos0, tree_start) - window + 1) / FA_PAGE : 0;
+
+    for (int page = first_page; page * FA_PAGE <= last_pos; ++page) {
         __syncthreads();  // the previous page's tiles (and, the first time, nothing) are no longer read
         for (int i = tid; i < FA_PAGE * hd; i += blockDim.x) {
             const int s = i / hd, d = i - s * hd, p = page * FA_PAGE + s;
@@ -96,12 +114,13 @@ __device__ __forceinline__ void fa_tile(
             for (int d = 0; d < hd2; ++d) s += qr[d] * kr[d];
             s += __shfl_xor_sync(0xffffffffu, s, 16);
             const int kp = page * FA_PAGE + key;
-            bool visible = kp <= pos && (kp < hidden_start || kp >= hidden_end);
+            bool visible = kp <= pos && kp >= lo[rr] && (kp < hidden_start || kp >= hidden_end);
             if (visible && kp >= tree_start) {
                 const int j = kp - tree_start;  // < 128: a tree has at most 128 rows (the host checks)
                 visible = (masks[4 * (r0 + qi) + (j >> 5)] >> (j & 31)) & 1u;
             }
             s = visible ? s * scale : -INFINITY;
+            if (softcap > 0.0f && visible) s = tanhf(s * (1.0f / softcap)) * softcap;
             // The row's own key is always visible, so m is finite by the row's last page; until a page with a
             // visible key (a hidden range may cover page 0), m stays -inf and nothing is accumulated.
             const float m_new = fmaxf(m[rr], ts_warp_max(s));
@@ -145,14 +164,14 @@ extern "C" __global__ void __launch_bounds__(128) flash_attention_f16(
     int rows, int heads, int kv_heads, int head_dim, int start_pos, float scale) {
     const int r0 = blockIdx.x * FA_BQ;
     fa_tile(q, k_pool, v_pool, block_table, out, r0, min(FA_BQ, rows - r0), start_pos + r0,
-            heads, kv_heads, head_dim, 4 /* 16-position blocks */, scale, FA_CHAIN, nullptr, 0, 0);
+            heads, kv_heads, head_dim, 4 /* 16-position blocks */, scale, FA_CHAIN, nullptr, 0, 0, 0.0f, 0);
 }
 
 extern "C" __global__ void __launch_bounds__(128) flash_attention_f16_paged(
     const float* __restrict__ q, const __half* __restrict__ k_pool, const __half* __restrict__ v_pool,
     const int* __restrict__ tiles, const int* __restrict__ tables, const unsigned* __restrict__ masks,
-    float* __restrict__ out, int heads, int kv_heads, int head_dim, int block_shift, float scale) {
+    float* __restrict__ out, int heads, int kv_heads, int head_dim, int block_shift, float scale, float softcap, int window) {
     const int* t = tiles + 7 * blockIdx.x;
     fa_tile(q, k_pool, v_pool, tables + t[3], out, t[0], t[1], t[2], heads, kv_heads, head_dim, block_shift, scale,
-            t[4], masks, t[5], t[6]);
+            t[4], masks, t[5], t[6], softcap, window);
 }

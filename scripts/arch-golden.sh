@@ -54,7 +54,8 @@ PY
 
 # The control: llama.cpp's Llama files measured the same way, to compare each family's error with Llama's.
 for type in f32 f16 q8_0 q4_k_m; do reference "rand-llama-d256-$type" "../shared/models/rand-llama-d256-$type.gguf"; done
-for shape in qwen2-small qwen3-small qwen2.5-0.5b qwen3-0.6b; do
+# The small Gemma shapes slide a window of 8 positions, so every prompt with its 16 tokens runs past it.
+for shape in qwen2-small qwen3-small gemma2-small gemma3-small qwen2.5-0.5b qwen3-0.6b gemma-3-1b gemma-2-2b; do
   case $shape in *-small) types=(f32 f16 q8_0 q4_k_m) ;; *) types=("${real_types[@]}") ;; esac
   for type in "${types[@]}"; do
     name=$shape-$type file="$out/$shape-$type.gguf"

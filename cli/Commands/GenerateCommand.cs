@@ -88,6 +88,8 @@ internal static class GenerateCommand
             // Options the backend cannot serve are refused before anything is printed.
             options.KvBudget?.CheckBackend(b);
             options.PrefillPruning?.CheckBackend(b);
+            options.KvBudget?.CheckModel(m.Config);
+            options.PrefillPruning?.CheckModel(m.Config);
             bool echoPrompt = !r.GetValue(json) && !r.GetValue(noEcho);
             if (echoPrompt) { io.Out.Write(text + word); io.Out.Flush(); }
             text += word;

@@ -52,6 +52,8 @@ internal static class ServeCommand
             options = options with { Speculation = withDraft, KvBudget = kvBudget, PrefillPruning = prune };
             prune?.CheckBackend(b);
             kvBudget?.CheckBackend(b);
+            prune?.CheckModel(engine.Loaded.Config);
+            kvBudget?.CheckModel(engine.Loaded.Config);
             var server = TesseraServer.StartAsync(engine, options, io.Err).GetAwaiter().GetResult();
             try { server.WaitForShutdownAsync().GetAwaiter().GetResult(); }
             finally { server.DisposeAsync().AsTask().GetAwaiter().GetResult(); }

@@ -90,6 +90,16 @@ public interface IBackend : IDisposable
     /// <summary>gate (rows, width) = silu(gate) * up.</summary>
     void SwiGlu(Activation gate, Activation up, int count);
 
+    /// <summary>gate (rows, width) = gelu_tanh(gate) * up (Gemma's GeGLU): as llama.cpp's CPU computes it, the GELU of
+    /// gate rounded to F16, rounded to F16 again.</summary>
+    void GeGlu(Activation gate, Activation up, int count);
+
+    /// <summary>x = cap · tanh(x / cap) over the first <paramref name="count"/> elements (Gemma 2's final logits).</summary>
+    void SoftCap(Activation x, float cap, int count);
+
+    /// <summary>x *= factor over the first <paramref name="count"/> elements (Gemma's embeddings, by √dim).</summary>
+    void Scale(Activation x, float factor, int count);
+
     /// <summary>acc += x over the first <paramref name="count"/> elements.</summary>
     void Add(Activation acc, Activation x, int count);
 
@@ -103,17 +113,19 @@ public interface IBackend : IDisposable
 
     /// <summary>Grouped-query attention for every sequence of <paramref name="batch"/>: each row attends to its
     /// sequence's cached positions before the step and to the step's rows it sees (<see cref="RaggedBatch.Sees"/>:
-    /// those before it in a chain, its ancestors in a tree), read through that sequence's block table.</summary>
-    void Attention(Activation q, KvCache cache, int layer, RaggedBatch batch, Activation output);
+    /// those before it in a chain, its ancestors in a tree), read through that sequence's block table. The layer's
+    /// <paramref name="variant"/> sets the score scale, a soft cap and a sliding window (default: plain attention).</summary>
+    void Attention(Activation q, KvCache cache, int layer, RaggedBatch batch, Activation output, AttentionVariant variant = default);
 
-    /// <summary>Whether <see cref="Attention(Activation, KvCache, int, RaggedBatch, Activation, AttentionScores)"/>
+    /// <summary>Whether <see cref="Attention(Activation, KvCache, int, RaggedBatch, Activation, AttentionScores, AttentionVariant)"/>
     /// is implemented (KV budgets and prompt pruning that rank positions by attention need it).</summary>
     bool ComputesAttentionScores => false;
 
-    /// <summary><see cref="Attention(Activation, KvCache, int, RaggedBatch, Activation)"/> that also adds, for the rows
+    /// <summary><see cref="Attention(Activation, KvCache, int, RaggedBatch, Activation, AttentionVariant)"/> that also adds, for the rows
     /// <paramref name="scores"/> asks for, what each cached position receives, summed over the query heads (see
     /// <see cref="AttentionScores"/>). Same outputs, bit for bit, as without scores.</summary>
-    void Attention(Activation q, KvCache cache, int layer, RaggedBatch batch, Activation output, AttentionScores scores) =>
+    void Attention(Activation q, KvCache cache, int layer, RaggedBatch batch, Activation output, AttentionScores scores,
+        AttentionVariant variant = default) =>
         throw new NotSupportedException($"the {Name} backend does not compute attention scores (needed by KV budgets that rank positions and by prompt pruning); use --backend cpu");
 
     /// <summary>Called first in every forward step with its layout, before the embedding (CUDA uploads the layout

@@ -224,6 +224,18 @@ public sealed class RaggedBatch
         return !IsTree[s] || (Ancestors[row * MaskWords + (j >> 6)] & (1UL << (j & 63))) != 0;
     }
 
+    /// <summary>Where row <paramref name="row"/> stands in the chain a sliding window is measured along
+    /// (<see cref="AttentionVariant.Window"/>): its cache position in a chain; in a tree, the tree's start plus the
+    /// row's depth, the cache position it would have with only its path cached (as after acceptance).</summary>
+    public int WindowPosition(int row)
+    {
+        int s = RowSequence[row];
+        if (!IsTree[s]) return CachePositions[row];
+        int depth = -1;
+        for (int w = 0; w < MaskWords; w++) depth += System.Numerics.BitOperations.PopCount(Ancestors[row * MaskWords + w]);
+        return StartPos[s] + depth;
+    }
+
     /// <summary>The block table of sequence <paramref name="s"/>.</summary>
     public ReadOnlySpan<int> Table(int s) => Tables.AsSpan(TableStart[s], TableLength[s]);
 }

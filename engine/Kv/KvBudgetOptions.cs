@@ -73,6 +73,15 @@ public sealed record KvBudgetOptions
             throw new ArgumentException($"--kv-policy {NameOf(Policy)} ranks positions by attention, which the {backend.Name} backend does not compute; use --kv-policy window or --backend cpu", nameof(Policy));
     }
 
+    /// <summary>Checks that a model of <paramref name="config"/> can run under a budget.</summary>
+    /// <exception cref="ArgumentException">Its attention has a sliding window or a soft cap (Gemma): the window counts
+    /// cache positions, which eviction renumbers, and the scores the policies rank by are plain attention's.</exception>
+    public void CheckModel(Model.LlamaConfig config)
+    {
+        if (config.HasAttentionVariants)
+            throw new ArgumentException($"--kv-budget: not supported for {config.Architecture} models yet (their sliding-window or soft-capped attention)", nameof(Budget));
+    }
+
     /// <summary>A fresh policy object for one sequence.</summary>
     public IKvEvictionPolicy CreatePolicy() => Policy switch
     {

@@ -7,8 +7,9 @@ namespace Tessera.Model;
 /// <summary>
 /// Hyper-parameters of a Llama-family decoder, from GGUF metadata or a Hugging Face <c>config.json</c>: Llama and
 /// Mistral, and the families that differ from it only in what the flags below say (Qwen2: biases on Q, K and V;
-/// Qwen3: RMSNorm on each head of Q and K). Immutable; <see cref="Validate"/> runs in the factories, so every instance
-/// is consistent.
+/// Qwen3: RMSNorm on each head of Q and K; Gemma 2 and 3: scaled embeddings, GeGLU, norms after attention and after the
+/// feed-forward, soft caps, sliding-window layers with a RoPE base of their own). Immutable; <see cref="Validate"/>
+/// runs in the factories, so every instance is consistent.
 /// </summary>
 public sealed record LlamaConfig
 {
@@ -44,8 +45,46 @@ public sealed record LlamaConfig
     /// before RoPE (Qwen3).</summary>
     public bool QkNorm { get; init; }
 
+    /// <summary>The embeddings are multiplied by this (Gemma: √dim); 1 for the others.</summary>
+    public float EmbeddingScale { get; init; } = 1f;
+    /// <summary>The feed-forward's gated activation: SiLU (SwiGLU) or Gemma's tanh GELU (GeGLU).</summary>
+    public FfnActivation Activation { get; init; } = FfnActivation.Silu;
+    /// <summary>RMSNorm on the attention output and on the feed-forward output before each residual add
+    /// (<c>post_attention_norm</c>, <c>post_ffw_norm</c>; Gemma).</summary>
+    public bool PostNorms { get; init; }
+    /// <summary>Factor on q·k; 0 for 1/√head_dim (Gemma's largest sizes use 1/√(dim / heads)).</summary>
+    public float AttentionScale { get; init; }
+    /// <summary>Soft cap of the attention scores, s = cap · tanh(s / cap) (Gemma 2: 50); 0 for none.</summary>
+    public float AttentionSoftCap { get; init; }
+    /// <summary>Soft cap of the final logits (Gemma 2: 30); 0 for none.</summary>
+    public float FinalSoftCap { get; init; }
+    /// <summary>Keys a sliding-window layer's query sees, its own included (Gemma 2: 4096, Gemma 3: 512–1024,
+    /// Mistral 7B v0.1: 4096); 0 when no layer slides.</summary>
+    public int SlidingWindow { get; init; }
+    /// <summary>Which layers slide: 0 for all; p for all but every p-th (layer l slides when l mod p &lt; p − 1:
+    /// Gemma 2's alternation is 2, Gemma 3's five local to one global is 6), as llama.cpp's swa pattern.</summary>
+    public int SlidingWindowPeriod { get; init; }
+    /// <summary>RoPE base of the sliding-window layers when it differs from <see cref="RopeTheta"/> (Gemma 3: 10000); 0
+    /// for the same.</summary>
+    public float RopeThetaSliding { get; init; }
+
     /// <summary>The architectures Tessera runs, as GGUF's <c>general.architecture</c> names them.</summary>
-    public static IReadOnlyList<string> Architectures { get; } = ["llama", "mistral", "qwen2", "qwen3"];
+    public static IReadOnlyList<string> Architectures { get; } = ["llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3"];
+
+    /// <summary>Whether layer <paramref name="layer"/> attends through the sliding window.</summary>
+    public bool IsSliding(int layer) =>
+        SlidingWindow > 0 && (SlidingWindowPeriod == 0 || layer % SlidingWindowPeriod < SlidingWindowPeriod - 1);
+
+    /// <summary>The attention op's variant for layer <paramref name="layer"/>: scale, soft cap, window.</summary>
+    public Backends.AttentionVariant AttentionOf(int layer) =>
+        new(AttentionScale, AttentionSoftCap, IsSliding(layer) ? SlidingWindow : 0);
+
+    /// <summary>The RoPE base of layer <paramref name="layer"/>.</summary>
+    public float RopeThetaOf(int layer) => IsSliding(layer) && RopeThetaSliding > 0 ? RopeThetaSliding : RopeTheta;
+
+    /// <summary>Whether attention departs from plain causal softmax somewhere (a window or a soft cap): the KV budgets
+    /// and prompt pruning, which rank and drop cache rows by plain attention, refuse such models.</summary>
+    public bool HasAttentionVariants => SlidingWindow > 0 || AttentionSoftCap > 0;
 
     /// <summary>Query heads per key/value head.</summary>
     public int GroupSize => Heads / KvHeads;
@@ -66,38 +105,66 @@ public sealed record LlamaConfig
         // llama.cpp's converter permutes Llama's Q and K rows so that RoPE rotates adjacent pairs; Qwen's it leaves as
         // trained (NeoX RoPE: each dimension with the one half a head away).
         bool qwen = arch is "qwen2" or "qwen3";
+        bool gemma = arch is "gemma2" or "gemma3";
         int dim = (int)f.GetUInt32($"{arch}.embedding_length");
         int heads = (int)f.GetUInt32($"{arch}.attention.head_count");
         int kvHeads = f.TryGetUInt32($"{arch}.attention.head_count_kv", out uint kv) ? (int)kv : heads;
         int headDim = f.TryGetUInt32($"{arch}.attention.key_length", out uint kl) ? (int)kl : heads > 0 ? dim / heads : 0;
-        if (f.TryGetUInt32($"{arch}.attention.sliding_window", out uint sw) && sw > 0)
-            throw new ModelFormatException(f.Path, $"{arch}.attention.sliding_window = {sw}: sliding-window attention is not supported");
+        // Sliding windows: Gemma 2 always slides (4096 unless the file says), every other layer; Gemma 3 when the file
+        // gives a window, five layers of six; a Llama/Mistral file that declares one slides on every layer.
+        int window = f.TryGetUInt32($"{arch}.attention.sliding_window", out uint sw) ? (int)sw : arch == "gemma2" ? 4096 : 0;
+        int period = arch switch { "gemma2" => 2, "gemma3" => 6, _ => 0 };
+        if (f.Contains($"{arch}.attention.sliding_window_pattern"))
+        {
+            if (!f.TryGetUInt32($"{arch}.attention.sliding_window_pattern", out uint pv))
+                throw new ModelFormatException(f.Path, $"{arch}.attention.sliding_window_pattern: only a period (an integer) is supported, not a per-layer pattern");
+            period = (int)pv;
+        }
+        if (gemma && f.FindTensor("rope_freqs.weight") != null) throw new ModelFormatException(f.Path, "rope_freqs: per-dimension RoPE factors are not supported for gemma");
         if (f.FindTensor("rope_freqs.weight") != null ||
             (f.TryGetString($"{arch}.rope.scaling.type", out string scaling) && scaling is not ("" or "none")))
             throw new ModelFormatException(f.Path, "RoPE frequency scaling (rope_freqs / rope.scaling.type) is not supported yet");
         var tok = f.FindTensor("token_embd.weight") ?? throw new ModelFormatException(f.Path, "tensor 'token_embd.weight' is missing");
         int vocab = f.TryGetUInt32($"{arch}.vocab_size", out uint vs) ? (int)vs : (int)tok.RowCount;
+        int layers = (int)f.GetUInt32($"{arch}.block_count");
+        float theta = f.TryGetFloat($"{arch}.rope.freq_base", out float th) ? th : 10000f;
+        float Key(string key, float dflt) => f.TryGetFloat($"{arch}.{key}", out float v) ? v : dflt;
         var config = new LlamaConfig
         {
             Architecture = arch,
             VocabSize = vocab,
             Dim = dim,
             FfnDim = (int)f.GetUInt32($"{arch}.feed_forward_length"),
-            Layers = (int)f.GetUInt32($"{arch}.block_count"),
+            Layers = layers,
             Heads = heads,
             KvHeads = kvHeads,
             HeadDim = headDim,
             NormEps = f.TryGetFloat($"{arch}.attention.layer_norm_rms_epsilon", out float eps) ? eps : 1e-5f,
-            RopeTheta = f.TryGetFloat($"{arch}.rope.freq_base", out float theta) ? theta : 10000f,
-            RopeLayout = qwen ? RopeLayout.RotateHalf : RopeLayout.AdjacentPairs,
+            RopeTheta = theta,
+            RopeLayout = qwen || gemma ? RopeLayout.RotateHalf : RopeLayout.AdjacentPairs,
             ContextLength = (int)f.GetUInt32($"{arch}.context_length"),
-            TiedEmbeddings = f.FindTensor("output.weight") == null,
+            // Gemma 2 always projects with the embedding table (llama.cpp ignores an output.weight there).
+            TiedEmbeddings = arch == "gemma2" || f.FindTensor("output.weight") == null,
             AttentionBias = arch == "qwen2",
-            QkNorm = arch == "qwen3",
+            QkNorm = arch is "qwen3" or "gemma3",
+            EmbeddingScale = gemma ? MathF.Sqrt(dim) : 1f,
+            Activation = gemma ? FfnActivation.GeluTanh : FfnActivation.Silu,
+            PostNorms = gemma,
+            AttentionScale = gemma ? GemmaAttentionScale(arch, layers, dim, heads) : 0f,
+            AttentionSoftCap = arch == "gemma2" ? Key("attn_logit_softcapping", 50f) : 0f,
+            FinalSoftCap = Key("final_logit_softcapping", arch == "gemma2" ? 30f : 0f),
+            SlidingWindow = window,
+            SlidingWindowPeriod = period,
+            RopeThetaSliding = window == 0 ? 0f : arch == "gemma3" ? Key("rope.freq_base_swa", 10000f) : Key("rope.freq_base_swa", 0f),
         };
         config.Validate(f.Path);
         return config;
     }
+
+    // Gemma scales queries by 1/√query_pre_attn_scalar, which GGUF does not store: llama.cpp takes it to be the head
+    // size except for the 27B models (Gemma 2: 46 layers, Gemma 3: 62), whose scalar is dim / heads. So do we.
+    private static float GemmaAttentionScale(string arch, int layers, int dim, int heads) =>
+        (arch == "gemma2" && layers == 46) || (arch == "gemma3" && layers == 62) ? 1.0f / MathF.Sqrt(dim / heads) : 0f;
 
     /// <summary>Reads a Hugging Face <c>config.json</c> (already parsed).</summary>
     public static LlamaConfig FromHf(HfConfig hf, string path)
@@ -158,5 +225,18 @@ public sealed record LlamaConfig
             throw new ModelFormatException(path, $"RMSNorm epsilon {NormEps} must be a positive number");
         if (!(RopeTheta > 0) || !float.IsFinite(RopeTheta))
             throw new ModelFormatException(path, $"RoPE base {RopeTheta} must be a positive number");
+        if (SlidingWindow < 0 || SlidingWindowPeriod < 0)
+            throw new ModelFormatException(path, $"sliding window {SlidingWindow} (period {SlidingWindowPeriod}) must not be negative");
+        if (!(AttentionSoftCap >= 0) || !(FinalSoftCap >= 0) || !float.IsFinite(AttentionSoftCap) || !float.IsFinite(FinalSoftCap))
+            throw new ModelFormatException(path, $"soft caps {AttentionSoftCap} (attention) and {FinalSoftCap} (logits) must be numbers, 0 or more");
     }
+}
+
+/// <summary>The gated activation of the feed-forward network.</summary>
+public enum FfnActivation
+{
+    /// <summary>silu(gate) · up (SwiGLU: Llama, Qwen, Mistral).</summary>
+    Silu,
+    /// <summary>gelu_tanh(gate) · up (GeGLU: Gemma).</summary>
+    GeluTanh,
 }

@@ -7,7 +7,10 @@ namespace Tessera.Model;
 /// <summary>
 /// The Llama forward pass, written once against <see cref="IBackend"/> ops. Reads like the paper: embed, then per
 /// block RMSNorm → QKV → RoPE → causal GQA attention → output projection → residual, RMSNorm → SwiGLU → residual;
-/// final norm and logits.
+/// final norm and logits. The other families' differences are flags of <see cref="LlamaConfig"/>, each applied at
+/// one place below: Q/K/V biases and per-head Q/K norms (Qwen, Gemma 3), embeddings × √dim, norms after attention and
+/// after the feed-forward, GeGLU and a final soft cap (Gemma), and per-layer attention variants (scale, soft cap,
+/// sliding window) with a per-layer RoPE base.
 /// </summary>
 public sealed class LlamaModel : IDisposable
 {
@@ -19,7 +22,8 @@ public sealed class LlamaModel : IDisposable
     private sealed record PreparedLayer(
         BackendVector AttnNorm, BackendWeight Wq, BackendWeight Wk, BackendWeight Wv, BackendWeight Wo,
         BackendVector FfnNorm, BackendWeight Gate, BackendWeight Up, BackendWeight Down,
-        BackendVector? BiasQ, BackendVector? BiasK, BackendVector? BiasV, BackendVector? QNorm, BackendVector? KNorm);
+        BackendVector? BiasQ, BackendVector? BiasK, BackendVector? BiasV, BackendVector? QNorm, BackendVector? KNorm,
+        BackendVector? AttnPostNorm, BackendVector? FfnPostNorm);
 
     /// <summary>Prepares <paramref name="weights"/> for <paramref name="backend"/> (on a GPU: uploads them).</summary>
     public LlamaModel(LlamaConfig config, LlamaWeights weights, IBackend backend)
@@ -34,7 +38,7 @@ public sealed class LlamaModel : IDisposable
             backend.Prepare(l.AttnNorm), backend.Prepare(l.Wq), backend.Prepare(l.Wk), backend.Prepare(l.Wv),
             backend.Prepare(l.Wo), backend.Prepare(l.FfnNorm), backend.Prepare(l.Gate), backend.Prepare(l.Up),
             backend.Prepare(l.Down), Optional(l.BiasQ), Optional(l.BiasK), Optional(l.BiasV), Optional(l.QNorm),
-            Optional(l.KNorm))).ToArray();
+            Optional(l.KNorm), Optional(l.AttnPostNorm), Optional(l.FfnPostNorm))).ToArray();
         _cacheLayer = [.. Enumerable.Range(0, _layers.Length)];
         SkippedLayers = [];
     }
@@ -116,7 +120,7 @@ public sealed class LlamaModel : IDisposable
         bool holes = false;
         for (int i = 0; i < batch.Sequences; i++) holes |= s.Pruning[i] is { HasHoles: true };
         b.BeginStep(batch);
-        b.Embed(_embedding, batch.Tokens.AsSpan(0, n), a.X);               // x (n, dim)
+        Embed(batch.Tokens.AsSpan(0, n), a.X);                             // x (n, dim)
         for (int l = 0; l < _layers.Length; l++)
         {
             // A pruned prompt's rows that skipped this layer are hidden from attention.
@@ -129,8 +133,16 @@ public sealed class LlamaModel : IDisposable
         Logits(s, batch, n, readLogits);
     }
 
-    // One block on the step's n rows: RMSNorm → QKV (+ biases, Qwen2; each head RMS-normalized, Qwen3) → RoPE →
-    // store K/V → attention (adding the positions' scores when asked) → output projection and feed-forward.
+    // The embedding rows of the tokens (Gemma's scaled by √dim).
+    private void Embed(ReadOnlySpan<int> tokens, Activation x)
+    {
+        Backend.Embed(_embedding, tokens, x);
+        if (Config.EmbeddingScale != 1f) Backend.Scale(x, Config.EmbeddingScale, tokens.Length * Config.Dim);
+    }
+
+    // One block on the step's n rows: RMSNorm → QKV (+ biases, Qwen2; each head RMS-normalized, Qwen3, Gemma 3) →
+    // RoPE (the layer's base) → store K/V → attention (the layer's variant; adding the positions' scores when asked) →
+    // output projection and feed-forward.
     private void Layer(BatchState s, int l, RaggedBatch batch, int n, AttentionScores? scores)
     {
         var c = Config;
@@ -150,11 +162,14 @@ public sealed class LlamaModel : IDisposable
             b.RmsNorm(a.Q, qNorm, a.Q, n * c.Heads, c.NormEps);              // per head: (n · heads, head_dim)
             b.RmsNorm(a.K, w.KNorm!, a.K, n * c.KvHeads, c.NormEps);
         }
-        b.Rope(a.Q, batch, c.Heads, c.HeadDim, c.RopeTheta, c.RopeLayout);
-        b.Rope(a.K, batch, c.KvHeads, c.HeadDim, c.RopeTheta, c.RopeLayout);
-        b.StoreKv(s.Cache, _cacheLayer[l], a.K, a.V, batch);
-        if (scores == null) b.Attention(a.Q, s.Cache, _cacheLayer[l], batch, a.Att); // att (n, q_dim), per sequence
-        else b.Attention(a.Q, s.Cache, _cacheLayer[l], batch, a.Att, scores);    // ... and the positions' scores
+        int layer = _cacheLayer[l];                                        // its index in the full model
+        float theta = c.RopeThetaOf(layer);
+        b.Rope(a.Q, batch, c.Heads, c.HeadDim, theta, c.RopeLayout);
+        b.Rope(a.K, batch, c.KvHeads, c.HeadDim, theta, c.RopeLayout);
+        b.StoreKv(s.Cache, layer, a.K, a.V, batch);
+        var variant = c.AttentionOf(layer);
+        if (scores == null) b.Attention(a.Q, s.Cache, layer, batch, a.Att, variant); // att (n, q_dim), per sequence
+        else b.Attention(a.Q, s.Cache, layer, batch, a.Att, scores, variant);     // ... and the positions' scores
         OutputAndFeedForward(w, a, n);
     }
 
@@ -185,7 +200,7 @@ public sealed class LlamaModel : IDisposable
         int n = n0, stage = 0;
         long work = 0;
         b.BeginStep(batch);
-        b.Embed(_embedding, batch.Tokens.AsSpan(0, n0), a.X);             // x (n0, dim)
+        Embed(batch.Tokens.AsSpan(0, n0), a.X);                           // x (n0, dim)
         for (int l = 0; l < _layers.Length; l++)
         {
             if (stage < pr.Schedule.Count && pr.Schedule[stage].Layer == l)
@@ -249,6 +264,7 @@ public sealed class LlamaModel : IDisposable
                 if (batch.LogitRow[r] >= 0) b.Copy(a.Xb, r * c.Dim, s.Last, batch.LogitRow[r] * c.Dim, c.Dim); // (logit rows, dim)
             b.MatMul(_output, s.Last, s.LogitsBuffer, logitRows);          // logits (logit rows, vocab)
         }
+        if (c.FinalSoftCap > 0) b.SoftCap(s.LogitsBuffer, c.FinalSoftCap, logitRows * c.VocabSize); // Gemma 2
         if (readLogits) ReadLogits(s, logitRows);
     }
 
@@ -344,18 +360,22 @@ public sealed class LlamaModel : IDisposable
             Backend.Read(state.LogitsBuffer, 0, s.LogitsStayOnDevice ? Span<float>.Empty : s.Logits);
     }
 
-    /// <summary>The rest of a block once attention is done, the same for both forward passes: output projection and
-    /// residual, then RMSNorm → SwiGLU → residual. x (n, dim) is the residual stream; xb, att, hb, hb2 are scratch.</summary>
+    /// <summary>The rest of a block once attention is done, the same for both forward passes: output projection
+    /// (RMSNorm of it, Gemma) and residual, then RMSNorm → SwiGLU (GeGLU, Gemma) → (RMSNorm, Gemma) → residual.
+    /// x (n, dim) is the residual stream; xb, att, hb, hb2 are scratch.</summary>
     private void OutputAndFeedForward(PreparedLayer w, ForwardBuffers a, int n)
     {
         var c = Config;
         var b = Backend;
         b.MatMul(w.Wo, a.Att, a.Xb, n);                                    // xb (n, dim)
+        if (w.AttnPostNorm is { } attnPost) b.RmsNorm(a.Xb, attnPost, a.Xb, n, c.NormEps);
         b.Add(a.X, a.Xb, n * c.Dim);                                       // residual
         b.RmsNorm(a.X, w.FfnNorm, a.Xb, n, c.NormEps);
         b.MatMulShared(a.Xb, n, w.Gate, a.Hb, w.Up, a.Hb2);                // hb (n, ffn) gate, hb2 (n, ffn) up
-        b.SwiGlu(a.Hb, a.Hb2, n * c.FfnDim);                               // hb = silu(hb) * hb2
+        if (c.Activation == FfnActivation.GeluTanh) b.GeGlu(a.Hb, a.Hb2, n * c.FfnDim); // hb = gelu(hb) * hb2
+        else b.SwiGlu(a.Hb, a.Hb2, n * c.FfnDim);                          // hb = silu(hb) * hb2
         b.MatMul(w.Down, a.Hb, a.Xb, n);                                   // xb (n, dim)
+        if (w.FfnPostNorm is { } ffnPost) b.RmsNorm(a.Xb, ffnPost, a.Xb, n, c.NormEps);
         b.Add(a.X, a.Xb, n * c.Dim);                                       // residual
     }
 

@@ -34,6 +34,10 @@ public sealed class LayerWeights
     public float[]? QNorm { get; init; }
     /// <inheritdoc cref="QNorm"/>
     public float[]? KNorm { get; init; }
+    /// <summary>RMSNorm of the attention output before its residual add, (dim), or null (<see cref="LlamaConfig.PostNorms"/>).</summary>
+    public float[]? AttnPostNorm { get; init; }
+    /// <summary>RMSNorm of the feed-forward output before its residual add, (dim), or null.</summary>
+    public float[]? FfnPostNorm { get; init; }
 }
 
 /// <summary>All weights of a Llama model, by llama.cpp's tensor names, shapes checked against the config.</summary>
@@ -52,7 +56,7 @@ public sealed class LlamaWeights
     public static LlamaWeights Load(IWeightSource src, LlamaConfig c)
     {
         WeightTensor Need(string name, int rows, int cols) =>
-            src.Find(name, rows, cols) ?? throw new ModelFormatException(src.Path, $"tensor '{name}' is missing");
+            src.Find(name, rows, cols) ?? throw new ModelFormatException(src.Path, $"tensor '{name}' is missing (architecture {c.Architecture})");
         float[] Vector(string name, int length) => Need(name, 1, length).ToFloat32();
         float[] Norm(string name) => Vector(name, c.Dim);
         float[]? Optional(bool present, string name, int length) => present ? Vector(name, length) : null;
@@ -78,6 +82,8 @@ public sealed class LlamaWeights
                 BiasV = Optional(c.AttentionBias, p + "attn_v.bias", c.KvDim),
                 QNorm = Optional(c.QkNorm, p + "attn_q_norm.weight", c.HeadDim),
                 KNorm = Optional(c.QkNorm, p + "attn_k_norm.weight", c.HeadDim),
+                AttnPostNorm = Optional(c.PostNorms, p + "post_attention_norm.weight", c.Dim),
+                FfnPostNorm = Optional(c.PostNorms, p + "post_ffw_norm.weight", c.Dim),
             };
         }
         var output = c.TiedEmbeddings ? embedding : Need("output.weight", c.VocabSize, c.Dim);

@@ -17,12 +17,14 @@ public sealed class RunState : IDisposable
     private readonly IBackend _backend;
     private readonly int[] _from, _to, _moveFrom, _moveTo;
     private readonly int _layers;
+    private readonly LlamaConfig _config;
 
     internal RunState(LlamaConfig c, IBackend backend, int contextSize, int maxBatch)
     {
         if (contextSize <= 0) throw new ArgumentOutOfRangeException(nameof(contextSize), "context size must be positive");
         if (maxBatch <= 0) throw new ArgumentOutOfRangeException(nameof(maxBatch), "batch size must be positive");
         _backend = backend;
+        _config = c;
         _layers = c.Layers;
         ContextSize = contextSize;
         MaxBatch = maxBatch;
@@ -63,6 +65,7 @@ public sealed class RunState : IDisposable
             throw new InvalidOperationException("--kv-budget: not together with --prefill-pruning (one drops rows of every layer, the other lays the cache out per layer)");
         if (options is null) { KvPolicy = null; Batched.Scores = null; return; }
         options.CheckBackend(_backend);
+        options.CheckModel(_config);
         var budget = new KvBudget(options, ContextSize);
         KvPolicy = budget;
         Batched.Scores?.Clear();
@@ -81,6 +84,7 @@ public sealed class RunState : IDisposable
             return;
         }
         options.CheckBackend(_backend);
+        options.CheckModel(_config);
         if (KvPolicy != null) throw new InvalidOperationException("--prefill-pruning: not together with --kv-budget (one lays the cache out per layer, the other drops rows of every layer)");
         if (Batched.Pruning[0] is not { } pruning || pruning.Options != options)
         {

@@ -54,6 +54,15 @@ public sealed record PrefillPruningOptions
             throw new ArgumentException($"--prefill-pruning ranks the prompt's tokens by attention, which the {backend.Name} backend does not compute; use --backend cpu", nameof(Method));
     }
 
+    /// <summary>Checks that a model of <paramref name="config"/> can prune its prompts.</summary>
+    /// <exception cref="ArgumentException">Its attention has a sliding window or a soft cap (Gemma): the pruned rows'
+    /// cache positions are not their positions, and the scores pruning ranks by are plain attention's.</exception>
+    public void CheckModel(Model.LlamaConfig config)
+    {
+        if (config.HasAttentionVariants)
+            throw new ArgumentException($"--prefill-pruning: not supported for {config.Architecture} models yet (their sliding-window or soft-capped attention)", nameof(Method));
+    }
+
     /// <summary>The pruning layers of a model of <paramref name="layers"/> layers and the share of the prompt that goes
     /// on from each (cumulative, decreasing).</summary>
     public IReadOnlyList<(int Layer, double Keep)> Schedule(int layers)

@@ -131,6 +131,8 @@ internal sealed class Scheduler : IDisposable
             if ((uint)t >= (uint)vocab) throw new ArgumentException($"prompt token {t} is outside the vocabulary (0..{vocab - 1})", nameof(prompt));
         options.KvBudget?.CheckBackend(_model.Backend);
         options.PrefillPruning?.CheckBackend(_model.Backend);
+        options.KvBudget?.CheckModel(_model.Config);
+        options.PrefillPruning?.CheckModel(_model.Config);
         if (options.PrefillPruning is not null && prompt.Count > Limits.MaxTokensPerStep)
             throw new ArgumentException($"prefill_pruning: a pruned prompt runs as one step; its {prompt.Count} tokens exceed the {Limits.MaxTokensPerStep} of a step", nameof(options));
         if (options.Choices > Limits.MaxSequences)

@@ -8,9 +8,21 @@ public sealed record ModelShape
 {
     /// <summary>Catalog name, e.g. <c>stories110m</c>.</summary>
     public required string Name { get; init; }
-    /// <summary>GGUF architecture: <c>llama</c> (default), <c>qwen2</c> (Q/K/V biases) or <c>qwen3</c> (per-head Q/K
-    /// norms, head size from <see cref="HeadSize"/>).</summary>
+    /// <summary>GGUF architecture: <c>llama</c> (default), <c>qwen2</c> (Q/K/V biases), <c>qwen3</c> (per-head Q/K
+    /// norms, head size from <see cref="HeadSize"/>), <c>gemma2</c> or <c>gemma3</c> (post-norms, GeGLU, sliding windows;
+    /// Gemma 2 soft caps, Gemma 3 per-head Q/K norms).</summary>
     public string Architecture { get; init; } = "llama";
+    /// <summary>Sliding window (<c>attention.sliding_window</c>); 0 for none (Gemma 2 then gets llama.cpp's 4096).</summary>
+    public int SlidingWindow { get; init; }
+    /// <summary>Gemma 2's soft caps of the attention scores and of the final logits (<c>attn_logit_softcapping</c>,
+    /// <c>final_logit_softcapping</c>; null: 50 and 30 as the real models; small shapes set them low, so that a test
+    /// sees them applied to random weights' small scores).</summary>
+    public float? AttnSoftCap { get; init; }
+    /// <inheritdoc cref="AttnSoftCap"/>
+    public float? FinalSoftCap { get; init; }
+
+    /// <summary>Whether the architecture is a Gemma (post-norms around attention and feed-forward).</summary>
+    public bool IsGemma => Architecture is "gemma2" or "gemma3";
     /// <summary>Head size when it is not <see cref="Dim"/> / <see cref="Heads"/> (Qwen3's <c>attention.key_length</c>).</summary>
     public int? HeadSize { get; init; }
     /// <summary>Hidden size (<c>embedding_length</c>).</summary>
@@ -47,7 +59,8 @@ public sealed record ModelShape
         {
             long kv = (long)KvHeads * HeadDim;
             long layer = 2L * Dim + 2L * Dim * QDim + 2L * Dim * kv + 3L * Dim * Ffn
-                + (Architecture == "qwen2" ? QDim + 2 * kv : 0) + (Architecture == "qwen3" ? 2L * HeadDim : 0);
+                + (Architecture == "qwen2" ? QDim + 2 * kv : 0) + (Architecture is "qwen3" or "gemma3" ? 2L * HeadDim : 0)
+                + (IsGemma ? 2L * Dim : 0);
             return (long)Vocab * Dim * (Tied ? 1 : 2) + Dim + Layers * layer;
         }
     }
@@ -62,7 +75,8 @@ public sealed record ModelShape
         }
         Check(Dim > 0 && Layers > 0 && Heads > 0 && KvHeads > 0 && Ffn > 0 && Vocab > 0 && Context > 0,
             "dim, layers, heads, kv_heads, ffn, vocab and context must all be positive");
-        Check(Architecture is "llama" or "qwen2" or "qwen3", $"architecture '{Architecture}' is not one synth writes (llama, qwen2, qwen3)");
+        Check(Architecture is "llama" or "qwen2" or "qwen3" or "gemma2" or "gemma3", $"architecture '{Architecture}' is not one synth writes (llama, qwen2, qwen3, gemma2, gemma3)");
+        Check(SlidingWindow >= 0 && (AttnSoftCap ?? 1) > 0 && (FinalSoftCap ?? 1) > 0, "window must not be negative and soft caps must be positive");
         Check(HeadSize is null || HeadSize > 0, $"head_dim {HeadSize} must be positive");
         Check(HeadSize is not null || Dim % Heads == 0, $"dim {Dim} is not a multiple of heads {Heads}");
         Check(Heads % KvHeads == 0, $"heads {Heads} is not a multiple of kv_heads {KvHeads}");
@@ -93,8 +107,8 @@ public static class ShapeCatalog
             : throw new ArgumentException($"--shape {name}: unknown shape (known: {string.Join(", ", All.Keys.Order(StringComparer.Ordinal))})");
 
     /// <summary>Reads a catalog: an object of name → { arch, dim, layers, heads, kv_heads, head_dim, ffn, vocab,
-    /// context, rope_theta, norm_eps, tied } (arch, head_dim and the last four optional); <paramref name="source"/>
-    /// names it in errors.</summary>
+    /// context, rope_theta, norm_eps, tied, window, attn_softcap, final_softcap } (arch, head_dim and those after
+    /// vocab optional); <paramref name="source"/> names it in errors.</summary>
     public static IReadOnlyDictionary<string, ModelShape> Parse(Stream json, string source)
     {
         using var doc = JsonDocument.Parse(json);
@@ -120,6 +134,9 @@ public static class ShapeCatalog
                 RopeTheta = Float("rope_theta", 10000f),
                 NormEps = Float("norm_eps", 1e-5f),
                 Tied = o.TryGetProperty("tied", out var t) && t.GetBoolean(),
+                SlidingWindow = o.TryGetProperty("window", out _) ? Int("window") : 0,
+                AttnSoftCap = o.TryGetProperty("attn_softcap", out var ac) ? ac.GetSingle() : null,
+                FinalSoftCap = o.TryGetProperty("final_softcap", out var fc) ? fc.GetSingle() : null,
             };
             shape.Validate();
             result.Add(p.Name, shape);

@@ -79,15 +79,17 @@ public sealed class ModelSynthesizer
             Matrix(p + "attn_v.weight", "attn_v", l, s.Dim, kv);
             if (s.Architecture == "qwen2") Vector(p + "attn_v.bias", kv, 0f, BiasStd);
             Matrix(p + "attn_output.weight", "attn_output", l, s.QDim, s.Dim);
-            if (s.Architecture == "qwen3")
+            if (s.Architecture is "qwen3" or "gemma3")
             {
                 Vector(p + "attn_q_norm.weight", s.HeadDim, 1f, HeadNormStd);
                 Vector(p + "attn_k_norm.weight", s.HeadDim, 1f, HeadNormStd);
             }
+            if (s.IsGemma) Vector(p + "post_attention_norm.weight", s.Dim, 1f, HeadNormStd);
             Norm(p + "ffn_norm.weight");
             Matrix(p + "ffn_gate.weight", "ffn_gate", l, s.Dim, s.Ffn);
             Matrix(p + "ffn_up.weight", "ffn_up", l, s.Dim, s.Ffn);
             Matrix(p + "ffn_down.weight", "ffn_down", l, s.Ffn, s.Dim);
+            if (s.IsGemma) Vector(p + "post_ffw_norm.weight", s.Dim, 1f, HeadNormStd);
         }
         Norm("output_norm.weight");
         if (!s.Tied) Matrix("output.weight", "output", -1, s.Dim, s.Vocab);
@@ -115,6 +117,13 @@ public sealed class ModelSynthesizer
         w.Set($"{a}.attention.head_count_kv", GgufValue.Of((uint)s.KvHeads));
         w.Set($"{a}.rope.freq_base", GgufValue.Of(s.RopeTheta));
         w.Set($"{a}.attention.layer_norm_rms_epsilon", GgufValue.Of(s.NormEps));
+        if (s.SlidingWindow > 0) w.Set($"{a}.attention.sliding_window", GgufValue.Of((uint)s.SlidingWindow));
+        if (a == "gemma2")
+        {
+            w.Set($"{a}.attn_logit_softcapping", GgufValue.Of(s.AttnSoftCap ?? 50f));
+            w.Set($"{a}.final_logit_softcapping", GgufValue.Of(s.FinalSoftCap ?? 30f));
+        }
+        else if (s.FinalSoftCap is { } cap) w.Set($"{a}.final_logit_softcapping", GgufValue.Of(cap));
         if (s.HeadSize is not null)
         {
             w.Set($"{a}.attention.key_length", GgufValue.Of((uint)s.HeadDim));

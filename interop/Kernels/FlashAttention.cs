@@ -95,16 +95,22 @@ public sealed unsafe class FlashAttention(KernelLibrary library)
     /// p + i, attends to that sequence's positions 0 .. p + i through its block table (blocks of
     /// <paramref name="blockSize"/> positions), except, in a tile with a tree start t, the positions t + j whose bit j
     /// is clear in the row's ancestor mask (<paramref name="masks"/>, <see cref="MaskInts"/> ints per batch row; only
-    /// read for tree tiles, so it may be empty when there are none), and the tile's hidden positions.</summary>
+    /// read for tree tiles, so it may be empty when there are none), and the tile's hidden positions. Scores are
+    /// q·k · <paramref name="scale"/> (0: 1/√headDim), soft-capped when <paramref name="softCap"/> is positive; with a
+    /// <paramref name="window"/> each row sees only the last <paramref name="window"/> positions of its chain.</summary>
     public void LaunchPaged(CudaStream stream, DeviceSpan<float> q, DeviceSpan<Half> kPool, DeviceSpan<Half> vPool, DeviceSpan<int> tiles,
-        int tileCount, DeviceSpan<int> tables, DeviceSpan<int> masks, DeviceSpan<float> output, int rows, int heads, int kvHeads, int headDim, int blockSize)
+        int tileCount, DeviceSpan<int> tables, DeviceSpan<int> masks, DeviceSpan<float> output, int rows, int heads, int kvHeads, int headDim, int blockSize,
+        float scale = 0f, float softCap = 0f, int window = 0)
     {
         CheckPaged(q, kPool, vPool, tiles, tileCount, tables, output, rows, heads, kvHeads, headDim, blockSize);
         if (masks.Pointer != 0) masks.RequireLength((long)rows * MaskInts, KPaged, nameof(masks));
+        if (!(scale >= 0) || !float.IsFinite(scale)) throw new ArgumentOutOfRangeException(nameof(scale), scale, $"kernel '{KPaged}': the scale must be finite and not negative");
+        if (!(softCap >= 0) || !float.IsFinite(softCap)) throw new ArgumentOutOfRangeException(nameof(softCap), softCap, $"kernel '{KPaged}': the soft cap must be finite and not negative");
+        ArgumentOutOfRangeException.ThrowIfNegative(window);
         ulong pq = q.Pointer, pk = kPool.Pointer, pv = vPool.Pointer, pt = tiles.Pointer, pb = tables.Pointer, pm = masks.Pointer, po = output.Pointer;
-        int h = heads, kvh = kvHeads, d = headDim, shift = System.Numerics.BitOperations.Log2((uint)blockSize);
-        float scale = 1.0f / MathF.Sqrt(headDim);
-        void** args = stackalloc void*[] { &pq, &pk, &pv, &pt, &pb, &pm, &po, &h, &kvh, &d, &shift, &scale };
+        int h = heads, kvh = kvHeads, d = headDim, shift = System.Numerics.BitOperations.Log2((uint)blockSize), w = window;
+        float sc = scale > 0 ? scale : 1.0f / MathF.Sqrt(headDim), cap = softCap;
+        void** args = stackalloc void*[] { &pq, &pk, &pv, &pt, &pb, &pm, &po, &h, &kvh, &d, &shift, &sc, &cap, &w };
         _paged.Launch(new LaunchShape((uint)tileCount, (uint)heads, 1, 128, 1, 1, SharedBytes(headDim)), stream, args);
     }
 

@@ -13,6 +13,7 @@
 #include "../attention_decode.cu"
 #include "../embed.cu"
 #include "../flash_attention.cu"
+#include "../geglu.cu"
 #include "../gemm.cu"
 #include "../gemv.cu"
 #include "../kv_append.cu"
@@ -20,6 +21,8 @@
 #include "../rmsnorm.cu"
 #include "../rope.cu"
 #include "../sample_topk.cu"
+#include "../scale.cu"
+#include "../soft_cap.cu"
 #include "../swiglu.cu"
 #include "../topk_prune.cu"
 #include "registry.h"
@@ -84,6 +87,9 @@ const KernelInfo kKernels[] = {
     EMU_KERNEL(sample_topk_f32),
     EMU_KERNEL(sample_topk_f32_rows),
     EMU_KERNEL(swiglu_f32),
+    EMU_KERNEL(geglu_f32),
+    EMU_KERNEL(soft_cap_f32),
+    EMU_KERNEL(scale_f32),
 };
 
 }  // namespace

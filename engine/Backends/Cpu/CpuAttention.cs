@@ -26,24 +26,26 @@ internal static class CpuAttention
     internal static bool VectorizedRows { get; set; } = true;
 
     /// <summary>Contiguous cache: row r is at position startPos + r and reads slots 0 .. its position.</summary>
-    public static void Compute(float[] q, Half[] k, Half[] v, LlamaConfig c, int rows, int startPos, float[] output) =>
-        Compute(q, k, v, c, rows, startPos, null, output);
+    public static void Compute(float[] q, Half[] k, Half[] v, LlamaConfig c, int rows, int startPos, float[] output,
+        AttentionVariant variant = default) =>
+        Compute(q, k, v, c, rows, startPos, null, output, variant);
 
     /// <summary>Paged cache: each row of the ragged batch reads its sequence's positions through its block table.
     /// With <paramref name="scores"/> the scored rows also add what each position receives to its sums (layer
     /// <paramref name="layer"/> seeds Keyformer's noise).</summary>
     public static void Compute(float[] q, Half[] k, Half[] v, LlamaConfig c, RaggedBatch batch, float[] output,
-        AttentionScores? scores = null, int layer = 0)
+        AttentionScores? scores = null, int layer = 0, AttentionVariant variant = default)
     {
         int maxPos = 0;
         for (int r = 0; r < batch.Rows; r++) maxPos = Math.Max(maxPos, batch.CachePositions[r]);
-        Compute(q, k, v, c, batch.Rows, maxPos + 1 - batch.Rows, batch, output, scores is { Any: true } ? scores : null, layer);
+        Compute(q, k, v, c, batch.Rows, maxPos + 1 - batch.Rows, batch, output, variant, scores is { Any: true } ? scores : null, layer);
     }
 
     private static void Compute(float[] q, Half[] k, Half[] v, LlamaConfig c, int rows, int startPos, RaggedBatch? batch, float[] output,
-        AttentionScores? scores = null, int layer = 0)
+        AttentionVariant variant, AttentionScores? scores = null, int layer = 0)
     {
         var job = t_job ??= new AttentionJob();
+        job.Variant = variant;
         job.Batch = batch;
         job.Scores = scores;
         job.Layer = layer;
@@ -82,6 +84,21 @@ internal static class CpuAttention
         public bool Wide;
         public AttentionScores? Scores;
         public int Layer;
+        public AttentionVariant Variant;
+
+        // The first position row r sees: its sliding window's start (0 without one).
+        private int WindowStart(int r) =>
+            Variant.Window == 0 ? 0 : Variant.WindowStart(Batch == null ? StartPos + r : Batch.WindowPosition(r));
+
+        // Gemma 2's soft cap on a row's scores, s = cap · tanh(s / cap), as llama.cpp applies it (scale, tanh, scale).
+        private void SoftCap(Span<float> s)
+        {
+            float cap = Variant.SoftCap;
+            if (cap == 0) return;
+            TensorPrimitives.Multiply(s, 1.0f / cap, s);
+            TensorPrimitives.Tanh(s, s);
+            TensorPrimitives.Multiply(s, cap, s);
+        }
 
         // Scoring: chunk i adds its scored rows' (row, head) weights to partial row i (stride _stride).
         private float[] _partial = [];
@@ -181,7 +198,7 @@ internal static class CpuAttention
         {
             var c = Config;
             int heads = c.Heads, hd = c.HeadDim, kvDim = c.KvDim, group = c.GroupSize;
-            float scale = 1.0f / MathF.Sqrt(hd);
+            float scale = Variant.ScaleFor(hd);
             // Scratch for the longest row: StartPos + Rows is one past the largest position (also for a batch).
             int maxN = StartPos + Rows;
             var batch = Batch;
@@ -216,12 +233,15 @@ internal static class CpuAttention
                 // llama.cpp converts q to the cache type (F16); the score is then an F16 x F16 dot product (ggml_vec_dot_f16).
                 TensorPrimitives.ConvertToHalf(Q.AsSpan((r * heads + h) * hd, hd), qh);
                 var scores = t_scores.AsSpan(0, n);
+                int lo = WindowStart(r);   // positions before the window get probability 0, as masked ones do
+                scores[..lo].Fill(float.NegativeInfinity);
                 fixed (Half* pk = K)
                 fixed (Half* pq = qh)
                 {
-                    for (int p = 0; p < n; p++)
+                    for (int p = lo; p < n; p++)
                         scores[p] = F16.Dot((byte*)(pk + Slot(table, p, shift, mask) * kvDim + kvh * hd), (byte*)pq, hd) * scale;
                 }
+                SoftCap(scores[lo..]);
                 if (batch != null) MaskTree(batch, r, scores);
                 if (scored && Scores!.KindOf(batch!.RowSequence[r]) == AttentionScoreKind.GumbelSoftmax) AddGumbelSoftmax(scores, part, batch.RowSequence[r], h, batch.Positions[r]);
                 float max = TensorPrimitives.Max(scores);
@@ -233,7 +253,7 @@ internal static class CpuAttention
                 if (scored && Scores!.KindOf(batch!.RowSequence[r]) == AttentionScoreKind.Probability) TensorPrimitives.MultiplyAdd(scores, inv, part, part);
                 var o = Output.AsSpan((r * heads + h) * hd, hd);
                 o.Clear();
-                for (int p = 0; p < n; p++)
+                for (int p = lo; p < n; p++)
                 {
                     float w = (float)(Half)(scores[p] * inv);
                     TensorPrimitives.ConvertToSingle(V.AsSpan((int)(Slot(table, p, shift, mask) * kvDim) + kvh * hd, hd), row);
@@ -272,7 +292,7 @@ internal static class CpuAttention
         {
             var c = Config;
             int heads = c.Heads, hd = c.HeadDim, kvDim = c.KvDim, group = c.GroupSize, kvHeads = c.KvHeads;
-            float scale = 1.0f / MathF.Sqrt(hd);
+            float scale = Variant.ScaleFor(hd);
             var batch = Batch;
             int shift = batch == null ? 0 : BitOperations.Log2((uint)batch.BlockSize), mask = batch == null ? -1 : batch.BlockSize - 1;
             int maxPairs = Math.Max(1, PairsPerBlock / group) * group;
@@ -297,13 +317,18 @@ internal static class CpuAttention
                     int n = first + nr, nPad = (n + Tile - 1) / Tile * Tile; // positions the block's last row sees; score row stride
                     ReadOnlySpan<int> table = batch == null ? default : batch.Table(batch.RowSequence[r0]);
                     long kvOffset = kvh * hd;
+                    // A sliding window: tiles wholly before every row's window are neither scored nor read (their
+                    // probabilities are set to 0 below, with the rest of each row's positions before its window).
+                    int blockLo = int.MaxValue;
+                    for (int i = 0; i < nr; i++) blockLo = Math.Min(blockLo, WindowStart(r0 + i));
+                    int tile0 = blockLo / Tile * Tile;
 
                     // q of each pair, rounded to F16 and widened: pair i * group + g is row r0 + i, head kvh * group + g.
                     for (int i = 0; i < nr; i++)
                         for (int g = 0; g < group; g++)
                             F16Wide.RoundRow(pq + ((r0 + i) * heads + kvh * group + g) * hd, qf + (i * group + g) * hd, hd);
 
-                    for (int t0 = 0; t0 < n; t0 += Tile)
+                    for (int t0 = tile0; t0 < n; t0 += Tile)
                     {
                         // K of the tile, transposed: tile[d * Tile + j] = K[t0 + j][d], for the 16-position vectors the
                         // tile's tn positions need (nv of them); positions past n within them are zero.
@@ -356,6 +381,9 @@ internal static class CpuAttention
                     {
                         int len = first + pair / group + 1;
                         var s = new Span<float>(sc + (long)pair * nPad, len);
+                        int lo = WindowStart(r0 + pair / group);
+                        SoftCap(s[lo..]);
+                        s[..lo].Fill(float.NegativeInfinity);
                         if (batch != null) MaskTree(batch, r0 + pair / group, s);
                         bool scored = scoredBlock && Scores!.Scores(batch!, r0 + pair / group);
                         if (scored && Scores!.KindOf(batch!.RowSequence[r0]) == AttentionScoreKind.GumbelSoftmax)
@@ -377,20 +405,20 @@ internal static class CpuAttention
                         // pair widens as it goes. The same multiply-adds on the same values, in the same order.
                         for (int pair = 0; pair < pairs; pair++)
                         {
-                            int len = first + pair / group + 1;
+                            int len = first + pair / group + 1, lo = WindowStart(r0 + pair / group);
                             float* w = sc + (long)pair * nPad;
                             float* o = po + ((r0 + pair / group) * heads + kvh * group + pair % group) * hd;
                             for (int d = 0; d < hd; d += 16)
                             {
                                 Vector512<float> o0 = Vector512<float>.Zero;
-                                for (int p = 0; p < len; p++)
+                                for (int p = lo; p < len; p++)
                                     o0 = Vector512.FusedMultiplyAdd(F16Wide.Widen16((ushort*)(pv + Slot(table, p, shift, mask) * kvDim + kvOffset) + d), Vector512.Create(w[p]), o0);
                                 o0.Store(o + d);
                             }
                         }
                         continue;
                     }
-                    for (int t0 = 0; t0 < n; t0 += Tile)
+                    for (int t0 = tile0; t0 < n; t0 += Tile)
                     {
                         int tn = Math.Min(Tile, n - t0);
                         for (int j = 0; j < tn; j++)

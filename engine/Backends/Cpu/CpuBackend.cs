@@ -119,6 +119,21 @@ public sealed class CpuBackend : IBackend
     public void SwiGlu(Activation gate, Activation up, int count) => CpuOps.SwiGlu(D(gate), D(up), count);
 
     /// <inheritdoc/>
+    public void GeGlu(Activation gate, Activation up, int count) => CpuOps.GeGlu(D(gate), D(up), count);
+
+    /// <inheritdoc/>
+    public void SoftCap(Activation x, float cap, int count)
+    {
+        var d = D(x).AsSpan(0, count);
+        TensorPrimitives.Multiply(d, 1.0f / cap, d);
+        TensorPrimitives.Tanh(d, d);
+        TensorPrimitives.Multiply(d, cap, d);
+    }
+
+    /// <inheritdoc/>
+    public void Scale(Activation x, float factor, int count) => TensorPrimitives.Multiply(D(x).AsSpan(0, count), factor, D(x).AsSpan(0, count));
+
+    /// <inheritdoc/>
     public void Add(Activation acc, Activation x, int count) =>
         TensorPrimitives.Add(D(acc).AsSpan(0, count), D(x).AsSpan(0, count), D(acc).AsSpan(0, count));
 
@@ -146,20 +161,21 @@ public sealed class CpuBackend : IBackend
     }
 
     /// <inheritdoc/>
-    public void Attention(Activation q, KvCache cache, int layer, RaggedBatch batch, Activation output)
+    public void Attention(Activation q, KvCache cache, int layer, RaggedBatch batch, Activation output, AttentionVariant variant = default)
     {
         var c = Paged(cache, batch);
-        CpuAttention.Compute(D(q), c.K[layer], c.V[layer], c.Config, batch, D(output));
+        CpuAttention.Compute(D(q), c.K[layer], c.V[layer], c.Config, batch, D(output), variant: variant);
     }
 
     /// <inheritdoc/>
     public bool ComputesAttentionScores => true;
 
     /// <inheritdoc/>
-    public void Attention(Activation q, KvCache cache, int layer, RaggedBatch batch, Activation output, AttentionScores scores)
+    public void Attention(Activation q, KvCache cache, int layer, RaggedBatch batch, Activation output, AttentionScores scores,
+        AttentionVariant variant = default)
     {
         var c = Paged(cache, batch);
-        CpuAttention.Compute(D(q), c.K[layer], c.V[layer], c.Config, batch, D(output), scores, layer);
+        CpuAttention.Compute(D(q), c.K[layer], c.V[layer], c.Config, batch, D(output), scores, layer, variant);
     }
 
     private static CpuKvCache Paged(KvCache cache, RaggedBatch batch)

@@ -123,6 +123,32 @@ internal static class CpuOps
         }
     }
 
+    /// <summary>gate = gelu_tanh(gate) * up as ggml's CPU computes it: gate rounded to F16 and looked up in a table of
+    /// the GELU of every F16 value, itself rounded to F16 (ggml_vec_geglu_f32 with GGML_GELU_FP16); below -10 the
+    /// GELU is 0, from 10 on it is x.</summary>
+    public static void GeGlu(float[] gate, float[] up, int count)
+    {
+        var table = GeluTable.Value;
+        for (int i = 0; i < count; i++)
+        {
+            float x = gate[i];
+            float g = x <= -10f ? 0f : x >= 10f ? x : table[BitConverter.HalfToUInt16Bits((Half)x)];
+            gate[i] = g * up[i];
+        }
+    }
+
+    /// <summary>GELU (tanh form, ggml_gelu_f32) of each F16 value, rounded to F16: ggml's table, as floats.</summary>
+    private static readonly Lazy<float[]> GeluTable = new(() =>
+    {
+        var t = new float[1 << 16];
+        for (int i = 0; i < t.Length; i++)
+        {
+            float x = (float)BitConverter.UInt16BitsToHalf((ushort)i);
+            t[i] = (float)(Half)(0.5f * x * (1.0f + MathF.Tanh(0.79788456080286535588f * x * (1.0f + 0.044715f * x * x))));
+        }
+        return t;
+    });
+
     /// <summary>The plain loop <see cref="SwiGlu"/> must agree with (to the last bits of exp), for tests.</summary>
     internal static void SwiGluScalar(float[] gate, float[] up, int count)
     {

@@ -37,8 +37,12 @@ internal sealed class CudaAttentionScores : IDisposable
     /// <summary>Adds layer <paramref name="layer"/>'s scores of <paramref name="batch"/>'s scored rows (queries
     /// <paramref name="q"/>, keys of <paramref name="kPool"/> through the batch's device layout <paramref name="m"/>),
     /// after the layer's attention, which has checked the batch (tree sizes included).</summary>
-    public void Add(AttentionScores scores, RaggedBatch batch, int layer, DeviceSpan<float> q, DeviceSpan<Half> kPool, CudaRaggedBatch m, LlamaConfig config)
+    public void Add(AttentionScores scores, RaggedBatch batch, int layer, DeviceSpan<float> q, DeviceSpan<Half> kPool, CudaRaggedBatch m, LlamaConfig config,
+        AttentionVariant variant = default)
     {
+        // The score kernels compute plain attention's probabilities; the models with variants (Gemma) refuse KV
+        // budgets and prompt pruning before a step gets here.
+        if (variant != default) throw new NotSupportedException("attention scores under a soft cap, sliding window or other scale are not computed on the cuda backend");
         int seqs = 0, rows = 0, longest = 0;
         for (int s = 0; s < batch.Sequences; s++)
         {

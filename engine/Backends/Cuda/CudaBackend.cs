@@ -22,6 +22,9 @@ public sealed unsafe class CudaBackend : IBackend
     private readonly Gemm _gemm;
     private readonly Rope _rope;
     private readonly SwiGlu _swiGlu;
+    private readonly GeGlu _geGlu;
+    private readonly SoftCap _softCap;
+    private readonly Scale _scale;
     private readonly Add _add;
     private readonly AddBias _addBias;
     private readonly KvAppend _kvAppend;
@@ -54,6 +57,9 @@ public sealed unsafe class CudaBackend : IBackend
         _gemm = new Gemm(_kernels);
         _rope = new Rope(_kernels);
         _swiGlu = new SwiGlu(_kernels);
+        _geGlu = new GeGlu(_kernels);
+        _softCap = new SoftCap(_kernels);
+        _scale = new Scale(_kernels);
         _add = new Add(_kernels);
         _addBias = new AddBias(_kernels);
         _kvAppend = new KvAppend(_kernels);
@@ -204,10 +210,11 @@ public sealed unsafe class CudaBackend : IBackend
     }
 
     /// <inheritdoc/>
-    public void Attention(Activation q, KvCache cache, int layer, RaggedBatch batch, Activation output) =>
-        Attention(q, Paged(cache, layer, batch), layer, batch, Ragged(batch, nameof(Attention)), output);
+    public void Attention(Activation q, KvCache cache, int layer, RaggedBatch batch, Activation output, AttentionVariant variant = default) =>
+        Attention(q, Paged(cache, layer, batch), layer, batch, Ragged(batch, nameof(Attention)), output, variant);
 
-    private void Attention(Activation q, CudaPagedKvCache c, int layer, RaggedBatch batch, CudaRaggedBatch m, Activation output)
+    private void Attention(Activation q, CudaPagedKvCache c, int layer, RaggedBatch batch, CudaRaggedBatch m, Activation output,
+        AttentionVariant variant)
     {
         var cfg = c.Config;
         if (Skip(Sig(7, c.K[layer].Pointer, D(q).Pointer, D(output).Pointer, batch.Rows, layer))) return;
@@ -216,7 +223,7 @@ public sealed unsafe class CudaBackend : IBackend
                 if (batch.IsTree[s] && batch.RowCount[s] > RaggedBatch.MaxTreeRows)
                     throw new ArgumentException($"sequence {s}: a tree of {batch.RowCount[s]} rows; the kernel masks at most {RaggedBatch.MaxTreeRows}", nameof(batch));
         _flash.LaunchPaged(_stream, D(q), c.K[layer].Span, c.V[layer].Span, m.TileSpan, m.Tiles, m.Tables, m.Masks, D(output),
-            batch.Rows, cfg.Heads, cfg.KvHeads, cfg.HeadDim, batch.BlockSize);
+            batch.Rows, cfg.Heads, cfg.KvHeads, cfg.HeadDim, batch.BlockSize, variant.ScaleFor(cfg.HeadDim), variant.SoftCap, variant.Window);
     }
 
     /// <inheritdoc/>
@@ -225,15 +232,16 @@ public sealed unsafe class CudaBackend : IBackend
     /// <inheritdoc/>
     /// <remarks>The flash kernel's output is untouched; the sums are a pass of their own (kernels/attention_scores.cu)
     /// that stays on the device until <see cref="AttentionScores.Of"/> reads them. Not inside a decode graph.</remarks>
-    public void Attention(Activation q, KvCache cache, int layer, RaggedBatch batch, Activation output, AttentionScores scores)
+    public void Attention(Activation q, KvCache cache, int layer, RaggedBatch batch, Activation output, AttentionScores scores,
+        AttentionVariant variant = default)
     {
         ArgumentNullException.ThrowIfNull(scores);
         if (scores.Any && _step is not null) throw new InvalidOperationException("decode graph: attention scores are not captured; run this step without a graph");
         var c = Paged(cache, layer, batch);
         var m = Ragged(batch, nameof(Attention));
-        Attention(q, c, layer, batch, m, output);
+        Attention(q, c, layer, batch, m, output, variant);
         if (!scores.Any) return;
-        (_scores ??= new CudaAttentionScores(_context, _stream, _kernels)).Add(scores, batch, layer, D(q), c.K[layer].Span, m, c.Config);
+        (_scores ??= new CudaAttentionScores(_context, _stream, _kernels)).Add(scores, batch, layer, D(q), c.K[layer].Span, m, c.Config, variant);
     }
 
     // The batch's device layout: in a graph step the graph's own, filled by BeginStep; otherwise the shared one,
@@ -329,6 +337,27 @@ public sealed unsafe class CudaBackend : IBackend
     {
         if (Skip(Sig(4, D(gate).Pointer, D(up).Pointer, 0, count))) return;
         _swiGlu.Launch(_stream, D(gate), D(up), count);
+    }
+
+    /// <inheritdoc/>
+    public void GeGlu(Activation gate, Activation up, int count)
+    {
+        if (Skip(Sig(11, D(gate).Pointer, D(up).Pointer, 0, count))) return;
+        _geGlu.Launch(_stream, D(gate), D(up), count);
+    }
+
+    /// <inheritdoc/>
+    public void SoftCap(Activation x, float cap, int count)
+    {
+        if (Skip(Sig(12, D(x).Pointer, 0, 0, count, BitConverter.SingleToInt32Bits(cap)))) return;
+        _softCap.Launch(_stream, D(x), cap, count);
+    }
+
+    /// <inheritdoc/>
+    public void Scale(Activation x, float factor, int count)
+    {
+        if (Skip(Sig(13, D(x).Pointer, 0, 0, count, BitConverter.SingleToInt32Bits(factor)))) return;
+        _scale.Launch(_stream, D(x), factor, count);
     }
 
     /// <inheritdoc/>

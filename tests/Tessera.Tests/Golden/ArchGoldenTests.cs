@@ -6,7 +6,9 @@ using Tessera.Model;
 namespace Tessera.Tests.Golden;
 
 /// <summary>
-/// The architectures past Llama (Qwen2: Q/K/V biases; Qwen3: per-head Q/K norms and a head size of its own) against
+/// The architectures past Llama (Qwen2: Q/K/V biases; Qwen3: per-head Q/K norms and a head size of its own; Gemma 2 and
+/// 3: scaled embeddings, GeGLU, post-norms, soft caps, sliding windows of 8 positions at the small shapes, which every
+/// prompt with its 16 tokens runs past) against
 /// llama.cpp itself: random-weight files at a small shape (F32, F16, Q8_0, Q4_K_M) and a real one (Q4_K_M), made and
 /// run through Debian's llama-server by scripts/arch-golden.sh (./build.sh test runs it; Ignored when its references
 /// are missing). Teacher-forced on llama.cpp's 16 greedy tokens: at each step the log-probabilities of llama.cpp's
@@ -30,7 +32,7 @@ public class ArchGoldenTests
         // The control: llama.cpp's own Llama files, measured the same way.
         foreach (string type in new[] { "f32", "f16", "q8_0", "q4_k_m" })
             yield return new TestCaseData($"rand-llama-d256-{type}").SetName($"rand-llama-d256-{type} (control) matches llama.cpp");
-        foreach (string model in new[] { "qwen2-small", "qwen3-small", "qwen2.5-0.5b", "qwen3-0.6b" })
+        foreach (string model in new[] { "qwen2-small", "qwen3-small", "gemma2-small", "gemma3-small", "qwen2.5-0.5b", "qwen3-0.6b", "gemma-3-1b", "gemma-2-2b" })
             foreach (string type in model.EndsWith("-small") ? new[] { "f32", "f16", "q8_0", "q4_k_m" } : ["q4_k_m"])
                 yield return new TestCaseData($"{model}-{type}").SetName($"{model}-{type} matches llama.cpp");
     }
