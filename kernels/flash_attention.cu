@@ -21,9 +21,11 @@
 // Hidden positions: a tile's positions [hidden start, hidden end) are masked for every row (a pruned prompt's rows
 // that skipped this layer have no keys or values here); an empty range (0, 0) hides nothing.
 // Layer variants (Gemma): a score is s = q.k * scale, then, with softcap > 0, softcap * tanh(s / softcap); with
-// window > 0 a row sees only the keys at its window position - window + 1 onwards, its window position being its
-// cache position in a chain and, in a tree, the tree start plus its depth (its ancestor bits less one), the position
-// it has once its path is accepted. Pages wholly before every row's window are not loaded.
+// window > 0 a row sees only the last `window` positions of its chain: in a chain, the keys from its cache position
+// - window + 1 on; in a tree, as plain decoding along its path once accepted would: of the prefix, the keys from
+// tree start + depth - window + 1 on (depth: its ancestor bits less one), and of its ancestors those at most
+// window - 1 steps up the path (its mask's bits from the key's up, at most window). Pages wholly before every row's
+// window are not loaded.
 // Query head h reads key/value head h / (heads / kv_heads). Keys and values go through shared memory one page (16 positions) at a time, and each row
 // keeps an online softmax (running max m, sum l, unnormalized output o in registers), so the scores never leave the
 // chip. As llama.cpp and the decode kernel, q is rounded to F16 before the dot product with the F16 keys.
@@ -78,6 +80,7 @@ __device__ __forceinline__ void fa_tile(
             wpos = tree_start + __popc(mr[0]) + __popc(mr[1]) + __popc(mr[2]) + __popc(mr[3]) - 1;
         }
         lo[rr] = window > 0 ? max(0, wpos - window + 1) : 0;
+        if (pos >= tree_start) lo[rr] = min(lo[rr], tree_start);  // the tree's own keys: by path steps, below
     }
     const int first_page = window > 0 ? max(0, min(pos0, tree_start) - window + 1) / FA_PAGE : 0;
 
@@ -117,7 +120,13 @@ __device__ __forceinline__ void fa_tile(
             bool visible = kp <= pos && kp >= lo[rr] && (kp < hidden_start || kp >= hidden_end);
             if (visible && kp >= tree_start) {
                 const int j = kp - tree_start;  // < 128: a tree has at most 128 rows (the host checks)
-                visible = (masks[4 * (r0 + qi) + (j >> 5)] >> (j & 31)) & 1u;
+                const unsigned* mr = masks + 4 * (r0 + qi);
+                visible = (mr[j >> 5] >> (j & 31)) & 1u;
+                if (visible && window > 0) {
+                    int path = __popc(mr[j >> 5] >> (j & 31));  // path nodes from the key to the row
+                    for (int w = (j >> 5) + 1; w < 4; ++w) path += __popc(mr[w]);
+                    visible = path <= window;
+                }
             }
             s = visible ? s * scale : -INFINITY;
             if (softcap > 0.0f && visible) s = tanhf(s * (1.0f / softcap)) * softcap;

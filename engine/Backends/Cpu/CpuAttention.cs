@@ -86,9 +86,15 @@ internal static class CpuAttention
         public int Layer;
         public AttentionVariant Variant;
 
-        // The first position row r sees: its sliding window's start (0 without one).
-        private int WindowStart(int r) =>
-            Variant.Window == 0 ? 0 : Variant.WindowStart(Batch == null ? StartPos + r : Batch.WindowPosition(r));
+        // The first cache position row r sees: its sliding window's start (0 without one). A tree row's window over
+        // its own tree counts path nodes, not cache positions (MaskTree), so here it bounds only the prefix.
+        private int WindowStart(int r)
+        {
+            if (Variant.Window == 0) return 0;
+            if (Batch == null) return Variant.WindowStart(StartPos + r);
+            int lo = Variant.WindowStart(Batch.WindowPosition(r)), s = Batch.RowSequence[r];
+            return Batch.IsTree[s] ? Math.Min(lo, Batch.StartPos[s]) : lo;
+        }
 
         // Gemma 2's soft cap on a row's scores, s = cap · tanh(s / cap), as llama.cpp applies it (scale, tanh, scale).
         private void SoftCap(Span<float> s)
@@ -242,7 +248,7 @@ internal static class CpuAttention
                         scores[p] = F16.Dot((byte*)(pk + Slot(table, p, shift, mask) * kvDim + kvh * hd), (byte*)pq, hd) * scale;
                 }
                 SoftCap(scores[lo..]);
-                if (batch != null) MaskTree(batch, r, scores);
+                if (batch != null) MaskTree(batch, r, scores, Variant.Window);
                 if (scored && Scores!.KindOf(batch!.RowSequence[r]) == AttentionScoreKind.GumbelSoftmax) AddGumbelSoftmax(scores, part, batch.RowSequence[r], h, batch.Positions[r]);
                 float max = TensorPrimitives.Max(scores);
                 TensorPrimitives.Subtract(scores, max, scores);
@@ -384,7 +390,7 @@ internal static class CpuAttention
                         int lo = WindowStart(r0 + pair / group);
                         SoftCap(s[lo..]);
                         s[..lo].Fill(float.NegativeInfinity);
-                        if (batch != null) MaskTree(batch, r0 + pair / group, s);
+                        if (batch != null) MaskTree(batch, r0 + pair / group, s, Variant.Window);
                         bool scored = scoredBlock && Scores!.Scores(batch!, r0 + pair / group);
                         if (scored && Scores!.KindOf(batch!.RowSequence[r0]) == AttentionScoreKind.GumbelSoftmax)
                             AddGumbelSoftmax(s, part.Slice(0, len), batch.RowSequence[r0], kvh * group + pair % group, batch.Positions[r0 + pair / group]);
@@ -507,16 +513,18 @@ internal static class CpuAttention
         /// <summary>A tree row's scores over its cache positions 0 .. its own: the rows of its tree that are not its
         /// ancestors get −∞, so their softmax weight is exactly 0. A zero weight adds nothing to the sum or to the
         /// output (0·v = 0), so the row gets the numbers, bit for bit, that it would get with only its path cached at
-        /// consecutive positions: what plain decoding along that path computes. Chains are left alone.</summary>
-        private static void MaskTree(RaggedBatch batch, int row, Span<float> scores)
+        /// consecutive positions: what plain decoding along that path computes. Chains are left alone. With a sliding
+        /// <paramref name="window"/> an ancestor more than window − 1 steps up the path is masked too (the path is
+        /// what the window counts; the prefix's bound is the caller's).</summary>
+        private static void MaskTree(RaggedBatch batch, int row, Span<float> scores, int window)
         {
             int s = batch.RowSequence[row];
             // A pruned prompt's rows that skipped this layer (see RaggedBatch.HiddenStart): no keys or values here.
             for (int p = batch.HiddenStart[s], end = Math.Min(batch.HiddenEnd[s], scores.Length); p < end; p++) scores[p] = float.NegativeInfinity;
             if (!batch.IsTree[s]) return;
-            int start = batch.StartPos[s], own = row - batch.RowStart[s];
-            for (int j = 0; j < own; j++)
-                if (!batch.Sees(row, j)) scores[start + j] = float.NegativeInfinity;
+            int start = batch.StartPos[s], own = row - batch.RowStart[s], path = 1;   // path nodes from j to the row
+            for (int j = own - 1; j >= 0; j--)
+                if (!batch.Sees(row, j) || (window > 0 && ++path > window)) scores[start + j] = float.NegativeInfinity;
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]

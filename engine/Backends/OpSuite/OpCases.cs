@@ -33,6 +33,9 @@ public static partial class OpCases
             foreach (var (rows, heads, hd, start, theta) in new[] { (1, 4, 64, 0, 10000f), (3, 2, 128, 1000, 500000f), (2, 3, 6, 17, 10000f) })
                 yield return Rope(layout, rows, heads, hd, start, theta);
         foreach (int n in new[] { 1, 1000, 8195 }) yield return SwiGlu(n);
+        foreach (int n in new[] { 1, 1000, 8195 }) yield return GeGlu(n);
+        foreach (int n in new[] { 7, 4099 }) yield return SoftCap(n, 3f);
+        foreach (int n in new[] { 7, 4099 }) yield return Scale(n, 33.941124f);
         foreach (int n in new[] { 1, 4097 }) yield return Add(n);
         foreach (var (rows, cols) in new[] { (1, 896), (3, 128), (7, 1000) }) yield return AddBias(rows, cols);
         foreach (var (t, rows, outRows, cols) in new[]
@@ -80,6 +83,17 @@ public static partial class OpCases
                      (2, 1, 256, 32, [(70, 2), (0, 17)]),
                  })
             yield return PagedAttention(heads, kvHeads, hd, block, seqs);
+        // Layer variants (Gemma): a soft cap the scores reach (inputs of scale 2), another scale, sliding windows of 1
+        // (the row alone), 16 (one kernel page), 40 (pages skipped before it) and 500 (past every start: no effect).
+        foreach (var (heads, kvHeads, hd, block, seqs, variant) in new (int, int, int, int, (int Start, int Rows)[], AttentionVariant)[]
+                 {
+                     (4, 2, 64, 16, [(0, 37), (300, 1), (45, 20)], new(0f, 0.5f, 0)),
+                     (4, 2, 64, 16, [(0, 37), (300, 1), (45, 20)], new(0.1f, 0f, 16)),
+                     (2, 1, 256, 8, [(70, 2), (0, 17), (33, 1)], new(0f, 2f, 40)),
+                     (8, 2, 128, 32, [(17, 1), (5, 3), (100, 16)], new(0f, 0f, 1)),
+                     (4, 4, 80, 16, [(9, 20), (61, 1)], new(0f, 0f, 500)),
+                 })
+            yield return PagedAttention(heads, kvHeads, hd, block, seqs, variant);
         foreach (var layout in new[] { RopeLayout.AdjacentPairs, RopeLayout.RotateHalf })
             yield return RaggedRope(layout, 3, 64, 10000f, [(0, 3), (1000, 1), (17, 5)]);
         // Draft trees (speculative verification): trees of 1 to 128 nodes and depths 1 to 12, after prefixes that
@@ -95,6 +109,10 @@ public static partial class OpCases
                      (6, 2, 64, 16, 3, 12, 12, []),
                  })
             yield return TreeAttention(heads, kvHeads, hd, block, prefix, nodes, depth, chains);
+        // A window measured along each tree row's path: 8 positions reach back into the prefix from shallow rows and
+        // stay inside the tree from deep ones (depth 12); a soft cap beside it.
+        yield return TreeAttention(4, 2, 64, 16, 37, 33, 12, [(20, 1), (0, 18)], new(0f, 1f, 8));
+        yield return TreeAttention(2, 1, 128, 8, 5, 50, 6, [], new(0f, 0f, 3));
         foreach (var c in SampleCases()) yield return c;
         foreach (var c in TopKCases()) yield return c;
         foreach (var c in ScoreCases()) yield return c;
@@ -331,6 +349,9 @@ public static partial class OpCases
 
     private static string Describe((int Start, int Rows)[] seqs) => string.Join(",", seqs.Select(q => $"{q.Rows}@{q.Start}"));
 
+    private static string Describe(AttentionVariant v) =>
+        (v.Scale > 0 ? $" scale {v.Scale}" : "") + (v.SoftCap > 0 ? $" cap {v.SoftCap}" : "") + (v.Window > 0 ? $" window {v.Window}" : "");
+
     // Row r of x at position positions[r], from the definition.
     private static float[] NaiveRope(float[] x, int[] positions, int heads, int hd, float theta, RopeLayout layout)
     {
@@ -371,6 +392,59 @@ public static partial class OpCases
                 return OpInputs.Read(b, ga, n);
             },
             () => [.. Enumerable.Range(0, n).Select(i => (float)(g[i] / (1 + Math.Exp(-g[i])) * u[i]))]);
+    }
+
+    // The GELU as llama.cpp's CPU table gives it: of x rounded to F16, rounded to F16 (so a backend that computed it
+    // exactly would be off by up to half an F16 step: F16Act).
+    private static OpCase GeGlu(int n)
+    {
+        string name = $"geglu {n}";
+        var g = OpInputs.Floats(Seed(name), n, 12f);   // past ±10 too, where the GELU is 0 or x
+        var u = OpInputs.Floats(Seed(name) + 1, n, 2f);
+        static double Gelu(double x)
+        {
+            if (x <= -10) return 0;
+            if (x >= 10) return x;
+            double h = (double)(Half)x;
+            return (double)(Half)(0.5 * h * (1 + Math.Tanh(Math.Sqrt(2 / Math.PI) * h * (1 + 0.044715 * h * h))));
+        }
+        return new OpCase("geglu", name, F16Act,
+            b =>
+            {
+                using var ga = OpInputs.Upload(b, g);
+                using var ua = OpInputs.Upload(b, u);
+                b.GeGlu(ga, ua, n);
+                return OpInputs.Read(b, ga, n);
+            },
+            () => [.. Enumerable.Range(0, n).Select(i => (float)(Gelu(g[i]) * u[i]))]);
+    }
+
+    private static OpCase SoftCap(int n, float cap)
+    {
+        string name = $"soft_cap {n} cap {cap}";
+        var x = OpInputs.Floats(Seed(name), n, 10f);
+        return new OpCase("soft_cap", name, Float32,
+            b =>
+            {
+                using var xa = OpInputs.Upload(b, x);
+                b.SoftCap(xa, cap, n);
+                return OpInputs.Read(b, xa, n);
+            },
+            () => [.. x.Select(v => (float)(cap * Math.Tanh(v / (double)cap)))]);
+    }
+
+    private static OpCase Scale(int n, float factor)
+    {
+        string name = $"scale {n} by {factor}";
+        var x = OpInputs.Floats(Seed(name), n);
+        return new OpCase("scale", name, Exact,
+            b =>
+            {
+                using var xa = OpInputs.Upload(b, x);
+                b.Scale(xa, factor, n);
+                return OpInputs.Read(b, xa, n);
+            },
+            () => [.. x.Select(v => v * factor)]);
     }
 
     private static OpCase Add(int n)
@@ -443,14 +517,17 @@ public static partial class OpCases
 
     // The definition: F16 cache, q rounded to F16 (llama.cpp's K·q in the cache type), exact softmax. Rows
     // qRow .. qRow + rows - 1 of q, at positions start .., over k and v (positions, kvHeads * hd) of their sequence.
-    private static void NaiveAttention(float[] q, int qRow, float[] k, float[] v, int rows, int start, int heads, int kvHeads, int hd, float[] o)
+    // With a variant: its scale, cap · tanh(s / cap), and only the last Window positions (the row's own included).
+    private static void NaiveAttention(float[] q, int qRow, float[] k, float[] v, int rows, int start, int heads, int kvHeads, int hd, float[] o,
+        AttentionVariant variant = default)
     {
         int kvDim = kvHeads * hd;
-        double scale = 1 / Math.Sqrt(hd);
+        double scale = variant.Scale > 0 ? variant.Scale : 1 / Math.Sqrt(hd);
         for (int r = qRow; r < qRow + rows; r++)
             for (int h = 0; h < heads; h++)
             {
                 int n = start + (r - qRow) + 1, kvh = h / (heads / kvHeads);
+                int lo = variant.Window > 0 ? Math.Max(0, n - variant.Window) : 0;
                 var s = new double[n];
                 for (int p = 0; p < n; p++)
                 {
@@ -458,6 +535,8 @@ public static partial class OpCases
                     for (int i = 0; i < hd; i++)
                         d += (double)(float)(Half)q[(r * heads + h) * hd + i] * (float)(Half)k[p * kvDim + kvh * hd + i];
                     s[p] = d * scale;
+                    if (variant.SoftCap > 0) s[p] = variant.SoftCap * Math.Tanh(s[p] / variant.SoftCap);
+                    if (p < lo) s[p] = double.NegativeInfinity;
                 }
                 double m = s.Max(), sum = 0;
                 for (int p = 0; p < n; p++) sum += s[p] = Math.Exp(s[p] - m);
@@ -498,17 +577,17 @@ public static partial class OpCases
          OpInputs.Floats(seed - 1, queries, 2f));
 
     // The step's attention on the backend: q uploaded, output read back.
-    private static float[] Attend(IBackend b, float[] q, KvCache cache, RaggedBatch batch, int outputs)
+    private static float[] Attend(IBackend b, float[] q, KvCache cache, RaggedBatch batch, int outputs, AttentionVariant variant = default)
     {
         using var qa = OpInputs.Upload(b, q);
         using var o = b.Allocate(outputs);
-        b.Attention(qa, cache, 0, batch, o);
+        b.Attention(qa, cache, 0, batch, o, variant);
         return OpInputs.Read(b, o, outputs);
     }
 
-    private static OpCase PagedAttention(int heads, int kvHeads, int hd, int block, (int Start, int Rows)[] seqs)
+    private static OpCase PagedAttention(int heads, int kvHeads, int hd, int block, (int Start, int Rows)[] seqs, AttentionVariant variant = default)
     {
-        string name = $"attention paged {heads}/{kvHeads} heads hd {hd} block {block} seqs {Describe(seqs)}";
+        string name = $"attention paged {heads}/{kvHeads} heads hd {hd} block {block} seqs {Describe(seqs)}{Describe(variant)}";
         int kvDim = kvHeads * hd, n = seqs.Length, seed = Seed(name);
         int rows = seqs.Sum(x => x.Rows), history = seqs.Sum(x => x.Start);
         var (k, v, q) = AttentionInputs(seqs, kvDim, rows * heads * hd, seed);
@@ -548,13 +627,13 @@ public static partial class OpCases
                 using var ka = OpInputs.Upload(b, [.. sk]);
                 using var va = OpInputs.Upload(b, [.. sv]);
                 b.StoreKv(cache, 0, ka, va, batch);
-                return Attend(b, q, cache, batch, rows * heads * hd);
+                return Attend(b, q, cache, batch, rows * heads * hd, variant);
             },
             () =>
             {
                 var o = new float[rows * heads * hd];
                 for (int i = 0, row = 0; i < n; row += seqs[i].Rows, i++)
-                    NaiveAttention(q, row, k[i], v[i], seqs[i].Rows, seqs[i].Start, heads, kvHeads, hd, o);
+                    NaiveAttention(q, row, k[i], v[i], seqs[i].Rows, seqs[i].Start, heads, kvHeads, hd, o, variant);
                 return o;
             });
     }
@@ -591,9 +670,10 @@ public static partial class OpCases
         return parents;
     }
 
-    private static OpCase TreeAttention(int heads, int kvHeads, int hd, int block, int prefix, int nodes, int depth, (int Start, int Rows)[] chains)
+    private static OpCase TreeAttention(int heads, int kvHeads, int hd, int block, int prefix, int nodes, int depth, (int Start, int Rows)[] chains,
+        AttentionVariant variant = default)
     {
-        string name = $"attention tree {heads}/{kvHeads} heads hd {hd} block {block} prefix {prefix} nodes {nodes} depth {depth} chains {Describe(chains)}";
+        string name = $"attention tree {heads}/{kvHeads} heads hd {hd} block {block} prefix {prefix} nodes {nodes} depth {depth} chains {Describe(chains)}{Describe(variant)}";
         int kvDim = kvHeads * hd, seed = Seed(name);
         var parents = RandomTree(nodes, depth, seed);
         // Sequence 0 is the tree (prefix cached, then the nodes at cache positions prefix ..), the rest are chains.
@@ -612,7 +692,7 @@ public static partial class OpCases
                 var batch = new RaggedBatch(rows, n, need.Sum(), block);
                 batch.AddTree(new int[nodes], parents, prefix, tables[0]);
                 for (int i = 1; i < n; i++) batch.Add(new int[seqs[i].Rows], seqs[i].Start, tables[i]);
-                return Attend(b, q, cache, batch, rows * heads * hd);
+                return Attend(b, q, cache, batch, rows * heads * hd, variant);
             },
             () =>
             {
@@ -634,11 +714,11 @@ public static partial class OpCases
                     }
                     var qr = q.AsSpan(r * heads * hd, heads * hd).ToArray();
                     var or = new float[heads * hd];
-                    NaiveAttention(qr, 0, pk, pv, 1, len - 1, heads, kvHeads, hd, or);
+                    NaiveAttention(qr, 0, pk, pv, 1, len - 1, heads, kvHeads, hd, or, variant);
                     or.CopyTo(o, r * heads * hd);
                 }
                 for (int i = 1, row = nodes; i < n; row += seqs[i].Rows, i++)
-                    NaiveAttention(q, row, k[i], v[i], seqs[i].Rows, seqs[i].Start, heads, kvHeads, hd, o);
+                    NaiveAttention(q, row, k[i], v[i], seqs[i].Rows, seqs[i].Start, heads, kvHeads, hd, o, variant);
                 return o;
             });
     }

@@ -53,6 +53,60 @@ public class CpuAttentionTests
         AssertNearDouble(c, q, k, v, rows, r => startPos + r, p => p, general);
     }
 
+    // Gemma's variants (a soft cap, another scale, sliding windows of 1, 7, 64 and 80 positions, the last two
+    // reaching past the vectorized path's 64-position tiles) on both paths: the general path follows the definition
+    // position by position, so the vectorized one's skipped tiles must change nothing.
+    [TestCase(6, 2, 64, 37, 100, 0f, 30f, 7)]
+    [TestCase(4, 4, 32, 70, 0, 0.05f, 0f, 64)]
+    [TestCase(8, 2, 80, 9, 200, 0f, 1f, 80)]
+    [TestCase(4, 1, 128, 3, 250, 0f, 0f, 1)]
+    public void Layer_variants_agree_between_the_paths(int heads, int kvHeads, int headDim, int rows, int startPos, float scale, float cap, int window)
+    {
+        var c = Config(heads, kvHeads, headDim);
+        var variant = new AttentionVariant(scale, cap, window);
+        var (q, k, v) = Inputs(c, rows, startPos + rows, heads * 17 + rows);
+        float[] Compute() { var o = new float[q.Length]; CpuAttention.Compute(q, k, v, c, rows, startPos, o, variant); return o; }
+        float[] fast = Run(true, Compute), general = Run(false, Compute);
+        AssertAgree(fast, general);
+        var plain = new float[q.Length];
+        CpuAttention.Compute(q, k, v, c, rows, startPos, plain);
+        Assert.That(fast, Is.Not.EqualTo(plain), "the variant changes the output");
+    }
+
+    [Test]
+    public void A_windowed_tree_row_gets_what_decoding_along_its_path_gets()
+    {
+        // A tree of 12 rows after 30 cached positions, window 5: each row's result equals that of a chain made of
+        // the prefix and its path, computed with the same window (the definition the window follows).
+        var c = Config(4, 2, 64);
+        var variant = new AttentionVariant(0f, 0f, 5);
+        int prefix = 30, nodes = 12, stride = c.Heads * c.HeadDim;
+        int[] parents = [-1, 0, 1, 1, 3, 4, 0, 6, 5, 8, 9, 2];
+        var tree = new RaggedBatch(nodes, 1, 16, 4);
+        tree.AddTree(new int[nodes], parents, prefix, Enumerable.Range(0, 16).ToArray());
+        var (q, k, v) = Inputs(c, nodes, prefix + nodes, 23);
+        foreach (bool vectorized in new[] { true, false })
+        {
+            var o = Run(vectorized, () => { var x = new float[q.Length]; CpuAttention.Compute(q, k, v, c, tree, x, variant: variant); return x; });
+            for (int r = 0; r < nodes; r++)
+            {
+                var path = new List<int>();
+                for (int a = r; a >= 0; a = parents[a]) path.Insert(0, a);
+                var pk = new Half[(prefix + path.Count) * c.KvDim];
+                var pv = new Half[pk.Length];
+                Array.Copy(k, pk, prefix * c.KvDim);
+                Array.Copy(v, pv, prefix * c.KvDim);
+                for (int j = 0; j < path.Count; j++)
+                {
+                    Array.Copy(k, (prefix + path[j]) * c.KvDim, pk, (prefix + j) * c.KvDim, c.KvDim);
+                    Array.Copy(v, (prefix + path[j]) * c.KvDim, pv, (prefix + j) * c.KvDim, c.KvDim);
+                }
+                var chain = Run(vectorized, () => { var x = new float[stride]; CpuAttention.Compute(q.AsSpan(r * stride, stride).ToArray(), pk, pv, c, 1, prefix + path.Count - 1, x, variant); return x; });
+                Assert.That(o.AsSpan(r * stride, stride).ToArray(), Is.EqualTo(chain), $"row {r} (vectorized {vectorized})");
+            }
+        }
+    }
+
     /// <summary>The two paths sum in different orders, so a score may differ in its last bits, and a probability that
     /// lies on an F16 rounding boundary may then round to the neighbouring half: at most half an F16 ulp (2^-11
     /// relative) of probabilities that sum to 1, times |V| ≤ 1. 1e-3 is twice that bound.</summary>

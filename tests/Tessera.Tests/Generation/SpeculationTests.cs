@@ -59,6 +59,31 @@ public class SpeculationTests
     private static readonly string[] RandomWeights =
         ["f32", "f16", "bf16", "q8_0", "q6_k", "q5_k_m", "q5_1", "q5_0", "q4_k_m", "q4_1", "q4_0", "q3_k_m", "q2_k", "iq4_nl"];
 
+    /// <summary>Sliding-window layers (Gemma, windows of 8 at the small shapes): a draft tree's rows see the window
+    /// along their paths, so verification must give the plain tokens past the window; random bushy trees (nearly all
+    /// rejected) and Token Recycling's trees.</summary>
+    [TestCase("gemma2-small")]
+    [TestCase("gemma3-small")]
+    public void Greedy_speculation_gives_the_plain_tokens_with_sliding_windows(string shape)
+    {
+        string path = Path.Combine(Path.GetTempPath(), $"tessera-spec-{shape}-{Environment.ProcessId}.gguf");
+        using (var tok = Tessera.Formats.Gguf.GgufFile.Open(SharedData.Path("models", "tinystories-656k-f32.gguf")))
+            new Tessera.Synthesis.ModelSynthesizer(Tessera.Synthesis.ShapeCatalog.Get(shape), Tessera.Synthesis.SynthType.F32, seed: 9).WriteFile(path, tok);
+        try
+        {
+            using var m = LoadedModel.Load(path);
+            var prompt = StoryPrompt(m, 40);
+            var plain = new GenerationOptions { MaxTokens = 48, StopAtEndOfGeneration = false, Sampling = SamplingOptions.Greedy };
+            var a = Run(m, prompt, plain);
+            var random = Run(m, prompt, plain with { Speculation = new SpeculationOptions { Adaptive = false, DraftMax = 12, ProposerFactory = () => new RandomProposer(m.Config.VocabSize, 3) } });
+            Assert.That(random.Tokens, Is.EqualTo(a.Tokens), "random trees");
+            var recycle = Run(m, prompt, plain with { Speculation = new SpeculationOptions { Method = SpeculationMethod.Recycle, Adaptive = false } });
+            Assert.That(recycle.Tokens, Is.EqualTo(a.Tokens), "token recycling trees");
+            Assert.That(recycle.Stats.Speculation!.AcceptedTokens, Is.GreaterThan(0), "no tree path was ever accepted");
+        }
+        finally { File.Delete(path); }
+    }
+
     [TestCaseSource(nameof(TinyStories))]
     public void Greedy_speculation_gives_the_plain_tokens_on_tinystories(string type)
     {
