@@ -19,8 +19,8 @@ llama=.cache/llama.cpp/llama-bench
 [ -x "$llama" ] || scripts/fetch-llama-bench.sh
 mkdir -p "$out"
 
-# The issue's tests: pp64/tg32 at the 1B shape, pp128/tg64 at stories110m.
-tests_for() { case "$1" in llama-3.2-1b) echo "64 32" ;; *) echo "128 64" ;; esac; }
+# The issues' tests: pp64/tg32 at the 0.6B-2B shapes, pp128/tg64 at stories110m.
+tests_for() { case "$1" in llama-3.2-1b|qwen3-0.6b|gemma-3-1b|gemma-2-2b) echo "64 32" ;; *) echo "128 64" ;; esac; }
 
 for shape in $shapes; do
   for type in $types; do

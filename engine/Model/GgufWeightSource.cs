@@ -35,7 +35,7 @@ public sealed unsafe class GgufWeightSource : IWeightSource
         };
         if (!matches)
             throw new ModelFormatException(Path,
-                $"tensor '{name}' has shape {t.ShapeText}, but the metadata implies [{rows}, {cols}]");
+                $"tensor '{name}' has shape {t.ShapeText}, but the metadata implies [{rows}, {cols}] (architecture {(File.TryGetString("general.architecture", out string a) ? a : "?")})");
         if (!Computable.Contains(t.Type))
             throw new ModelFormatException(Path, $"tensor '{name}' has type {t.Type}, which Tessera does not support");
         return new WeightTensor(name, t.Type, rows, cols, t.Data, t.ByteSize);

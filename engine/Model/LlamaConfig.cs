@@ -114,12 +114,8 @@ public sealed record LlamaConfig
         // gives a window, five layers of six; a Llama/Mistral file that declares one slides on every layer.
         int window = f.TryGetUInt32($"{arch}.attention.sliding_window", out uint sw) ? (int)sw : arch == "gemma2" ? 4096 : 0;
         int period = arch switch { "gemma2" => 2, "gemma3" => 6, _ => 0 };
-        if (f.Contains($"{arch}.attention.sliding_window_pattern"))
-        {
-            if (!f.TryGetUInt32($"{arch}.attention.sliding_window_pattern", out uint pv))
-                throw new ModelFormatException(f.Path, $"{arch}.attention.sliding_window_pattern: only a period (an integer) is supported, not a per-layer pattern");
-            period = (int)pv;
-        }
+        // A period only: a per-layer array (newer converters may write one) is refused by the reader, naming the key.
+        if (f.TryGetUInt32($"{arch}.attention.sliding_window_pattern", out uint pv)) period = (int)pv;
         if (gemma && f.FindTensor("rope_freqs.weight") != null) throw new ModelFormatException(f.Path, "rope_freqs: per-dimension RoPE factors are not supported for gemma");
         if (f.FindTensor("rope_freqs.weight") != null ||
             (f.TryGetString($"{arch}.rope.scaling.type", out string scaling) && scaling is not ("" or "none")))
