@@ -5,6 +5,7 @@
 #   2. golden --backend cuda     llama.cpp's golden outputs for every model in the shared folder
 #   3. bench --backend cuda      pp512 and tg128 on random llama-3.2-1b weights (synthesized here), F16 and Q4_K_M,
 #                                against the device's measured copy bandwidth
+#   (after 4.) Gemma 3: small-shape greedy text on the device against the host, bench of the 1B shape (Q4_K_M)
 #   4. bench --concurrency       the continuous-batching scheduler on CUDA (paged KV cache, ragged batches): 1, 4 and
 #                                16 concurrent requests on the Q4_K_M model
 # Results go under $OUT (default ./gpu-out): device.txt, summary.txt, one NAME.txt per step, bench-TYPE.json.
@@ -80,4 +81,16 @@ else
   echo "serve-bench: no $model (its synth step failed); skipped" | tee -a "$out/summary.txt"
   status=1
 fi
+# Gemma 3 on the device (sliding windows and GeGLU in the kernels): the small shape's greedy text against the host's
+# (its window of 8 is crossed), and the 1B shape's speed.
+gm="$work/gemma3-small-f32.gguf"
+if run_step synth-gemma3-small "$bin" synth --shape gemma3-small --type f32 -o "$gm" --tokenizer-from "$shared/models/tinystories-656k-q8_0.gguf"; then
+  "$bin" generate -m "$gm" -p "Lily and Ben went to the park. They saw a big" -n 48 --temp 0 --no-display-prompt > "$out/gemma-host.txt" 2>/dev/null || true
+  "$bin" generate -m "$gm" -p "Lily and Ben went to the park. They saw a big" -n 48 --temp 0 --no-display-prompt --backend cuda > "$out/gemma-device.txt" 2>"$out/gemma-device.err" || true
+  if cmp -s "$out/gemma-host.txt" "$out/gemma-device.txt"; then echo "gemma3-small: device greedy text = host" | tee -a "$out/summary.txt"
+  else echo "gemma3-small: DIFFERENT greedy text on the device (gemma-host.txt, gemma-device.txt)" | tee -a "$out/summary.txt"; status=1; fi
+fi
+gm="$work/gemma-3-1b-q4_k_m.gguf"
+run_step synth-gemma-3-1b "$bin" synth --shape gemma-3-1b --type q4_k_m -o "$gm" --tokenizer-from "$shared/models/tinystories-656k-q8_0.gguf" &&
+  run_step bench-gemma-3-1b-q4_k_m "$bin" bench -m "$gm" -p 512 -n 128 -r 3 --backend cuda --json "$out/bench-gemma-3-1b-q4_k_m.json"
 exit $status

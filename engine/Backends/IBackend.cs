@@ -94,7 +94,8 @@ public interface IBackend : IDisposable
     /// gate rounded to F16, rounded to F16 again.</summary>
     void GeGlu(Activation gate, Activation up, int count);
 
-    /// <summary>x = cap · tanh(x / cap) over the first <paramref name="count"/> elements (Gemma 2's final logits).</summary>
+    /// <summary>x = cap · tanh(x / cap) over the first <paramref name="count"/> elements (Gemma 2's final logits);
+    /// <paramref name="cap"/> must be positive.</summary>
     void SoftCap(Activation x, float cap, int count);
 
     /// <summary>x *= factor over the first <paramref name="count"/> elements (Gemma's embeddings, by √dim).</summary>

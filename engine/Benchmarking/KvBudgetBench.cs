@@ -33,6 +33,7 @@ public static class KvBudgetBench
         var c = model.Config;
         if (promptLength + generate > c.ContextLength)
             throw new ArgumentException($"-p {promptLength} + -n {generate} pass the model's context of {c.ContextLength}");
+        new KvBudgetOptions { Budget = 8 }.CheckModel(c);   // before any round runs
         var configs = new List<(string Label, KvBudgetOptions? Budget)> { ("full", null) };
         if (model.Backend.ComputesAttentionScores)
             configs.Add(("h2o scores only", new KvBudgetOptions { Budget = promptLength + generate + 1, Policy = KvPolicy.H2O }));

@@ -84,7 +84,7 @@ public sealed record LlamaConfig
 
     /// <summary>Whether attention departs from plain causal softmax somewhere (a window or a soft cap): the KV budgets
     /// and prompt pruning, which rank and drop cache rows by plain attention, refuse such models.</summary>
-    public bool HasAttentionVariants => SlidingWindow > 0 || AttentionSoftCap > 0;
+    public bool HasAttentionVariants => SlidingWindow > 0 || AttentionSoftCap > 0 || AttentionScale > 0;
 
     /// <summary>Query heads per key/value head.</summary>
     public int GroupSize => Heads / KvHeads;
@@ -113,6 +113,9 @@ public sealed record LlamaConfig
         // Sliding windows: Gemma 2 always slides (4096 unless the file says), every other layer; Gemma 3 when the file
         // gives a window, five layers of six; a Llama/Mistral file that declares one slides on every layer.
         int window = f.TryGetUInt32($"{arch}.attention.sliding_window", out uint sw) ? (int)sw : arch == "gemma2" ? 4096 : 0;
+        // A Llama/Mistral/Qwen window as long as the context slides nothing: no variant (KV budgets stay possible).
+        int context = (int)f.GetUInt32($"{arch}.context_length");
+        if (!gemma && window >= context) window = 0;
         int period = arch switch { "gemma2" => 2, "gemma3" => 6, _ => 0 };
         // A period only: a per-layer array (newer converters may write one) is refused by the reader, naming the key.
         if (f.TryGetUInt32($"{arch}.attention.sliding_window_pattern", out uint pv)) period = (int)pv;
@@ -147,11 +150,13 @@ public sealed record LlamaConfig
             Activation = gemma ? FfnActivation.GeluTanh : FfnActivation.Silu,
             PostNorms = gemma,
             AttentionScale = gemma ? GemmaAttentionScale(arch, layers, dim, heads) : 0f,
+            // The caps and the sliding layers' RoPE base are Gemma keys; llama.cpp reads them for Gemma only (and
+            // hard-codes Gemma 3's 10000).
             AttentionSoftCap = arch == "gemma2" ? Key("attn_logit_softcapping", 50f) : 0f,
-            FinalSoftCap = Key("final_logit_softcapping", arch == "gemma2" ? 30f : 0f),
+            FinalSoftCap = gemma ? Key("final_logit_softcapping", arch == "gemma2" ? 30f : 0f) : 0f,
             SlidingWindow = window,
             SlidingWindowPeriod = period,
-            RopeThetaSliding = window == 0 ? 0f : arch == "gemma3" ? Key("rope.freq_base_swa", 10000f) : Key("rope.freq_base_swa", 0f),
+            RopeThetaSliding = window == 0 ? 0f : arch == "gemma3" ? 10000f : arch == "gemma2" ? Key("rope.freq_base_swa", 0f) : 0f,
         };
         config.Validate(f.Path);
         return config;
@@ -221,6 +226,8 @@ public sealed record LlamaConfig
             throw new ModelFormatException(path, $"RMSNorm epsilon {NormEps} must be a positive number");
         if (!(RopeTheta > 0) || !float.IsFinite(RopeTheta))
             throw new ModelFormatException(path, $"RoPE base {RopeTheta} must be a positive number");
+        if (!(RopeThetaSliding >= 0) || !float.IsFinite(RopeThetaSliding))
+            throw new ModelFormatException(path, $"RoPE base of the sliding layers {RopeThetaSliding} must be a number, 0 or more");
         if (SlidingWindow < 0 || SlidingWindowPeriod < 0)
             throw new ModelFormatException(path, $"sliding window {SlidingWindow} (period {SlidingWindowPeriod}) must not be negative");
         if (!(AttentionSoftCap >= 0) || !(FinalSoftCap >= 0) || !float.IsFinite(AttentionSoftCap) || !float.IsFinite(FinalSoftCap))

@@ -124,6 +124,7 @@ public sealed class CpuBackend : IBackend
     /// <inheritdoc/>
     public void SoftCap(Activation x, float cap, int count)
     {
+        if (!(cap > 0) || !float.IsFinite(cap)) throw new ArgumentOutOfRangeException(nameof(cap), cap, "the soft cap must be a positive number");
         var d = D(x).AsSpan(0, count);
         TensorPrimitives.Multiply(d, 1.0f / cap, d);
         TensorPrimitives.Tanh(d, d);

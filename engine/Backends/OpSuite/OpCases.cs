@@ -113,6 +113,7 @@ public static partial class OpCases
         // stay inside the tree from deep ones (depth 12); a soft cap beside it.
         yield return TreeAttention(4, 2, 64, 16, 37, 33, 12, [(20, 1), (0, 18)], new(0f, 1f, 8));
         yield return TreeAttention(2, 1, 128, 8, 5, 50, 6, [], new(0f, 0f, 3));
+        yield return TreeAttention(4, 2, 64, 16, 20, 100, 40, [(3, 1)], new(0f, 0f, 24));   // mask words 2 and 3 too
         foreach (var c in SampleCases()) yield return c;
         foreach (var c in TopKCases()) yield return c;
         foreach (var c in ScoreCases()) yield return c;

@@ -186,14 +186,14 @@ public sealed record HfConfig
     }
 
     /// <summary>
-    /// Checks the config allows running with <paramref name="contextLength"/> positions: Tessera has no
-    /// sliding-window attention, so a window smaller than the context would silently change the model.
+    /// Checks the config allows running with <paramref name="contextLength"/> positions: Tessera runs no
+    /// sliding windows for Hugging Face folders yet (GGUF files slide), so a window smaller than the context would silently change the model.
     /// </summary>
     /// <exception cref="ModelFormatException">The window is smaller than the context.</exception>
     public void CheckContextLength(int contextLength)
     {
         if (SlidingWindow is int w && w < contextLength)
             throw new ModelFormatException(Path,
-                $"field 'sliding_window' is {w}, smaller than the context length {contextLength}; Tessera does not implement sliding-window attention");
+                $"field 'sliding_window' is {w}, smaller than the context length {contextLength}; Tessera does not read sliding windows from Hugging Face folders yet (a GGUF conversion of the model slides)");
     }
 }

@@ -29,7 +29,7 @@ public class OpSuiteTests
     public void Every_backend_op_has_cases()
     {
         var ops = OpCases.All.Select(c => c.Op).Distinct().ToList();
-        Assert.That(ops, Is.EquivalentTo(new[] { "embed", "rmsnorm", "rope", "swiglu", "add", "add_bias", "matmul", "attention", "sample_topk", "topk_prune", "attention_scores" }));
+        Assert.That(ops, Is.EquivalentTo(new[] { "embed", "rmsnorm", "rope", "swiglu", "geglu", "soft_cap", "scale", "add", "add_bias", "matmul", "attention", "sample_topk", "topk_prune", "attention_scores" }));
         Assert.That(OpCases.All.Select(c => c.Name), Is.Unique);
     }
 
