@@ -84,8 +84,9 @@ public interface IBackend : IDisposable
         if (w2 != null) MatMul(w2, x, y2 ?? throw new ArgumentNullException(nameof(y2)), rows);
     }
 
-    /// <summary>Rotates x (batch.Rows, heads * headDim) in place; row i is at position <c>batch.Positions[i]</c>.</summary>
-    void Rope(Activation x, RaggedBatch batch, int heads, int headDim, float theta, RopeLayout layout);
+    /// <summary>Rotates x (batch.Rows, heads * headDim) in place; row i is at position <c>batch.Positions[i]</c>, its
+    /// angles as <paramref name="frequencies"/> says.</summary>
+    void Rope(Activation x, RaggedBatch batch, int heads, int headDim, RopeFrequencies frequencies, RopeLayout layout);
 
     /// <summary>gate (rows, width) = silu(gate) * up.</summary>
     void SwiGlu(Activation gate, Activation up, int count);

@@ -11,7 +11,7 @@ public sealed class BatchState : IDisposable
     private readonly IBackend _backend;
     private readonly LlamaConfig _config;
 
-    internal BatchState(LlamaConfig c, IBackend backend, int maxRows, int maxSequences, int kvBlocks, int blockSize)
+    internal BatchState(LlamaConfig c, IBackend backend, int maxRows, int maxSequences, int kvBlocks, int blockSize, int contextPerSequence = 0)
     {
         if (maxRows <= 0) throw new ArgumentOutOfRangeException(nameof(maxRows), $"tokens per step {maxRows}: must be positive");
         if (maxSequences <= 0) throw new ArgumentOutOfRangeException(nameof(maxSequences), $"sequences {maxSequences}: must be positive");
@@ -26,7 +26,16 @@ public sealed class BatchState : IDisposable
         KvBlocks = kvBlocks;
         GrowLogits(maxSequences);
         Pruning = new Pruning.PrefillPruning?[maxSequences];
+        // As llama.cpp: the context per sequence is the cache over the sequences unless the caller knows it.
+        ContextPerSequence = contextPerSequence > 0 ? contextPerSequence : (int)Math.Min(int.MaxValue, (long)kvBlocks * blockSize / maxSequences);
+        LongRope = c.UsesLongRopeFactors(ContextPerSequence);
     }
+
+    /// <summary>The context a sequence may reach: it picks a LongRoPE model's long or short factors.</summary>
+    public int ContextPerSequence { get; }
+
+    /// <summary>Whether this state's steps rotate with LongRoPE's long factors (<see cref="LlamaConfig.UsesLongRopeFactors"/>).</summary>
+    public bool LongRope { get; }
 
     /// <summary>Most rows (tokens of all sequences together) per step.</summary>
     public int MaxRows { get; }

@@ -8,7 +8,8 @@ namespace Tessera.Model;
 /// Hyper-parameters of a Llama-family decoder, from GGUF metadata or a Hugging Face <c>config.json</c>: Llama and
 /// Mistral, and the families that differ from it only in what the flags below say (Qwen2: biases on Q, K and V;
 /// Qwen3: RMSNorm on each head of Q and K; Gemma 2 and 3: scaled embeddings, GeGLU, norms after attention and after the
-/// feed-forward, soft caps, sliding-window layers with a RoPE base of their own). Immutable; <see cref="Validate"/>
+/// feed-forward, soft caps, sliding-window layers with a RoPE base of their own; Phi-3: fused QKV and gate/up tensors,
+/// LongRoPE factors), with RoPE's frequency scaling (Llama 3.1's per-pair factors, linear scaling). Immutable; <see cref="Validate"/>
 /// runs in the factories, so every instance is consistent.
 /// </summary>
 public sealed record LlamaConfig
@@ -68,8 +69,26 @@ public sealed record LlamaConfig
     /// for the same.</summary>
     public float RopeThetaSliding { get; init; }
 
+    /// <summary>RoPE's linear frequency scale: 1/factor of a <c>rope.scaling.type = linear</c> model (Gemma 3 4B+ on its
+    /// global layers); 1 for none.</summary>
+    public float RopeFreqScale { get; init; } = 1f;
+    /// <summary>Multiplies RoPE's cos and sin (Phi-3's LongRoPE <c>rope.scaling.attn_factor</c>); 1 for none.</summary>
+    public float RopeAttnFactor { get; init; } = 1f;
+    /// <summary>The context RoPE was trained at before extension (<c>rope.scaling.original_context_length</c>); 0 for
+    /// <see cref="ContextLength"/>. A model with LongRoPE factors uses the long ones when a sequence's context exceeds
+    /// it, as llama.cpp chooses them (by the context, not the current length).</summary>
+    public int RopeOriginalContext { get; init; }
+
     /// <summary>The architectures Tessera runs, as GGUF's <c>general.architecture</c> names them.</summary>
-    public static IReadOnlyList<string> Architectures { get; } = ["llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3"];
+    public static IReadOnlyList<string> Architectures { get; } = ["llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3", "phi3"];
+
+    /// <summary>The linear RoPE scale of layer <paramref name="layer"/>: Gemma 3's sliding layers never scale.</summary>
+    public float RopeFreqScaleOf(int layer) => Architecture == "gemma3" && IsSliding(layer) ? 1f : RopeFreqScale;
+
+    /// <summary>Whether a sequence context of <paramref name="contextPerSequence"/> positions takes LongRoPE's long
+    /// factors (when the model has them).</summary>
+    public bool UsesLongRopeFactors(int contextPerSequence) =>
+        contextPerSequence > (RopeOriginalContext > 0 ? RopeOriginalContext : ContextLength);
 
     /// <summary>Whether layer <paramref name="layer"/> attends through the sliding window.</summary>
     public bool IsSliding(int layer) =>
@@ -106,6 +125,7 @@ public sealed record LlamaConfig
         // trained (NeoX RoPE: each dimension with the one half a head away).
         bool qwen = arch is "qwen2" or "qwen3";
         bool gemma = arch is "gemma2" or "gemma3";
+        bool phi3 = arch == "phi3";
         int dim = (int)f.GetUInt32($"{arch}.embedding_length");
         int heads = (int)f.GetUInt32($"{arch}.attention.head_count");
         int kvHeads = f.TryGetUInt32($"{arch}.attention.head_count_kv", out uint kv) ? (int)kv : heads;
@@ -113,6 +133,8 @@ public sealed record LlamaConfig
         // Sliding windows: Gemma 2 always slides (4096 unless the file says), every other layer; Gemma 3 when the file
         // gives a window, five layers of six; a Llama/Mistral file that declares one slides on every layer.
         int window = f.TryGetUInt32($"{arch}.attention.sliding_window", out uint sw) ? (int)sw : arch == "gemma2" ? 4096 : 0;
+        // Phi-3's converted files give a window that llama.cpp ignores (its converters misstate the pattern); so do we.
+        if (phi3) window = 0;
         // A Llama/Mistral/Qwen window as long as the context slides nothing: no variant (KV budgets stay possible).
         int context = (int)f.GetUInt32($"{arch}.context_length");
         if (!gemma && window >= context) window = 0;
@@ -120,9 +142,15 @@ public sealed record LlamaConfig
         // A period only: a per-layer array (newer converters may write one) is refused by the reader, naming the key.
         if (f.TryGetUInt32($"{arch}.attention.sliding_window_pattern", out uint pv)) period = (int)pv;
         if (gemma && f.FindTensor("rope_freqs.weight") != null) throw new ModelFormatException(f.Path, "rope_freqs: per-dimension RoPE factors are not supported for gemma");
-        if (f.FindTensor("rope_freqs.weight") != null ||
-            (f.TryGetString($"{arch}.rope.scaling.type", out string scaling) && scaling is not ("" or "none")))
-            throw new ModelFormatException(f.Path, "RoPE frequency scaling (rope_freqs / rope.scaling.type) is not supported yet");
+        if (f.TryGetUInt32($"{arch}.rope.dimension_count", out uint ropeDims) && ropeDims != headDim)
+            throw new ModelFormatException(f.Path, $"{arch}.rope.dimension_count = {ropeDims}: RoPE on part of a head (of {headDim}) is not supported");
+        // llama.cpp's reading: the type defaults to linear, whose factor (rope.scaling.factor, or the older
+        // rope.scale_linear) divides every angle; none ignores the factor; longrope (Phi-3) keeps its factors in tensors.
+        string scaling = f.TryGetString($"{arch}.rope.scaling.type", out string st) ? st : "linear";
+        if (scaling is not ("" or "none" or "linear" or "longrope"))
+            throw new ModelFormatException(f.Path, $"{arch}.rope.scaling.type = '{scaling}': only linear, longrope (Phi-3) and per-dimension factors (rope_freqs) are supported");
+        float ropeFactor = f.TryGetFloat($"{arch}.rope.scaling.factor", out float rf) ? rf : f.TryGetFloat($"{arch}.rope.scale_linear", out float rl) ? rl : 0f;
+        float freqScale = scaling is "" or "none" || ropeFactor == 0f ? 1f : 1f / ropeFactor;
         var tok = f.FindTensor("token_embd.weight") ?? throw new ModelFormatException(f.Path, "tensor 'token_embd.weight' is missing");
         int vocab = f.TryGetUInt32($"{arch}.vocab_size", out uint vs) ? (int)vs : (int)tok.RowCount;
         int layers = (int)f.GetUInt32($"{arch}.block_count");
@@ -140,7 +168,7 @@ public sealed record LlamaConfig
             HeadDim = headDim,
             NormEps = f.TryGetFloat($"{arch}.attention.layer_norm_rms_epsilon", out float eps) ? eps : 1e-5f,
             RopeTheta = theta,
-            RopeLayout = qwen || gemma ? RopeLayout.RotateHalf : RopeLayout.AdjacentPairs,
+            RopeLayout = qwen || gemma || phi3 ? RopeLayout.RotateHalf : RopeLayout.AdjacentPairs,
             ContextLength = (int)f.GetUInt32($"{arch}.context_length"),
             // Gemma 2 always projects with the embedding table (llama.cpp ignores an output.weight there).
             TiedEmbeddings = arch == "gemma2" || f.FindTensor("output.weight") == null,
@@ -157,6 +185,9 @@ public sealed record LlamaConfig
             SlidingWindow = window,
             SlidingWindowPeriod = period,
             RopeThetaSliding = window == 0 ? 0f : arch == "gemma3" ? 10000f : arch == "gemma2" ? Key("rope.freq_base_swa", 0f) : 0f,
+            RopeFreqScale = freqScale,
+            RopeAttnFactor = Key("rope.scaling.attn_factor", 1f),
+            RopeOriginalContext = f.TryGetUInt32($"{arch}.rope.scaling.original_context_length", out uint oc) ? (int)oc : 0,
         };
         config.Validate(f.Path);
         return config;
@@ -228,6 +259,12 @@ public sealed record LlamaConfig
             throw new ModelFormatException(path, $"RoPE base {RopeTheta} must be a positive number");
         if (!(RopeThetaSliding >= 0) || !float.IsFinite(RopeThetaSliding))
             throw new ModelFormatException(path, $"RoPE base of the sliding layers {RopeThetaSliding} must be a number, 0 or more");
+        if (!(RopeFreqScale > 0) || !float.IsFinite(RopeFreqScale))
+            throw new ModelFormatException(path, $"RoPE frequency scale {RopeFreqScale} (1 / rope scaling factor) must be a positive number");
+        if (!(RopeAttnFactor > 0) || !float.IsFinite(RopeAttnFactor))
+            throw new ModelFormatException(path, $"RoPE attention factor {RopeAttnFactor} must be a positive number");
+        if (RopeOriginalContext < 0)
+            throw new ModelFormatException(path, $"RoPE original context {RopeOriginalContext} must not be negative");
         if (SlidingWindow < 0 || SlidingWindowPeriod < 0)
             throw new ModelFormatException(path, $"sliding window {SlidingWindow} (period {SlidingWindowPeriod}) must not be negative");
         if (!(AttentionSoftCap >= 0) || !(FinalSoftCap >= 0) || !float.IsFinite(AttentionSoftCap) || !float.IsFinite(FinalSoftCap))

@@ -18,6 +18,9 @@ public sealed class LlamaModel : IDisposable
     private readonly BackendVector _outputNorm;
     private readonly PreparedLayer[] _layers;
     private readonly int[] _cacheLayer;   // the KV cache layer of each of _layers (its index in the full model)
+    // RoPE of each layer of the full model, for a context within the model's original one and past it (the same
+    // unless the model has LongRoPE factors).
+    private readonly RopeFrequencies[] _rope, _ropeLong;
 
     private sealed record PreparedLayer(
         BackendVector AttnNorm, BackendWeight Wq, BackendWeight Wk, BackendWeight Wv, BackendWeight Wo,
@@ -41,6 +44,14 @@ public sealed class LlamaModel : IDisposable
             Optional(l.KNorm), Optional(l.AttnPostNorm), Optional(l.FfnPostNorm))).ToArray();
         _cacheLayer = [.. Enumerable.Range(0, _layers.Length)];
         SkippedLayers = [];
+        // llama.cpp's choice: rope_freqs when present, else the long or short LongRoPE factors, else none.
+        var plain = weights.RopeFactors ?? weights.RopeFactorsShort;
+        var extended = weights.RopeFactors ?? weights.RopeFactorsLong;
+        var shortFactors = plain is null ? null : backend.Prepare(plain);
+        var longFactors = extended is null ? null : ReferenceEquals(extended, plain) ? shortFactors : backend.Prepare(extended);
+        RopeFrequencies Of(int l, BackendVector? f) => new(config.RopeThetaOf(l), config.RopeFreqScaleOf(l), f, config.RopeAttnFactor);
+        _rope = [.. Enumerable.Range(0, config.Layers).Select(l => Of(l, shortFactors))];
+        _ropeLong = [.. Enumerable.Range(0, config.Layers).Select(l => Of(l, longFactors))];
     }
 
     private LlamaModel(LlamaModel full, int[] keep)
@@ -52,6 +63,8 @@ public sealed class LlamaModel : IDisposable
         _outputNorm = full._outputNorm;
         _layers = [.. keep.Select(l => full._layers[l])];
         _cacheLayer = keep;
+        _rope = full._rope;
+        _ropeLong = full._ropeLong;
         SkippedLayers = [.. Enumerable.Range(0, full._layers.Length).Except(keep)];
     }
 
@@ -84,9 +97,11 @@ public sealed class LlamaModel : IDisposable
     public RunState CreateState(int contextSize, int maxBatch = 256) => new(Config, Backend, contextSize, maxBatch);
 
     /// <summary>A state for ragged batched steps of up to <paramref name="maxRows"/> tokens from up to
-    /// <paramref name="maxSequences"/> sequences over a paged cache of <paramref name="kvBlocks"/> blocks.</summary>
-    public BatchState CreateBatchState(int maxRows, int maxSequences, int kvBlocks, int blockSize) =>
-        new(Config, Backend, maxRows, maxSequences, kvBlocks, blockSize);
+    /// <paramref name="maxSequences"/> sequences over a paged cache of <paramref name="kvBlocks"/> blocks. A sequence's
+    /// context is <paramref name="contextPerSequence"/> when given, else the cache's share of one sequence (llama.cpp's
+    /// rule; it chooses a LongRoPE model's factors).</summary>
+    public BatchState CreateBatchState(int maxRows, int maxSequences, int kvBlocks, int blockSize, int contextPerSequence = 0) =>
+        new(Config, Backend, maxRows, maxSequences, kvBlocks, blockSize, contextPerSequence);
 
     /// <summary>
     /// One forward step, the only one: the rows of every sequence of <paramref name="batch"/> (chains and trees, see
@@ -163,9 +178,9 @@ public sealed class LlamaModel : IDisposable
             b.RmsNorm(a.K, w.KNorm!, a.K, n * c.KvHeads, c.NormEps);
         }
         int layer = _cacheLayer[l];                                        // its index in the full model
-        float theta = c.RopeThetaOf(layer);
-        b.Rope(a.Q, batch, c.Heads, c.HeadDim, theta, c.RopeLayout);
-        b.Rope(a.K, batch, c.KvHeads, c.HeadDim, theta, c.RopeLayout);
+        var rope = s.LongRope ? _ropeLong[layer] : _rope[layer];            // the layer's base, scale, factors
+        b.Rope(a.Q, batch, c.Heads, c.HeadDim, rope, c.RopeLayout);
+        b.Rope(a.K, batch, c.KvHeads, c.HeadDim, rope, c.RopeLayout);
         b.StoreKv(s.Cache, layer, a.K, a.V, batch);
         var variant = c.AttentionOf(layer);
         if (scores == null) b.Attention(a.Q, s.Cache, layer, batch, a.Att, variant); // att (n, q_dim), per sequence

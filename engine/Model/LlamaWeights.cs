@@ -51,6 +51,26 @@ public sealed class LlamaWeights
     public required float[] OutputNorm { get; init; }
     /// <summary>Output projection to logits, (vocab, dim); the embedding table when tied.</summary>
     public required WeightTensor Output { get; init; }
+    /// <summary>RoPE's per-pair divisors of the angle, (head_dim / 2), for every layer (Llama 3.1's <c>rope_freqs</c>),
+    /// or null.</summary>
+    public float[]? RopeFactors { get; init; }
+    /// <summary>Phi-3's LongRoPE factors (<c>rope_factors_long</c>, <c>rope_factors_short</c>), (head_dim / 2) each:
+    /// the long ones for a context past <see cref="LlamaConfig.RopeOriginalContext"/>; null when the file has none.</summary>
+    public float[]? RopeFactorsLong { get; init; }
+    /// <inheritdoc cref="RopeFactorsLong"/>
+    public float[]? RopeFactorsShort { get; init; }
+
+    // An optional vector of RoPE factors, each a positive number (they divide angles).
+    private static float[]? RopeFactorVector(IWeightSource src, string name, LlamaConfig c)
+    {
+        var t = src.Find(name, 1, c.HeadDim / 2);
+        if (t == null) return null;
+        var v = t.ToFloat32();
+        foreach (float x in v)
+            if (!(x > 0) || !float.IsFinite(x))
+                throw new ModelFormatException(src.Path, $"tensor '{name}' holds {x}: RoPE factors must be positive numbers");
+        return v;
+    }
 
     /// <summary>Loads and shape-checks every tensor the config calls for.</summary>
     public static LlamaWeights Load(IWeightSource src, LlamaConfig c)
@@ -63,19 +83,25 @@ public sealed class LlamaWeights
 
         var embedding = Need("token_embd.weight", c.VocabSize, c.Dim);
         var layers = new LayerWeights[c.Layers];
+        // Phi-3 fuses Q, K, V into one tensor and gate, up into another (llama.cpp also reads it unfused); the parts
+        // are row ranges of the fused tensor, in place.
+        bool phi3 = c.Architecture == "phi3";
         for (int i = 0; i < c.Layers; i++)
         {
             string p = $"blk.{i}.";
+            var qkv = phi3 ? src.Find(p + "attn_qkv.weight", c.QDim + 2 * c.KvDim, c.Dim) : null;
+            var gateUp = phi3 ? Need(p + "ffn_up.weight", 2 * c.FfnDim, c.Dim) : null;
             layers[i] = new LayerWeights
             {
                 AttnNorm = Norm(p + "attn_norm.weight"),
-                Wq = Need(p + "attn_q.weight", c.QDim, c.Dim),
-                Wk = Need(p + "attn_k.weight", c.KvDim, c.Dim),
-                Wv = Need(p + "attn_v.weight", c.KvDim, c.Dim),
+                Wq = qkv?.RowRange(0, c.QDim, p + "attn_qkv.weight[q]") ?? Need(p + "attn_q.weight", c.QDim, c.Dim),
+                Wk = qkv?.RowRange(c.QDim, c.KvDim, p + "attn_qkv.weight[k]") ?? Need(p + "attn_k.weight", c.KvDim, c.Dim),
+                Wv = qkv?.RowRange(c.QDim + c.KvDim, c.KvDim, p + "attn_qkv.weight[v]") ?? Need(p + "attn_v.weight", c.KvDim, c.Dim),
                 Wo = Need(p + "attn_output.weight", c.Dim, c.QDim),
                 FfnNorm = Norm(p + "ffn_norm.weight"),
-                Gate = Need(p + "ffn_gate.weight", c.FfnDim, c.Dim),
-                Up = Need(p + "ffn_up.weight", c.FfnDim, c.Dim),
+                // ggml's swiglu on a fused tensor: silu of the first half times the second.
+                Gate = gateUp?.RowRange(0, c.FfnDim, p + "ffn_up.weight[gate]") ?? Need(p + "ffn_gate.weight", c.FfnDim, c.Dim),
+                Up = gateUp?.RowRange(c.FfnDim, c.FfnDim, p + "ffn_up.weight[up]") ?? Need(p + "ffn_up.weight", c.FfnDim, c.Dim),
                 Down = Need(p + "ffn_down.weight", c.Dim, c.FfnDim),
                 BiasQ = Optional(c.AttentionBias, p + "attn_q.bias", c.QDim),
                 BiasK = Optional(c.AttentionBias, p + "attn_k.bias", c.KvDim),
@@ -93,6 +119,9 @@ public sealed class LlamaWeights
             Layers = layers,
             OutputNorm = Norm("output_norm.weight"),
             Output = output,
+            RopeFactors = RopeFactorVector(src, "rope_freqs.weight", c),
+            RopeFactorsLong = RopeFactorVector(src, "rope_factors_long.weight", c),
+            RopeFactorsShort = RopeFactorVector(src, "rope_factors_short.weight", c),
         };
     }
 }

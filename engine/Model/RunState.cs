@@ -31,7 +31,7 @@ public sealed class RunState : IDisposable
         int blocks = (contextSize + BlockSize - 1) / BlockSize;
         Table = new int[blocks];
         for (int i = 0; i < blocks; i++) Table[i] = i;
-        Batched = new BatchState(c, backend, maxBatch, 1, blocks, BlockSize);
+        Batched = new BatchState(c, backend, maxBatch, 1, blocks, BlockSize, contextSize);
         Batch = new RaggedBatch(maxBatch, 1, blocks, BlockSize);
         Logits = new float[c.VocabSize];
         _from = new int[Math.Min(maxBatch, RaggedBatch.MaxTreeRows)];

@@ -41,6 +41,15 @@ public sealed unsafe class WeightTensor
     /// <summary>The bytes of row <paramref name="r"/>.</summary>
     public ReadOnlySpan<byte> Row(int r) => new(Data + r * RowBytes, checked((int)RowBytes));
 
+    /// <summary>Rows <paramref name="first"/> .. first + count − 1 as a tensor of their own, in place (a fused QKV or
+    /// gate/up tensor's parts: every row is whole blocks, so a run of rows is a valid tensor).</summary>
+    public WeightTensor RowRange(int first, int count, string name)
+    {
+        if (first < 0 || count <= 0 || first + count > Rows)
+            throw new ArgumentOutOfRangeException(nameof(count), $"tensor '{Name}': rows {first}..{first + count - 1} of {Rows}");
+        return new WeightTensor(name, Type, count, Cols, Data + first * RowBytes, count * RowBytes);
+    }
+
     /// <summary>The whole tensor dequantized to float32 (only for small tensors such as norm weights).</summary>
     public float[] ToFloat32()
     {

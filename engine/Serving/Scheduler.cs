@@ -69,7 +69,7 @@ internal sealed class Scheduler : IDisposable
         _blocks = new BlockManager(limits.KvBlocks, limits.BlockSize);
         int tablePerSeq = (limits.ContextSize + limits.BlockSize - 1) / limits.BlockSize;
         _batch = new RaggedBatch(limits.MaxTokensPerStep, limits.MaxSequences, limits.MaxSequences * tablePerSeq, limits.BlockSize);
-        _state = model.CreateBatchState(limits.MaxTokensPerStep, limits.MaxSequences, limits.KvBlocks, limits.BlockSize);
+        _state = model.CreateBatchState(limits.MaxTokensPerStep, limits.MaxSequences, limits.KvBlocks, limits.BlockSize, limits.ContextSize);
         _deviceSampler = DeviceSampling.Enabled ? model.Backend as Backends.Cuda.CudaBackend : null;
         if (_deviceSampler is not null)
         {

@@ -21,6 +21,16 @@ public sealed record ModelShape
     /// <inheritdoc cref="AttnSoftCap"/>
     public float? FinalSoftCap { get; init; }
 
+    /// <summary>RoPE frequency scaling: <c>llama3</c> (per-pair factors by Llama 3.1's rule, written as
+    /// <c>rope_freqs</c>), <c>linear</c> (<c>rope.scaling.type</c> and <c>factor</c>), <c>longrope</c> (Phi-3: short and
+    /// long factor tensors and the attention factor); null for none.</summary>
+    public string? RopeScaling { get; init; }
+    /// <summary>The scaling factor of <c>llama3</c> and <c>linear</c>.</summary>
+    public float RopeScale { get; init; } = 8f;
+    /// <summary>The context RoPE was trained at before extension (<c>llama3</c>, <c>longrope</c>); 0 for
+    /// <see cref="Context"/>.</summary>
+    public int RopeOriginalContext { get; init; }
+
     /// <summary>Whether the architecture is a Gemma (post-norms around attention and feed-forward).</summary>
     public bool IsGemma => Architecture is "gemma2" or "gemma3";
     /// <summary>Head size when it is not <see cref="Dim"/> / <see cref="Heads"/> (Qwen3's <c>attention.key_length</c>).</summary>
@@ -61,6 +71,7 @@ public sealed record ModelShape
             long layer = 2L * Dim + 2L * Dim * QDim + 2L * Dim * kv + 3L * Dim * Ffn
                 + (Architecture == "qwen2" ? QDim + 2 * kv : 0) + (Architecture is "qwen3" or "gemma3" ? 2L * HeadDim : 0)
                 + (IsGemma ? 2L * Dim : 0);
+            // Phi-3's fused tensors hold the same weights as Q/K/V and gate/up apart.
             return (long)Vocab * Dim * (Tied ? 1 : 2) + Dim + Layers * layer;
         }
     }
@@ -75,7 +86,10 @@ public sealed record ModelShape
         }
         Check(Dim > 0 && Layers > 0 && Heads > 0 && KvHeads > 0 && Ffn > 0 && Vocab > 0 && Context > 0,
             "dim, layers, heads, kv_heads, ffn, vocab and context must all be positive");
-        Check(Architecture is "llama" or "qwen2" or "qwen3" or "gemma2" or "gemma3", $"architecture '{Architecture}' is not one synth writes (llama, qwen2, qwen3, gemma2, gemma3)");
+        Check(Architecture is "llama" or "qwen2" or "qwen3" or "gemma2" or "gemma3" or "phi3", $"architecture '{Architecture}' is not one synth writes (llama, qwen2, qwen3, gemma2, gemma3, phi3)");
+        Check(RopeScaling is null or "llama3" or "linear" or "longrope", $"rope_scaling '{RopeScaling}' is not one synth writes (llama3, linear, longrope)");
+        Check(RopeScaling != "longrope" || Architecture == "phi3", "rope_scaling longrope is Phi-3's (arch phi3)");
+        Check(RopeScale > 0 && RopeOriginalContext >= 0 && RopeOriginalContext <= Context, "rope_scale must be positive and rope_orig_context within the context");
         Check(SlidingWindow >= 0 && (AttnSoftCap ?? 1) > 0 && (FinalSoftCap ?? 1) > 0, "window must not be negative and soft caps must be positive");
         Check(HeadSize is null || HeadSize > 0, $"head_dim {HeadSize} must be positive");
         Check(HeadSize is not null || Dim % Heads == 0, $"dim {Dim} is not a multiple of heads {Heads}");
@@ -107,8 +121,8 @@ public static class ShapeCatalog
             : throw new ArgumentException($"--shape {name}: unknown shape (known: {string.Join(", ", All.Keys.Order(StringComparer.Ordinal))})");
 
     /// <summary>Reads a catalog: an object of name → { arch, dim, layers, heads, kv_heads, head_dim, ffn, vocab,
-    /// context, rope_theta, norm_eps, tied, window, attn_softcap, final_softcap } (arch, head_dim and those after
-    /// vocab optional); <paramref name="source"/> names it in errors.</summary>
+    /// context, rope_theta, norm_eps, tied, window, attn_softcap, final_softcap, rope_scaling, rope_scale,
+    /// rope_orig_context } (arch, head_dim and those after vocab optional); <paramref name="source"/> names it in errors.</summary>
     public static IReadOnlyDictionary<string, ModelShape> Parse(Stream json, string source)
     {
         using var doc = JsonDocument.Parse(json);
@@ -137,6 +151,9 @@ public static class ShapeCatalog
                 SlidingWindow = o.TryGetProperty("window", out _) ? Int("window") : 0,
                 AttnSoftCap = o.TryGetProperty("attn_softcap", out var ac) ? ac.GetSingle() : null,
                 FinalSoftCap = o.TryGetProperty("final_softcap", out var fc) ? fc.GetSingle() : null,
+                RopeScaling = o.TryGetProperty("rope_scaling", out var rs) ? rs.GetString() : null,
+                RopeScale = Float("rope_scale", 8f),
+                RopeOriginalContext = o.TryGetProperty("rope_orig_context", out _) ? Int("rope_orig_context") : 0,
             };
             shape.Validate();
             result.Add(p.Name, shape);

@@ -30,7 +30,8 @@ public sealed class ModelSynthesizer
     /// <param name="Mean">A vector's mean (1 for norms, 0 for biases).</param>
     /// <param name="Std">A vector's spread: 0 for the block norms (all ones, as before), random for Qwen's biases and
     /// per-head norms, so that a test would see them ignored.</param>
-    public sealed record TensorPlan(string Name, long[] Dims, GgmlType Type, bool IsNorm, float Mean = 1f, float Std = 0f)
+    /// <param name="Values">A vector's values when given (RoPE factors), instead of mean and spread.</param>
+    public sealed record TensorPlan(string Name, long[] Dims, GgmlType Type, bool IsNorm, float Mean = 1f, float Std = 0f, float[]? Values = null)
     {
         /// <summary>Bytes in the file.</summary>
         public long ByteSize => GgmlTypeInfo.RowBytes(Type, Dims[0]) * (Dims.Length > 1 ? Dims[1] : 1);
@@ -68,10 +69,33 @@ public sealed class ModelSynthesizer
         void Vector(string name, long length, float mean, float std) => list.Add(new TensorPlan(name, [length], GgmlType.F32, true, mean, std));
 
         Matrix("token_embd.weight", "token_embd", -1, s.Dim, s.Vocab);
+        if (s.RopeScaling == "llama3")
+            list.Add(new TensorPlan("rope_freqs.weight", [s.HeadDim / 2], GgmlType.F32, true,
+                Values: Model.RopeScalingFactors.Llama3(s.HeadDim, s.RopeTheta, s.RopeScale, 1, 4, OriginalContext)));
+        if (s.RopeScaling == "longrope")
+        {
+            // Made-up factors of LongRoPE's kind: short ones near 1, long ones growing to about 40.
+            int n = s.HeadDim / 2;
+            list.Add(new TensorPlan("rope_factors_long.weight", [n], GgmlType.F32, true,
+                Values: [.. Enumerable.Range(0, n).Select(i => 1f + 40f * i * i / (n * n))]));
+            list.Add(new TensorPlan("rope_factors_short.weight", [n], GgmlType.F32, true,
+                Values: [.. Enumerable.Range(0, n).Select(i => 1f + 0.05f * i)]));
+        }
+        bool phi3 = s.Architecture == "phi3";
         for (int l = 0; l < s.Layers; l++)
         {
             string p = $"blk.{l}.";
             Norm(p + "attn_norm.weight");
+            if (phi3)
+            {
+                // Phi-3's fused projections: Q, K, V rows in one tensor; gate and up rows in ffn_up.
+                Matrix(p + "attn_qkv.weight", "attn_qkv", l, s.Dim, s.QDim + 2 * kv);
+                Matrix(p + "attn_output.weight", "attn_output", l, s.QDim, s.Dim);
+                Norm(p + "ffn_norm.weight");
+                Matrix(p + "ffn_up.weight", "ffn_up", l, s.Dim, 2L * s.Ffn);
+                Matrix(p + "ffn_down.weight", "ffn_down", l, s.Ffn, s.Dim);
+                continue;
+            }
             Matrix(p + "attn_q.weight", "attn_q", l, s.Dim, s.QDim);
             if (s.Architecture == "qwen2") Vector(p + "attn_q.bias", s.QDim, 0f, BiasStd);
             Matrix(p + "attn_k.weight", "attn_k", l, s.Dim, kv);
@@ -96,6 +120,8 @@ public sealed class ModelSynthesizer
         return list;
     }
 
+    private int OriginalContext => _shape.RopeOriginalContext > 0 ? _shape.RopeOriginalContext : _shape.Context;
+
     /// <summary>Builds the writer: metadata, the tokenizer of <paramref name="tokenizerSource"/> padded to the
     /// vocabulary, and a callback per tensor that generates it. <paramref name="progress"/> gets (data bytes written,
     /// total) after every chunk, from the writing thread.</summary>
@@ -118,6 +144,17 @@ public sealed class ModelSynthesizer
         w.Set($"{a}.rope.freq_base", GgufValue.Of(s.RopeTheta));
         w.Set($"{a}.attention.layer_norm_rms_epsilon", GgufValue.Of(s.NormEps));
         if (s.SlidingWindow > 0) w.Set($"{a}.attention.sliding_window", GgufValue.Of((uint)s.SlidingWindow));
+        if (s.RopeScaling == "linear")
+        {
+            w.Set($"{a}.rope.scaling.type", GgufValue.Of("linear"));
+            w.Set($"{a}.rope.scaling.factor", GgufValue.Of(s.RopeScale));
+        }
+        if (s.RopeScaling == "longrope")
+        {
+            // As Phi-3's converter: the original context and the attention factor; the factors are tensors.
+            w.Set($"{a}.rope.scaling.original_context_length", GgufValue.Of((uint)OriginalContext));
+            w.Set($"{a}.rope.scaling.attn_factor", GgufValue.Of(Model.RopeScalingFactors.LongRopeAttnFactor(s.Context, OriginalContext)));
+        }
         if (a == "gemma2")
         {
             w.Set($"{a}.attn_logit_softcapping", GgufValue.Of(s.AttnSoftCap ?? 50f));
@@ -132,7 +169,7 @@ public sealed class ModelSynthesizer
         w.Set("general.file_type", GgufValue.Of(SynthTypes.FileType(_type)));
         w.Set($"{a}.vocab_size", GgufValue.Of((uint)s.Vocab));
         w.Set($"{a}.rope.dimension_count", GgufValue.Of((uint)s.HeadDim));
-        foreach (var (key, value) in PaddedTokenizer(tokenizerSource, s.Vocab)) w.Set(key, value);
+        foreach (var (key, value) in PaddedTokenizer(tokenizerSource, s.Vocab, a == "phi3" ? Phi3AddedTokens : [])) w.Set(key, value);
         w.Set("general.quantization_version", GgufValue.Of(2u));
 
         long total = DataBytes, done = 0;
@@ -172,9 +209,12 @@ public sealed class ModelSynthesizer
         long rows = t.Dims.Length > 1 ? t.Dims[1] : 1;
         if (t.IsNorm)
         {
-            var values = new float[cols];
-            if (t.Std > 0) NormalRandom.FillRow(_seed, index, 0, t.Std, values, new float[cols]);
-            for (int i = 0; i < cols; i++) values[i] += t.Mean;
+            var values = t.Values ?? new float[cols];
+            if (t.Values == null)
+            {
+                if (t.Std > 0) NormalRandom.FillRow(_seed, index, 0, t.Std, values, new float[cols]);
+                for (int i = 0; i < cols; i++) values[i] += t.Mean;
+            }
             var bytes = new byte[cols * 4];
             WeightQuantizer.QuantizeRow(GgmlType.F32, values, bytes);
             stream.Write(bytes);
@@ -206,8 +246,9 @@ public sealed class ModelSynthesizer
     /// <summary>The <c>tokenizer.ggml.*</c> keys of <paramref name="source"/>, with the per-token arrays (tokens,
     /// scores, token_type) extended to <paramref name="vocab"/> entries by unused tokens <c>&lt;pad_N&gt;</c>
     /// (N = the token id; type 5 = unused, score 0), as llama.cpp's converter pads a vocabulary.</summary>
-    internal static List<KeyValuePair<string, GgufValue>> PaddedTokenizer(GgufFile source, int vocab)
+    internal static List<KeyValuePair<string, GgufValue>> PaddedTokenizer(GgufFile source, int vocab, string[]? added = null)
     {
+        added ??= [];
         string[] tokens = source.TryGetString(TokenizerPrefix + "model", out _) && source.Contains(TokenizerPrefix + "tokens")
             ? source.GetStringArray(TokenizerPrefix + "tokens")
             : throw new ArgumentException($"{source.Path}: has no tokenizer (tokenizer.ggml.model and tokenizer.ggml.tokens)");
@@ -224,9 +265,11 @@ public sealed class ModelSynthesizer
                 case "tokens":
                     var padded = new string[vocab];
                     tokens.CopyTo(padded, 0);
+                    if (n + added.Length > vocab)
+                        throw new ArgumentException($"{source.Path}: its {n} tokens and the architecture's {added.Length} added ones pass the shape's vocabulary of {vocab}");
                     for (int i = n; i < vocab; i++)
                     {
-                        padded[i] = $"<pad_{i}>";
+                        padded[i] = i - n < added.Length ? added[i - n] : $"<pad_{i}>";
                         if (known.Contains(padded[i]))
                             throw new ArgumentException($"{source.Path}: its tokenizer already has a token '{padded[i]}', which padding would duplicate");
                     }
@@ -239,7 +282,7 @@ public sealed class ModelSynthesizer
                     break;
                 case "token_type":
                     v = source.TryGetInt32Array(key, out int[] types) && types.Length == n
-                        ? GgufValue.Of(Pad(types, vocab, 5))
+                        ? GgufValue.Of(Pad(types, vocab, 5, added.Length, 3))
                         : throw new ArgumentException($"{source.Path}: {key} should be {n} integers, one per token");
                     break;
             }
@@ -248,11 +291,22 @@ public sealed class ModelSynthesizer
         return result;
     }
 
-    private static T[] Pad<T>(T[] a, int length, T fill)
+    private static T[] Pad<T>(T[] a, int length, T fill, int firstCount = 0, T first = default!)
     {
         var r = new T[length];
         a.CopyTo(r, 0);
         r.AsSpan(a.Length).Fill(fill);
+        r.AsSpan(a.Length, firstCount).Fill(first);
         return r;
     }
+
+    // Phi-3's added control tokens, in its order after the Llama 2 vocabulary, and Llama 2's own start and end tokens:
+    // llama.cpp's vocabulary loader looks some up by text when a model's name says Phi-3 (to set their strip
+    // attributes), so a synthesized one carries them too.
+    private static readonly string[] Phi3AddedTokens =
+    [
+        "<s>", "</s>",
+        "<|endoftext|>", "<|assistant|>", "<|placeholder1|>", "<|placeholder2|>", "<|placeholder3|>", "<|placeholder4|>",
+        "<|system|>", "<|end|>", "<|placeholder5|>", "<|placeholder6|>", "<|user|>",
+    ];
 }

@@ -229,7 +229,7 @@ public class RopeBenchmarks : BackendBenchmark, IWorkload
 
     /// <summary>One rotation in place (repeated rotations keep the values' scale: it is a rotation).</summary>
     [Benchmark]
-    public void Rope() => Backend.Rope(_x, _batch, Config.Heads, Config.HeadDim, Config.RopeTheta, RopeLayout.AdjacentPairs);
+    public void Rope() => Backend.Rope(_x, _batch, Config.Heads, Config.HeadDim, new RopeFrequencies(Config.RopeTheta), RopeLayout.AdjacentPairs);
 
     private RaggedBatch _batch = null!;
 }

@@ -112,8 +112,12 @@ public sealed class CpuBackend : IBackend
     }
 
     /// <inheritdoc/>
-    public void Rope(Activation x, RaggedBatch batch, int heads, int headDim, float theta, RopeLayout layout) =>
-        CpuOps.Rope(D(x), batch.Positions.AsSpan(0, batch.Rows), heads, headDim, theta, layout);
+    public void Rope(Activation x, RaggedBatch batch, int heads, int headDim, RopeFrequencies frequencies, RopeLayout layout)
+    {
+        frequencies.Check(headDim, nameof(Rope));
+        CpuOps.Rope(D(x), batch.Positions.AsSpan(0, batch.Rows), heads, headDim, frequencies.Theta, layout,
+            frequencies.FreqScale, (frequencies.Factors as CpuVector)?.Data, frequencies.AttnFactor);
+    }
 
     /// <inheritdoc/>
     public void SwiGlu(Activation gate, Activation up, int count) => CpuOps.SwiGlu(D(gate), D(up), count);

@@ -48,38 +48,33 @@ internal static class CpuOps
         return sum;
     }
 
-    /// <summary>
-    /// RoPE in place. The angle for pair i is pos * theta^(-2i/d), built by repeated float multiplication as
-    /// ggml's rope cache does, so the rounding matches llama.cpp.
-    /// </summary>
-    public static void Rope(float[] x, int rows, int heads, int headDim, int startPos, float theta, RopeLayout layout)
+    /// <summary>RoPE of rows at their own positions (a ragged batch: several sequences in one buffer). Pair i turns by
+    /// pos · theta^(−2i/d) / factors[i] · freqScale, cos and sin times attnFactor: ggml's rope cache, the angle built
+    /// by i float multiplications and then divided and scaled in that order, so the rounding is llama.cpp's.</summary>
+    public static void Rope(float[] x, ReadOnlySpan<int> positions, int heads, int headDim, float theta, RopeLayout layout,
+        float freqScale = 1f, float[]? factors = null, float attnFactor = 1f)
     {
         Span<float> cos = stackalloc float[headDim / 2];
         Span<float> sin = stackalloc float[headDim / 2];
         float thetaScale = MathF.Pow(theta, -2.0f / headDim);
-        for (int r = 0; r < rows; r++) RopeRow(x, r, startPos + r, heads, headDim, thetaScale, layout, cos, sin);
+        for (int r = 0; r < positions.Length; r++)
+        {
+            float t = positions[r];
+            for (int i = 0; i < headDim / 2; i++)
+            {
+                // Exact for the plain case: t / 1 · 1 is t, and · 1 leaves cos and sin as they were.
+                float a = (factors == null ? t : t / factors[i]) * freqScale;
+                cos[i] = MathF.Cos(a) * attnFactor;
+                sin[i] = MathF.Sin(a) * attnFactor;
+                t *= thetaScale;
+            }
+            RopeRow(x, r, heads, headDim, layout, cos, sin);
+        }
     }
 
-    /// <summary>RoPE of rows at their own positions (a ragged batch: several sequences in one buffer).</summary>
-    public static void Rope(float[] x, ReadOnlySpan<int> positions, int heads, int headDim, float theta, RopeLayout layout)
-    {
-        Span<float> cos = stackalloc float[headDim / 2];
-        Span<float> sin = stackalloc float[headDim / 2];
-        float thetaScale = MathF.Pow(theta, -2.0f / headDim);
-        for (int r = 0; r < positions.Length; r++) RopeRow(x, r, positions[r], heads, headDim, thetaScale, layout, cos, sin);
-    }
-
-    private static void RopeRow(float[] x, int r, int pos, int heads, int headDim, float thetaScale, RopeLayout layout,
-        Span<float> cos, Span<float> sin)
+    private static void RopeRow(float[] x, int r, int heads, int headDim, RopeLayout layout, ReadOnlySpan<float> cos, ReadOnlySpan<float> sin)
     {
         int half = headDim / 2;
-        float t = pos;
-        for (int i = 0; i < half; i++)
-        {
-            cos[i] = MathF.Cos(t);
-            sin[i] = MathF.Sin(t);
-            t *= thetaScale;
-        }
         for (int h = 0; h < heads; h++)
         {
             var v = x.AsSpan((r * heads + h) * headDim, headDim);

@@ -193,11 +193,18 @@ public sealed unsafe class CudaBackend : IBackend
     }
 
     /// <inheritdoc/>
-    public void Rope(Activation x, RaggedBatch batch, int heads, int headDim, float theta, RopeLayout layout)
+    public void Rope(Activation x, RaggedBatch batch, int heads, int headDim, RopeFrequencies frequencies, RopeLayout layout)
     {
+        frequencies.Check(headDim, nameof(Rope));
         var m = Ragged(batch, nameof(Rope));
-        if (Skip(Sig(3, D(x).Pointer, (ulong)batch.Rows, (ulong)heads, headDim, BitConverter.SingleToInt32Bits(theta) ^ ((long)layout << 32)))) return;
-        _rope.LaunchRows(_stream, D(x), batch.Rows, heads, headDim, m.Positions, theta, layout == RopeLayout.AdjacentPairs);
+        var factors = frequencies.Factors is { } f ? ((CudaVector)f).Buffer.Span : default;
+        // The graph signature covers what the launch depends on: a layer with other factors or scales is another op.
+        static ulong Bits(float v) => (uint)BitConverter.SingleToInt32Bits(v);
+        ulong shape = (uint)headDim | (Bits(frequencies.Theta) << 16) | ((ulong)layout << 62);
+        ulong angles = Bits(frequencies.FreqScale) | (Bits(frequencies.AttnFactor) << 32);
+        if (Skip(Sig(3, D(x).Pointer, factors.Pointer, (uint)batch.Rows | ((ulong)heads << 32), (long)shape, (long)angles))) return;
+        _rope.LaunchRows(_stream, D(x), batch.Rows, heads, headDim, m.Positions, frequencies.Theta, layout == RopeLayout.AdjacentPairs,
+            factors, frequencies.FreqScale, frequencies.AttnFactor);
     }
 
     /// <inheritdoc/>

@@ -32,6 +32,10 @@ public static partial class OpCases
         foreach (var layout in new[] { RopeLayout.AdjacentPairs, RopeLayout.RotateHalf })
             foreach (var (rows, heads, hd, start, theta) in new[] { (1, 4, 64, 0, 10000f), (3, 2, 128, 1000, 500000f), (2, 3, 6, 17, 10000f) })
                 yield return Rope(layout, rows, heads, hd, start, theta);
+        // Scaled angles: per-pair factors (Llama 3.1, LongRoPE), a linear scale, LongRoPE's magnitude.
+        foreach (var layout in new[] { RopeLayout.AdjacentPairs, RopeLayout.RotateHalf })
+            foreach (var (rows, heads, hd, start, scale, attn) in new[] { (3, 2, 64, 5000, 1f, 1.19f), (2, 3, 6, 17, 0.125f, 1f), (4, 1, 128, 70000, 0.25f, 1.55f) })
+                yield return Rope(layout, rows, heads, hd, start, 500000f, ScaledFactors(hd / 2), scale, attn);
         foreach (int n in new[] { 1, 1000, 8195 }) yield return SwiGlu(n);
         foreach (int n in new[] { 1, 1000, 8195 }) yield return GeGlu(n);
         foreach (int n in new[] { 7, 4099 }) yield return SoftCap(n, 3f);
@@ -311,9 +315,14 @@ public static partial class OpCases
             });
     }
 
-    private static OpCase Rope(RopeLayout layout, int rows, int heads, int hd, int start, float theta)
+    // Factors from 1 to about 32, not monotonic, as LongRoPE's are not.
+    private static float[] ScaledFactors(int n) => [.. Enumerable.Range(0, n).Select(i => 1f + 31f * (i * 7 % n) / n)];
+
+    private static OpCase Rope(RopeLayout layout, int rows, int heads, int hd, int start, float theta,
+        float[]? factors = null, float freqScale = 1f, float attnFactor = 1f)
     {
-        string name = $"rope {(layout == RopeLayout.AdjacentPairs ? "adjacent" : "half")} {rows}x{heads}x{hd} pos {start} theta {theta}";
+        string name = $"rope {(layout == RopeLayout.AdjacentPairs ? "adjacent" : "half")} {rows}x{heads}x{hd} pos {start} theta {theta}"
+            + (factors != null ? " factors" : "") + (freqScale != 1f ? $" scale {freqScale}" : "") + (attnFactor != 1f ? $" attn {attnFactor}" : "");
         var x = OpInputs.Floats(Seed(name), rows * heads * hd);
         return new OpCase("rope", name, Float32,
             b =>
@@ -321,10 +330,11 @@ public static partial class OpCases
                 using var xa = OpInputs.Upload(b, x);
                 var batch = new RaggedBatch(rows, 1, 1, (int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)(start + rows)));
                 batch.Add(new int[rows], start, [0]);
-                b.Rope(xa, batch, heads, hd, theta, layout);
+                var f = factors == null ? null : b.Prepare(factors);
+                b.Rope(xa, batch, heads, hd, new RopeFrequencies(theta, freqScale, f, attnFactor), layout);
                 return OpInputs.Read(b, xa, x.Length);
             },
-            () => NaiveRope(x, [.. Enumerable.Range(start, rows)], heads, hd, theta, layout));
+            () => NaiveRope(x, [.. Enumerable.Range(start, rows)], heads, hd, theta, layout, factors, freqScale, attnFactor));
     }
 
     private static OpCase RaggedRope(RopeLayout layout, int heads, int hd, float theta, (int Start, int Rows)[] seqs)
@@ -342,7 +352,7 @@ public static partial class OpCases
                 var table = Enumerable.Range(0, blocksPerSeq).ToArray();
                 foreach (var q in seqs) batch.Add(new int[q.Rows], q.Start, table);
                 using var xa = OpInputs.Upload(b, x);
-                b.Rope(xa, batch, heads, hd, theta, layout);
+                b.Rope(xa, batch, heads, hd, new RopeFrequencies(theta), layout);
                 return OpInputs.Read(b, xa, x.Length);
             },
             () => NaiveRope(x, positions, heads, hd, theta, layout));
@@ -354,7 +364,8 @@ public static partial class OpCases
         (v.Scale > 0 ? $" scale {v.Scale}" : "") + (v.SoftCap > 0 ? $" cap {v.SoftCap}" : "") + (v.Window > 0 ? $" window {v.Window}" : "");
 
     // Row r of x at position positions[r], from the definition.
-    private static float[] NaiveRope(float[] x, int[] positions, int heads, int hd, float theta, RopeLayout layout)
+    private static float[] NaiveRope(float[] x, int[] positions, int heads, int hd, float theta, RopeLayout layout,
+        float[]? factors = null, float freqScale = 1f, float attnFactor = 1f)
     {
         int rows = positions.Length;
         var y = (float[])x.Clone();
@@ -364,7 +375,8 @@ public static partial class OpCases
             float t = positions[r];  // ggml's definition: the angle built by float multiplications
             for (int i = 0; i < hd / 2; i++, t *= scale)
             {
-                double c = Math.Cos(t), s = Math.Sin(t);
+                float a = t / (factors?[i] ?? 1f) * freqScale;   // the angle as ggml rounds it
+                double c = Math.Cos(a) * attnFactor, s = Math.Sin(a) * attnFactor;
                 for (int h = 0; h < heads; h++)
                 {
                     int b0 = (r * heads + h) * hd;
