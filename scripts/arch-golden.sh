@@ -57,9 +57,10 @@ for type in f32 f16 q8_0 q4_k_m; do reference "rand-llama-d256-$type" "../shared
 # The small Gemma shapes slide a window of 8 positions, so every prompt with its 16 tokens runs past it.
 # llama3-small and llama-3.2-1b carry Llama 3.1's rope_freqs, gemma3-linear-small linear RoPE scaling on its global
 # layers, phi3-small (fused QKV and gate/up) LongRoPE past its original context of 32 (so at -c 512 the long factors)
-# and a window of 8 that llama.cpp ignores for Phi-3, phi-3-mini the short factors (512 within its 4096).
+# and a window of 8 that llama.cpp ignores for Phi-3, phi-3-mini the short factors (512 within its 4096); llama-3072x32
+# is Llama at phi-3-mini's dimensions, the control its error is judged against (ArchGoldenTests).
 for shape in qwen2-small qwen3-small gemma2-small gemma3-small llama3-small gemma3-linear-small phi3-small \
-             qwen2.5-0.5b qwen3-0.6b gemma-3-1b gemma-2-2b llama-3.2-1b phi-3-mini; do
+             qwen2.5-0.5b qwen3-0.6b gemma-3-1b gemma-2-2b llama-3.2-1b phi-3-mini llama-3072x32; do
   case $shape in *-small) types=(f32 f16 q8_0 q4_k_m) ;; *) types=("${real_types[@]}") ;; esac
   for type in "${types[@]}"; do
     name=$shape-$type file="$out/$shape-$type.gguf"

@@ -90,6 +90,8 @@ public sealed class LlamaWeights
         {
             string p = $"blk.{i}.";
             var qkv = phi3 ? src.Find(p + "attn_qkv.weight", c.QDim + 2 * c.KvDim, c.Dim) : null;
+            if (phi3 && qkv == null && src.Find(p + "attn_q.weight", c.QDim, c.Dim) == null)
+                throw new ModelFormatException(src.Path, $"tensor '{p}attn_qkv.weight' is missing (architecture {c.Architecture}; nor are Q, K and V apart)");
             var gateUp = phi3 ? Need(p + "ffn_up.weight", 2 * c.FfnDim, c.Dim) : null;
             layers[i] = new LayerWeights
             {

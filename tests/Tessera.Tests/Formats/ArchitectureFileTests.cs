@@ -127,3 +127,130 @@ public class ArchitectureFileTests
         AssertRefused(Edited("gemma3-small", w => w.Set("gemma3.attention.sliding_window_pattern", GgufValue.Of(new[] { true, false }))),
             "gemma3.attention.sliding_window_pattern", "should be an integer");
 }
+
+/// <summary>RoPE scaling and Phi-3 as llama.cpp reads them: per-pair factors, the linear scale (not on Gemma 3's sliding
+/// layers), LongRoPE's factors chosen by the context, Phi-3's fused tensors; and what is refused, by name.</summary>
+[TestFixture]
+public class RopeScalingFileTests
+{
+    private TempDirectory _dir = null!;
+
+    [SetUp]
+    public void SetUp() => _dir = new TempDirectory();
+
+    [TearDown]
+    public void TearDown() => _dir.Dispose();
+
+    private string Edited(string shape, Action<GgufWriter> edit, Func<GgufTensor, bool>? keep = null)
+    {
+        string good = Path.Combine(_dir.Path, shape + ".gguf");
+        if (!File.Exists(good))
+            using (var tok = GgufFile.Open(SharedData.Model("tinystories-656k-f32.gguf")))
+                new ModelSynthesizer(ShapeCatalog.Get(shape), SynthType.F32, seed: 1).WriteFile(good, tok);
+        string path = Path.Combine(_dir.Path, $"edited-{Guid.NewGuid():N}.gguf");
+        using (var f = GgufFile.Open(good))
+        {
+            var w = new GgufWriter();
+            foreach (var (key, value) in f.Metadata) w.Set(key, value);
+            foreach (var t in f.Tensors)
+                if (keep?.Invoke(t) ?? true) w.AddTensor(f, t);
+            edit(w);
+            w.WriteFile(path);
+        }
+        return path;
+    }
+
+    private static void AssertRefused(string path, params string[] phrases)
+    {
+        var e = Assert.Throws<ModelFormatException>(() => LoadedModel.Load(path).Dispose())!;
+        Assert.That(e.Message, Does.StartWith(path + ": "));
+        foreach (string p in phrases) Assert.That(e.Message, Does.Contain(p));
+    }
+
+    [Test]
+    public void Llama3_factors_follow_the_llama31_rule()
+    {
+        // Llama 3.1 8B's numbers: head 128, base 500000, factor 8, low 1, high 4, original 8192. Pair 0 (wavelength 2π)
+        // keeps its frequency, the last (wavelength ~ 2π · 500000) is slowed 8 times, one between is blended.
+        var f = RopeScalingFactors.Llama3(128, 500000f, 8, 1, 4, 8192);
+        Assert.That(f, Has.Length.EqualTo(64));
+        Assert.That((f[0], f[63]), Is.EqualTo((1f, 8f)));
+        Assert.That(f.Count(x => x > 1 && x < 8), Is.GreaterThan(0), "a band is blended");
+        Assert.That(f, Is.Ordered, "slower pairs are never scaled less");
+    }
+
+    [Test]
+    public void A_file_with_rope_freqs_loads_them()
+    {
+        using var m = LoadedModel.Load(Edited("llama3-small", _ => { }));
+        Assert.That(m.Weights.RopeFactors, Is.EqualTo(RopeScalingFactors.Llama3(64, 500000f, 8, 1, 4, 64)));
+    }
+
+    [Test]
+    public void Linear_scaling_scales_gemma3_global_layers_only()
+    {
+        using var f = GgufFile.Open(Edited("gemma3-linear-small", _ => { }));
+        var c = LlamaConfig.FromGguf(f);
+        Assert.That(Enumerable.Range(0, 6).Select(c.RopeFreqScaleOf), Is.EqualTo(new[] { 1f, 1f, 1f, 1f, 1f, 0.125f }));
+    }
+
+    [Test]
+    public void Phi3_splits_fused_tensors_ignores_its_window_and_picks_longrope_factors_by_context()
+    {
+        using var m = LoadedModel.Load(Edited("phi3-small", _ => { }));
+        var c = m.Config;
+        Assert.That((c.SlidingWindow, c.RopeLayout, c.RopeOriginalContext), Is.EqualTo((0, RopeLayout.RotateHalf, 32)));
+        Assert.That(c.RopeAttnFactor, Is.EqualTo(RopeScalingFactors.LongRopeAttnFactor(4096, 32)).Within(1e-6f));
+        Assert.That((c.UsesLongRopeFactors(32), c.UsesLongRopeFactors(33)), Is.EqualTo((false, true)));
+        var l = m.Weights.Layers[1];
+        Assert.That((l.Wq.Rows, l.Wk.Rows, l.Wv.Rows, l.Gate.Rows, l.Up.Rows), Is.EqualTo((256, 128, 128, 768, 768)));
+        // The parts are consecutive rows of the fused tensors: K's first row is the fused tensor's row 256, up's is 768.
+        Assert.That(l.Wk.Row(0).ToArray(), Is.EqualTo(FusedRow(m.Path, "blk.1.attn_qkv.weight", 256)));
+        Assert.That(l.Up.Row(0).ToArray(), Is.EqualTo(FusedRow(m.Path, "blk.1.ffn_up.weight", 768)));
+        Assert.That((m.Weights.RopeFactorsLong!.Length, m.Weights.RopeFactorsShort!.Length), Is.EqualTo((32, 32)));
+        using var shortState = m.Model.CreateState(32);
+        using var longState = m.Model.CreateState(64);
+        Assert.That((shortState.Batched.LongRope, longState.Batched.LongRope), Is.EqualTo((false, true)));
+        // The long factors change the logits (a prompt past nothing: positions 1.. already turn differently).
+        int[] prompt = [1, 80, 147, 201, 282, 57];
+        m.Model.Forward(shortState, prompt);
+        m.Model.Forward(longState, prompt);
+        Assert.That(longState.Logits, Is.Not.EqualTo(shortState.Logits));
+    }
+
+    private static byte[] FusedRow(string path, string name, int row)
+    {
+        using var f = GgufFile.Open(path);
+        var t = f.FindTensor(name)!;
+        int rowBytes = (int)(t.ByteSize / t.RowCount);
+        return t.Span.Slice(row * rowBytes, rowBytes).ToArray();
+    }
+
+    [Test]
+    public void Phi3_without_its_fused_qkv_is_named() =>
+        AssertRefused(Edited("phi3-small", _ => { }, t => t.Name != "blk.1.attn_qkv.weight"), "tensor 'blk.1.attn_qkv.weight' is missing", "architecture phi3");
+
+    [Test]
+    public void Phi3_with_an_unfused_up_is_named()
+    {
+        string path = Edited("phi3-small", w => w.AddTensor("blk.0.ffn_up.weight", Tessera.Quantization.GgmlType.F32, [256, 768], new byte[256 * 768 * 4]),
+            t => t.Name != "blk.0.ffn_up.weight");
+        AssertRefused(path, "tensor 'blk.0.ffn_up.weight' has shape", "[1536, 256]", "architecture phi3");
+    }
+
+    [Test]
+    public void Yarn_and_partial_rope_are_refused_by_key()
+    {
+        AssertRefused(Edited("llama3-small", w => w.Set("llama.rope.scaling.type", GgufValue.Of("yarn"))), "llama.rope.scaling.type = 'yarn'", "linear");
+        AssertRefused(Edited("llama3-small", w => w.Set("llama.rope.dimension_count", GgufValue.Of(32u))), "llama.rope.dimension_count = 32", "part of a head");
+    }
+
+    [Test]
+    public void A_non_positive_rope_factor_is_named()
+    {
+        var bytes = new byte[32 * 4];
+        BitConverter.TryWriteBytes(bytes.AsSpan(8), -1f);
+        AssertRefused(Edited("llama3-small", w => w.AddTensor("rope_freqs.weight", Tessera.Quantization.GgmlType.F32, [32], bytes),
+            t => t.Name != "rope_freqs.weight"), "tensor 'rope_freqs.weight' holds", "positive");
+    }
+}

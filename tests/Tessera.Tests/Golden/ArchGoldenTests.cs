@@ -33,6 +33,8 @@ public class ArchGoldenTests
         // The control: llama.cpp's own Llama files, measured the same way.
         foreach (string type in new[] { "f32", "f16", "q8_0", "q4_k_m" })
             yield return new TestCaseData($"rand-llama-d256-{type}").SetName($"rand-llama-d256-{type} (control) matches llama.cpp");
+        foreach (string control in ShapeControls.Values)
+            yield return new TestCaseData($"{control}-q4_k_m").SetName($"{control}-q4_k_m (control) matches llama.cpp");
         foreach (string model in new[] { "qwen2-small", "qwen3-small", "gemma2-small", "gemma3-small", "llama3-small", "gemma3-linear-small",
                      "phi3-small", "qwen2.5-0.5b", "qwen3-0.6b", "gemma-3-1b", "gemma-2-2b", "llama-3.2-1b", "phi-3-mini" })
             foreach (string type in model.EndsWith("-small") ? new[] { "f32", "f16", "q8_0", "q4_k_m" } : ["q4_k_m"])
@@ -51,8 +53,36 @@ public class ArchGoldenTests
         _ => 0.15,
     };
 
+    /// <summary>Real shapes deep and wide enough that random weights amplify rounding past the d256 control's error
+    /// have a Llama control of the same dimensions (a <c>synth</c> shape named for its dimensions: a model named like Phi-3 gets llama.cpp's Phi-3 token rules): Llama itself
+    /// against llama.cpp at that shape, measured in the same run. Such a shape passes when it is within 1.5 times its
+    /// control's error (measured: phi-3-mini's control 0.344; phi-3-mini 0.435, and 4.6 with its short RoPE factors left
+    /// out), and at least the plain tolerance.</summary>
+    private static readonly Dictionary<string, string> ShapeControls = new() { ["phi-3-mini"] = "llama-3072x32" };
+
     [TestCaseSource(nameof(Cases))]
     public void LogProbabilitiesAndGreedyTokensMatchLlamaCpp(string name)
+    {
+        double tol = Tolerance(name);
+        string shape = name[..name.LastIndexOf('-')];
+        bool isControl = ShapeControls.ContainsValue(shape);
+        if (ShapeControls.TryGetValue(shape, out string? control))
+        {
+            var (controlWorst, _) = Compare($"{control}-q4_k_m", tol);
+            TestContext.Out.WriteLine($"{control}-q4_k_m (control): max |Δ log p| {controlWorst:E2}");
+            tol = Math.Max(tol, 1.5 * controlWorst);
+        }
+        var (worst, compared) = Compare(name, tol);
+        TestContext.Out.WriteLine($"{name}: max |Δ log p| {worst:E2} over {compared} log-probabilities (tolerance {tol:G3})");
+        Assert.That(compared, Is.GreaterThan(100));
+        // A shape's control is Llama, which the NMSE golden suite checks on real weights: here it is measured (and its
+        // greedy tokens checked), for its shape to be judged against.
+        if (!isControl) Assert.That(worst, Is.LessThan(tol), $"{name}: max |Δ log p| {worst:E2}");
+    }
+
+    // Teacher-forced comparison with llama.cpp's reference `name`: the largest |Δ log p| and how many were compared;
+    // asserts the greedy tokens (up to the first near tie, at 4 tolerances).
+    private static (double Worst, int Compared) Compare(string name, double tol)
     {
         string dir = Path.Combine(Root, name), done = Path.Combine(dir, "done");
         if (!File.Exists(done))
@@ -61,7 +91,7 @@ public class ArchGoldenTests
         if (!Path.IsPathRooted(file)) file = Path.GetFullPath(Path.Combine(Path.GetDirectoryName(Root)!, "..", file));
         if (!File.Exists(file)) Assert.Ignore($"{name}: the reference's model {file} is gone (rerun scripts/arch-golden.sh)");
         var m = ModelCache.Get(file);
-        double worst = 0, tol = Tolerance(name);
+        double worst = 0;
         int compared = 0;
         foreach (string json in Directory.GetFiles(dir, "p*.json").Order())
         {
@@ -99,8 +129,6 @@ public class ArchGoldenTests
                 step++;
             }
         }
-        TestContext.Out.WriteLine($"{name}: max |Δ log p| {worst:E2} over {compared} log-probabilities (tolerance {tol:E0})");
-        Assert.That(compared, Is.GreaterThan(100));
-        Assert.That(worst, Is.LessThan(tol), $"{name}: max |Δ log p| {worst:E2}");
+        return (worst, compared);
     }
 }
