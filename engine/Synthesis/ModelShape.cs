@@ -71,7 +71,6 @@ public sealed record ModelShape
             long layer = 2L * Dim + 2L * Dim * QDim + 2L * Dim * kv + 3L * Dim * Ffn
                 + (Architecture == "qwen2" ? QDim + 2 * kv : 0) + (Architecture is "qwen3" or "gemma3" ? 2L * HeadDim : 0)
                 + (IsGemma ? 2L * Dim : 0);
-            // Phi-3's fused tensors hold the same weights as Q/K/V and gate/up apart.
             return (long)Vocab * Dim * (Tied ? 1 : 2) + Dim + Layers * layer;
         }
     }

@@ -126,46 +126,9 @@ public class ArchitectureFileTests
     public void A_per_layer_window_pattern_is_refused() =>
         AssertRefused(Edited("gemma3-small", w => w.Set("gemma3.attention.sliding_window_pattern", GgufValue.Of(new[] { true, false }))),
             "gemma3.attention.sliding_window_pattern", "should be an integer");
-}
 
-/// <summary>RoPE scaling and Phi-3 as llama.cpp reads them: per-pair factors, the linear scale (not on Gemma 3's sliding
-/// layers), LongRoPE's factors chosen by the context, Phi-3's fused tensors; and what is refused, by name.</summary>
-[TestFixture]
-public class RopeScalingFileTests
-{
-    private TempDirectory _dir = null!;
-
-    [SetUp]
-    public void SetUp() => _dir = new TempDirectory();
-
-    [TearDown]
-    public void TearDown() => _dir.Dispose();
-
-    private string Edited(string shape, Action<GgufWriter> edit, Func<GgufTensor, bool>? keep = null)
-    {
-        string good = Path.Combine(_dir.Path, shape + ".gguf");
-        if (!File.Exists(good))
-            using (var tok = GgufFile.Open(SharedData.Model("tinystories-656k-f32.gguf")))
-                new ModelSynthesizer(ShapeCatalog.Get(shape), SynthType.F32, seed: 1).WriteFile(good, tok);
-        string path = Path.Combine(_dir.Path, $"edited-{Guid.NewGuid():N}.gguf");
-        using (var f = GgufFile.Open(good))
-        {
-            var w = new GgufWriter();
-            foreach (var (key, value) in f.Metadata) w.Set(key, value);
-            foreach (var t in f.Tensors)
-                if (keep?.Invoke(t) ?? true) w.AddTensor(f, t);
-            edit(w);
-            w.WriteFile(path);
-        }
-        return path;
-    }
-
-    private static void AssertRefused(string path, params string[] phrases)
-    {
-        var e = Assert.Throws<ModelFormatException>(() => LoadedModel.Load(path).Dispose())!;
-        Assert.That(e.Message, Does.StartWith(path + ": "));
-        foreach (string p in phrases) Assert.That(e.Message, Does.Contain(p));
-    }
+    // RoPE scaling and Phi-3 as llama.cpp reads them: per-pair factors, the linear scale (not on Gemma 3's sliding
+    // layers), LongRoPE's factors chosen by the context, Phi-3's fused tensors; and what is refused, by name.
 
     [Test]
     public void Llama3_factors_follow_the_llama31_rule()
