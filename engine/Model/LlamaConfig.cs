@@ -79,6 +79,10 @@ public sealed record LlamaConfig
     /// it, as llama.cpp chooses them (by the context, not the current length).</summary>
     public int RopeOriginalContext { get; init; }
 
+    /// <summary>Dimensions of a head RoPE rotates (<c>rope.dimension_count</c>); 0 for all. Fewer than the head size is
+    /// refused when the weights load (after their shapes, so a wrong embedding length is named at its tensor).</summary>
+    public int RopeDimensions { get; init; }
+
     /// <summary>The architectures Tessera runs, as GGUF's <c>general.architecture</c> names them.</summary>
     public static IReadOnlyList<string> Architectures { get; } = ["llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3", "phi3"];
 
@@ -142,8 +146,6 @@ public sealed record LlamaConfig
         // A period only: a per-layer array (newer converters may write one) is refused by the reader, naming the key.
         if (f.TryGetUInt32($"{arch}.attention.sliding_window_pattern", out uint pv)) period = (int)pv;
         if (gemma && f.FindTensor("rope_freqs.weight") != null) throw new ModelFormatException(f.Path, "rope_freqs: per-dimension RoPE factors are not supported for gemma");
-        if (f.TryGetUInt32($"{arch}.rope.dimension_count", out uint ropeDims) && ropeDims != headDim)
-            throw new ModelFormatException(f.Path, $"{arch}.rope.dimension_count = {ropeDims}: RoPE on part of a head (of {headDim}) is not supported");
         // llama.cpp's reading: the type defaults to linear, whose factor (rope.scaling.factor, or the older
         // rope.scale_linear) divides every angle; none ignores the factor; longrope (Phi-3) keeps its factors in tensors.
         string scaling = f.TryGetString($"{arch}.rope.scaling.type", out string st) ? st : "linear";
@@ -188,6 +190,7 @@ public sealed record LlamaConfig
             RopeFreqScale = freqScale,
             RopeAttnFactor = Key("rope.scaling.attn_factor", 1f),
             RopeOriginalContext = f.TryGetUInt32($"{arch}.rope.scaling.original_context_length", out uint oc) ? (int)oc : 0,
+            RopeDimensions = f.TryGetUInt32($"{arch}.rope.dimension_count", out uint ropeDims) ? (int)ropeDims : 0,
         };
         config.Validate(f.Path);
         return config;

@@ -115,6 +115,8 @@ public sealed class LlamaWeights
             };
         }
         var output = c.TiedEmbeddings ? embedding : Need("output.weight", c.VocabSize, c.Dim);
+        if (c.RopeDimensions != 0 && c.RopeDimensions != c.HeadDim)
+            throw new ModelFormatException(src.Path, $"{c.Architecture}.rope.dimension_count = {c.RopeDimensions}: RoPE on part of a head (of {c.HeadDim}) is not supported");
         return new LlamaWeights
         {
             TokenEmbedding = embedding,

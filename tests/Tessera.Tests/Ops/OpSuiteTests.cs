@@ -59,7 +59,7 @@ public class OpSuiteTests
     {
         var r = CliRunner.Run("test-ops", "--backend", "cpu", "--op", "rope");
         Assert.That(r.ExitCode, Is.EqualTo(0), r.Err + r.Out);
-        Assert.That(r.Out, Does.Contain("cpu: 8/8 cases passed"));  // 6 contiguous, 2 ragged
+        Assert.That(r.Out, Does.Contain("cpu: 14/14 cases passed"));  // 6 contiguous, 6 with scaled angles, 2 ragged
         Assert.That(r.Out, Does.Not.Contain("FAIL"));
     }
 
